@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Protocol and policy code shared by the Rust `pciback` and `pcifront` drivers.
+//!
+//! Rules for every file in this directory (they are compiled both by kbuild,
+//! included with `#[path]` from each driver crate, and by `cargo test` on the
+//! build machine):
+//!
+//! - `core` only: no `kernel::`, no `alloc`, no `std` outside `#[cfg(test)]`;
+//! - no `crate::`-absolute paths (the including crate differs), use `super::`;
+//! - items are `pub(crate)`;
+//! - anything that came from the other domain is checked with `checked_*`
+//!   arithmetic (kernel builds have overflow checks on);
+//! - I/O goes through small traits the drivers implement over the real device
+//!   and the tests implement over a fake one.
+
+pub(crate) mod bdf;

@@ -15,3 +15,7 @@
 //!   and the tests implement over a fake one.
 
 pub(crate) mod bdf;
+pub(crate) mod conf;
+pub(crate) mod pciif;
+pub(crate) mod vbus;
+pub(crate) mod xs;

@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Xen PCI passthrough for PV guests, as Rust-for-Linux drivers.
+#
+#   make run     install what is needed, build the kernel and images, boot Xen
+#                under QEMU with a PV guest that gets a device passed through
+#   make test    the same build, then every test: host (cargo test) and Xen
+#                (module, passthrough and guest selftests); ends "N passed, N failed"
+#
+# Builds are cached outside the repository in $(XENPCI_CACHE) (default
+# /var/cache/xenpci); see Documentation/dev-guide.rst.
+
+SHELL := /bin/bash
+PLAN ?= modules,c-xl,c-manual
+DEMO_PLAN ?= demo
+
+.PHONY: all setup kernel images hosttest xentest test run clean
+
+all: images
+
+setup:
+	scripts/setup.sh
+
+kernel: setup
+	scripts/kernel.sh build
+
+images: kernel
+	scripts/images.sh all
+
+hosttest:
+	scripts/test.sh host
+
+xentest: images
+	PLAN=$(PLAN) scripts/run-xen.sh
+
+test: setup
+	PLAN=$(PLAN) scripts/test.sh all
+
+run: images
+	PLAN=$(DEMO_PLAN) scripts/run-xen.sh
+
+clean:
+	rm -rf out target

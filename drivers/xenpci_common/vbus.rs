@@ -1,0 +1,3 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! (to be written)

@@ -1,0 +1,23 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared helpers for the scripts in this directory (sourced, not run).
+
+# Build products that outlive a clone: the unpacked kernel tree, the dom0 root
+# file system, downloaded packages. Keyed by their inputs inside.
+CACHE=${XENPCI_CACHE:-/var/cache/xenpci}
+
+log() { echo "${0##*/}: $*" >&2; }
+die() { echo "${0##*/}: error: $*" >&2; exit 1; }
+
+# Kernel builds and QEMU runs must never overlap on this 2-core machine (TCG
+# under load makes pcifront time out): every script that uses the CPUs takes
+# this lock for its whole run. Re-entrant through XENPCI_CPU_LOCKED.
+with_cpu_lock() {
+	[ -n "${XENPCI_CPU_LOCKED:-}" ] && return 0
+	mkdir -p "$CACHE"
+	exec 9>"$CACHE/cpu.lock"
+	if ! flock -n 9; then
+		log "waiting for another build or QEMU run to finish (lock $CACHE/cpu.lock)"
+		flock 9
+	fi
+	export XENPCI_CPU_LOCKED=1
+}

@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Group "modules": the Rust pciback module in dom0 — loading, unloading and the
+# hide= parameter (good values, malformed values, devices that are absent at
+# load time and appear later).
+
+KO=/lib/modules/$(uname -r)/kernel/drivers/pciback/pciback.ko
+DRV=/sys/bus/pci/drivers/pciback
+
+# The driver bound to a device, or nothing.
+driver_of() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" 2>/dev/null; }
+
+unload_pciback() { rmmod pciback 2>/dev/null; [ ! -d "$DRV" ]; }
+
+# insmod must fail with EINVAL and log a line naming the bad part.
+check_bad_hide() {
+	local value=$1 part=$2 out
+	dmesg -C
+	if out=$(insmod "$KO" "hide=$value" 2>&1); then
+		rmmod pciback
+		echo "# hide=$value was accepted"
+		return 1
+	fi
+	case "$out" in
+		*"Invalid argument"*) ;;
+		*) echo "# hide=$value: insmod said: $out"; return 1 ;;
+	esac
+	if ! dmesg | grep "pciback" | grep -qF -- "$part"; then
+		echo "# hide=$value: no log line naming '$part':"; dmesg | tail -3 | sed 's/^/#   /'
+		return 1
+	fi
+	[ ! -d "$DRV" ]
+}
+
+group_modules() {
+	local bad
+	ktap_print_header
+	# value|text the error message must quote
+	bad='0000:06:01.0|0000:06:01.0
+(0000:06:01.0|(0000:06:01.0
+()|()
+(10000:00:01.0)|10000
+(0000:100:01.0)|100
+(0000:00:20.0)|20
+(0000:00:01.8)|8
+(0000:00:01.0)junk|junk
+(0000:00:01.0)(zz:00.0)|zz
+(0000:0g:01.0)|0g'
+	ktap_set_plan $((7 + $(echo "$bad" | wc -l)))
+
+	ktap_test_result "rust pciback loads without parameters" insmod "$KO"
+	ktap_test_result "pciback driver directory exists" test -d "$DRV"
+	ktap_test_result "rust pciback unloads" unload_pciback
+
+	while IFS='|' read -r value part; do
+		ktap_test_result "hide=$value is rejected with EINVAL and logged" check_bad_hide "$value" "$part"
+	done <<< "$bad"
+
+	ktap_test_result "hide= naming an absent device is accepted" insmod "$KO" "hide=(0000:ff:1f.7)"
+	unload_pciback
+
+	if [ -z "$BDF" ]; then
+		ktap_test_skip "device under test seized at load"
+		ktap_test_skip "device released at unload"
+		ktap_test_skip "device appearing after load is seized"
+	else
+		local short=${BDF#0000:} drv
+		drv=$(driver_of "$BDF")
+		[ -n "$drv" ] && echo "$BDF" > "/sys/bus/pci/devices/$BDF/driver/unbind"
+		insmod "$KO" "hide=(${short%%.*}.*)"
+		ktap_test_result "device under test seized at load (hide=(${short%%.*}.*))" test "$(driver_of "$BDF")" = pciback
+		unload_pciback
+		ktap_test_result "device released at unload" test -z "$(driver_of "$BDF")"
+		# Take the device away, load with it absent, bring it back.
+		echo 1 > "/sys/bus/pci/devices/$BDF/remove"
+		insmod "$KO" "hide=($BDF)"
+		echo 1 > /sys/bus/pci/rescan
+		wait_for 10 test "$(driver_of "$BDF")" = pciback
+		ktap_test_result "device appearing after load is seized" test "$(driver_of "$BDF")" = pciback
+		unload_pciback
+	fi
+	ktap_finished
+}

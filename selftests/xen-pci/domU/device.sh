@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Guest checks of a passed-through device: the frontend finds it at the
+# expected address and its identity and config header match what dom0 sees.
+
+MODDIR=/lib/modules/$(uname -r)
+GBDF=$(cmdline_arg guest_bdf 0000:00:00.0)
+GDEV=/sys/bus/pci/devices/$GBDF
+
+# The 16-bit little-endian value at offset $1 of the device's config space.
+cfg16() { od -A n -t x2 -j "$1" -N 2 "$GDEV/config" | tr -d ' '; }
+
+rust_pcifront_cycle() { insmod "$MODDIR/pcifront.ko" && rmmod pcifront; }
+
+load_frontend() {
+	case $(cmdline_arg front c) in
+		c) insmod "$MODDIR/xen-pcifront.ko" ;;
+		rust) insmod "$MODDIR/pcifront.ko" ;;
+	esac
+}
+
+same() { [ "$1" = "$2" ] || { echo "# got '$1', want '$2'"; return 1; }; }
+
+cfgbench_clean() {
+	out=$(cfgbench "$GDEV/config" 1 0) || return 1
+	echo "# $out"
+	case "$out" in *" mismatches=0 "*) return 0 ;; esac
+	return 1
+}
+
+domU_device_tests() {
+	ktap_test_result "rust pcifront module loads and unloads" rust_pcifront_cycle
+	ktap_test_result "$(cmdline_arg front c) frontend loads" load_frontend
+	ktap_test_result "device appears at $GBDF" wait_for 30 test -e "$GDEV/config"
+	if [ ! -e "$GDEV/config" ]; then
+		ls /sys/bus/pci/devices/ | sed 's/^/# present: /'
+		dmesg | grep -i pci | tail -20 | sed 's/^/# /'
+		return
+	fi
+	ktap_test_result "vendor ID matches dom0" same "$(cat $GDEV/vendor)" "$(cmdline_arg vendor)"
+	ktap_test_result "device ID matches dom0" same "$(cat $GDEV/device)" "$(cmdline_arg device)"
+	ktap_test_result "class matches dom0" same "$(cat $GDEV/class)" "$(cmdline_arg class)"
+	ktap_test_result "config header vendor field matches" same "0x$(cfg16 0)" "$(cmdline_arg vendor)"
+	ktap_test_result "config header device field matches" same "0x$(cfg16 2)" "$(cmdline_arg device)"
+	ktap_test_result "full 256-byte config space readable" \
+		test "$(dd if="$GDEV/config" bs=256 count=1 2>/dev/null | wc -c)" = 256
+	ktap_test_result "BAR0 address matches dom0" \
+		same "$(head -n 1 $GDEV/resource | cut -d' ' -f1)" "$(cmdline_arg bar0)"
+	ktap_test_result "repeated config reads are stable" cfgbench_clean
+}
+
+domU_detach_tests() {
+	ktap_test_result "device removed after xl pci-detach" wait_for 60 test ! -e "$GDEV"
+}

@@ -13,10 +13,11 @@ die() { echo "${0##*/}: error: $*" >&2; exit 1; }
 # this lock for its whole run. Re-entrant through XENPCI_CPU_LOCKED.
 with_cpu_lock() {
 	[ -n "${XENPCI_CPU_LOCKED:-}" ] && return 0
-	mkdir -p "$CACHE"
-	exec 9>"$CACHE/cpu.lock"
+	local lock=${XENPCI_LOCK:-/var/lock/xenpci-cpu.lock}
+	mkdir -p "$(dirname "$lock")"
+	exec 9>"$lock"
 	if ! flock -n 9; then
-		log "waiting for another build or QEMU run to finish (lock $CACHE/cpu.lock)"
+		log "waiting for another build or QEMU run to finish (lock $lock)"
 		flock 9
 	fi
 	export XENPCI_CPU_LOCKED=1

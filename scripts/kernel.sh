@@ -130,8 +130,7 @@ build() {
 	local t0=$SECONDS
 	"${KMAKE[@]}" -C "$TREE" rustavailable >/dev/null || die "make rustavailable failed: Rust toolchain not usable"
 	log "building bzImage and modules in $TREE"
-	"${KMAKE[@]}" -C "$TREE" bzImage modules 2>&1 | grep -v '^  [A-Z]' >&2 || true
-	[ "${PIPESTATUS[0]}" = 0 ] || die "kernel build failed"
+	"${KMAKE[@]}" -C "$TREE" bzImage modules >&2 || die "kernel build failed"
 	for m in drivers/pciback/pciback.ko drivers/pcifront/pcifront.ko \
 		drivers/xen/xen-pciback/xen-pciback.ko drivers/pci/xen-pcifront.ko; do
 		[ -f "$TREE/$m" ] || die "missing $m after the build"

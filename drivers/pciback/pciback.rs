@@ -14,8 +14,7 @@ use kernel::{
     device_id::IdArray,
     driver,
     pci,
-    prelude::*,
-    sync::Mutex, //
+    prelude::*, //
 };
 
 // Shared with pcifront and the host tests; not every item is used here.
@@ -63,7 +62,7 @@ fn parse_hide_param(value: &[u8]) -> Result<KVec<BdfPattern>> {
         return Ok(ids);
     }
     if let Err(e) = bdf::validate_hide(value) {
-        pr_err!("hide=: {}\n", e);
+        pr_err!("hide=: {}\n", format_args!("{e}"));
         return Err(EINVAL);
     }
     for pattern in bdf::parse_hide(value) {
@@ -112,7 +111,7 @@ impl pci::Driver for Stub {
     }
 
     fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
-        dev_info!(pdev.as_ref(), "released {}\n", this.bdf);
+        dev_info!(pdev.as_ref(), "released {}\n", format_args!("{}", this.bdf));
     }
 }
 

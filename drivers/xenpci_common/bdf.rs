@@ -955,7 +955,7 @@ pub(crate) fn parse_quirk(input: &[u8]) -> Result<Quirk, ParseError<'_>> {
         c.end().map_err(shift)?;
 
         let reg = in_range(Field::Reg, reg, u32::from(QUIRK_REG_MAX), base + reg_at)? as u16;
-        let size = match size.and_then(|v| AccessSize::from_bytes(v)) {
+        let size = match size.and_then(AccessSize::from_bytes) {
             Some(sz) => sz,
             None => {
                 let kind = match size {
@@ -1346,6 +1346,124 @@ mod tests {
         assert_eq!(kind(parse_quirk(b"")), ErrorKind::Empty);
         let e = parse_quirk(b" 00:19.0-10:1:1ff").unwrap_err();
         assert_eq!(e.offset, 14);
+    }
+
+    /// Small deterministic generator for input sweeps (no external crates).
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> u32 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) as u32
+        }
+    }
+
+    #[test]
+    fn parsers_never_panic_and_round_trip() {
+        // Inputs follow the grammar's shape, then get a random mutation half
+        // of the time, so that both valid and subtly invalid values occur.
+        const NUMS: &[&[u8]] = &[
+            b"0", b"06", b"1f", b"20", b"7", b"8", b"ff", b"100", b"0000", b"ffff", b"10000", b"A",
+            b"*", b"1", b"2", b"4",
+        ];
+        const NOISE: &[&[u8]] = &[
+            b":", b".", b"*", b"(", b")", b"-", b" ", b"\n", b"x", b"\0", b"\xff", b"",
+        ];
+        let mut rng = Lcg(1);
+        let (mut ok_slots, mut ok_hides, mut ok_quirks) = (0, 0, 0);
+        for _ in 0..20_000 {
+            let mut toks: Vec<&[u8]> = Vec::new();
+            let num = |rng: &mut Lcg| NUMS[(rng.next() as usize) % NUMS.len()];
+            let hide = rng.next() % 4 == 0;
+            if hide {
+                toks.push(b"(");
+            }
+            if rng.next() % 2 == 0 {
+                toks.push(num(&mut rng));
+                toks.push(b":");
+            }
+            toks.push(num(&mut rng));
+            toks.push(b":");
+            toks.push(num(&mut rng));
+            toks.push(b".");
+            toks.push(num(&mut rng));
+            if hide {
+                toks.push(b")");
+            } else if rng.next() % 4 == 0 {
+                toks.push(b"-");
+                toks.push(num(&mut rng));
+                toks.push(b":");
+                toks.push(num(&mut rng));
+                toks.push(b":");
+                toks.push(num(&mut rng));
+            }
+            if rng.next() % 2 == 0 {
+                let at = (rng.next() as usize) % (toks.len() + 1);
+                let t = NOISE[(rng.next() as usize) % NOISE.len()];
+                match rng.next() % 3 {
+                    0 => toks.insert(at, t),
+                    1 if at < toks.len() => toks[at] = t,
+                    _ if at < toks.len() => {
+                        toks.remove(at);
+                    }
+                    _ => {}
+                }
+            }
+            let v: Vec<u8> = toks.concat();
+            if let Ok(p) = parse_slot(&v) {
+                ok_slots += 1;
+                assert_eq!(parse_slot(p.to_string().as_bytes()), Ok(p));
+                assert_eq!(p.iter().count(), p.expansion_len());
+                assert!(p.iter().all(|x| p.matches(&x)));
+            }
+            if let Ok(x) = parse_exact(&v) {
+                assert_eq!(parse_full_bdf(x.to_string().as_bytes()), Ok(x));
+            }
+            let groups = parse_hide(&v).filter(|r| r.is_ok()).count();
+            match validate_hide(&v) {
+                Ok(n) => {
+                    ok_hides += 1;
+                    assert_eq!(n, groups);
+                }
+                Err(e) => {
+                    assert!(e.offset <= v.len());
+                    let _ = e.to_string();
+                }
+            }
+            match parse_quirk(&v) {
+                Ok(q) => {
+                    ok_quirks += 1;
+                    assert_eq!(parse_quirk(q.to_string().as_bytes()), Ok(q));
+                }
+                Err(e) => {
+                    assert!(e.offset <= v.len());
+                    let _ = e.to_string();
+                }
+            }
+            let _ = parse_full_bdf(&v);
+            let _ = parse_bus_addr(&v);
+        }
+        // The generator does produce valid inputs, so the round trip is exercised.
+        assert!(ok_slots > 100, "{}", ok_slots);
+        assert!(ok_hides > 100, "{}", ok_hides);
+        assert!(ok_quirks > 10, "{}", ok_quirks);
+    }
+
+    #[test]
+    fn exact_pattern_at_last_devfn_and_domain_default() {
+        let p = parse_slot(b"ff:1f.7").unwrap();
+        assert_eq!(p.iter().collect::<Vec<_>>(), [b(0, 0xff, 0x1f, 7)]);
+        assert_eq!(p.iter().size_hint(), (1, Some(1)));
+        let p = parse_slot(b"\x0b\x0cff:1f.*\r").unwrap();
+        assert_eq!(p.iter().last(), Some(b(0, 0xff, 0x1f, 7)));
+        assert_eq!(
+            kind(parse_quirk(b"10000:00:00.0-0:1:0")),
+            ErrorKind::OutOfRange { field: Field::Domain, value: Some(0x10000), max: 0xffff }
+        );
+        assert_eq!(parse_quirk(b"1:0:0.0-0:1:0").unwrap().bdf, b(1, 0, 0, 0));
     }
 
     #[test]

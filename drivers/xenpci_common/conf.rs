@@ -16,6 +16,14 @@
 //!   the hardware even when other bytes of the same access are covered (the C
 //!   driver drops them);
 //! - the virtual command register returns to its seize-time value on release;
+//! - writing a BAR's virtual value back re-programs the hardware only for a
+//!   BAR that has a dom0 resource (C also writes 0 into unassigned BARs), and
+//!   the upper half of a 64-bit BAR without a resource reads 0;
+//! - BAR flag bits are derived from the BAR type (I/O, 32/64-bit memory,
+//!   prefetch) and the ROM shows only its enable bit, not dom0-internal
+//!   resource flags such as `IORESOURCE_ROM_SHADOW`;
+//! - a write whose bytes are only partly covered by fields reports (and, in
+//!   permissive mode, writes) the uncovered bytes;
 //! - an IRQ above 255 is reported as interrupt line 0xff instead of being
 //!   truncated;
 //! - a failing hardware read is reported to the guest instead of being
@@ -311,7 +319,7 @@ impl CapOffsets {
         let mut pos = io.read(regs::CAPABILITY_LIST, AccessSize::One)? as u16;
         for _ in 0..regs::CAP_WALK_TTL {
             pos &= !3;
-            if pos < regs::HEADER_SIZE || pos >= regs::STD_CONFIG_SPACE_SIZE {
+            if !(regs::HEADER_SIZE..regs::STD_CONFIG_SPACE_SIZE).contains(&pos) {
                 break;
             }
             let ent = io.read(pos, AccessSize::Two)?;

@@ -42,7 +42,7 @@ fn access_end(offset: u16, size: AccessSize) -> Result<u16, PciifError> {
 /// `value`, whose byte 0 sits at offset `from`, re-expressed so that byte 0
 /// sits at offset `to`. Bytes moved outside 0..4 are lost.
 fn relocate(value: u32, from: u16, to: u16) -> u32 {
-    let shift = |d: u16| u32::from(d).checked_mul(8).unwrap_or(u32::MAX);
+    let shift = |d: u16| u32::from(d).saturating_mul(8);
     if from >= to {
         value.checked_shl(shift(from - to)).unwrap_or(0)
     } else {
@@ -138,11 +138,10 @@ impl VirtualConfig {
     /// The fields overlapping `[start, end)`.
     fn hits(&self, start: u16, end: u16) -> Result<[Option<Field>; MAX_HITS], PciifError> {
         let mut out = [None; MAX_HITS];
-        let mut n = 0usize;
-        for f in self.active_fields().filter(|f| f.overlaps(start, end)) {
+        let hits = self.active_fields().filter(|f| f.overlaps(start, end));
+        for (n, f) in hits.enumerate() {
             // More hits would mean overlapping fields: refuse, do not guess.
             *out.get_mut(n).ok_or(PciifError::OpFailed)? = Some(f);
-            n += 1;
         }
         Ok(out)
     }

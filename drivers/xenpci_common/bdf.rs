@@ -403,21 +403,21 @@ pub(crate) enum ErrorKind {
         /// The mask.
         mask: u32,
         /// The size in bytes.
-        size: u8,
+        size: u16,
     },
     /// Quirk register plus size runs past the end of config space.
     BeyondConfigSpace {
         /// Register offset.
         reg: u16,
         /// Size in bytes.
-        size: u8,
+        size: u16,
     },
     /// Quirk register not naturally aligned to its size.
     Misaligned {
         /// Register offset.
         reg: u16,
         /// Size in bytes.
-        size: u8,
+        size: u16,
     },
     /// A xenbus state number outside 0..=8.
     UnknownState(u32),
@@ -971,7 +971,7 @@ pub(crate) fn parse_quirk(input: &[u8]) -> Result<Quirk, ParseError<'_>> {
         };
         let mask = in_range(Field::Mask, mask, u32::MAX, base + mask_at)?;
         let nbytes = size.bytes();
-        if mask & !size.mask() != 0 {
+        if mask & !size.value_mask() != 0 {
             return Err(RawErr::at(
                 ErrorKind::MaskTooWide { mask, size: nbytes },
                 base + mask_at,
@@ -983,7 +983,7 @@ pub(crate) fn parse_quirk(input: &[u8]) -> Result<Quirk, ParseError<'_>> {
                 base + reg_at,
             ));
         }
-        if reg % u16::from(nbytes) != 0 {
+        if reg % nbytes != 0 {
             return Err(RawErr::at(
                 ErrorKind::Misaligned { reg, size: nbytes },
                 base + reg_at,
@@ -1025,7 +1025,10 @@ mod tests {
         assert_eq!(Bdf::new(0, 0, 0, 8), None);
         assert_eq!(devfn(3, 2), Some(0x1a));
         assert_eq!(Bdf::from_devfn(1, 2, 0x1a), b(1, 2, 3, 2));
-        assert_eq!(Bdf::from_raw(0xffff, 0xff, 0xff), Some(b(0xffff, 0xff, 0x1f, 7)));
+        assert_eq!(
+            Bdf::from_raw(0xffff, 0xff, 0xff),
+            Some(b(0xffff, 0xff, 0x1f, 7))
+        );
         assert_eq!(Bdf::from_raw(0x10000, 0, 0), None);
         assert_eq!(Bdf::from_raw(0, 0x100, 0), None);
         assert_eq!(Bdf::from_raw(0, 0, 0x100), None);
@@ -1045,24 +1048,57 @@ mod tests {
 
     #[test]
     fn slot_accepts_libxl_and_short_forms() {
-        assert_eq!(parse_slot(b"0000:06:01.0"), Ok(BdfPattern::Exact(b(0, 6, 1, 0))));
+        assert_eq!(
+            parse_slot(b"0000:06:01.0"),
+            Ok(BdfPattern::Exact(b(0, 6, 1, 0)))
+        );
         assert_eq!(parse_slot(b"06:01.0"), Ok(BdfPattern::Exact(b(0, 6, 1, 0))));
-        assert_eq!(parse_slot(b"0000:06:01.0\n"), Ok(BdfPattern::Exact(b(0, 6, 1, 0))));
-        assert_eq!(parse_slot(b" \t06:1f.7 \n"), Ok(BdfPattern::Exact(b(0, 6, 0x1f, 7))));
-        assert_eq!(parse_slot(b"ABCD:eF:1F.7"), Ok(BdfPattern::Exact(b(0xabcd, 0xef, 0x1f, 7))));
+        assert_eq!(
+            parse_slot(b"0000:06:01.0\n"),
+            Ok(BdfPattern::Exact(b(0, 6, 1, 0)))
+        );
+        assert_eq!(
+            parse_slot(b" \t06:1f.7 \n"),
+            Ok(BdfPattern::Exact(b(0, 6, 0x1f, 7)))
+        );
+        assert_eq!(
+            parse_slot(b"ABCD:eF:1F.7"),
+            Ok(BdfPattern::Exact(b(0xabcd, 0xef, 0x1f, 7)))
+        );
         assert_eq!(parse_slot(b"0:0:0.0"), Ok(BdfPattern::Exact(b(0, 0, 0, 0))));
-        assert_eq!(parse_slot(b"00000000006:01.0"), Ok(BdfPattern::Exact(b(0, 6, 1, 0))));
+        assert_eq!(
+            parse_slot(b"00000000006:01.0"),
+            Ok(BdfPattern::Exact(b(0, 6, 1, 0)))
+        );
     }
 
     #[test]
     fn slot_wildcards() {
-        assert_eq!(parse_slot(b"0000:06:01.*"), Ok(BdfPattern::AllFuncs(b(0, 6, 1, 0))));
-        assert_eq!(parse_slot(b"06:01.*"), Ok(BdfPattern::AllFuncs(b(0, 6, 1, 0))));
-        assert_eq!(parse_slot(b"0001:06:*.*"), Ok(BdfPattern::AllSlots(BusAddr::new(1, 6))));
-        assert_eq!(parse_slot(b"06:*.*\n"), Ok(BdfPattern::AllSlots(BusAddr::new(0, 6))));
+        assert_eq!(
+            parse_slot(b"0000:06:01.*"),
+            Ok(BdfPattern::AllFuncs(b(0, 6, 1, 0)))
+        );
+        assert_eq!(
+            parse_slot(b"06:01.*"),
+            Ok(BdfPattern::AllFuncs(b(0, 6, 1, 0)))
+        );
+        assert_eq!(
+            parse_slot(b"0001:06:*.*"),
+            Ok(BdfPattern::AllSlots(BusAddr::new(1, 6)))
+        );
+        assert_eq!(
+            parse_slot(b"06:*.*\n"),
+            Ok(BdfPattern::AllSlots(BusAddr::new(0, 6)))
+        );
         assert_eq!(kind(parse_slot(b"*:*.*")), ErrorKind::Wildcard(Field::Bus));
-        assert_eq!(kind(parse_slot(b"0000:*:*.*")), ErrorKind::Wildcard(Field::Bus));
-        assert_eq!(kind(parse_slot(b"*:00:*.*")), ErrorKind::Wildcard(Field::Domain));
+        assert_eq!(
+            kind(parse_slot(b"0000:*:*.*")),
+            ErrorKind::Wildcard(Field::Bus)
+        );
+        assert_eq!(
+            kind(parse_slot(b"*:00:*.*")),
+            ErrorKind::Wildcard(Field::Domain)
+        );
         let e = parse_slot(b"06:*.3").unwrap_err();
         assert_eq!(e.kind, ErrorKind::SlotWildcardNeedsFuncWildcard);
         assert_eq!(e.offset, 5);
@@ -1074,37 +1110,58 @@ mod tests {
         let e = parse_slot(b"10000:00:00.0").unwrap_err();
         assert_eq!(
             e.kind,
-            ErrorKind::OutOfRange { field: Field::Domain, value: Some(0x10000), max: 0xffff }
+            ErrorKind::OutOfRange {
+                field: Field::Domain,
+                value: Some(0x10000),
+                max: 0xffff
+            }
         );
         assert_eq!(e.offset, 0);
         let e = parse_slot(b"0000:100:00.0").unwrap_err();
         assert_eq!(
             e.kind,
-            ErrorKind::OutOfRange { field: Field::Bus, value: Some(0x100), max: 0xff }
+            ErrorKind::OutOfRange {
+                field: Field::Bus,
+                value: Some(0x100),
+                max: 0xff
+            }
         );
         assert_eq!(e.offset, 5);
         let e = parse_slot(b"  00:20.0").unwrap_err();
         assert_eq!(
             e.kind,
-            ErrorKind::OutOfRange { field: Field::Slot, value: Some(0x20), max: 0x1f }
+            ErrorKind::OutOfRange {
+                field: Field::Slot,
+                value: Some(0x20),
+                max: 0x1f
+            }
         );
         assert_eq!(e.offset, 5);
         assert_eq!(e.context, b"00:20.0");
         assert_eq!(
             kind(parse_slot(b"00:00.8")),
-            ErrorKind::OutOfRange { field: Field::Func, value: Some(8), max: 7 }
+            ErrorKind::OutOfRange {
+                field: Field::Func,
+                value: Some(8),
+                max: 7
+            }
         );
-        assert_eq!(
-            kind(parse_slot(b"00:00.*8")),
-            ErrorKind::TrailingJunk
-        );
+        assert_eq!(kind(parse_slot(b"00:00.*8")), ErrorKind::TrailingJunk);
         assert_eq!(
             kind(parse_slot(b"123456789:00:00.0")),
-            ErrorKind::OutOfRange { field: Field::Domain, value: None, max: 0xffff }
+            ErrorKind::OutOfRange {
+                field: Field::Domain,
+                value: None,
+                max: 0xffff
+            }
         );
         assert_eq!(
             kind(parse_slot(b"00:ffffffff.0")),
-            ErrorKind::OutOfRange { field: Field::Slot, value: Some(0xffff_ffff), max: 0x1f }
+            ErrorKind::OutOfRange {
+                field: Field::Slot,
+                value: Some(0xffff_ffff),
+                max: 0x1f
+            }
         );
     }
 
@@ -1113,26 +1170,56 @@ mod tests {
         assert_eq!(kind(parse_slot(b"")), ErrorKind::Empty);
         assert_eq!(kind(parse_slot(b" \n\t")), ErrorKind::Empty);
         assert_eq!(kind(parse_slot(b"0000:06:01.0x")), ErrorKind::TrailingJunk);
-        assert_eq!(kind(parse_slot(b"0000:06:01.0 junk")), ErrorKind::TrailingJunk);
+        assert_eq!(
+            kind(parse_slot(b"0000:06:01.0 junk")),
+            ErrorKind::TrailingJunk
+        );
         assert_eq!(kind(parse_slot(b"0000:06:01")), ErrorKind::Expected(b'.'));
         assert_eq!(kind(parse_slot(b"06")), ErrorKind::Expected(b':'));
-        assert_eq!(kind(parse_slot(b"06:01.")), ErrorKind::ExpectedHex(Field::Func));
-        assert_eq!(kind(parse_slot(b":06:01.0")), ErrorKind::ExpectedHex(Field::Domain));
-        assert_eq!(kind(parse_slot(b":01.0")), ErrorKind::ExpectedHex(Field::Bus));
+        assert_eq!(
+            kind(parse_slot(b"06:01.")),
+            ErrorKind::ExpectedHex(Field::Func)
+        );
+        assert_eq!(
+            kind(parse_slot(b":06:01.0")),
+            ErrorKind::ExpectedHex(Field::Domain)
+        );
+        assert_eq!(
+            kind(parse_slot(b":01.0")),
+            ErrorKind::ExpectedHex(Field::Bus)
+        );
         assert_eq!(kind(parse_slot(b"0x06:01.0")), ErrorKind::Expected(b':'));
-        assert_eq!(kind(parse_slot(b"-6:01.0")), ErrorKind::ExpectedHex(Field::Bus));
-        assert_eq!(kind(parse_slot(b"+6:01.0")), ErrorKind::ExpectedHex(Field::Bus));
-        assert_eq!(kind(parse_slot(b"0000: 06:01.0")), ErrorKind::ExpectedHex(Field::Bus));
+        assert_eq!(
+            kind(parse_slot(b"-6:01.0")),
+            ErrorKind::ExpectedHex(Field::Bus)
+        );
+        assert_eq!(
+            kind(parse_slot(b"+6:01.0")),
+            ErrorKind::ExpectedHex(Field::Bus)
+        );
+        assert_eq!(
+            kind(parse_slot(b"0000: 06:01.0")),
+            ErrorKind::ExpectedHex(Field::Bus)
+        );
         assert_eq!(kind(parse_slot(b"0:0:0:0.0")), ErrorKind::Expected(b'.'));
-        assert_eq!(kind(parse_slot(b"g0:00.0")), ErrorKind::ExpectedHex(Field::Bus));
+        assert_eq!(
+            kind(parse_slot(b"g0:00.0")),
+            ErrorKind::ExpectedHex(Field::Bus)
+        );
         assert_eq!(kind(parse_slot(b"00:00.0\0")), ErrorKind::TrailingJunk);
     }
 
     #[test]
     fn exact_refuses_wildcards() {
         assert_eq!(parse_exact(b"0000:06:01.2\n"), Ok(b(0, 6, 1, 2)));
-        assert_eq!(kind(parse_exact(b"06:01.*")), ErrorKind::Wildcard(Field::Func));
-        assert_eq!(kind(parse_exact(b"06:*.*")), ErrorKind::Wildcard(Field::Slot));
+        assert_eq!(
+            kind(parse_exact(b"06:01.*")),
+            ErrorKind::Wildcard(Field::Func)
+        );
+        assert_eq!(
+            kind(parse_exact(b"06:*.*")),
+            ErrorKind::Wildcard(Field::Slot)
+        );
     }
 
     #[test]
@@ -1142,7 +1229,10 @@ mod tests {
         let e = parse_full_bdf(b"06:01.0").unwrap_err();
         assert_eq!(e.kind, ErrorKind::Expected(b':'));
         assert_eq!(e.offset, 5);
-        assert_eq!(kind(parse_full_bdf(b"0000:06:01.*")), ErrorKind::Wildcard(Field::Func));
+        assert_eq!(
+            kind(parse_full_bdf(b"0000:06:01.*")),
+            ErrorKind::Wildcard(Field::Func)
+        );
     }
 
     #[test]
@@ -1151,7 +1241,11 @@ mod tests {
         assert_eq!(parse_bus_addr(b" ffff:ff "), Ok(BusAddr::new(0xffff, 0xff)));
         assert_eq!(
             kind(parse_bus_addr(b"0000:100")),
-            ErrorKind::OutOfRange { field: Field::Bus, value: Some(0x100), max: 0xff }
+            ErrorKind::OutOfRange {
+                field: Field::Bus,
+                value: Some(0x100),
+                max: 0xff
+            }
         );
         assert_eq!(kind(parse_bus_addr(b"0000")), ErrorKind::Expected(b':'));
         assert_eq!(kind(parse_bus_addr(b"0000:00:00")), ErrorKind::TrailingJunk);
@@ -1205,7 +1299,10 @@ mod tests {
         let v: Vec<_> = parse_hide(b"(0000:06:01.0)(07:02.1)").collect();
         assert_eq!(
             v,
-            [Ok(BdfPattern::Exact(b(0, 6, 1, 0))), Ok(BdfPattern::Exact(b(0, 7, 2, 1)))]
+            [
+                Ok(BdfPattern::Exact(b(0, 6, 1, 0))),
+                Ok(BdfPattern::Exact(b(0, 7, 2, 1)))
+            ]
         );
         let v: Vec<_> = parse_hide(b"  (0000:06:01.*) \n(07:*.*)\n").collect();
         assert_eq!(
@@ -1224,7 +1321,11 @@ mod tests {
         let e = validate_hide(b"(0000:100:00.0)").unwrap_err();
         assert_eq!(
             e.kind,
-            ErrorKind::OutOfRange { field: Field::Bus, value: Some(0x100), max: 0xff }
+            ErrorKind::OutOfRange {
+                field: Field::Bus,
+                value: Some(0x100),
+                max: 0xff
+            }
         );
         assert_eq!(e.offset, 6);
         assert_eq!(e.context, b"(0000:100:00.0)");
@@ -1252,10 +1353,17 @@ mod tests {
         let e = validate_hide(b"(06:01.0)()").unwrap_err();
         assert_eq!((e.kind, e.offset), (ErrorKind::ExpectedHex(Field::Bus), 10));
         assert_eq!(e.context, b"()");
-        assert_eq!(kind(validate_hide(b"(*:*.*)")), ErrorKind::Wildcard(Field::Bus));
+        assert_eq!(
+            kind(validate_hide(b"(*:*.*)")),
+            ErrorKind::Wildcard(Field::Bus)
+        );
         assert_eq!(
             kind(validate_hide(b"(06:01.0)(06:01.8)")),
-            ErrorKind::OutOfRange { field: Field::Func, value: Some(8), max: 7 }
+            ErrorKind::OutOfRange {
+                field: Field::Func,
+                value: Some(8),
+                max: 7
+            }
         );
     }
 
@@ -1278,7 +1386,10 @@ mod tests {
             e.to_string(),
             "unexpected trailing text at \"06:01.0\\x01\\\"\" (byte 7)"
         );
-        assert_eq!(parse_slot(b" ").unwrap_err().to_string(), "empty value (byte 1)");
+        assert_eq!(
+            parse_slot(b" ").unwrap_err().to_string(),
+            "empty value (byte 1)"
+        );
         let mut long = String::from("(");
         for _ in 0..100 {
             long.push('a');
@@ -1305,7 +1416,10 @@ mod tests {
         let q = parse_quirk(b"00:19.0-E0:2:FF").unwrap();
         assert_eq!(q.reg, 0xe0);
         let q = parse_quirk(b"00:19.0-ffc:4:ffffffff").unwrap();
-        assert_eq!((q.reg, q.size, q.mask), (0xffc, AccessSize::Four, 0xffff_ffff));
+        assert_eq!(
+            (q.reg, q.size, q.mask),
+            (0xffc, AccessSize::Four, 0xffff_ffff)
+        );
         let q = parse_quirk(b"00:19.0-fff:1:ff").unwrap();
         assert_eq!((q.reg, q.size), (0xfff, AccessSize::One));
     }
@@ -1314,35 +1428,64 @@ mod tests {
     fn quirk_parse_errors() {
         assert_eq!(
             kind(parse_quirk(b"00:19.0-1000:1:0")),
-            ErrorKind::OutOfRange { field: Field::Reg, value: Some(0x1000), max: 0xfff }
+            ErrorKind::OutOfRange {
+                field: Field::Reg,
+                value: Some(0x1000),
+                max: 0xfff
+            }
         );
         assert_eq!(kind(parse_quirk(b"00:19.0-10:0:0")), ErrorKind::BadSize(0));
         assert_eq!(kind(parse_quirk(b"00:19.0-10:8:0")), ErrorKind::BadSize(8));
         assert_eq!(
             kind(parse_quirk(b"00:19.0-10:1:100")),
-            ErrorKind::MaskTooWide { mask: 0x100, size: 1 }
+            ErrorKind::MaskTooWide {
+                mask: 0x100,
+                size: 1
+            }
         );
         assert_eq!(
             kind(parse_quirk(b"00:19.0-10:2:10000")),
-            ErrorKind::MaskTooWide { mask: 0x10000, size: 2 }
+            ErrorKind::MaskTooWide {
+                mask: 0x10000,
+                size: 2
+            }
         );
         assert_eq!(
             kind(parse_quirk(b"00:19.0-10:4:100000000")),
-            ErrorKind::OutOfRange { field: Field::Mask, value: None, max: u32::MAX }
+            ErrorKind::OutOfRange {
+                field: Field::Mask,
+                value: None,
+                max: u32::MAX
+            }
         );
         assert_eq!(
             kind(parse_quirk(b"00:19.0-ffe:4:0")),
-            ErrorKind::BeyondConfigSpace { reg: 0xffe, size: 4 }
+            ErrorKind::BeyondConfigSpace {
+                reg: 0xffe,
+                size: 4
+            }
         );
         assert_eq!(
             kind(parse_quirk(b"00:19.0-11:2:0")),
             ErrorKind::Misaligned { reg: 0x11, size: 2 }
         );
         assert_eq!(kind(parse_quirk(b"00:19.0")), ErrorKind::Expected(b'-'));
-        assert_eq!(kind(parse_quirk(b"00:19.*-10:1:0")), ErrorKind::Wildcard(Field::Func));
-        assert_eq!(kind(parse_quirk(b"00:19.0-10:1")), ErrorKind::Expected(b':'));
-        assert_eq!(kind(parse_quirk(b"00:19.0-10:1:0 x")), ErrorKind::TrailingJunk);
-        assert_eq!(kind(parse_quirk(b"00:19.0-:1:0")), ErrorKind::ExpectedHex(Field::Reg));
+        assert_eq!(
+            kind(parse_quirk(b"00:19.*-10:1:0")),
+            ErrorKind::Wildcard(Field::Func)
+        );
+        assert_eq!(
+            kind(parse_quirk(b"00:19.0-10:1")),
+            ErrorKind::Expected(b':')
+        );
+        assert_eq!(
+            kind(parse_quirk(b"00:19.0-10:1:0 x")),
+            ErrorKind::TrailingJunk
+        );
+        assert_eq!(
+            kind(parse_quirk(b"00:19.0-:1:0")),
+            ErrorKind::ExpectedHex(Field::Reg)
+        );
         assert_eq!(kind(parse_quirk(b"")), ErrorKind::Empty);
         let e = parse_quirk(b" 00:19.0-10:1:1ff").unwrap_err();
         assert_eq!(e.offset, 14);
@@ -1461,7 +1604,11 @@ mod tests {
         assert_eq!(p.iter().last(), Some(b(0, 0xff, 0x1f, 7)));
         assert_eq!(
             kind(parse_quirk(b"10000:00:00.0-0:1:0")),
-            ErrorKind::OutOfRange { field: Field::Domain, value: Some(0x10000), max: 0xffff }
+            ErrorKind::OutOfRange {
+                field: Field::Domain,
+                value: Some(0x10000),
+                max: 0xffff
+            }
         );
         assert_eq!(parse_quirk(b"1:0:0.0-0:1:0").unwrap().bdf, b(1, 0, 0, 0));
     }

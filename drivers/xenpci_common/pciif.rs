@@ -550,6 +550,9 @@ impl RawOp {
 // ---------------------------------------------------------------------------
 
 /// A config space access width.
+///
+/// Same API as `conf::AccessSize` (`bytes`, `from_bytes`, `value_mask`), so
+/// that one of the two can become a re-export of the other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum AccessSize {
     /// One byte.
@@ -562,7 +565,7 @@ pub(crate) enum AccessSize {
 
 impl AccessSize {
     /// Width in bytes.
-    pub(crate) const fn bytes(self) -> u8 {
+    pub(crate) const fn bytes(self) -> u16 {
         match self {
             AccessSize::One => 1,
             AccessSize::Two => 2,
@@ -571,7 +574,7 @@ impl AccessSize {
     }
 
     /// Mask of the value bits: 0xff, 0xffff or 0xffffffff.
-    pub(crate) const fn mask(self) -> u32 {
+    pub(crate) const fn value_mask(self) -> u32 {
         match self {
             AccessSize::One => 0xff,
             AccessSize::Two => 0xffff,
@@ -704,9 +707,10 @@ impl Request {
                 }
             }
             Command::DisableMsix => Request::DisableMsix { addr },
-            Command::AerDetected | Command::AerResume | Command::AerMmio | Command::AerSlotReset => {
-                return Err(PciifError::NotImplemented.into())
-            }
+            Command::AerDetected
+            | Command::AerResume
+            | Command::AerMmio
+            | Command::AerSlotReset => return Err(PciifError::NotImplemented.into()),
         })
     }
 
@@ -870,9 +874,7 @@ pub(crate) const fn pcibios_from_err(err: i32) -> i32 {
         None if err == XEN_PCI_ERR_SUCCESS => PCIBIOS_SUCCESSFUL,
         None => err,
         Some(PciifError::DevNotFound) => PCIBIOS_DEVICE_NOT_FOUND,
-        Some(PciifError::InvalidOffset) | Some(PciifError::OpFailed) => {
-            PCIBIOS_BAD_REGISTER_NUMBER
-        }
+        Some(PciifError::InvalidOffset) | Some(PciifError::OpFailed) => PCIBIOS_BAD_REGISTER_NUMBER,
         Some(PciifError::NotImplemented) => PCIBIOS_FUNC_NOT_SUPPORTED,
         Some(PciifError::AccessDenied) => PCIBIOS_SET_FAILED,
     }
@@ -993,7 +995,8 @@ impl AerOp {
         if !cmd.is_aer() {
             return Err(PciifError::NotImplemented);
         }
-        let addr = Bdf::from_raw(self.domain, self.bus, self.devfn).ok_or(PciifError::DevNotFound)?;
+        let addr =
+            Bdf::from_raw(self.domain, self.bus, self.devfn).ok_or(PciifError::DevNotFound)?;
         Ok((cmd, addr))
     }
 }
@@ -1014,7 +1017,10 @@ mod tests {
     #[test]
     fn constants_match_header() {
         assert_eq!(XEN_PCI_MAGIC, "7");
-        assert_eq!((XEN_PCIF_ACTIVE, XEN_PCIB_AERHANDLER, XEN_PCIB_ACTIVE), (1, 2, 4));
+        assert_eq!(
+            (XEN_PCIF_ACTIVE, XEN_PCIB_AERHANDLER, XEN_PCIB_ACTIVE),
+            (1, 2, 4)
+        );
         assert_eq!(SH_INFO_MAX_VEC, 128);
         for (i, c) in [
             Command::ConfRead,
@@ -1070,13 +1076,22 @@ mod tests {
         let mut op = RawOp::conf_write(1, 2, 3, 0x40, 4, 0xdead_beef);
         op.err = -5;
         op.info = 0x1234_5678;
-        op.msix_entries[0] = MsixEntry { vector: 0x1122, entry: 0x3344 };
-        op.msix_entries[127] = MsixEntry { vector: 0xaabb, entry: 0xccdd };
+        op.msix_entries[0] = MsixEntry {
+            vector: 0x1122,
+            entry: 0x3344,
+        };
+        op.msix_entries[127] = MsixEntry {
+            vector: 0xaabb,
+            entry: 0xccdd,
+        };
         let b = op.to_bytes();
         assert_eq!(RawOp::from_bytes(&b), op);
         assert_eq!(b[OP_OFFSET_CMD..OP_OFFSET_CMD + 4], 1u32.to_ne_bytes());
         assert_eq!(b[OP_OFFSET_ERR..OP_OFFSET_ERR + 4], (-5i32).to_ne_bytes());
-        assert_eq!(b[OP_OFFSET_VALUE..OP_OFFSET_VALUE + 4], 0xdead_beefu32.to_ne_bytes());
+        assert_eq!(
+            b[OP_OFFSET_VALUE..OP_OFFSET_VALUE + 4],
+            0xdead_beefu32.to_ne_bytes()
+        );
         assert_eq!(b[36..38], 0x1122u16.to_ne_bytes());
         assert_eq!(b[38..40], 0x3344u16.to_ne_bytes());
         assert_eq!(b[546..548], 0xccddu16.to_ne_bytes());
@@ -1088,7 +1103,11 @@ mod tests {
         let r = Request::decode(&RawOp::conf_read(0, 0, 0x0a, 0x10, 4)).unwrap();
         assert_eq!(
             r,
-            Request::ConfRead { addr: dev(0, 0, 1, 2), offset: 0x10, size: AccessSize::Four }
+            Request::ConfRead {
+                addr: dev(0, 0, 1, 2),
+                offset: 0x10,
+                size: AccessSize::Four
+            }
         );
         assert_eq!(r.addr(), dev(0, 0, 1, 2));
         assert_eq!(r.command(), Command::ConfRead);
@@ -1144,7 +1163,10 @@ mod tests {
         op.cmd = 77;
         assert_eq!(Request::decode(&op), nf);
         assert_eq!(op.guest_addr(), Err(PciifError::DevNotFound));
-        assert_eq!(RawOp::enable_msi(0, 1, 2).guest_addr(), Ok(Bdf::from_devfn(0, 1, 2)));
+        assert_eq!(
+            RawOp::enable_msi(0, 1, 2).guest_addr(),
+            Ok(Bdf::from_devfn(0, 1, 2))
+        );
     }
 
     #[test]
@@ -1166,14 +1188,23 @@ mod tests {
         let mut op = RawOp::enable_msi(0, 0, 0x10);
         op.offset = -1;
         op.size = 77;
-        assert_eq!(Request::decode(&op), Ok(Request::EnableMsi { addr: dev(0, 0, 2, 0) }));
+        assert_eq!(
+            Request::decode(&op),
+            Ok(Request::EnableMsi {
+                addr: dev(0, 0, 2, 0)
+            })
+        );
         assert_eq!(
             Request::decode(&RawOp::disable_msi(0, 0, 0x10)),
-            Ok(Request::DisableMsi { addr: dev(0, 0, 2, 0) })
+            Ok(Request::DisableMsi {
+                addr: dev(0, 0, 2, 0)
+            })
         );
         assert_eq!(
             Request::decode(&RawOp::disable_msix(0, 0, 0x10)),
-            Ok(Request::DisableMsix { addr: dev(0, 0, 2, 0) })
+            Ok(Request::DisableMsix {
+                addr: dev(0, 0, 2, 0)
+            })
         );
     }
 
@@ -1181,10 +1212,20 @@ mod tests {
     fn decode_enable_msix() {
         let op = RawOp::enable_msix(0, 0, 0, &[3, 1, 2]).unwrap();
         assert_eq!(op.value, 3);
-        assert_eq!(op.msix_entries[0], MsixEntry { vector: 0xffff, entry: 3 });
+        assert_eq!(
+            op.msix_entries[0],
+            MsixEntry {
+                vector: 0xffff,
+                entry: 3
+            }
+        );
         assert_eq!(op.msix_entries[3], MsixEntry::default());
         match Request::decode(&op).unwrap() {
-            Request::EnableMsix { addr, nvec, entries } => {
+            Request::EnableMsix {
+                addr,
+                nvec,
+                entries,
+            } => {
                 assert_eq!(addr, dev(0, 0, 0, 0));
                 assert_eq!(nvec, 3);
                 assert_eq!(&entries[..4], &[3, 1, 2, 0]);
@@ -1217,7 +1258,13 @@ mod tests {
             let e = Request::decode(&op).unwrap_err();
             assert_eq!(e, OpError::Errno(-22), "nvec {}", nvec);
             assert_eq!(e.code(), -22);
-            assert_eq!(Response::rejected(&op, e), Response { err: -22, value: nvec });
+            assert_eq!(
+                Response::rejected(&op, e),
+                Response {
+                    err: -22,
+                    value: nvec
+                }
+            );
         }
         let too_many = [0u16; 129];
         assert_eq!(RawOp::enable_msix(0, 0, 0, &too_many), Err(OpError::EINVAL));
@@ -1229,7 +1276,10 @@ mod tests {
         assert_eq!(validate_msix_entries(&[], 0), Ok(()));
         assert_eq!(validate_msix_entries(&[3], 3), Err(OpError::EINVAL));
         assert_eq!(validate_msix_entries(&[1, 2, 1], 8), Err(OpError::EINVAL));
-        assert_eq!(validate_msix_entries(&[0xffff], 0xffff), Err(OpError::EINVAL));
+        assert_eq!(
+            validate_msix_entries(&[0xffff], 0xffff),
+            Err(OpError::EINVAL)
+        );
     }
 
     #[test]
@@ -1237,11 +1287,17 @@ mod tests {
         let op = RawOp::conf_write(0, 0, 0, 4, 2, 0x55);
         assert_eq!(
             Response::rejected(&op, PciifError::DevNotFound),
-            Response { err: -1, value: 0x55 }
+            Response {
+                err: -1,
+                value: 0x55
+            }
         );
         assert_eq!(
             Response::conf_read(Ok::<u32, PciifError>(0x1234)),
-            Response { err: 0, value: 0x1234 }
+            Response {
+                err: 0,
+                value: 0x1234
+            }
         );
         assert_eq!(
             Response::conf_read(Err::<u32, _>(PciifError::AccessDenied)),
@@ -1249,13 +1305,22 @@ mod tests {
         );
         assert_eq!(
             Response::conf_write(0x55, Ok::<(), PciifError>(())),
-            Response { err: 0, value: 0x55 }
+            Response {
+                err: 0,
+                value: 0x55
+            }
         );
         assert_eq!(
             Response::conf_write(0x55, Err::<(), _>(PciifError::OpFailed)),
-            Response { err: -5, value: 0x55 }
+            Response {
+                err: -5,
+                value: 0x55
+            }
         );
-        assert_eq!(Response::enable_msi(Ok::<u32, ()>(77)), Response { err: 0, value: 77 });
+        assert_eq!(
+            Response::enable_msi(Ok::<u32, ()>(77)),
+            Response { err: 0, value: 77 }
+        );
         assert_eq!(
             Response::enable_msi(Err::<u32, _>(OpError::Errno(-114))),
             Response { err: -5, value: 0 }
@@ -1292,7 +1357,10 @@ mod tests {
         assert_eq!(err_from_pcibios(PCIBIOS_BAD_VENDOR_ID), 0x83);
         assert_eq!(err_from_pcibios(PCIBIOS_BUFFER_TOO_SMALL), 0x89);
         assert_eq!(err_from_pcibios(-22), -22);
-        assert_eq!(pciif_error_from_pcibios(0x88), Some(PciifError::AccessDenied));
+        assert_eq!(
+            pciif_error_from_pcibios(0x88),
+            Some(PciifError::AccessDenied)
+        );
         assert_eq!(pciif_error_from_pcibios(0), None);
     }
 
@@ -1342,7 +1410,10 @@ mod tests {
     #[test]
     fn error_display() {
         assert_eq!(PciifError::InvalidOffset.to_string(), "invalid offset");
-        assert_eq!(OpError::from(PciifError::OpFailed).to_string(), "operation failed (-5)");
+        assert_eq!(
+            OpError::from(PciifError::OpFailed).to_string(),
+            "operation failed (-5)"
+        );
         assert_eq!(OpError::EINVAL.to_string(), "errno -22");
     }
 
@@ -1376,7 +1447,7 @@ mod tests {
                 Ok(Request::ConfRead { offset, size, .. })
                 | Ok(Request::ConfWrite { offset, size, .. }) => {
                     accepted += 1;
-                    let n = u16::from(size.bytes());
+                    let n = size.bytes();
                     assert_eq!(offset % n, 0);
                     assert!(u32::from(offset) + u32::from(n) <= 4096);
                 }

@@ -439,17 +439,29 @@ mod tests {
     #[test]
     fn bridges_are_refused() {
         let mut v = VirtualBus::new();
-        assert_eq!(v.add(b(0, 0, 1, 0), DevKind::Bridge), Err(VbusError::Bridge));
+        assert_eq!(
+            v.add(b(0, 0, 1, 0), DevKind::Bridge),
+            Err(VbusError::Bridge)
+        );
         assert!(v.is_empty());
-        assert_eq!(VbusError::Bridge.to_string(), "can't export bridges on the virtual PCI bus");
+        assert_eq!(
+            VbusError::Bridge.to_string(),
+            "can't export bridges on the virtual PCI bus"
+        );
     }
 
     #[test]
     fn duplicates_are_refused() {
         let mut v = VirtualBus::new();
         v.add(b(0, 6, 1, 0), DevKind::Normal).unwrap();
-        assert_eq!(v.add(b(0, 6, 1, 0), DevKind::Normal), Err(VbusError::Duplicate));
-        assert_eq!(v.add(b(0, 6, 1, 0), DevKind::SriovVf), Err(VbusError::Duplicate));
+        assert_eq!(
+            v.add(b(0, 6, 1, 0), DevKind::Normal),
+            Err(VbusError::Duplicate)
+        );
+        assert_eq!(
+            v.add(b(0, 6, 1, 0), DevKind::SriovVf),
+            Err(VbusError::Duplicate)
+        );
         assert_eq!(v.len(), 1);
     }
 
@@ -540,7 +552,12 @@ mod tests {
         let mut model: Vec<Bdf> = Vec::new();
         for _ in 0..20_000 {
             // Few buses and slots so that grouping and exhaustion both happen.
-            let host = b(0, (next() % 3) as u8, (next() % 16) as u8, (next() % 8) as u8);
+            let host = b(
+                0,
+                (next() % 3) as u8,
+                (next() % 16) as u8,
+                (next() % 8) as u8,
+            );
             let kind = match next() % 10 {
                 0 => DevKind::Bridge,
                 1 | 2 => DevKind::SriovVf,

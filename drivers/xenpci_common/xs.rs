@@ -539,8 +539,8 @@ pub(crate) fn u32_value(v: u32) -> ValueBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::bdf::Field;
+    use super::*;
     use std::string::ToString;
 
     fn bdf(d: u16, b: u8, s: u8, f: u8) -> Bdf {
@@ -563,9 +563,18 @@ mod tests {
         let e = XenbusState::parse(b" 9").unwrap_err();
         assert_eq!((e.kind, e.offset), (ErrorKind::UnknownState(9), 1));
         assert_eq!(XenbusState::parse(b"").unwrap_err().kind, ErrorKind::Empty);
-        assert_eq!(XenbusState::parse(b"-1").unwrap_err().kind, ErrorKind::ExpectedDecimal);
-        assert_eq!(XenbusState::parse(b"4\0").unwrap_err().kind, ErrorKind::TrailingJunk);
-        assert_eq!(XenbusState::parse(b"Connected").unwrap_err().kind, ErrorKind::ExpectedDecimal);
+        assert_eq!(
+            XenbusState::parse(b"-1").unwrap_err().kind,
+            ErrorKind::ExpectedDecimal
+        );
+        assert_eq!(
+            XenbusState::parse(b"4\0").unwrap_err().kind,
+            ErrorKind::TrailingJunk
+        );
+        assert_eq!(
+            XenbusState::parse(b"Connected").unwrap_err().kind,
+            ErrorKind::ExpectedDecimal
+        );
     }
 
     #[test]
@@ -573,10 +582,22 @@ mod tests {
         assert_eq!(parse_u32(b"0"), Ok(0));
         assert_eq!(parse_u32(b"4294967295"), Ok(u32::MAX));
         assert_eq!(parse_u32(b"\t17\n"), Ok(17));
-        assert_eq!(parse_u32(b"4294967296").unwrap_err().kind, ErrorKind::DecimalOverflow);
-        assert_eq!(parse_u32(b"99999999999999999999").unwrap_err().kind, ErrorKind::DecimalOverflow);
-        assert_eq!(parse_u32(b"+1").unwrap_err().kind, ErrorKind::ExpectedDecimal);
-        assert_eq!(parse_u32(b"0x10").unwrap_err().kind, ErrorKind::TrailingJunk);
+        assert_eq!(
+            parse_u32(b"4294967296").unwrap_err().kind,
+            ErrorKind::DecimalOverflow
+        );
+        assert_eq!(
+            parse_u32(b"99999999999999999999").unwrap_err().kind,
+            ErrorKind::DecimalOverflow
+        );
+        assert_eq!(
+            parse_u32(b"+1").unwrap_err().kind,
+            ErrorKind::ExpectedDecimal
+        );
+        assert_eq!(
+            parse_u32(b"0x10").unwrap_err().kind,
+            ErrorKind::TrailingJunk
+        );
         let e = parse_u32(b" 12 3").unwrap_err();
         assert_eq!((e.kind, e.offset), (ErrorKind::TrailingJunk, 3));
         assert_eq!(e.context, b"12 3");
@@ -590,10 +611,20 @@ mod tests {
         assert_eq!(parse_vdev(b"0000:00:1f.07"), Ok(bdf(0, 0, 0x1f, 7)));
         assert_eq!(
             parse_vdev(b"0000:00:00.08").unwrap_err().kind,
-            ErrorKind::OutOfRange { field: Field::Func, value: Some(8), max: 7 }
+            ErrorKind::OutOfRange {
+                field: Field::Func,
+                value: Some(8),
+                max: 7
+            }
         );
-        assert_eq!(parse_dev(b"06:01.0").unwrap_err().kind, ErrorKind::Expected(b':'));
-        assert_eq!(parse_dev(b"0000:06:01.0 x").unwrap_err().kind, ErrorKind::TrailingJunk);
+        assert_eq!(
+            parse_dev(b"06:01.0").unwrap_err().kind,
+            ErrorKind::Expected(b':')
+        );
+        assert_eq!(
+            parse_dev(b"0000:06:01.0 x").unwrap_err().kind,
+            ErrorKind::TrailingJunk
+        );
         assert_eq!(parse_dev(b"").unwrap_err().kind, ErrorKind::Empty);
         assert_eq!(parse_root(b"0000:00"), Ok(BusAddr::new(0, 0)));
         assert_eq!(parse_root(b"0001:ff"), Ok(BusAddr::new(1, 0xff)));
@@ -640,12 +671,29 @@ mod tests {
         assert_eq!(o.permissive, Some(false));
         assert_eq!(o.rdm_policy, Some(RdmPolicy::Relaxed));
         assert_eq!(o.power_mgmt, None);
-        assert_eq!(parse_opts(b"rdm_policy=-1").unwrap().rdm_policy, Some(RdmPolicy::Invalid));
-        assert_eq!(parse_opts(b"rdm_policy=invalid").unwrap().rdm_policy, Some(RdmPolicy::Invalid));
-        assert_eq!(parse_opts(b"msitranslate=0,power_mgmt=0").unwrap().permissive, None);
+        assert_eq!(
+            parse_opts(b"rdm_policy=-1").unwrap().rdm_policy,
+            Some(RdmPolicy::Invalid)
+        );
+        assert_eq!(
+            parse_opts(b"rdm_policy=invalid").unwrap().rdm_policy,
+            Some(RdmPolicy::Invalid)
+        );
+        assert_eq!(
+            parse_opts(b"msitranslate=0,power_mgmt=0")
+                .unwrap()
+                .permissive,
+            None
+        );
         assert_eq!(parse_opts(b""), Ok(Opts::default()));
-        assert_eq!(parse_opts(b"future=x,permissive=1,").unwrap().permissive, Some(true));
-        assert_eq!(parse_opts(b",,permissive=1").unwrap().permissive, Some(true));
+        assert_eq!(
+            parse_opts(b"future=x,permissive=1,").unwrap().permissive,
+            Some(true)
+        );
+        assert_eq!(
+            parse_opts(b",,permissive=1").unwrap().permissive,
+            Some(true)
+        );
         assert_eq!(parse_opts(b"unknown=").unwrap(), Opts::default());
     }
 
@@ -656,14 +704,28 @@ mod tests {
         assert_eq!(e.context, b"permissive");
         let e = parse_opts(b"permissive=2").unwrap_err();
         assert_eq!((e.kind, e.offset), (ErrorKind::BadOptionValue, 11));
-        assert_eq!(parse_opts(b"permissive=").unwrap_err().kind, ErrorKind::BadOptionValue);
-        assert_eq!(parse_opts(b"permissive=true").unwrap_err().kind, ErrorKind::BadOptionValue);
-        assert_eq!(parse_opts(b"permissive= 1").unwrap_err().kind, ErrorKind::BadOptionValue);
+        assert_eq!(
+            parse_opts(b"permissive=").unwrap_err().kind,
+            ErrorKind::BadOptionValue
+        );
+        assert_eq!(
+            parse_opts(b"permissive=true").unwrap_err().kind,
+            ErrorKind::BadOptionValue
+        );
+        assert_eq!(
+            parse_opts(b"permissive= 1").unwrap_err().kind,
+            ErrorKind::BadOptionValue
+        );
         let e = parse_opts(b"permissive=1,permissive=1").unwrap_err();
         assert_eq!((e.kind, e.offset), (ErrorKind::DuplicateOption, 13));
-        assert_eq!(parse_opts(b"rdm_policy=loose").unwrap_err().kind, ErrorKind::BadOptionValue);
         assert_eq!(
-            parse_opts(b"rdm_policy=strict,rdm_policy=strict").unwrap_err().kind,
+            parse_opts(b"rdm_policy=loose").unwrap_err().kind,
+            ErrorKind::BadOptionValue
+        );
+        assert_eq!(
+            parse_opts(b"rdm_policy=strict,rdm_policy=strict")
+                .unwrap_err()
+                .kind,
             ErrorKind::DuplicateOption
         );
         assert_eq!(
@@ -684,7 +746,9 @@ mod tests {
         };
         for _ in 0..10_000 {
             let len = next() % 20;
-            let v: std::vec::Vec<u8> = (0..len).map(|_| ALPHABET[next() % ALPHABET.len()]).collect();
+            let v: std::vec::Vec<u8> = (0..len)
+                .map(|_| ALPHABET[next() % ALPHABET.len()])
+                .collect();
             if let Ok(n) = parse_u32(&v) {
                 assert_eq!(parse_u32(u32_value(n).as_bytes()), Ok(n));
             }
@@ -709,7 +773,10 @@ mod tests {
         assert_eq!(opts_key(7).as_str(), "opts-7");
         assert_eq!(key_key(1).as_str(), "key-1");
         assert_eq!(root_key(255).as_str(), "root-255");
-        assert_eq!(key(IndexedKey::Vdevfn, u32::MAX).as_str(), "vdevfn-4294967295");
+        assert_eq!(
+            key(IndexedKey::Vdevfn, u32::MAX).as_str(),
+            "vdevfn-4294967295"
+        );
         assert_eq!(key(IndexedKey::Name, 9).as_str(), "name-9");
         assert_eq!(dev_key(12).as_bytes_with_nul(), b"dev-12\0");
         assert_eq!(dev_key(12).as_cstr(), Some(c"dev-12"));

@@ -37,7 +37,7 @@ test: setup
 	PLAN=$(PLAN) scripts/test.sh all
 
 run: images
-	PLAN=$(DEMO_PLAN) scripts/run-xen.sh
+	PLAN=$(DEMO_PLAN) SHOW_GUEST=1 scripts/run-xen.sh
 
 clean:
 	rm -rf out target

@@ -98,11 +98,14 @@ dom0() {
 	local tree kver w=$OUT/work/dom0 base
 	tree=$(ktree); kver=$(cat "$tree/include/config/kernel.release")
 	base=$(rootfs_cpio)
-	rm -rf "$w"; mkdir -p "$w/xenpci" "$w/lib/modules/$kver/kernel"
+	# usr/lib, not lib: /lib is a symlink in the root, and an archive entry of
+	# another type at the same path would replace it when unpacked.
+	local mods=$w/usr/lib/modules/$kver
+	rm -rf "$w"; mkdir -p "$w/xenpci" "$mods/kernel"
 	(cd "$tree" && find drivers/xen drivers/pci drivers/pciback drivers/pcifront -name '*.ko' |
-		cpio -pdm --quiet "$w/lib/modules/$kver/kernel/")
-	cp "$tree/modules.builtin" "$tree/modules.builtin.modinfo" "$tree/modules.order" "$w/lib/modules/$kver/" 2>/dev/null || true
-	depmod -b "$w" "$kver"
+		cpio -pdm --quiet "$mods/kernel/")
+	cp "$tree/modules.builtin" "$tree/modules.builtin.modinfo" "$tree/modules.order" "$mods/" 2>/dev/null || true
+	depmod -b "$w/usr" "$kver"
 	cp "$top/selftests/xen-pci/dom0-init" "$w/init"
 	cp -r "$top/selftests/xen-pci/." "$w/xenpci/"
 	cp "$tree/tools/testing/selftests/kselftest/ktap_helpers.sh" "$w/xenpci/"
@@ -110,7 +113,7 @@ dom0() {
 	cp "$OUT/domU.cpio.gz" "$w/xenpci/"
 	cp "$OUT/work/domU/bin/cfgbench" "$w/xenpci/"
 	# Two concatenated archives: the cached root, then this build's files over it.
-	(cd "$w" && find . | cpio -H newc -o --quiet | gzip -1) > "$OUT/dom0-overlay.cpio.gz"
+	(cd "$w" && find . -mindepth 1 | cpio -H newc -o --quiet | gzip -1) > "$OUT/dom0-overlay.cpio.gz"
 	cat "$base" "$OUT/dom0-overlay.cpio.gz" > "$OUT/dom0.cpio"
 	cp "$tree/arch/x86/boot/bzImage" "$OUT/vmlinuz"
 	log "images ready in $OUT (kernel $kver)"

@@ -13,6 +13,7 @@
 #   TIMEOUT   seconds before QEMU is killed (default 900)
 #   LAB_RETRIES  reruns allowed for a failure the log proves is the lab's (default 1)
 #   OUT       where the images are (default out/)
+#   SHOW_GUEST=1  print the guest's console too (make run)
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib.sh"
@@ -34,7 +35,7 @@ boot() {
 	local log=$1 iommu=
 	[ "$IOMMU" = intel ] && iommu="-device intel-iommu,intremap=on,caching-mode=on"
 	local xen_cmd="console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=2 loglvl=all guest_loglvl=all iommu=verbose"
-	local dom0_cmd="console=hvc0 earlyprintk=xen loglevel=6 xenpci.plan=$PLAN ${DOM0_EXTRA:-}"
+	local dom0_cmd="console=hvc0 earlyprintk=xen loglevel=6 xenpci.plan=${PLAN//,/+} ${DOM0_EXTRA:-}"
 	# shellcheck disable=SC2086
 	timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
 		-machine q35,accel=tcg -cpu "$CPU" -m 2G -smp 2 -nic none \
@@ -103,6 +104,10 @@ while :; do
 	break
 done
 
+if [ -n "${SHOW_GUEST:-}" ]; then
+	echo "# --- the guest's console ---"
+	sed -n 's/^(domU) //p' "$log"
+fi
 cat "$log.results"
 if [ "$FAIL" -gt 0 ]; then
 	why=$(lab_failure "$log") && echo "# this run failed in the lab: $why"

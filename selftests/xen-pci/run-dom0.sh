@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The dom0 side of the Xen tests. Starts the Xen daemons, then runs each group
-# of the plan (xenpci.plan=a,b,... on the kernel command line). Every group is
+# of the plan (xenpci.plan=a+b+... on the kernel command line: QEMU reserves commas). Every group is
 # a KTAP document of its own between XENPCI-GROUP-BEGIN/END markers, which the
 # host runner (scripts/run-xen.sh) collects.
 cd "$(dirname "$0")"
@@ -38,7 +38,7 @@ log "virt_caps: $(xl info | sed -n 's/^virt_caps *: //p')"
 export BDF DEV_ID
 
 rc=0
-for group in $(cmdline_arg plan modules,c-xl | tr ',' ' '); do
+for group in $(cmdline_arg plan modules+c-xl | tr '+,' '  '); do
 	fn=group_$(echo "$group" | tr '-' '_')
 	echo "XENPCI-GROUP-BEGIN $group"
 	if ! type "$fn" >/dev/null 2>&1; then

@@ -28,6 +28,17 @@ cfgbench_clean() {
 	return 1
 }
 
+# What the guest sees, for people reading the log (and for `make run`).
+show_guest_view() {
+	echo "# guest view of its PCI devices:"
+	for d in /sys/bus/pci/devices/*; do
+		echo "#   ${d##*/} vendor=$(cat $d/vendor) device=$(cat $d/device) class=$(cat $d/class) irq=$(cat $d/irq) driver=$(basename "$(readlink $d/driver 2>/dev/null)" 2>/dev/null)"
+		echo "#   ${d##*/} BAR0 $(head -n 1 $d/resource)"
+	done
+	echo "#   config space of $GBDF:"
+	od -A x -t x4 -N 64 "$GDEV/config" | sed 's/^/#     /'
+}
+
 domU_device_tests() {
 	ktap_test_result "rust pcifront module loads and unloads" rust_pcifront_cycle
 	ktap_test_result "$(cmdline_arg front c) frontend loads" load_frontend
@@ -37,6 +48,7 @@ domU_device_tests() {
 		dmesg | grep -i pci | tail -20 | sed 's/^/# /'
 		return
 	fi
+	show_guest_view
 	ktap_test_result "vendor ID matches dom0" same "$(cat $GDEV/vendor)" "$(cmdline_arg vendor)"
 	ktap_test_result "device ID matches dom0" same "$(cat $GDEV/device)" "$(cmdline_arg device)"
 	ktap_test_result "class matches dom0" same "$(cat $GDEV/class)" "$(cmdline_arg class)"

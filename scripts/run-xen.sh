@@ -18,7 +18,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib.sh"
 OUT=${OUT:-$top/out}
-PLAN=${PLAN:-modules,c-xl,c-manual}
+PLAN=${PLAN:-kunit,modules,c-xl,c-manual}
 CPU=${CPU:-Nehalem}
 IOMMU=${IOMMU:-intel}
 TIMEOUT=${TIMEOUT:-900}
@@ -112,8 +112,19 @@ cat "$log.results"
 if [ "$FAIL" -gt 0 ]; then
 	why=$(lab_failure "$log") && echo "# this run failed in the lab: $why"
 	grep -q 'XENPCI-END' "$log" || echo "# QEMU stopped before dom0 finished (timeout after ${TIMEOUT}s, or a crash)"
-	echo "# --- end of the log ($log) ---"
-	grep -v '^(XEN) .*\(mm.c\|p2m\|grant_table.c\)' "$log" | tail -n 60 | sed 's/^/# /'
+	# The part of the log that explains it: each failed group's own section
+	# (dom0 and streamed guest lines), or the end of the log.
+	failed=$(awk '/^XENPCI-GROUP-END/ && !/rc=0$/ { print $2 }' "$log")
+	if [ -n "$failed" ]; then
+		for g in $failed; do
+			echo "# --- group $g ($log) ---"
+			sed -n "/^XENPCI-GROUP-BEGIN $g\$/,/^XENPCI-GROUP-END $g /p" "$log" |
+				grep -vE '^(ok|not ok) ' | tail -n 80 | sed 's/^/# /'
+		done
+	else
+		echo "# --- end of the log ($log) ---"
+		grep -v '^(XEN) .*\(mm.c\|p2m\|grant_table.c\)' "$log" | tail -n 60 | sed 's/^/# /'
+	fi
 fi
 [ "$attempt" -gt 1 ] && echo "# note: $((attempt - 1)) run(s) discarded as lab failures (see $LOGDIR)"
 echo "xen: $PASS passed, $FAIL failed, $SKIP skipped"

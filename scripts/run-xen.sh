@@ -18,7 +18,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib.sh"
 OUT=${OUT:-$top/out}
-PLAN=${PLAN:-kunit,modules,c-xl,c-manual}
+PLAN=${PLAN:-lab,kunit,modules,c-xl,c-manual}
 CPU=${CPU:-Nehalem}
 IOMMU=${IOMMU:-intel}
 TIMEOUT=${TIMEOUT:-900}

@@ -44,46 +44,8 @@ mod tests;
 use self::fields::{Field, Kind, CAP_TABLES};
 use super::pciif::PciifError;
 
-/// Width of a configuration-space access or field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum AccessSize {
-    /// 8 bits.
-    One,
-    /// 16 bits.
-    Two,
-    /// 32 bits.
-    Four,
-}
-
-impl AccessSize {
-    /// Number of bytes.
-    pub(crate) const fn bytes(self) -> u16 {
-        match self {
-            Self::One => 1,
-            Self::Two => 2,
-            Self::Four => 4,
-        }
-    }
-
-    /// The size for a byte count of 1, 2 or 4.
-    pub(crate) const fn from_bytes(n: u32) -> Option<Self> {
-        match n {
-            1 => Some(Self::One),
-            2 => Some(Self::Two),
-            4 => Some(Self::Four),
-            _ => None,
-        }
-    }
-
-    /// All value bits of this width.
-    pub(crate) const fn value_mask(self) -> u32 {
-        match self {
-            Self::One => 0xff,
-            Self::Two => 0xffff,
-            Self::Four => 0xffff_ffff,
-        }
-    }
-}
+/// Width of a configuration-space access or field: the protocol's own type.
+pub(crate) use super::pciif::AccessSize;
 
 /// A failed configuration access or kernel request (`PCIBIOS_*` codes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

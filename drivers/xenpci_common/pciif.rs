@@ -549,10 +549,8 @@ impl RawOp {
 // Backend: request validation
 // ---------------------------------------------------------------------------
 
-/// A config space access width.
-///
-/// Same API as `conf::AccessSize` (`bytes`, `from_bytes`, `value_mask`), so
-/// that one of the two can become a re-export of the other.
+/// A config space access width (also the width of config-space fields, see
+/// `conf`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum AccessSize {
     /// One byte.

@@ -24,6 +24,7 @@ use crate::{
     prelude::*, //
 };
 
+pub mod xenbus;
 pub mod xenstore;
 
 /// Returns `true` when the kernel runs as a Xen guest of any kind, including the initial domain.

@@ -24,6 +24,7 @@ use crate::{
     prelude::*, //
 };
 
+pub mod evtchn;
 pub mod grant;
 pub mod xenbus;
 pub mod xenstore;

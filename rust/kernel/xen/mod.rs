@@ -26,6 +26,8 @@ use crate::{
 
 pub mod evtchn;
 pub mod grant;
+#[cfg(all(CONFIG_PCI, CONFIG_X86))]
+pub mod pci;
 pub mod xenbus;
 pub mod xenstore;
 

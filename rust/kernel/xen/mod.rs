@@ -26,7 +26,7 @@ use crate::{
 
 pub mod evtchn;
 pub mod grant;
-#[cfg(all(CONFIG_PCI, CONFIG_X86))]
+#[cfg(all(CONFIG_PCI, CONFIG_X86, any(CONFIG_XEN_DOM0, CONFIG_PCI_XEN)))]
 pub mod pci;
 pub mod xenbus;
 pub mod xenstore;

@@ -25,6 +25,7 @@ use crate::{
 };
 
 /// Returns the C `struct pci_dev` of `dev`.
+#[cfg(CONFIG_XEN_DOM0)]
 fn raw_pci_dev(dev: &pci::Device) -> *mut bindings::pci_dev {
     // CAST: `pci::Device` is a transparent wrapper of `struct pci_dev`.
     core::ptr::from_ref(dev)

@@ -862,10 +862,13 @@ mod tests {
         assert_eq!(raw.devicetype[0], 0);
     }
 
+    #[cfg(any(CONFIG_XEN_XENBUS_FRONTEND, CONFIG_XEN_BACKEND))]
     struct Dummy;
 
+    #[cfg(any(CONFIG_XEN_XENBUS_FRONTEND, CONFIG_XEN_BACKEND))]
     crate::xenbus_device_table!(DUMMY_IDS, u8, [(DeviceId::new(c"dummy"), 7)]);
 
+    #[cfg(any(CONFIG_XEN_XENBUS_FRONTEND, CONFIG_XEN_BACKEND))]
     impl Driver for Dummy {
         type IdInfo = u8;
         type Data<'bound> = &'bound Device;
@@ -890,11 +893,13 @@ mod tests {
         }
     }
 
+    #[cfg(any(CONFIG_XEN_XENBUS_FRONTEND, CONFIG_XEN_BACKEND))]
     type RegisterFn =
         unsafe fn(&Opaque<bindings::xenbus_driver>, &'static CStr, &'static ThisModule) -> Result;
 
     /// Instantiates both adapters (without registering anything), so that they are built and
     /// linked.
+    #[cfg(any(CONFIG_XEN_XENBUS_FRONTEND, CONFIG_XEN_BACKEND))]
     #[test]
     fn adapters_instantiate() {
         use driver::RegistrationOps;

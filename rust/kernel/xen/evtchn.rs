@@ -1,0 +1,519 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Event channels: interrupts between domains.
+//!
+//! An event channel connects a port in one domain to a port in another; signalling one end
+//! raises an interrupt at the other. In a split driver the frontend allocates an unbound port
+//! for its backend's domain ([`LocalPort`]), binds it to an interrupt handler
+//! ([`Registration::new_local`]) and publishes the port number in XenStore; the backend binds
+//! to that remote port ([`Registration::new_interdomain`]).
+//!
+//! # Late EOI
+//!
+//! The other domain can signal as often as it likes. A channel bound in [`EoiMode::Late`] stays
+//! masked after each event until the driver acknowledges it with [`Irq::lateeoi`], saying
+//! whether the event led to any work ([`Eoi::Handled`]) or not ([`Eoi::Spurious`]); Xen's
+//! event code throttles channels that keep signalling for nothing (XSA-332). Backends always
+//! bind that way. Acknowledge once per delivered event: from the handler when it found nothing
+//! to do, otherwise after the deferred work is done.
+//!
+//! C header: [`include/xen/events.h`](srctree/include/xen/events.h)
+
+use crate::{
+    bindings,
+    device::Bound,
+    error::to_result,
+    fmt,
+    irq::{
+        Flags,
+        IrqReturn, //
+    },
+    prelude::*,
+    xen::xenbus, //
+};
+use core::{
+    marker::{
+        PhantomData,
+        PhantomPinned, //
+    },
+    mem::ManuallyDrop,
+};
+
+/// An event channel port number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct Port(bindings::evtchn_port_t);
+
+impl Port {
+    /// Creates a port from its raw number, for instance one read from XenStore.
+    #[inline]
+    pub const fn from_raw(raw: u32) -> Self {
+        Self(raw)
+    }
+
+    /// Returns the raw port number, for instance to publish it in XenStore.
+    #[inline]
+    pub const fn as_raw(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// An unbound local port, allocated for the other end of a xenbus device to bind to.
+///
+/// The port is closed when dropped, unless it was handed to [`Registration::new_local`].
+///
+/// # Invariants
+///
+/// `port` was allocated with `xenbus_alloc_evtchn()` for `dev` and is owned by this object.
+pub struct LocalPort<'a> {
+    port: Port,
+    dev: &'a xenbus::Device<Bound>,
+}
+
+impl<'a> LocalPort<'a> {
+    /// Allocates a port that the other end of `dev` may bind to.
+    ///
+    /// A failure is also reported with [`xenbus::Device::dev_fatal`].
+    pub fn alloc(dev: &'a xenbus::Device<Bound>) -> Result<Self> {
+        let mut port: bindings::evtchn_port_t = 0;
+
+        // SAFETY: `dev.as_raw()` is a valid, bound xenbus device and `port` is valid for writes.
+        to_result(unsafe { bindings::xenbus_alloc_evtchn(dev.as_raw(), &mut port) })?;
+
+        // INVARIANT: The port was just allocated for `dev`.
+        Ok(Self {
+            port: Port(port),
+            dev,
+        })
+    }
+
+    /// Returns the port number, to publish to the other end.
+    #[inline]
+    pub fn port(&self) -> Port {
+        self.port
+    }
+}
+
+impl Drop for LocalPort<'_> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the port is allocated and owned by `self`; `self.dev` is
+        // still bound. A failure is reported by the C function.
+        let _ = unsafe { bindings::xenbus_free_evtchn(self.dev.as_raw(), self.port.0) };
+    }
+}
+
+/// How events of a channel are acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EoiMode {
+    /// Each event is acknowledged when the handler returns.
+    Auto,
+    /// The channel stays masked after each event until [`Irq::lateeoi`] is called.
+    Late,
+}
+
+/// What became of an event acknowledged with [`Irq::lateeoi`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Eoi {
+    /// The event led to work.
+    Handled,
+    /// The event was spurious: nothing was pending. Counts towards throttling the channel.
+    Spurious,
+}
+
+impl Eoi {
+    fn flags(self) -> c_uint {
+        match self {
+            Self::Handled => 0,
+            Self::Spurious => bindings::XEN_EOI_FLAG_SPURIOUS,
+        }
+    }
+}
+
+/// The interrupt an event channel is bound to.
+///
+/// Only available by reference, while the binding exists: from [`Registration::irq`] or as the
+/// argument of [`Handler::handle`].
+///
+/// # Invariants
+///
+/// The value is an IRQ bound to an event channel for at least the lifetime of the reference
+/// through which the object is reached.
+#[repr(transparent)]
+pub struct Irq(u32);
+
+impl Irq {
+    // CAST: Linux IRQ numbers fit in an `int`; the event channel code takes both forms.
+    #[inline]
+    fn as_c_int(&self) -> c_int {
+        self.0 as c_int
+    }
+
+    /// Returns the Linux IRQ number.
+    #[inline]
+    pub fn number(&self) -> u32 {
+        self.0
+    }
+
+    /// Signals the other end of the channel.
+    pub fn notify(&self) {
+        // SAFETY: By the type invariant the IRQ is bound to an event channel.
+        unsafe { bindings::notify_remote_via_irq(self.as_c_int()) };
+    }
+
+    /// Acknowledges the last event of a channel bound in [`EoiMode::Late`], unmasking it.
+    ///
+    /// Calling it for a channel bound in [`EoiMode::Auto`] has no effect.
+    pub fn lateeoi(&self, eoi: Eoi) {
+        // SAFETY: By the type invariant the IRQ is bound to an event channel.
+        unsafe { bindings::xen_irq_lateeoi(self.0, eoi.flags()) };
+    }
+
+    /// Clears the channel's pending flag, before polling for it.
+    pub fn clear_pending(&self) {
+        // SAFETY: By the type invariant the IRQ is bound to an event channel.
+        unsafe { bindings::xen_clear_irq_pending(self.as_c_int()) };
+    }
+
+    /// Returns `true` if an event is pending on the channel.
+    pub fn is_pending(&self) -> bool {
+        // SAFETY: By the type invariant the IRQ is bound to an event channel.
+        unsafe { bindings::xen_test_irq_pending(self.as_c_int()) }
+    }
+
+    /// Blocks the calling vCPU until an event is pending on the channel or `timeout` has
+    /// elapsed, whichever comes first; returns at once if an event is already pending.
+    ///
+    /// This is a hypercall, not a sleep: it may be used in atomic context, with interrupts
+    /// disabled, to wait for the other end's answer. It may also return early; callers loop on
+    /// their own completion condition, with [`Irq::clear_pending`] before each wait.
+    ///
+    /// The timeout is turned into the absolute Xen system time (nanoseconds since the
+    /// hypervisor booted) that `SCHEDOP_poll` expects.
+    #[cfg(CONFIG_X86)]
+    pub fn poll(&self, timeout: crate::time::Delta) {
+        let timeout = u64::try_from(timeout.as_nanos()).unwrap_or(0);
+        // A deadline of 0 would mean "no timeout".
+        let deadline = system_time_ns().saturating_add(timeout).max(1);
+
+        // SAFETY: By the type invariant the IRQ is bound to an event channel.
+        unsafe { bindings::xen_poll_irq_timeout(self.as_c_int(), deadline) };
+    }
+}
+
+/// Returns the Xen system time of the calling vCPU: nanoseconds since the hypervisor booted.
+///
+/// This is the time base of hypercall timeouts, unrelated to the kernel's clocks.
+#[cfg(CONFIG_X86)]
+pub fn system_time_ns() -> u64 {
+    // SAFETY: Reads the time info Xen maintains for the calling vCPU, with preemption disabled.
+    unsafe { bindings::xen_system_time_ns() }
+}
+
+/// Callbacks of an event channel [`Registration`].
+pub trait Handler: Sync {
+    /// Called in hard interrupt context for each event on the channel.
+    ///
+    /// `irq` is the channel's interrupt, valid for the duration of the call, for instance to
+    /// acknowledge a spurious event of a channel bound in [`EoiMode::Late`] right away.
+    fn handle(&self, irq: &Irq) -> IrqReturn;
+}
+
+/// An event channel bound to an interrupt handler.
+///
+/// The channel is unbound, and closed, when the registration is dropped; dropping waits for a
+/// running handler to return, and must happen in process context.
+///
+/// # Examples
+///
+/// A backend deferring each request to process context:
+///
+/// ```
+/// use kernel::{
+///     device::Bound,
+///     irq::{self, IrqReturn},
+///     sync::atomic::{AtomicFlag, Relaxed},
+///     xen::{
+///         evtchn::{self, Eoi, Irq, Port, Registration},
+///         xenbus,
+///     },
+/// };
+///
+/// struct Kick {
+///     pending: AtomicFlag,
+/// }
+///
+/// impl evtchn::Handler for Kick {
+///     fn handle(&self, irq: &Irq) -> IrqReturn {
+///         if self.pending.xchg(true, Relaxed) {
+///             // Already queued: nothing new to do.
+///             irq.lateeoi(Eoi::Spurious);
+///         }
+///         // Otherwise the deferred work processes the request, then calls
+///         // `Registration::irq().lateeoi(Eoi::Handled)` and `notify()`.
+///         IrqReturn::Handled
+///     }
+/// }
+///
+/// fn bind<'a>(
+///     dev: &'a xenbus::Device<Bound>,
+///     remote: Port,
+/// ) -> Result<Pin<KBox<Registration<'a, Kick>>>> {
+///     // SAFETY: The registration is dropped before `dev` is unbound, never leaked.
+///     let reg = unsafe {
+///         Registration::new_interdomain(
+///             dev,
+///             remote,
+///             irq::Flags::TRIGGER_NONE,
+///             c"xen-pcibk",
+///             Ok(Kick { pending: AtomicFlag::new(false) }),
+///         )
+///     };
+///     KBox::pin_init(reg, GFP_KERNEL)
+/// }
+/// ```
+///
+/// # Invariants
+///
+/// `irq` is bound to an event channel with one of the `bind_*_to_irqhandler*()` functions, with
+/// a pointer to `self` as cookie and a handler expecting one.
+#[pin_data(PinnedDrop)]
+pub struct Registration<'a, T: Handler> {
+    irq: Irq,
+
+    #[pin]
+    handler: T,
+
+    /// The channel's handler holds a pointer to `self`.
+    #[pin]
+    _pin: PhantomPinned,
+
+    /// The binding must not outlive the device it belongs to.
+    _dev: PhantomData<&'a xenbus::Device<Bound>>,
+}
+
+impl<'a, T: Handler + 'a> Registration<'a, T> {
+    /// Binds the local port `port` (allocated for the other end) to the handler.
+    ///
+    /// The port is consumed: from now on it is closed with the binding. If binding fails, the
+    /// port is not closed again, as the C code may or may not have closed it already; in the
+    /// unlikely case that it had not, it stays allocated (but unused) until the domain dies.
+    ///
+    /// # Safety
+    ///
+    /// Callers must not `mem::forget()` the returned [`Registration`] or otherwise prevent its
+    /// [`Drop`] implementation from running.
+    pub unsafe fn new_local(
+        port: LocalPort<'a>,
+        mode: EoiMode,
+        flags: Flags,
+        name: &'static CStr,
+        handler: impl PinInit<T, Error> + 'a,
+    ) -> impl PinInit<Self, Error> + 'a {
+        try_pin_init!(&this in Self {
+            irq: Irq(0),
+            handler <- handler,
+            _pin: PhantomPinned,
+            _dev: PhantomData,
+            _: {
+                let port = ManuallyDrop::new(port);
+                let bind = match mode {
+                    EoiMode::Auto => bindings::bind_evtchn_to_irqhandler,
+                    EoiMode::Late => bindings::bind_evtchn_to_irqhandler_lateeoi,
+                };
+
+                // SAFETY:
+                // - `port` is an unbound port owned by us (type invariant of `LocalPort`).
+                // - The handler and its fields are initialised, so the callback may run at once;
+                //   it only accesses `handler`.
+                // - The cookie stays valid until `drop` unbinds the channel (`Self` is pinned).
+                let irq = to_result_irq(unsafe {
+                    bind(
+                        port.port.0,
+                        Some(handle_callback::<T>),
+                        flags.into_inner(),
+                        name.as_char_ptr(),
+                        this.as_ptr().cast::<c_void>(),
+                    )
+                })?;
+
+                // INVARIANT: `irq` is bound with `this` as cookie.
+                //
+                // SAFETY: `this` is valid for writes; the callback does not access `irq`.
+                unsafe { (&raw mut (*this.as_ptr()).irq).write(Irq(irq)) };
+            },
+        })
+    }
+
+    /// Binds the port `remote` of the other end of `dev` to the handler, in [`EoiMode::Late`].
+    ///
+    /// # Safety
+    ///
+    /// Callers must not `mem::forget()` the returned [`Registration`] or otherwise prevent its
+    /// [`Drop`] implementation from running.
+    pub unsafe fn new_interdomain(
+        dev: &'a xenbus::Device<Bound>,
+        remote: Port,
+        flags: Flags,
+        name: &'static CStr,
+        handler: impl PinInit<T, Error> + 'a,
+    ) -> impl PinInit<Self, Error> + 'a {
+        try_pin_init!(&this in Self {
+            irq: Irq(0),
+            handler <- handler,
+            _pin: PhantomPinned,
+            _dev: PhantomData,
+            _: {
+                // SAFETY:
+                // - `dev.as_raw()` is a valid, bound xenbus device.
+                // - The handler and its fields are initialised, so the callback may run at once;
+                //   it only accesses `handler`.
+                // - The cookie stays valid until `drop` unbinds the channel (`Self` is pinned).
+                let irq = to_result_irq(unsafe {
+                    bindings::bind_interdomain_evtchn_to_irqhandler_lateeoi(
+                        dev.as_raw(),
+                        remote.0,
+                        Some(handle_callback::<T>),
+                        flags.into_inner(),
+                        name.as_char_ptr(),
+                        this.as_ptr().cast::<c_void>(),
+                    )
+                })?;
+
+                // INVARIANT: `irq` is bound with `this` as cookie.
+                //
+                // SAFETY: `this` is valid for writes; the callback does not access `irq`.
+                unsafe { (&raw mut (*this.as_ptr()).irq).write(Irq(irq)) };
+            },
+        })
+    }
+
+    /// Returns the handler.
+    #[inline]
+    pub fn handler(&self) -> &T {
+        &self.handler
+    }
+
+    /// Returns the channel's interrupt, to signal the other end or acknowledge events.
+    #[inline]
+    pub fn irq(&self) -> &Irq {
+        &self.irq
+    }
+}
+
+/// Converts the return value of a `bind_*()` function: an IRQ number or a negative error code.
+fn to_result_irq(ret: c_int) -> Result<u32> {
+    to_result(ret.min(0))?;
+    // CAST: `ret` is non-negative here.
+    Ok(ret as u32)
+}
+
+#[pinned_drop]
+impl<T: Handler> PinnedDrop for Registration<'_, T> {
+    fn drop(self: Pin<&mut Self>) {
+        let irq = self.irq.0;
+
+        // SAFETY: By the type invariant `irq` is bound with a pointer to `self` as cookie.
+        // Unbinding frees the handler, waiting for a running one to return, and closes the
+        // channel; no reference to `self` remains afterwards.
+        unsafe {
+            bindings::unbind_from_irqhandler(
+                irq,
+                core::ptr::from_mut::<Self>(self.get_unchecked_mut()).cast::<c_void>(),
+            )
+        };
+    }
+}
+
+/// # Safety
+///
+/// Only used as the handler of channels bound by [`Registration`], with a pointer to the
+/// registration as cookie.
+unsafe extern "C" fn handle_callback<T: Handler>(
+    irq: c_int,
+    ptr: *mut c_void,
+) -> bindings::irqreturn_t {
+    let this = ptr.cast_const().cast::<Registration<'_, T>>();
+
+    // SAFETY: `ptr` points to the `Registration<'_, T>` that bound the channel, alive until it
+    // unbinds it. Only the initialised `handler` field is accessed: `irq` may still be being
+    // written by the constructor.
+    let handler = unsafe { &*(&raw const (*this).handler) };
+
+    // INVARIANT: `irq` is bound for the duration of the handler.
+    // CAST: IRQ numbers are non-negative.
+    let irq = Irq(irq as u32);
+
+    bindings::irqreturn_t(handler.handle(&irq) as c_uint)
+}
+
+#[cfg(CONFIG_RUST_XEN_KUNIT_TEST)]
+#[macros::kunit_tests(rust_xen_evtchn)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eoi_flags() {
+        assert_eq!(Eoi::Handled.flags(), 0);
+        assert_eq!(Eoi::Spurious.flags(), 1);
+    }
+
+    #[test]
+    fn bind_result() {
+        assert_eq!(to_result_irq(17), Ok(17));
+        assert_eq!(to_result_irq(0), Ok(0));
+        assert_eq!(to_result_irq(-12), Err(ENOMEM));
+    }
+
+    #[test]
+    fn port() {
+        assert_eq!(Port::from_raw(5).as_raw(), 5);
+    }
+
+    struct Dummy;
+
+    impl Handler for Dummy {
+        fn handle(&self, irq: &Irq) -> IrqReturn {
+            irq.lateeoi(Eoi::Spurious);
+            IrqReturn::None
+        }
+    }
+
+    type Reg<'a> = Result<Pin<KBox<Registration<'a, Dummy>>>>;
+
+    fn local(port: LocalPort<'_>) -> Reg<'_> {
+        // SAFETY: Never called; only instantiated.
+        let reg = unsafe {
+            Registration::new_local(
+                port,
+                EoiMode::Late,
+                Flags::TRIGGER_NONE,
+                c"dummy",
+                Ok(Dummy),
+            )
+        };
+        KBox::pin_init(reg, GFP_KERNEL)
+    }
+
+    fn interdomain(dev: &xenbus::Device<Bound>) -> Reg<'_> {
+        // SAFETY: Never called; only instantiated.
+        let reg = unsafe {
+            Registration::new_interdomain(dev, Port(1), Flags::TRIGGER_NONE, c"dummy", Ok(Dummy))
+        };
+        KBox::pin_init(reg, GFP_KERNEL)
+    }
+
+    /// Instantiates `Registration` (without binding anything), so that it is built and linked.
+    #[test]
+    fn registration_instantiates() {
+        let local: for<'a> fn(LocalPort<'a>) -> Reg<'a> = local;
+        let interdomain: for<'a> fn(&'a xenbus::Device<Bound>) -> Reg<'a> = interdomain;
+        assert!(!core::hint::black_box(local as *const ()).is_null());
+        assert!(!core::hint::black_box(interdomain as *const ()).is_null());
+    }
+}

@@ -1,0 +1,379 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Xen PCI passthrough support.
+//!
+//! - In the initial domain, the registry of the domains PCI devices are assigned to
+//!   ([`DomainOwner`], [`domain_owner`]), which the MSI code consults to set up interrupts
+//!   for the right domain.
+//! - In a PV guest, the hooks through which the architecture code asks the PCI frontend driver
+//!   to enable and disable MSI and MSI-X ([`FrontendOps`], [`FrontendOpsRegistration`]): a PV
+//!   guest cannot program MSI itself, the backend does it on its behalf.
+//!
+//! C headers: [`include/xen/pci.h`](srctree/include/xen/pci.h),
+//! [`arch/x86/include/asm/xen/pci.h`](srctree/arch/x86/include/asm/xen/pci.h)
+
+use crate::{
+    bindings,
+    pci,
+    prelude::*, //
+};
+
+#[cfg(CONFIG_XEN_DOM0)]
+use crate::{
+    sync::aref::ARef,
+    xen::DomId, //
+};
+
+/// Returns the C `struct pci_dev` of `dev`.
+#[cfg(CONFIG_XEN_DOM0)]
+fn raw_pci_dev(dev: &pci::Device) -> *mut bindings::pci_dev {
+    // CAST: `pci::Device` is a transparent wrapper of `struct pci_dev`.
+    core::ptr::from_ref(dev)
+        .cast::<bindings::pci_dev>()
+        .cast_mut()
+}
+
+/// Returns the domain `dev` is assigned to, if it is registered in the domain-owner registry.
+#[cfg(CONFIG_XEN_DOM0)]
+pub fn domain_owner(dev: &pci::Device) -> Option<DomId> {
+    // SAFETY: `raw_pci_dev(dev)` is a valid `struct pci_dev`.
+    let domain = unsafe { bindings::xen_find_device_domain_owner(raw_pci_dev(dev)) };
+    DomId::try_from(domain).ok()
+}
+
+/// The registration of the domain a PCI device is assigned to, removed when dropped.
+///
+/// A PCI backend registers the guest a device is exported to, so that the MSI setup done on
+/// the guest's behalf maps the interrupts to that guest.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::{pci, sync::aref::ARef, xen::{pci::DomainOwner, DomId}};
+///
+/// fn export(dev: ARef<pci::Device>, guest: DomId) -> Result<DomainOwner> {
+///     DomainOwner::register(dev, guest)
+/// }
+/// ```
+///
+/// # Invariants
+///
+/// `dev` is registered in the domain-owner registry by this object.
+#[cfg(CONFIG_XEN_DOM0)]
+pub struct DomainOwner {
+    dev: ARef<pci::Device>,
+    domain: DomId,
+}
+
+#[cfg(CONFIG_XEN_DOM0)]
+impl DomainOwner {
+    /// Registers `dev` as assigned to `domain`.
+    ///
+    /// Fails with [`EEXIST`] if the device is already registered.
+    pub fn register(dev: ARef<pci::Device>, domain: DomId) -> Result<Self> {
+        // SAFETY: `raw_pci_dev(&dev)` is a valid `struct pci_dev`, kept alive by `dev` for as
+        // long as it stays registered.
+        let ret = unsafe {
+            bindings::xen_register_device_domain_owner(raw_pci_dev(&dev), domain.as_raw())
+        };
+        match ret {
+            0 => Ok(Self { dev, domain }),
+            ret if ret == EEXIST.to_errno() => Err(EEXIST),
+            // The C function reports an allocation failure as -ENODEV.
+            _ => Err(ENOMEM),
+        }
+    }
+
+    /// Returns the registered domain.
+    #[inline]
+    pub fn domain(&self) -> DomId {
+        self.domain
+    }
+
+    /// Returns the device.
+    #[inline]
+    pub fn device(&self) -> &pci::Device {
+        &self.dev
+    }
+}
+
+#[cfg(CONFIG_XEN_DOM0)]
+impl Drop for DomainOwner {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the device is registered by `self`, and alive.
+        let _ = unsafe { bindings::xen_unregister_device_domain_owner(raw_pci_dev(&self.dev)) };
+    }
+}
+
+/// The MSI and MSI-X hooks of a PCI frontend driver.
+///
+/// When a driver in a PV guest enables MSI or MSI-X on a device, the architecture code calls
+/// these hooks: the frontend forwards the request to its backend, which sets the interrupts up
+/// and returns the physical IRQs (pirqs) bound to them, which the architecture code then binds
+/// to Linux IRQs. They are called in process context, with the device's MSI descriptors locked.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::{pci, xen::pci::FrontendOps};
+///
+/// struct Msi;
+///
+/// impl FrontendOps for Msi {
+///     fn enable_msi(_dev: &pci::Device) -> Result<u32> {
+///         // Send XEN_PCI_OP_enable_msi to the backend, return the pirq it answers.
+///         Err(ENODEV)
+///     }
+///
+///     fn disable_msi(_dev: &pci::Device) {}
+///
+///     fn enable_msix(_dev: &pci::Device, entries: &[u16], pirqs: &mut [u32]) -> Result {
+///         // Send XEN_PCI_OP_enable_msix for `entries`, copy the answered pirqs.
+///         let _ = (entries, pirqs);
+///         Err(ENODEV)
+///     }
+///
+///     fn disable_msix(_dev: &pci::Device) {}
+/// }
+/// ```
+#[cfg(CONFIG_PCI_XEN)]
+pub trait FrontendOps: Send + Sync + 'static {
+    /// Enables MSI (a single vector) for `dev`; returns the pirq bound to it.
+    fn enable_msi(dev: &pci::Device) -> Result<u32>;
+
+    /// Disables MSI for `dev`.
+    fn disable_msi(dev: &pci::Device);
+
+    /// Enables MSI-X for `dev`, for the MSI-X table entries `entries`; on success `pirqs[i]` is
+    /// the pirq bound to `entries[i]` (both slices have the same length).
+    fn enable_msix(dev: &pci::Device, entries: &[u16], pirqs: &mut [u32]) -> Result;
+
+    /// Disables MSI-X for `dev`.
+    fn disable_msix(dev: &pci::Device);
+}
+
+/// The largest number of MSI-X vectors handed to [`FrontendOps::enable_msix`], the capacity of
+/// the PCI frontend protocol (`SH_INFO_MAX_VEC`).
+#[cfg(CONFIG_PCI_XEN)]
+// CAST: A small constant.
+pub const MAX_MSIX_VECTORS: usize = bindings::SH_INFO_MAX_VEC as usize;
+
+#[cfg(CONFIG_PCI_XEN)]
+struct Adapter<T: FrontendOps>(core::marker::PhantomData<T>);
+
+#[cfg(CONFIG_PCI_XEN)]
+impl<T: FrontendOps> Adapter<T> {
+    const VTABLE: bindings::xen_pci_frontend_ops = bindings::xen_pci_frontend_ops {
+        enable_msi: Some(Self::enable_msi),
+        disable_msi: Some(Self::disable_msi),
+        enable_msix: Some(Self::enable_msix),
+        disable_msix: Some(Self::disable_msix),
+    };
+
+    const VTABLE_REF: &'static bindings::xen_pci_frontend_ops = &Self::VTABLE;
+
+    fn vtable_ptr() -> *mut bindings::xen_pci_frontend_ops {
+        // CAST: The C side never writes through the pointer.
+        core::ptr::from_ref(Self::VTABLE_REF).cast_mut()
+    }
+
+    /// # Safety
+    ///
+    /// `dev` must be a valid `struct pci_dev` for the duration of the returned borrow.
+    unsafe fn device<'a>(dev: *mut bindings::pci_dev) -> &'a pci::Device {
+        // SAFETY: `pci::Device` is a transparent wrapper of `struct pci_dev`; validity is
+        // guaranteed by the safety requirements of this function.
+        unsafe { &*dev.cast::<pci::Device>() }
+    }
+
+    /// # Safety
+    ///
+    /// Only called by the architecture code through `xen_pci_frontend`, with a valid device and
+    /// an array of at least one vector.
+    unsafe extern "C" fn enable_msi(dev: *mut bindings::pci_dev, vectors: *mut c_int) -> c_int {
+        // SAFETY: The architecture code passes a valid device.
+        let pdev = unsafe { Self::device(dev) };
+
+        match T::enable_msi(pdev).and_then(|pirq| c_int::try_from(pirq).map_err(|_| ERANGE)) {
+            Ok(pirq) => {
+                // SAFETY: The architecture code passes an array of at least one vector.
+                unsafe { vectors.write(pirq) };
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Only called by the architecture code through `xen_pci_frontend`, with a valid device.
+    unsafe extern "C" fn disable_msi(dev: *mut bindings::pci_dev) {
+        // SAFETY: The architecture code passes a valid device.
+        T::disable_msi(unsafe { Self::device(dev) });
+    }
+
+    /// # Safety
+    ///
+    /// Only called by the architecture code through `xen_pci_frontend`, with a valid device, its
+    /// MSI descriptors locked and an array of `nvec` vectors.
+    unsafe extern "C" fn enable_msix(
+        dev: *mut bindings::pci_dev,
+        vectors: *mut c_int,
+        nvec: c_int,
+    ) -> c_int {
+        // SAFETY: The architecture code passes a valid device.
+        let pdev = unsafe { Self::device(dev) };
+
+        let nvec = match usize::try_from(nvec) {
+            Ok(nvec) if nvec > 0 && nvec <= MAX_MSIX_VECTORS => nvec,
+            _ => return EINVAL.to_errno(),
+        };
+
+        // The table entries of the descriptors being set up, in order.
+        let mut entries = [0u16; MAX_MSIX_VECTORS];
+        let mut count = 0;
+
+        // SAFETY: `dev` is valid; its MSI descriptors are locked by the caller, as
+        // `msi_domain_first_desc()` and `msi_next_desc()` require.
+        let mut desc = unsafe {
+            bindings::msi_domain_first_desc(
+                &raw mut (*dev).dev,
+                bindings::msi_domain_ids_MSI_DEFAULT_DOMAIN,
+                bindings::msi_desc_filter_MSI_DESC_NOTASSOCIATED,
+            )
+        };
+        while !desc.is_null() {
+            if count == nvec {
+                return EINVAL.to_errno();
+            }
+            // SAFETY: `desc` is a valid descriptor of `dev`, stable while they are locked.
+            entries[count] = unsafe { (*desc).msi_index };
+            count += 1;
+
+            // SAFETY: As above.
+            desc = unsafe {
+                bindings::msi_next_desc(
+                    &raw mut (*dev).dev,
+                    bindings::msi_domain_ids_MSI_DEFAULT_DOMAIN,
+                    bindings::msi_desc_filter_MSI_DESC_NOTASSOCIATED,
+                )
+            };
+        }
+        if count != nvec {
+            return EINVAL.to_errno();
+        }
+
+        let mut pirqs = [0u32; MAX_MSIX_VECTORS];
+        if let Err(e) = T::enable_msix(pdev, &entries[..nvec], &mut pirqs[..nvec]) {
+            return e.to_errno();
+        }
+
+        for (i, &pirq) in pirqs[..nvec].iter().enumerate() {
+            let Ok(pirq) = c_int::try_from(pirq) else {
+                return ERANGE.to_errno();
+            };
+            // SAFETY: The architecture code passes an array of `nvec` vectors, and `i < nvec`.
+            unsafe { vectors.add(i).write(pirq) };
+        }
+        0
+    }
+
+    /// # Safety
+    ///
+    /// Only called by the architecture code through `xen_pci_frontend`, with a valid device.
+    unsafe extern "C" fn disable_msix(dev: *mut bindings::pci_dev) {
+        // SAFETY: The architecture code passes a valid device.
+        T::disable_msix(unsafe { Self::device(dev) });
+    }
+}
+
+/// The registration of a PCI frontend's MSI hooks, undone when dropped.
+///
+/// There is one set of hooks for the whole system: registering while another is in place fails
+/// with [`EBUSY`].
+///
+/// The architecture code calls the hooks without taking a reference to the module that
+/// provides them: a frontend drops the registration only once no device of its bus can enable
+/// or disable MSI any more, i.e. after removing its PCI buses.
+///
+/// # Invariants
+///
+/// `ops` is the hooks table of `T`, installed in `xen_pci_frontend` by this object.
+#[cfg(CONFIG_PCI_XEN)]
+pub struct FrontendOpsRegistration<T: FrontendOps> {
+    ops: *mut bindings::xen_pci_frontend_ops,
+    _t: core::marker::PhantomData<T>,
+}
+
+// SAFETY: The registration only holds the address of an immutable table, usable from any thread.
+#[cfg(CONFIG_PCI_XEN)]
+unsafe impl<T: FrontendOps> Send for FrontendOpsRegistration<T> {}
+
+// SAFETY: `&FrontendOpsRegistration` gives access to nothing.
+#[cfg(CONFIG_PCI_XEN)]
+unsafe impl<T: FrontendOps> Sync for FrontendOpsRegistration<T> {}
+
+#[cfg(CONFIG_PCI_XEN)]
+impl<T: FrontendOps> FrontendOpsRegistration<T> {
+    /// Installs the hooks of `T`.
+    pub fn new() -> Result<Self> {
+        // SAFETY: `xen_pci_frontend` is a valid global pointer, only ever updated atomically by
+        // this registration (and read by the architecture code).
+        let global =
+            unsafe { crate::sync::atomic::Atomic::from_ptr(&raw mut bindings::xen_pci_frontend) };
+        // The address of the (promoted) table is taken once: `drop` must compare with the very
+        // pointer installed here.
+        let ops = Adapter::<T>::vtable_ptr();
+        global
+            .cmpxchg(core::ptr::null_mut(), ops, crate::sync::atomic::Full)
+            .map_err(|_| EBUSY)?;
+
+        // INVARIANT: `ops` was just installed.
+        Ok(Self {
+            ops,
+            _t: core::marker::PhantomData,
+        })
+    }
+}
+
+#[cfg(CONFIG_PCI_XEN)]
+impl<T: FrontendOps> Drop for FrontendOpsRegistration<T> {
+    fn drop(&mut self) {
+        // SAFETY: As in `new`.
+        let global =
+            unsafe { crate::sync::atomic::Atomic::from_ptr(&raw mut bindings::xen_pci_frontend) };
+        // By the type invariant `self.ops` is installed; nobody else replaces it.
+        let _ = global.cmpxchg(self.ops, core::ptr::null_mut(), crate::sync::atomic::Full);
+    }
+}
+
+#[cfg(all(CONFIG_RUST_XEN_KUNIT_TEST, CONFIG_PCI_XEN))]
+#[macros::kunit_tests(rust_xen_pci)]
+mod tests {
+    use super::*;
+
+    struct Dummy;
+
+    impl FrontendOps for Dummy {
+        fn enable_msi(_dev: &pci::Device) -> Result<u32> {
+            Err(ENODEV)
+        }
+
+        fn disable_msi(_dev: &pci::Device) {}
+
+        fn enable_msix(_dev: &pci::Device, _entries: &[u16], _pirqs: &mut [u32]) -> Result {
+            Err(ENODEV)
+        }
+
+        fn disable_msix(_dev: &pci::Device) {}
+    }
+
+    /// Instantiates the hooks (without installing them), so that they are built and linked.
+    #[test]
+    fn frontend_ops_instantiate() {
+        let new: fn() -> Result<FrontendOpsRegistration<Dummy>> =
+            FrontendOpsRegistration::<Dummy>::new;
+        assert!(!core::hint::black_box(new as *const ()).is_null());
+        assert!(Adapter::<Dummy>::VTABLE.enable_msix.is_some());
+    }
+}

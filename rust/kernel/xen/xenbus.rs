@@ -1,0 +1,919 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The xenbus bus: split-driver devices and their drivers.
+//!
+//! Each paravirtualised device has two halves, in two domains: the frontend, in the guest using
+//! the device, and the backend, in the domain providing it. Each half is a [`Device`] on the
+//! xenbus of its domain, with a directory in XenStore (its "node", holding among others its
+//! [`XenbusState`]) and the path of the other half's directory (the "other end").
+//!
+//! The two halves negotiate through XenStore by moving through the [`XenbusState`]s: each side
+//! publishes its own state with [`Device::switch_state`] and learns about the other's through
+//! [`Driver::otherend_changed`].
+//!
+//! A driver implements [`Driver`] and registers with [`driver::Registration`], using
+//! [`FrontendAdapter`] or [`BackendAdapter`] depending on the half it drives.
+//!
+//! In this bus, the [`device::Core`] context is the one of the driver callbacks: [`Driver::probe`]
+//! and [`Driver::unbind`] run with the device lock held; [`Driver::otherend_changed`] runs in the
+//! `xenwatch` thread without it, but the xenbus core serialises it against probe, unbind and its
+//! own updates of the other end's details.
+//!
+//! C header: [`include/xen/xenbus.h`](srctree/include/xen/xenbus.h)
+
+use crate::{
+    bindings,
+    device,
+    device_id::{
+        self,
+        RawDeviceId, //
+    },
+    driver,
+    error::{
+        from_result,
+        to_result, //
+    },
+    fmt,
+    prelude::*,
+    types::Opaque,
+    xen::DomId,
+    ThisModule, //
+};
+use core::{
+    marker::PhantomData,
+    mem::offset_of,
+    ptr::{
+        addr_of_mut,
+        NonNull, //
+    },
+};
+
+/// The state of one half of a split device, as published in its `state` node.
+///
+/// The usual life of a connection: both halves start in [`Initialising`]; the backend moves to
+/// [`InitWait`] when it is ready for the frontend's parameters; the frontend publishes them and
+/// moves to [`Initialised`]; the backend connects to them and moves to [`Connected`], then the
+/// frontend too. Either side then closes through [`Closing`] to [`Closed`]. [`Reconfiguring`]
+/// and [`Reconfigured`] bracket changes to a connected device, such as PCI hot-plug.
+///
+/// [`Initialising`]: XenbusState::Initialising
+/// [`InitWait`]: XenbusState::InitWait
+/// [`Initialised`]: XenbusState::Initialised
+/// [`Connected`]: XenbusState::Connected
+/// [`Closing`]: XenbusState::Closing
+/// [`Closed`]: XenbusState::Closed
+/// [`Reconfiguring`]: XenbusState::Reconfiguring
+/// [`Reconfigured`]: XenbusState::Reconfigured
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum XenbusState {
+    /// The state could not be read, or the node is gone.
+    Unknown = bindings::xenbus_state_XenbusStateUnknown,
+    /// The device is being set up.
+    Initialising = bindings::xenbus_state_XenbusStateInitialising,
+    /// The backend waits for the frontend's parameters (set by backends only).
+    InitWait = bindings::xenbus_state_XenbusStateInitWait,
+    /// The device published its parameters and waits for the other end to connect.
+    Initialised = bindings::xenbus_state_XenbusStateInitialised,
+    /// The connection is established.
+    Connected = bindings::xenbus_state_XenbusStateConnected,
+    /// The device is being shut down.
+    Closing = bindings::xenbus_state_XenbusStateClosing,
+    /// The device is shut down.
+    Closed = bindings::xenbus_state_XenbusStateClosed,
+    /// A reconfiguration of the connected device is in progress.
+    Reconfiguring = bindings::xenbus_state_XenbusStateReconfiguring,
+    /// The reconfiguration is done.
+    Reconfigured = bindings::xenbus_state_XenbusStateReconfigured,
+}
+
+impl XenbusState {
+    /// Returns the state's name, as C's `xenbus_strstate()` spells it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Unknown => "Unknown",
+            Self::Initialising => "Initialising",
+            Self::InitWait => "InitWait",
+            Self::Initialised => "Initialised",
+            Self::Connected => "Connected",
+            Self::Closing => "Closing",
+            Self::Closed => "Closed",
+            Self::Reconfiguring => "Reconfiguring",
+            Self::Reconfigured => "Reconfigured",
+        }
+    }
+
+    /// Converts a raw state that the kernel itself stored; anything out of range is
+    /// [`XenbusState::Unknown`].
+    fn from_raw_lossy(raw: bindings::xenbus_state) -> Self {
+        Self::try_from(raw).unwrap_or(Self::Unknown)
+    }
+}
+
+impl TryFrom<u32> for XenbusState {
+    type Error = Error;
+
+    /// Converts a raw `enum xenbus_state` value; fails with [`EINVAL`] when out of range.
+    fn try_from(raw: u32) -> Result<Self> {
+        Ok(match raw {
+            bindings::xenbus_state_XenbusStateUnknown => Self::Unknown,
+            bindings::xenbus_state_XenbusStateInitialising => Self::Initialising,
+            bindings::xenbus_state_XenbusStateInitWait => Self::InitWait,
+            bindings::xenbus_state_XenbusStateInitialised => Self::Initialised,
+            bindings::xenbus_state_XenbusStateConnected => Self::Connected,
+            bindings::xenbus_state_XenbusStateClosing => Self::Closing,
+            bindings::xenbus_state_XenbusStateClosed => Self::Closed,
+            bindings::xenbus_state_XenbusStateReconfiguring => Self::Reconfiguring,
+            bindings::xenbus_state_XenbusStateReconfigured => Self::Reconfigured,
+            _ => return Err(EINVAL),
+        })
+    }
+}
+
+impl From<XenbusState> for u32 {
+    #[inline]
+    fn from(state: XenbusState) -> Self {
+        state as u32
+    }
+}
+
+impl fmt::Display for XenbusState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A xenbus device: one half of a split device.
+///
+/// # Invariants
+///
+/// A [`Device`] instance represents a valid `struct xenbus_device` created by the C portion of
+/// the kernel.
+#[repr(transparent)]
+pub struct Device<Ctx: device::DeviceContext = device::Normal>(
+    Opaque<bindings::xenbus_device>,
+    PhantomData<Ctx>,
+);
+
+impl<Ctx: device::DeviceContext> Device<Ctx> {
+    #[inline]
+    pub(crate) fn as_raw(&self) -> *mut bindings::xenbus_device {
+        self.0.get()
+    }
+
+    /// Returns the device's own XenStore directory, such as `device/pci/0` for a frontend or
+    /// `backend/pci/1/0` for a backend.
+    pub fn nodename(&self) -> &CStr {
+        // SAFETY: By the type invariant `self.as_raw()` is valid; `nodename` is set when the
+        // device is created, never changed, and freed with the device.
+        unsafe { CStr::from_char_ptr((*self.as_raw()).nodename) }
+    }
+
+    /// Returns the device type, such as `pci` or `vbd`.
+    pub fn devicetype(&self) -> &CStr {
+        // SAFETY: By the type invariant `self.as_raw()` is valid; `devicetype` is set when the
+        // device is created, never changed, and freed with the device.
+        unsafe { CStr::from_char_ptr((*self.as_raw()).devicetype) }
+    }
+
+    /// Returns the domain of the other end, as last read by the xenbus core (before probe).
+    pub fn otherend_id(&self) -> DomId {
+        // SAFETY: By the type invariant `self.as_raw()` is valid. The field is only written by
+        // the xenbus core when it (re)reads the other end's details; a volatile read gets one
+        // consistent value.
+        let id = unsafe { core::ptr::read_volatile(&raw const (*self.as_raw()).otherend_id) };
+        DomId::try_from(id).unwrap_or(DomId::INVALID)
+    }
+
+    /// Returns this device's own state, as last switched to (locally cached, not read from the
+    /// store).
+    pub fn state(&self) -> XenbusState {
+        // SAFETY: By the type invariant `self.as_raw()` is valid. The field is only written by
+        // `xenbus_switch_state()`; a volatile read gets one consistent value.
+        let raw = unsafe { core::ptr::read_volatile(&raw const (*self.as_raw()).state) };
+        XenbusState::from_raw_lossy(raw)
+    }
+}
+
+impl<'a> Device<device::Core<'a>> {
+    /// Returns the XenStore directory of the other end.
+    ///
+    /// [`None`] only if the xenbus core failed to re-read the other end's details after a
+    /// restore from a saved image.
+    pub fn otherend(&self) -> Option<&CStr> {
+        // SAFETY: By the type invariant `self.as_raw()` is valid. In the `Core` context the
+        // xenbus core does not replace or free `otherend` (see the module documentation), so the
+        // string lives at least as long as `&self`.
+        let otherend = unsafe { (*self.as_raw()).otherend };
+        if otherend.is_null() {
+            return None;
+        }
+
+        // SAFETY: `otherend` is a valid NUL-terminated string, stable for `&self` (see above).
+        Some(unsafe { CStr::from_char_ptr(otherend) })
+    }
+
+    /// Reads the other end's state from the store.
+    ///
+    /// Anything that is not a valid state, including a missing node, reads as
+    /// [`XenbusState::Unknown`].
+    pub fn read_otherend_state(&self) -> XenbusState {
+        let Some(otherend) = self.otherend() else {
+            return XenbusState::Unknown;
+        };
+
+        // SAFETY: `self.as_raw()` is valid and `otherend` is a valid NUL-terminated string.
+        let raw =
+            unsafe { bindings::xenbus_read_driver_state(self.as_raw(), otherend.as_char_ptr()) };
+        XenbusState::from_raw_lossy(raw)
+    }
+}
+
+impl Device<device::Bound> {
+    /// Publishes a new state for this device.
+    ///
+    /// Nothing is written if the device is already in `state`, or if its node vanished. A
+    /// failure to write is reported in the store and moves the device to
+    /// [`XenbusState::Closing`], as [`Device::dev_fatal`] does.
+    ///
+    /// The xenbus core does not serialise concurrent state switches of one device: a driver
+    /// switches from one context at a time, typically its xenbus callbacks.
+    pub fn switch_state(&self, state: XenbusState) -> Result {
+        // SAFETY: By the type invariant `self.as_raw()` is valid, and the device is bound.
+        to_result(unsafe { bindings::xenbus_switch_state(self.as_raw(), state.into()) })
+    }
+
+    /// Reports `err` with a formatted message: logs it and writes it to the `error/<nodename>`
+    /// node for the toolstack.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::{device::Bound, xen::xenbus};
+    ///
+    /// fn report(dev: &xenbus::Device<Bound>, gref: u32) {
+    ///     dev.dev_error(EINVAL, fmt!("mapping grant reference {gref}"));
+    /// }
+    /// ```
+    pub fn dev_error(&self, err: Error, args: fmt::Arguments<'_>) {
+        // SAFETY: `self.as_raw()` is valid; the format string is a valid `"%pA"` consuming one
+        // pointer to a `fmt::Arguments` that outlives the call.
+        unsafe {
+            bindings::xenbus_dev_error(
+                self.as_raw(),
+                err.to_errno(),
+                c"%pA".as_char_ptr(),
+                core::ptr::from_ref(&args).cast::<c_void>(),
+            )
+        };
+    }
+
+    /// Reports `err` like [`Device::dev_error`], then moves the device to
+    /// [`XenbusState::Closing`] so that both ends shut the connection down.
+    pub fn dev_fatal(&self, err: Error, args: fmt::Arguments<'_>) {
+        // SAFETY: `self.as_raw()` is valid; the format string is a valid `"%pA"` consuming one
+        // pointer to a `fmt::Arguments` that outlives the call.
+        unsafe {
+            bindings::xenbus_dev_fatal(
+                self.as_raw(),
+                err.to_errno(),
+                c"%pA".as_char_ptr(),
+                core::ptr::from_ref(&args).cast::<c_void>(),
+            )
+        };
+    }
+
+    /// Returns `true` if the toolstack marks the device as online (its `online` node is `1`).
+    ///
+    /// Backends check this when the frontend closes: an offline device is about to go away,
+    /// an online one may be reconnected.
+    pub fn is_online(&self) -> bool {
+        // SAFETY: By the type invariant `self.as_raw()` is valid.
+        unsafe { bindings::xenbus_dev_is_online(self.as_raw()) != 0 }
+    }
+}
+
+// SAFETY: `xenbus::Device` is a transparent wrapper of `struct xenbus_device`; `OFFSET` is the
+// offset of its embedded `struct device`.
+unsafe impl<Ctx: device::DeviceContext> device::AsBusDevice<Ctx> for Device<Ctx> {
+    const OFFSET: usize = offset_of!(bindings::xenbus_device, dev);
+}
+
+// SAFETY: `Device` is a transparent wrapper of a type that doesn't depend on `Device`'s generic
+// argument.
+kernel::impl_device_context_deref!(unsafe { Device });
+kernel::impl_device_context_into_aref!(Device);
+
+// SAFETY: Instances of `Device` are always reference-counted.
+unsafe impl crate::sync::aref::AlwaysRefCounted for Device {
+    fn inc_ref(&self) {
+        // SAFETY: The existence of a shared reference guarantees that the refcount is non-zero.
+        unsafe { bindings::get_device(self.as_ref().as_raw()) };
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // CAST: `Self` is a transparent wrapper of `bindings::xenbus_device`.
+        let xdev: *mut bindings::xenbus_device = obj.cast().as_ptr();
+
+        // SAFETY: By the type invariant of `Self`, `xdev` points to a valid
+        // `struct xenbus_device`.
+        let dev = unsafe { addr_of_mut!((*xdev).dev) };
+
+        // SAFETY: The safety requirements guarantee that the refcount is non-zero.
+        unsafe { bindings::put_device(dev) }
+    }
+}
+
+impl<Ctx: device::DeviceContext> AsRef<device::Device<Ctx>> for Device<Ctx> {
+    fn as_ref(&self) -> &device::Device<Ctx> {
+        // SAFETY: By the type invariant of `Self`, `self.as_raw()` is a pointer to a valid
+        // `struct xenbus_device`.
+        let dev = unsafe { addr_of_mut!((*self.as_raw()).dev) };
+
+        // SAFETY: `dev` points to a valid `struct device`.
+        unsafe { device::Device::from_raw(dev) }
+    }
+}
+
+// SAFETY: A `Device` is always reference-counted and can be released from any thread.
+unsafe impl Send for Device {}
+
+// SAFETY: `Device` can be shared among threads because all methods of `Device`
+// (i.e. `Device<Normal>`) are thread safe.
+unsafe impl Sync for Device {}
+
+// SAFETY: The methods of `Device<Bound>` can be called from any thread; see
+// `Device::switch_state` for the one the caller serialises.
+unsafe impl Sync for Device<device::Bound> {}
+
+/// A xenbus device ID: the device type a driver handles, such as `pci`.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub struct DeviceId(bindings::xenbus_device_id);
+
+impl DeviceId {
+    /// Creates a device ID matching devices of type `devicetype`.
+    ///
+    /// The type must be shorter than 32 bytes; a longer one fails the build when the ID is
+    /// created in a constant context, such as an ID table.
+    pub const fn new(devicetype: &'static CStr) -> Self {
+        let name = devicetype.to_bytes_with_nul();
+        let mut id: bindings::xenbus_device_id = pin_init::zeroed();
+        assert!(
+            name.len() <= id.devicetype.len(),
+            "xenbus device type too long"
+        );
+
+        let mut i = 0;
+        while i < name.len() {
+            id.devicetype[i] = name[i];
+            i += 1;
+        }
+
+        Self(id)
+    }
+
+    /// Returns the device type.
+    pub fn devicetype(&self) -> &CStr {
+        // SAFETY: `devicetype` is NUL-terminated: `new` copies a NUL-terminated string of at
+        // most its size into a zeroed array.
+        unsafe { CStr::from_char_ptr(self.0.devicetype.as_ptr()) }
+    }
+}
+
+// SAFETY: `DeviceId` is a `#[repr(transparent)]` wrapper of `xenbus_device_id` and does not add
+// additional invariants, so it's safe to transmute to `RawType`.
+unsafe impl RawDeviceId for DeviceId {
+    type RawType = bindings::xenbus_device_id;
+}
+
+/// A xenbus ID table: the device types a driver handles, each with its driver-specific
+/// information.
+///
+/// `struct xenbus_device_id` has no room for driver data, so the information lives next to the
+/// zero-terminated C array and is found by the index of the matching entry.
+///
+/// Create one with [`xenbus_device_table!`](crate::xenbus_device_table).
+#[repr(C)]
+pub struct IdArray<U: 'static, const N: usize> {
+    ids: device_id::IdArray<DeviceId, (), N>,
+    info: [Option<&'static U>; N],
+}
+
+impl<U: 'static, const N: usize> IdArray<U, N> {
+    /// Creates a table from the given IDs and their information.
+    pub const fn new(entries: [(DeviceId, &'static U); N]) -> Self {
+        let mut ids = [DeviceId(pin_init::zeroed()); N];
+        let mut info = [None; N];
+
+        let mut i = 0;
+        while i < N {
+            ids[i] = entries[i].0;
+            info[i] = Some(entries[i].1);
+            i += 1;
+        }
+
+        Self {
+            ids: device_id::IdArray::new_without_index(ids),
+            info,
+        }
+    }
+}
+
+/// The operations of a xenbus ID table, as seen through [`IdTable`].
+pub trait RawIdTable<U>: Sync {
+    /// Returns a pointer to the zero-terminated C array.
+    fn as_ptr(&self) -> *const bindings::xenbus_device_id;
+
+    /// Returns the information of the `index`-th entry.
+    fn info(&self, index: usize) -> Option<&'static U>;
+}
+
+impl<U: Sync + 'static, const N: usize> RawIdTable<U> for IdArray<U, N> {
+    fn as_ptr(&self) -> *const bindings::xenbus_device_id {
+        device_id::IdTable::as_ptr(&self.ids)
+    }
+
+    fn info(&self, index: usize) -> Option<&'static U> {
+        self.info.get(index).copied().flatten()
+    }
+}
+
+/// The ID table type of xenbus drivers.
+pub type IdTable<U> = &'static dyn RawIdTable<U>;
+
+/// Declares a xenbus ID table.
+///
+/// xenbus IDs have no module alias support in modpost: drivers that must be loaded on demand
+/// declare the alias in [`module!`](macros::module) by hand (`xen:<type>` for frontends,
+/// `xen-backend:<type>` for backends).
+///
+/// # Examples
+///
+/// ```
+/// use kernel::xen::xenbus;
+///
+/// kernel::xenbus_device_table!(XEN_PCI_IDS, (), [(xenbus::DeviceId::new(c"pci"), ())]);
+/// ```
+#[macro_export]
+macro_rules! xenbus_device_table {
+    ($table_name:ident, $id_info_type:ty, [$(($id:expr, $info:expr $(,)?)),* $(,)?]) => {
+        static $table_name: $crate::xen::xenbus::IdArray<
+            $id_info_type,
+            { <[$crate::xen::xenbus::DeviceId]>::len(&[$($id,)*]) },
+        > = $crate::xen::xenbus::IdArray::new([$(($id, &$info),)*]);
+    };
+}
+
+/// A xenbus driver.
+///
+/// # Examples
+///
+/// A skeleton frontend that connects once its backend is ready:
+///
+/// ```
+/// use kernel::{
+///     device::Core,
+///     driver,
+///     prelude::*,
+///     xen::xenbus::{self, XenbusState},
+/// };
+///
+/// struct Front;
+///
+/// struct FrontData<'bound> {
+///     dev: &'bound xenbus::Device,
+/// }
+///
+/// kernel::xenbus_device_table!(FRONT_IDS, (), [(xenbus::DeviceId::new(c"pci"), ())]);
+///
+/// impl xenbus::Driver for Front {
+///     type IdInfo = ();
+///     type Data<'bound> = FrontData<'bound>;
+///     const ID_TABLE: xenbus::IdTable<()> = &FRONT_IDS;
+///
+///     fn probe<'bound>(
+///         dev: &'bound xenbus::Device<Core<'_>>,
+///         _info: &'bound (),
+///     ) -> impl PinInit<FrontData<'bound>, Error> + 'bound {
+///         // Grant the shared page, allocate the event channel, publish them...
+///         dev.switch_state(XenbusState::Initialised)?;
+///         Ok(FrontData { dev })
+///     }
+///
+///     fn otherend_changed<'bound>(
+///         dev: &'bound xenbus::Device<Core<'_>>,
+///         _this: Pin<&FrontData<'bound>>,
+///         state: XenbusState,
+///     ) {
+///         match state {
+///             XenbusState::Connected => {
+///                 let _ = dev.switch_state(XenbusState::Connected);
+///             }
+///             XenbusState::Closing | XenbusState::Closed => {
+///                 let _ = dev.switch_state(XenbusState::Closed);
+///             }
+///             _ => {}
+///         }
+///     }
+/// }
+///
+/// // In the module, registered under the name the toolstack expects:
+/// type Registration = driver::Registration<xenbus::FrontendAdapter<Front>>;
+/// fn register(module: &'static ThisModule) -> impl PinInit<Registration, Error> {
+///     Registration::new(c"pcifront", module)
+/// }
+/// ```
+pub trait Driver {
+    /// The information attached to each entry of [`Driver::ID_TABLE`].
+    type IdInfo: 'static;
+
+    /// The driver's private data for a bound device.
+    type Data<'bound>: Send + 'bound;
+
+    /// The device types the driver handles.
+    const ID_TABLE: IdTable<Self::IdInfo>;
+
+    /// Binds the driver to `dev`, whose type matched the entry with `id_info` in
+    /// [`Driver::ID_TABLE`].
+    ///
+    /// The other end's details ([`Device::otherend`], [`Device::otherend_id`]) are known, but
+    /// [`Driver::otherend_changed`] is only called once `probe` has returned successfully.
+    fn probe<'bound>(
+        dev: &'bound Device<device::Core<'_>>,
+        id_info: &'bound Self::IdInfo,
+    ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound;
+
+    /// Called when the other end's state changed, with the new state.
+    ///
+    /// Runs in the `xenwatch` thread, from the successful return of [`Driver::probe`] until the
+    /// device is unbound; calls for a device never overlap. Values of the other end's `state`
+    /// node that are not a valid [`XenbusState`] are ignored.
+    fn otherend_changed<'bound>(
+        dev: &'bound Device<device::Core<'_>>,
+        this: Pin<&Self::Data<'bound>>,
+        state: XenbusState,
+    );
+
+    /// Unbinds the driver from `dev`. Implementing this callback is optional.
+    ///
+    /// Called before the driver's data is dropped, and also when the xenbus core fails to
+    /// complete a probe that [`Driver::probe`] accepted. Resources are best released in `Drop`;
+    /// this is the place for teardown that needs the device in the [`device::Core`] context.
+    ///
+    /// After it returns, unless the driver is registered to survive rebinding, the xenbus core
+    /// switches the device to [`XenbusState::Closed`].
+    fn unbind<'bound>(dev: &'bound Device<device::Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        let _ = (dev, this);
+    }
+}
+
+mod private {
+    pub trait Sealed {}
+}
+
+/// The half of a split device a xenbus driver drives; selects the registration function.
+///
+/// Implemented by [`Frontend`] and [`Backend`].
+pub trait End: private::Sealed {
+    /// `true` for frontend drivers, `false` for backend drivers.
+    #[doc(hidden)]
+    const FRONTEND: bool;
+}
+
+/// Marks frontend drivers, the guest side of a split device.
+#[cfg(CONFIG_XEN_XENBUS_FRONTEND)]
+pub struct Frontend;
+
+#[cfg(CONFIG_XEN_XENBUS_FRONTEND)]
+impl private::Sealed for Frontend {}
+
+#[cfg(CONFIG_XEN_XENBUS_FRONTEND)]
+impl End for Frontend {
+    const FRONTEND: bool = true;
+}
+
+/// Marks backend drivers, the providing side of a split device.
+#[cfg(CONFIG_XEN_BACKEND)]
+pub struct Backend;
+
+#[cfg(CONFIG_XEN_BACKEND)]
+impl private::Sealed for Backend {}
+
+#[cfg(CONFIG_XEN_BACKEND)]
+impl End for Backend {
+    const FRONTEND: bool = false;
+}
+
+/// An adapter for the registration of xenbus drivers of the half `E`.
+///
+/// Use it through [`FrontendAdapter`] or [`BackendAdapter`] with [`driver::Registration`].
+pub struct Adapter<T: Driver, E: End>(PhantomData<(T, E)>);
+
+/// The adapter of frontend drivers.
+#[cfg(CONFIG_XEN_XENBUS_FRONTEND)]
+pub type FrontendAdapter<T> = Adapter<T, Frontend>;
+
+/// The adapter of backend drivers.
+#[cfg(CONFIG_XEN_BACKEND)]
+pub type BackendAdapter<T> = Adapter<T, Backend>;
+
+// SAFETY:
+// - `bindings::xenbus_driver` is a C type declared as `repr(C)`.
+// - `T::Data` is the type of the driver's device private data.
+// - `struct xenbus_driver` embeds a `struct device_driver`.
+// - `DEVICE_DRIVER_OFFSET` is the correct byte offset to the embedded `struct device_driver`.
+unsafe impl<T: Driver, E: End> driver::DriverLayout for Adapter<T, E> {
+    type DriverType = bindings::xenbus_driver;
+    type DriverData<'bound> = T::Data<'bound>;
+    const DEVICE_DRIVER_OFFSET: usize = offset_of!(bindings::xenbus_driver, driver);
+}
+
+// SAFETY: A call to `unregister` for a given instance of `DriverType` is guaranteed to be valid if
+// a preceding call to `register` has been successful.
+unsafe impl<T: Driver, E: End> driver::RegistrationOps for Adapter<T, E> {
+    unsafe fn register(
+        xdrv: &Opaque<Self::DriverType>,
+        name: &'static CStr,
+        module: &'static ThisModule,
+    ) -> Result {
+        // SAFETY: It's safe to set the fields of `struct xenbus_driver` on initialization.
+        unsafe {
+            (*xdrv.get()).name = name.as_char_ptr();
+            (*xdrv.get()).ids = T::ID_TABLE.as_ptr();
+            (*xdrv.get()).probe = Some(Self::probe_callback);
+            (*xdrv.get()).otherend_changed = Some(Self::otherend_changed_callback);
+            (*xdrv.get()).remove = Some(Self::remove_callback);
+        }
+
+        let ret = if E::FRONTEND {
+            // SAFETY: `xdrv` is guaranteed to be a valid `DriverType`.
+            unsafe { Self::register_frontend(xdrv.get(), module, name) }
+        } else {
+            // SAFETY: `xdrv` is guaranteed to be a valid `DriverType`.
+            unsafe { Self::register_backend(xdrv.get(), module, name) }
+        };
+        to_result(ret)
+    }
+
+    unsafe fn unregister(xdrv: &Opaque<Self::DriverType>) {
+        // SAFETY: `xdrv` is guaranteed to be a valid, registered `DriverType`.
+        unsafe { bindings::xenbus_unregister_driver(xdrv.get()) }
+    }
+}
+
+impl<T: Driver, E: End> Adapter<T, E> {
+    // The registration functions live in modules that may be loadable (the frontend bus is
+    // tristate): they are only referenced from these generic functions, which are instantiated
+    // in the driver's module.
+
+    /// # Safety
+    ///
+    /// `xdrv` points to a valid `struct xenbus_driver` that stays pinned until unregistered.
+    #[cfg(CONFIG_XEN_XENBUS_FRONTEND)]
+    unsafe fn register_frontend(
+        xdrv: *mut bindings::xenbus_driver,
+        module: &'static ThisModule,
+        name: &'static CStr,
+    ) -> c_int {
+        // SAFETY: Guaranteed by the safety requirements of this function.
+        unsafe { bindings::__xenbus_register_frontend(xdrv, module.as_ptr(), name.as_char_ptr()) }
+    }
+
+    /// # Safety
+    ///
+    /// `xdrv` points to a valid `struct xenbus_driver` that stays pinned until unregistered.
+    #[cfg(not(CONFIG_XEN_XENBUS_FRONTEND))]
+    unsafe fn register_frontend(
+        _xdrv: *mut bindings::xenbus_driver,
+        _module: &'static ThisModule,
+        _name: &'static CStr,
+    ) -> c_int {
+        ENODEV.to_errno()
+    }
+
+    /// # Safety
+    ///
+    /// `xdrv` points to a valid `struct xenbus_driver` that stays pinned until unregistered.
+    #[cfg(CONFIG_XEN_BACKEND)]
+    unsafe fn register_backend(
+        xdrv: *mut bindings::xenbus_driver,
+        module: &'static ThisModule,
+        name: &'static CStr,
+    ) -> c_int {
+        // SAFETY: Guaranteed by the safety requirements of this function.
+        unsafe { bindings::__xenbus_register_backend(xdrv, module.as_ptr(), name.as_char_ptr()) }
+    }
+
+    /// # Safety
+    ///
+    /// `xdrv` points to a valid `struct xenbus_driver` that stays pinned until unregistered.
+    #[cfg(not(CONFIG_XEN_BACKEND))]
+    unsafe fn register_backend(
+        _xdrv: *mut bindings::xenbus_driver,
+        _module: &'static ThisModule,
+        _name: &'static CStr,
+    ) -> c_int {
+        ENODEV.to_errno()
+    }
+
+    extern "C" fn probe_callback(
+        xdev: *mut bindings::xenbus_device,
+        id: *const bindings::xenbus_device_id,
+    ) -> c_int {
+        // SAFETY: The xenbus core only ever calls the probe callback with a valid pointer to a
+        // `struct xenbus_device`.
+        //
+        // INVARIANT: `xdev` is valid for the duration of `probe_callback()`.
+        let xdev = unsafe { &*xdev.cast::<Device<device::CoreInternal<'_>>>() };
+
+        // SAFETY: `id` is the entry of `drv->ids`, i.e. of the C array of `T::ID_TABLE`, that
+        // matched the device; both pointers are in the same allocation.
+        let index = unsafe { id.offset_from(T::ID_TABLE.as_ptr()) };
+
+        from_result(|| {
+            let info = usize::try_from(index)
+                .ok()
+                .and_then(|index| T::ID_TABLE.info(index))
+                .ok_or(EINVAL)?;
+            let data = T::probe(xdev, info);
+
+            xdev.as_ref().set_drvdata(data)?;
+            Ok(0)
+        })
+    }
+
+    extern "C" fn otherend_changed_callback(
+        xdev: *mut bindings::xenbus_device,
+        state: bindings::xenbus_state,
+    ) {
+        // SAFETY: The xenbus core only ever calls this callback with a valid pointer to a
+        // `struct xenbus_device` bound to this driver.
+        //
+        // INVARIANT: `xdev` is valid for the duration of `otherend_changed_callback()`.
+        let xdev = unsafe { &*xdev.cast::<Device<device::CoreInternal<'_>>>() };
+
+        let Ok(state) = XenbusState::try_from(state) else {
+            dev_dbg!(
+                xdev.as_ref(),
+                "ignoring invalid other end state {}\n",
+                state
+            );
+            return;
+        };
+
+        // SAFETY: The xenbus core watches the other end only between a successful return of
+        // `probe_callback()`, which stored a `Pin<KBox<T::Data<'_>>>` with
+        // `Device::set_drvdata()`, and the call of `remove_callback()`; unregistering the watch
+        // waits for this callback to return.
+        let data = unsafe { xdev.as_ref().drvdata_borrow::<T::Data<'_>>() };
+
+        T::otherend_changed(xdev, data, state);
+    }
+
+    extern "C" fn remove_callback(xdev: *mut bindings::xenbus_device) {
+        // SAFETY: The xenbus core only ever calls the remove callback with a valid pointer to a
+        // `struct xenbus_device`.
+        //
+        // INVARIANT: `xdev` is valid for the duration of `remove_callback()`.
+        let xdev = unsafe { &*xdev.cast::<Device<device::CoreInternal<'_>>>() };
+
+        // SAFETY: `remove_callback` is only ever called after a successful call to
+        // `probe_callback`, hence it's guaranteed that `Device::set_drvdata()` has been called
+        // and stored a `Pin<KBox<T::Data<'_>>>`.
+        let data = unsafe { xdev.as_ref().drvdata_borrow::<T::Data<'_>>() };
+
+        T::unbind(xdev, data);
+    }
+}
+
+/// Declares a kernel module that exposes a single xenbus frontend driver, registered under the
+/// module's name.
+#[cfg(CONFIG_XEN_XENBUS_FRONTEND)]
+#[macro_export]
+macro_rules! module_xenbus_frontend_driver {
+    ($($f:tt)*) => {
+        $crate::module_driver!(<T>, $crate::xen::xenbus::FrontendAdapter<T>, { $($f)* });
+    };
+}
+
+/// Declares a kernel module that exposes a single xenbus backend driver, registered under the
+/// module's name.
+#[cfg(CONFIG_XEN_BACKEND)]
+#[macro_export]
+macro_rules! module_xenbus_backend_driver {
+    ($($f:tt)*) => {
+        $crate::module_driver!(<T>, $crate::xen::xenbus::BackendAdapter<T>, { $($f)* });
+    };
+}
+
+#[cfg(CONFIG_RUST_XEN_KUNIT_TEST)]
+#[macros::kunit_tests(rust_xen_xenbus)]
+mod tests {
+    use super::*;
+
+    const ALL: [XenbusState; 9] = [
+        XenbusState::Unknown,
+        XenbusState::Initialising,
+        XenbusState::InitWait,
+        XenbusState::Initialised,
+        XenbusState::Connected,
+        XenbusState::Closing,
+        XenbusState::Closed,
+        XenbusState::Reconfiguring,
+        XenbusState::Reconfigured,
+    ];
+
+    #[test]
+    fn state_round_trip() {
+        for (raw, state) in (0u32..).zip(ALL) {
+            assert_eq!(u32::from(state), raw);
+            assert_eq!(XenbusState::try_from(raw), Ok(state));
+        }
+        assert_eq!(XenbusState::try_from(9), Err(EINVAL));
+        assert_eq!(XenbusState::try_from(u32::MAX), Err(EINVAL));
+        assert_eq!(XenbusState::from_raw_lossy(42), XenbusState::Unknown);
+    }
+
+    #[test]
+    fn state_names_match_c() {
+        for state in ALL {
+            // SAFETY: `xenbus_strstate()` returns a static string for any value.
+            let c_name = unsafe { CStr::from_char_ptr(bindings::xenbus_strstate(state.into())) };
+            assert_eq!(c_name.to_bytes(), state.name().as_bytes());
+        }
+    }
+
+    #[test]
+    fn device_id_and_table() {
+        const PCI: DeviceId = DeviceId::new(c"pci");
+        assert_eq!(PCI.devicetype(), c"pci");
+
+        static TABLE: IdArray<u32, 2> =
+            IdArray::new([(DeviceId::new(c"pci"), &1), (DeviceId::new(c"vbd"), &2)]);
+        let table: IdTable<u32> = &TABLE;
+        assert_eq!(table.info(0), Some(&1));
+        assert_eq!(table.info(1), Some(&2));
+        assert_eq!(table.info(2), None);
+
+        // The C array is zero-terminated.
+        // SAFETY: The table holds two entries and the terminator.
+        let raw = unsafe { &*table.as_ptr().add(2) };
+        assert_eq!(raw.devicetype[0], 0);
+    }
+
+    #[cfg(any(CONFIG_XEN_XENBUS_FRONTEND, CONFIG_XEN_BACKEND))]
+    struct Dummy;
+
+    #[cfg(any(CONFIG_XEN_XENBUS_FRONTEND, CONFIG_XEN_BACKEND))]
+    crate::xenbus_device_table!(DUMMY_IDS, u8, [(DeviceId::new(c"dummy"), 7)]);
+
+    #[cfg(any(CONFIG_XEN_XENBUS_FRONTEND, CONFIG_XEN_BACKEND))]
+    impl Driver for Dummy {
+        type IdInfo = u8;
+        type Data<'bound> = &'bound Device;
+        const ID_TABLE: IdTable<u8> = &DUMMY_IDS;
+
+        fn probe<'bound>(
+            dev: &'bound Device<device::Core<'_>>,
+            _id_info: &'bound u8,
+        ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
+            let _ = dev.otherend();
+            Ok(&***dev)
+        }
+
+        fn otherend_changed<'bound>(
+            dev: &'bound Device<device::Core<'_>>,
+            _this: Pin<&Self::Data<'bound>>,
+            state: XenbusState,
+        ) {
+            if state == XenbusState::Closing {
+                let _ = dev.switch_state(XenbusState::Closed);
+            }
+        }
+    }
+
+    #[cfg(any(CONFIG_XEN_XENBUS_FRONTEND, CONFIG_XEN_BACKEND))]
+    type RegisterFn =
+        unsafe fn(&Opaque<bindings::xenbus_driver>, &'static CStr, &'static ThisModule) -> Result;
+
+    /// Instantiates both adapters (without registering anything), so that they are built and
+    /// linked.
+    #[cfg(any(CONFIG_XEN_XENBUS_FRONTEND, CONFIG_XEN_BACKEND))]
+    #[test]
+    fn adapters_instantiate() {
+        use driver::RegistrationOps;
+
+        #[cfg(CONFIG_XEN_XENBUS_FRONTEND)]
+        {
+            let register: RegisterFn = <FrontendAdapter<Dummy> as RegistrationOps>::register;
+            assert!(!core::hint::black_box(register as *const ()).is_null());
+        }
+        #[cfg(CONFIG_XEN_BACKEND)]
+        {
+            let register: RegisterFn = <BackendAdapter<Dummy> as RegistrationOps>::register;
+            assert!(!core::hint::black_box(register as *const ()).is_null());
+        }
+        assert_eq!(DUMMY_IDS.info(0), Some(&7));
+    }
+}

@@ -23,11 +23,16 @@ host() {
 }
 
 xen() {
-	local out rc line
+	local rc line
 	scripts/kernel.sh build || { fail=$((fail + 1)); echo "not ok kernel build"; return; }
 	scripts/images.sh all || { fail=$((fail + 1)); echo "not ok image build"; return; }
-	out=$(scripts/run-xen.sh | tee /dev/stderr; exit "${PIPESTATUS[0]}"); rc=$?
-	line=$(echo "$out" | grep -E '^xen: [0-9]+ passed, [0-9]+ failed' | tail -n 1)
+	# Shown as it runs, and kept to be counted. (Not `tee /dev/stderr`: when
+	# stderr is a file, reopening it by that name truncates it.)
+	local copy
+	copy=$(mktemp)
+	scripts/run-xen.sh | tee "$copy"; rc=${PIPESTATUS[0]}
+	line=$(grep -E '^xen: [0-9]+ passed, [0-9]+ failed' "$copy" | tail -n 1)
+	rm -f "$copy"
 	if [ -z "$line" ]; then fail=$((fail + 1)); return; fi
 	set -- $(echo "$line" | tr -dc '0-9 ')
 	pass=$((pass + $1)) fail=$((fail + $2)) skip=$((skip + ${3:-0}))

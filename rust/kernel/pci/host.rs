@@ -128,8 +128,13 @@ pub trait PciOps: Send + Sync {
     ///
     /// For an address without a device, return [`PcibiosError::DeviceNotFound`] or all ones (as
     /// hardware does): the PCI core probes every address when it scans a bus.
-    fn read(&self, bus: u8, devfn: u8, offset: u16, width: AccessWidth)
-        -> Result<u32, PcibiosError>;
+    fn read(
+        &self,
+        bus: u8,
+        devfn: u8,
+        offset: u16,
+        width: AccessWidth,
+    ) -> Result<u32, PcibiosError>;
 
     /// Writes the low `width` bytes of `value` at `offset` of the configuration space of function
     /// `devfn` on bus `bus`.
@@ -331,7 +336,10 @@ unsafe extern "C" fn config_read(
     let busnr = unsafe { (*bus).number };
 
     let value = decode_access(devfn, offset, size).and_then(|(devfn, offset, width)| {
-        let ops = sysdata.ops.try_access().ok_or(PcibiosError::DeviceNotFound)?;
+        let ops = sysdata
+            .ops
+            .try_access()
+            .ok_or(PcibiosError::DeviceNotFound)?;
 
         // SAFETY: By the type invariants of `SysData` and `ErasedOps`, as `ops` is not revoked,
         // `ops.data` points to the `T` of a live `RootBus`, and `ops.read` is `read_ops::<T>`.
@@ -370,7 +378,10 @@ unsafe extern "C" fn config_write(
     let busnr = unsafe { (*bus).number };
 
     let ret = decode_access(devfn, offset, size).and_then(|(devfn, offset, width)| {
-        let ops = sysdata.ops.try_access().ok_or(PcibiosError::DeviceNotFound)?;
+        let ops = sysdata
+            .ops
+            .try_access()
+            .ok_or(PcibiosError::DeviceNotFound)?;
 
         // SAFETY: By the type invariants of `SysData` and `ErasedOps`, as `ops` is not revoked,
         // `ops.data` points to the `T` of a live `RootBus`, and `ops.write` is `write_ops::<T>`.
@@ -414,7 +425,8 @@ unsafe extern "C" fn claim_resources(pdev: *mut bindings::pci_dev, _data: *mut c
 
         // SAFETY: `res` points to a resource of the device, which the rescan/remove lock keeps
         // from changing.
-        let unclaimed = unsafe { (*res).parent.is_null() && (*res).start != 0 && (*res).flags != 0 };
+        let unclaimed =
+            unsafe { (*res).parent.is_null() && (*res).start != 0 && (*res).flags != 0 };
         if !unclaimed {
             continue;
         }
@@ -425,7 +437,11 @@ unsafe extern "C" fn claim_resources(pdev: *mut bindings::pci_dev, _data: *mut c
             // `Device` is a transparent wrapper of it.
             let dev = unsafe { &*pdev.cast::<Device>() };
 
-            dev_err!(dev, "cannot claim resource {}: the device cannot use it\n", index);
+            dev_err!(
+                dev,
+                "cannot claim resource {}: the device cannot use it\n",
+                index
+            );
         }
     }
 
@@ -582,16 +598,13 @@ impl BusRef {
 
         // SAFETY: `bus` is a valid root bus. Its host bridge, which `pci_find_host_bridge()`
         // returns, is never NULL: the root bus was registered as a child of it.
-        let bridge = unsafe { NonNull::new_unchecked(bindings::pci_find_host_bridge(bus.as_ptr())) };
+        let bridge =
+            unsafe { NonNull::new_unchecked(bindings::pci_find_host_bridge(bus.as_ptr())) };
 
         // SAFETY: `bridge` is valid, and we hold its initial reference, so it cannot have been
         // released yet. `release_sysdata` frees `sysdata` as its `release_fn` must.
         unsafe {
-            bindings::pci_set_host_bridge_release(
-                bridge.as_ptr(),
-                Some(release_sysdata),
-                sysdata,
-            )
+            bindings::pci_set_host_bridge_release(bridge.as_ptr(), Some(release_sysdata), sysdata)
         };
 
         // SAFETY: `bus` is valid and the rescan/remove lock is held.
@@ -814,14 +827,35 @@ mod tests {
 
     #[test]
     fn access_decoding() {
-        assert_eq!(decode_access(0x0a, 0x10, 4), Ok((0x0a, 0x10, AccessWidth::Dword)));
-        assert_eq!(decode_access(0xff, 0xffe, 2), Ok((0xff, 0xffe, AccessWidth::Word)));
-        assert_eq!(decode_access(0, 0xfff, 1), Ok((0, 0xfff, AccessWidth::Byte)));
-        assert_eq!(decode_access(0x100, 0, 4), Err(PcibiosError::DeviceNotFound));
+        assert_eq!(
+            decode_access(0x0a, 0x10, 4),
+            Ok((0x0a, 0x10, AccessWidth::Dword))
+        );
+        assert_eq!(
+            decode_access(0xff, 0xffe, 2),
+            Ok((0xff, 0xffe, AccessWidth::Word))
+        );
+        assert_eq!(
+            decode_access(0, 0xfff, 1),
+            Ok((0, 0xfff, AccessWidth::Byte))
+        );
+        assert_eq!(
+            decode_access(0x100, 0, 4),
+            Err(PcibiosError::DeviceNotFound)
+        );
         assert_eq!(decode_access(0, 0, 3), Err(PcibiosError::BadRegisterNumber));
-        assert_eq!(decode_access(0, -4, 4), Err(PcibiosError::BadRegisterNumber));
-        assert_eq!(decode_access(0, 0xffe, 4), Err(PcibiosError::BadRegisterNumber));
-        assert_eq!(decode_access(0, 0x1000, 1), Err(PcibiosError::BadRegisterNumber));
+        assert_eq!(
+            decode_access(0, -4, 4),
+            Err(PcibiosError::BadRegisterNumber)
+        );
+        assert_eq!(
+            decode_access(0, 0xffe, 4),
+            Err(PcibiosError::BadRegisterNumber)
+        );
+        assert_eq!(
+            decode_access(0, 0x1000, 1),
+            Err(PcibiosError::BadRegisterNumber)
+        );
     }
 
     /// A domain no firmware uses.

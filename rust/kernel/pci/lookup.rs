@@ -83,9 +83,8 @@ impl Device {
 
         // SAFETY: `pci_get_domain_bus_and_slot` accepts any address. It returns NULL or a
         // `struct pci_dev` with its reference count incremented.
-        let pdev = unsafe {
-            bindings::pci_get_domain_bus_and_slot(domain, bus.into(), devfn.into())
-        };
+        let pdev =
+            unsafe { bindings::pci_get_domain_bus_and_slot(domain, bus.into(), devfn.into()) };
         let pdev = NonNull::new(pdev)?;
 
         // SAFETY: `pdev` points to a valid `struct pci_dev` whose reference we own and hand over;

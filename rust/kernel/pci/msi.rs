@@ -116,12 +116,7 @@ impl Device<device::Bound> {
         // - `MsixEntry` is a transparent wrapper of `struct msix_entry`, so `entries` is a valid
         //   array of `nvec` of them, which the PCI core reads and writes only during the call.
         let ret = unsafe {
-            bindings::pci_enable_msix_range(
-                self.as_raw(),
-                entries.as_mut_ptr().cast(),
-                nvec,
-                nvec,
-            )
+            bindings::pci_enable_msix_range(self.as_raw(), entries.as_mut_ptr().cast(), nvec, nvec)
         };
 
         to_result(ret)

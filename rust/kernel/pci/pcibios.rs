@@ -121,7 +121,10 @@ mod tests {
             assert!(err.to_raw() > 0);
             assert_eq!(PcibiosError::from_raw(err.to_raw()), Some(err));
         }
-        assert_eq!(PcibiosError::from_raw(bindings::PCIBIOS_SUCCESSFUL as c_int), None);
+        assert_eq!(
+            PcibiosError::from_raw(bindings::PCIBIOS_SUCCESSFUL as c_int),
+            None
+        );
         assert_eq!(PcibiosError::from_raw(-(ENODEV.to_errno())), None);
         assert_eq!(PcibiosError::from_raw(0x80), None);
     }

@@ -13,8 +13,9 @@
 SHELL := /bin/bash
 PLAN ?= lab,kunit,modules,c-xl,c-manual
 DEMO_PLAN ?= demo
+BENCH_PLAN ?= bench-c
 
-.PHONY: all setup kernel images hosttest xentest test run clean
+.PHONY: all setup kernel images hosttest xentest test run bench clean
 
 all: images
 
@@ -38,6 +39,10 @@ test: setup
 
 run: images
 	PLAN=$(DEMO_PLAN) SHOW_GUEST=1 scripts/run-xen.sh
+
+# Config-space ops/s and CPU per op through each driver pair (not a test).
+bench: images
+	PLAN=$(BENCH_PLAN) scripts/run-xen.sh
 
 clean:
 	rm -rf out target

@@ -33,4 +33,5 @@ if [ "$(cmdline_arg detach 0)" = 1 ]; then
 	domU_detach_tests
 	end_phase 2
 fi
+domU_bench
 ktap_print_totals

@@ -27,7 +27,6 @@ use kernel::{
         Bound,
         Core, //
     },
-    fmt,
     irq::{
         self,
         IrqReturn, //
@@ -209,14 +208,17 @@ fn export_index(dev: &xenbus::Device<Bound>, shared: &Shared, i: u32) -> Result 
     let node = dev.nodename();
     let value = Nil.read(node, cstr_key(&xs::dev_key(i))?)?;
     let host = xs::parse_dev(&value).map_err(|e| {
-        dev.dev_fatal(EINVAL, fmt!("parsing dev-{i}: {e}"));
+        dev.dev_fatal(EINVAL, fmt!("parsing dev-{i}: {}", format_args!("{e}")));
         EINVAL
     })?;
 
     let seized = Seized::claim(host, shared.domid).map_err(|e| {
         dev.dev_fatal(
             e.to_error(),
-            fmt!("{host} is not assignable (not bound to pciback, or already exported): {e:?}"),
+            fmt!(
+                "{} is not assignable (not bound to pciback, or already exported): {e:?}",
+                format_args!("{host}")
+            ),
         );
         e.to_error()
     })?;
@@ -230,7 +232,7 @@ fn export_index(dev: &xenbus::Device<Bound>, shared: &Shared, i: u32) -> Result 
                 AddError::Vbus(crate::common::vbus::VbusError::Full) | AddError::NoMem => ENOMEM,
                 AddError::Vbus(_) => EINVAL,
             };
-            dev.dev_fatal(err, fmt!("cannot export {host}: {e:?}"));
+            dev.dev_fatal(err, fmt!("cannot export {}: {e:?}", format_args!("{host}")));
             return Err(err);
         }
     };
@@ -257,9 +259,9 @@ fn export_index(dev: &xenbus::Device<Bound>, shared: &Shared, i: u32) -> Result 
     dev_info!(
         dev.as_ref(),
         "exported {} to domain {} as {}\n",
-        host,
+        format_args!("{host}"),
         shared.domid,
-        guest
+        format_args!("{guest}")
     );
     Ok(())
 }
@@ -270,7 +272,10 @@ fn publish_roots(dev: &xenbus::Device<Bound>, shared: &Shared) -> Result {
     let (new, count) = {
         let mut topo = shared.topo.lock();
         let new = topo.new_roots().map_err(|e| {
-            dev.dev_fatal(ENOSPC, fmt!("publishing the roots: {e}"));
+            dev.dev_fatal(
+                ENOSPC,
+                fmt!("publishing the roots: {}", format_args!("{e}")),
+            );
             ENOSPC
         })?;
         (new, topo.root_count())
@@ -446,7 +451,12 @@ fn reconfigure(dev: &xenbus::Device<Bound>, shared: &Shared) {
             };
             let removed = shared.topo.lock().remove(guest);
             if let Some(s) = removed {
-                dev_info!(dev.as_ref(), "detaching {} ({})\n", guest, s.bdf());
+                dev_info!(
+                    dev.as_ref(),
+                    "detaching {} ({})\n",
+                    format_args!("{guest}"),
+                    format_args!("{}", s.bdf())
+                );
                 s.release();
             }
         }

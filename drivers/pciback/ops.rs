@@ -7,7 +7,6 @@
 //! shared decoder. Only `err` and `value` are written back.
 
 use kernel::{
-    prelude::*,
     sync::atomic::Full,
     xen::grant::SharedMemory, //
 };

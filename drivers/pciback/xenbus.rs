@@ -427,7 +427,8 @@ fn reconfigure(dev: &xenbus::Device<Bound>, shared: &Shared) {
     };
     let node = dev.nodename();
     for i in 0..num {
-        let Ok(key) = cstr_key(&xs::state_key(i)) else {
+        let state_key = xs::state_key(i);
+        let Ok(key) = cstr_key(&state_key) else {
             return;
         };
         let Ok(state) = Nil.read_u32(node, key) else {
@@ -438,7 +439,8 @@ fn reconfigure(dev: &xenbus::Device<Bound>, shared: &Shared) {
                 return;
             }
         } else if state == u32::from(XenbusState::Closing) {
-            let Ok(key) = cstr_key(&xs::vdev_key(i)) else {
+            let vdev_key = xs::vdev_key(i);
+            let Ok(key) = cstr_key(&vdev_key) else {
                 return;
             };
             let Ok(value) = Nil.read(node, key) else {

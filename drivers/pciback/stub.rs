@@ -220,6 +220,7 @@ impl Seized {
                 Err(e) if e == EAGAIN => {
                     dev_info!(dev, "reset deferred to the unbind in progress\n");
                 }
+                Err(e) if e == ENOTTY => dev_info!(dev, "no reset method\n"),
                 Err(e) => dev_warn!(dev, "reset after guest {} failed: {:?}\n", claim.domain, e),
             }
             if let Some(golden) = &inner.golden {

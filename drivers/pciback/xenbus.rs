@@ -152,18 +152,20 @@ impl WorkItem for Shared {
         };
         let page = &conn.evtchn.handler().page;
         let irq = conn.evtchn.irq();
-        let mut served = false;
-        loop {
-            if ops::serve_one(page, &this.topo.lock()) {
-                served = true;
-                irq.notify();
+        let served = ops::serve_one(page, &this.topo.lock());
+        if served {
+            irq.notify();
+        }
+        this.queued.store(false, Release);
+
+        // A request flagged while the channel was masked sends no new event: run again, from
+        // the queue rather than in a loop, so that a guest that keeps flagging requests cannot
+        // hold this worker. The channel stays masked; the next run acknowledges it.
+        if ops::op_pending(page) && !this.queued.xchg(true, Full) {
+            match workqueue::system().enqueue(this.clone()) {
+                Ok(()) => return,
+                Err(_) => this.queued.store(false, Relaxed),
             }
-            this.queued.store(false, Release);
-            // A request flagged while the channel was masked sends no new event.
-            if ops::op_pending(page) && !this.queued.xchg(true, Full) {
-                continue;
-            }
-            break;
         }
         irq.lateeoi(if served { Eoi::Handled } else { Eoi::Spurious });
     }
@@ -177,8 +179,14 @@ struct SelfWatch<'bound> {
 
 impl WatchHandler for SelfWatch<'_> {
     fn changed(&self, _path: &CStr, _token: &CStr) {
-        if self.dev.state() == XenbusState::InitWait {
-            setup(self.dev, &self.shared);
+        match self.dev.state() {
+            XenbusState::InitWait => setup(self.dev, &self.shared),
+            // Devices added before the frontend connected.
+            XenbusState::Initialised => {
+                // Failures are reported in the store by `dev_fatal`.
+                let _ = update_devices(self.dev, &self.shared);
+            }
+            _ => {}
         }
     }
 }
@@ -418,38 +426,41 @@ fn reconfigure(dev: &xenbus::Device<Bound>, shared: &Shared) {
     if read_own_u32(dev, xs::STATE).ok() != Some(u32::from(XenbusState::Reconfiguring)) {
         return;
     }
+    if update_devices(dev, shared).is_ok() {
+        let _ = dev.switch_state(XenbusState::Reconfigured);
+    }
+}
+
+/// Exports the devices whose `state-i` is Initialising and releases those whose `state-i` is
+/// Closing. Errors are reported with `dev_fatal`.
+fn update_devices(dev: &xenbus::Device<Bound>, shared: &Shared) -> Result {
     let num = match read_own_u32(dev, xs::NUM_DEVS) {
         Ok(n) => n,
         Err(e) => {
             dev.dev_fatal(e, fmt!("reading num_devs"));
-            return;
+            return Err(e);
         }
     };
     let node = dev.nodename();
     for i in 0..num {
         let state_key = xs::state_key(i);
-        let Ok(key) = cstr_key(&state_key) else {
-            return;
-        };
+        let key = cstr_key(&state_key)?;
         let Ok(state) = Nil.read_u32(node, key) else {
             continue;
         };
         if state == u32::from(XenbusState::Initialising) {
-            if export_index(dev, shared, i).is_err() || publish_roots(dev, shared).is_err() {
-                return;
-            }
+            export_index(dev, shared, i)?;
+            publish_roots(dev, shared)?;
         } else if state == u32::from(XenbusState::Closing) {
             let vdev_key = xs::vdev_key(i);
-            let Ok(key) = cstr_key(&vdev_key) else {
-                return;
-            };
+            let key = cstr_key(&vdev_key)?;
             let Ok(value) = Nil.read(node, key) else {
                 dev.dev_fatal(ENOENT, fmt!("reading vdev-{i}"));
-                return;
+                return Err(ENOENT);
             };
             let Ok(guest) = xs::parse_vdev(&value) else {
                 dev.dev_fatal(EINVAL, fmt!("parsing vdev-{i}"));
-                return;
+                return Err(EINVAL);
             };
             let removed = shared.topo.lock().remove(guest);
             if let Some(s) = removed {
@@ -463,7 +474,7 @@ fn reconfigure(dev: &xenbus::Device<Bound>, shared: &Shared) {
             }
         }
     }
-    let _ = dev.switch_state(XenbusState::Reconfigured);
+    Ok(())
 }
 
 impl xenbus::Driver for Backend {

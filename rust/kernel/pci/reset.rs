@@ -70,4 +70,16 @@ impl Device<device::Bound> {
         // `struct pci_dev`.
         to_result(unsafe { bindings::pci_reset_function(self.as_raw()) })
     }
+
+    /// Resets the function like [`Device::reset_function`], unless its device lock (or the one
+    /// of its upstream bridge) is already held (`pci_try_reset_function()`).
+    ///
+    /// Fails with [`EAGAIN`] when a lock is held: it never waits for the device lock, so it can
+    /// be called with locks held that a bus callback of this device may take (for example by a
+    /// driver that serves the device to another party and releases it under its own lock).
+    pub fn try_reset_function(&self) -> Result {
+        // SAFETY: By its type invariant `self.as_raw` is always a valid pointer to a
+        // `struct pci_dev`.
+        to_result(unsafe { bindings::pci_try_reset_function(self.as_raw()) })
+    }
 }

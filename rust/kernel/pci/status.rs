@@ -45,6 +45,28 @@ impl Device {
         HeaderType::from_raw(unsafe { (*self.as_raw()).hdr_type })
     }
 
+    /// Returns the `IORESOURCE_*` flags of the resource `index` (a BAR, or the expansion ROM at
+    /// `PCI_ROM_RESOURCE`), as the PCI core set them; 0 for a resource the device does not have.
+    ///
+    /// Fails with [`EINVAL`] if `index` is not below `PCI_NUM_RESOURCES`.
+    pub fn resource_flags(&self, index: u32) -> crate::error::Result<u64> {
+        if index >= bindings::PCI_NUM_RESOURCES {
+            return Err(crate::error::code::EINVAL);
+        }
+        // CAST: `index < PCI_NUM_RESOURCES`, a small constant.
+        let index = index as usize;
+
+        // SAFETY: By its type invariant `self.as_raw` is always a valid pointer to a
+        // `struct pci_dev`, whose `resource` array has `PCI_NUM_RESOURCES` entries; `index` is in
+        // bounds (checked above). The flags are a plain integer the PCI core writes while it
+        // assigns resources; a racing reassignment yields an old or a new value, never UB for
+        // an integer read.
+        let flags = unsafe { (*self.as_raw()).resource[index].flags };
+
+        // CAST: `unsigned long` is at most 64 bits.
+        Ok(flags as u64)
+    }
+
     /// Returns whether the device is a PCI-to-PCI or CardBus bridge (C's `pci_is_bridge()`).
     #[inline]
     pub fn is_bridge(&self) -> bool {

@@ -16,10 +16,17 @@ GUEST_LOG=/var/log/xen/console/guest-$GUEST.log
 
 xs_guest() { echo "/local/domain/$1/data/xenpci"; }
 
+# The Rust backend seizes the device at load (hide=); it has no new_slot yet.
+# BACKEND_ARGS adds module parameters (passthrough=1).
 backend_load() {
 	case $1 in
 		c) modprobe xen-pciback ;;
-		rust) insmod "/lib/modules/$(uname -r)/kernel/drivers/pciback/pciback.ko" ;;
+		rust)
+			[ -e "/sys/bus/pci/devices/$BDF/driver" ] &&
+				echo "$BDF" > "/sys/bus/pci/devices/$BDF/driver/unbind"
+			insmod "/lib/modules/$(uname -r)/kernel/drivers/pciback/pciback.ko" \
+				"hide=($BDF)" ${BACKEND_ARGS:-} &&
+				bound_to_pciback ;;
 	esac
 }
 
@@ -45,7 +52,7 @@ name = "$GUEST"
 type = "pv"
 kernel = "/xenpci/vmlinuz-domU"
 ramdisk = "/xenpci/domU.cpio.gz"
-extra = "console=hvc0 loglevel=6 xenpci.front=$front xenpci.detach=$detach xenpci.guest_bdf=0000:00:00.0 $(guest_expect)"
+extra = "console=hvc0 loglevel=6 xenpci.front=$front xenpci.detach=$detach xenpci.guest_bdf=${GUEST_BDF:-0000:00:00.0} xenpci.protect=${PROTECT:-0} $(guest_expect)"
 memory = 192
 vcpus = 1
 on_poweroff = "destroy"
@@ -85,6 +92,27 @@ manual_create() {
 	xenstore-chmod -r "$be" n0 "r$did" || return 1
 	xenstore-chmod -r "$fe" "n$did" r0 || return 1
 	xl unpause $GUEST
+}
+
+# The hardware's config dword at offset $1, as dom0 reads it.
+hw_dword() { od -A n -t x4 -j "$1" -N 4 "/sys/bus/pci/devices/$BDF/config" | tr -d ' '; }
+hw_snapshot() { echo "$(hw_dword 0) $(hw_dword 4) $(hw_dword 16)"; }
+same_hw() { [ "$1" = "$2" ] || { echo "# hardware has '$2', had '$1'"; return 1; }; }
+# The Memory Space bit of the hardware's Command register did not change.
+same_mem_bit() {
+	[ $((0x$1 & 2)) = $((0x$2 & 2)) ] || { echo "# command was 0x$1, is 0x$2"; return 1; }
+}
+
+# Guest writes to protected fields (PROTECT=1, see domU/device.sh) must not reach
+# the hardware: vendor ID, BAR0 with a non-sizing value, Command without Memory Space.
+protected_checks() {
+	local before=$1 after
+	after=$(hw_snapshot)
+	echo "# hardware before the guest: $before; after: $after"
+	set -- $before $after
+	ktap_test_result "guest write to the vendor ID did not reach the hardware" same_hw "$1" "$4"
+	ktap_test_result "guest write to the command register left Memory Space alone" same_mem_bit "$2" "$5"
+	ktap_test_result "guest write to BAR0 did not reach the hardware" same_hw "$3" "$6"
 }
 
 # Print the guest's KTAP result lines (xenstore first, console as fallback).
@@ -153,6 +181,7 @@ passthrough_test() {
 	else
 		ktap_test_result "guest created with the xenstore nodes written by hand" manual_create
 	fi
+	[ "${PROTECT:-0}" = 1 ] && hw_before=$(hw_snapshot)
 	did=$(xl domid $GUEST 2>/dev/null)
 	if [ -z "$did" ]; then
 		KSFT_NUM_TESTS=$KTAP_TESTNO; ktap_exit_fail_msg "no guest"
@@ -164,6 +193,7 @@ passthrough_test() {
 	collect_phase "$did" 1 > /tmp/lines || echo "# the guest reported nothing for phase 1"
 	ktap_test_result "guest reported its device checks" have_guest_results
 	emit_guest_lines < /tmp/lines
+	[ "${PROTECT:-0}" = 1 ] && protected_checks "$hw_before"
 
 	if [ "$detach" = 1 ]; then
 		ktap_test_result "xl pci-detach $BDF" timeout 60 xl pci-detach $GUEST "$BDF"
@@ -188,5 +218,10 @@ passthrough_test() {
 
 group_c_xl() { passthrough_test c c xl; }
 group_c_manual() { passthrough_test c c manual; }
+# The Rust backend with the C frontend: virtual bus by xl and by hand, then the
+# host addresses (passthrough=1); each also checks that protected fields hold.
+group_rust_xl() { PROTECT=1 passthrough_test rust c xl; }
+group_rust_manual() { PROTECT=1 passthrough_test rust c manual; }
+group_rust_pt() { PROTECT=1 BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF passthrough_test rust c xl; }
 # What `make run` shows: one guest, the device passed through, the guest's view.
 group_demo() { passthrough_test c c xl; }

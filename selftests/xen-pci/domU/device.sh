@@ -39,6 +39,17 @@ show_guest_view() {
 	od -A x -t x4 -N 64 "$GDEV/config" | sed 's/^/#     /'
 }
 
+# Writes that the backend must keep from the hardware (dom0 checks it):
+# 0xffff to the vendor ID, a non-sizing value to BAR0, the Command register
+# without Memory Space. Busybox printf takes octal escapes.
+protected_writes() {
+	printf '\377\377' | dd of="$GDEV/config" bs=2 seek=0 count=1 conv=notrunc 2>/dev/null || return 1
+	printf '\000\120\064\022' | dd of="$GDEV/config" bs=4 seek=4 count=1 conv=notrunc 2>/dev/null || return 1
+	cmd=$(( 0x$(cfg16 4) & ~2 ))
+	printf "\\$(printf %03o $((cmd & 0xff)))\\$(printf %03o $((cmd >> 8)))" |
+		dd of="$GDEV/config" bs=2 seek=2 count=1 conv=notrunc 2>/dev/null
+}
+
 domU_device_tests() {
 	ktap_test_result "rust pcifront module loads and unloads" rust_pcifront_cycle
 	ktap_test_result "$(cmdline_arg front c) frontend loads" load_frontend
@@ -59,6 +70,10 @@ domU_device_tests() {
 	ktap_test_result "BAR0 address matches dom0" \
 		same "$(head -n 1 $GDEV/resource | cut -d' ' -f1)" "$(cmdline_arg bar0)"
 	ktap_test_result "repeated config reads are stable" cfgbench_clean
+	if [ "$(cmdline_arg protect 0)" = 1 ]; then
+		ktap_test_result "guest writes vendor ID, BAR0 and Command (dom0 checks the hardware)" protected_writes
+		ktap_test_result "vendor ID still reads as dom0's after the write" same "0x$(cfg16 0)" "$(cmdline_arg vendor)"
+	fi
 }
 
 domU_detach_tests() {

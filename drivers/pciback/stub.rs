@@ -1,0 +1,418 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The `pciback` PCI driver: seizes devices so that no host driver touches them, and keeps, for
+//! each seized device, the state the xenbus backend needs to export it (its configuration-space
+//! engine, its "golden" saved state, the guest that claimed it).
+//!
+//! # Lifetimes and locking
+//!
+//! Each seized device is a [`Seized`] in an [`Arc`], listed in the global [`SEIZED`] registry
+//! from `probe` to `unbind`. The xenbus backend finds devices there by host address and keeps
+//! an [`Arc`] to the ones it exports.
+//!
+//! [`Seized::inner`] says whether the PCI driver is still bound (`bound`). Whoever holds that
+//! lock while `bound` is `true` may use the device as a [`pci::Device<Bound>`]: `unbind` clears
+//! `bound` under the same lock before it returns, so the device stays bound while the lock is
+//! held. Lock order: [`SEIZED`], then a device's `inner`. `unbind` takes `inner` with the
+//! device lock held, so nothing may wait for the device lock while holding `inner`: the release
+//! from a guest resets with [`pci::Device::try_reset_function`], which does not wait.
+
+use kernel::{
+    device::{
+        self,
+        Bound,
+        Core, //
+    },
+    device_id::IdArray,
+    new_mutex, pci,
+    prelude::*,
+    sync::{
+        aref::ARef,
+        Arc,
+        Mutex, //
+    },
+    xen::{
+        pci::DomainOwner,
+        DomId, //
+    },
+};
+
+use crate::{
+    common::{
+        bdf::{
+            Bdf,
+            BdfPattern, //
+        },
+        conf::{
+            HwError,
+            VirtualConfig,
+            WriteOutcome, //
+        },
+        pciif::{
+            AccessSize,
+            PciifError, //
+        },
+        vbus::DevKind,
+    },
+    conf::Hw,
+};
+
+/// The seize list and the seized devices.
+pub(crate) struct Registry {
+    /// The devices this driver may bind: from `hide=` now, from `new_slot` later.
+    pub(crate) ids: KVec<BdfPattern>,
+    /// The devices bound to this driver.
+    devices: KVec<Arc<Seized>>,
+}
+
+impl Registry {
+    pub(crate) const fn new() -> Self {
+        Self {
+            ids: KVec::new(),
+            devices: KVec::new(),
+        }
+    }
+
+    fn wants(&self, bdf: &Bdf) -> bool {
+        self.ids.iter().any(|p| p.matches(bdf))
+    }
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: Initialised in `PcibackModule::init` before anything else uses it.
+    pub(crate) unsafe(uninit) static SEIZED: Mutex<Registry> = Registry::new();
+}
+
+/// A device exported to a guest: the claim that keeps other backends away.
+struct Claim {
+    domain: DomId,
+    /// The device's entry in the domain-owner registry, removed when dropped.
+    _owner: DomainOwner,
+}
+
+/// The mutable state of a seized device.
+struct Inner {
+    /// The PCI driver is bound to the device (see the module documentation).
+    bound: bool,
+    /// The configuration-space engine, created at seize time.
+    config: VirtualConfig,
+    /// The configuration state at seize time, put back when a guest releases the device.
+    golden: Option<pci::SavedState>,
+    /// The guest enabled the device through its Command register (balanced on release).
+    enabled_by_guest: bool,
+    /// The guest the device is exported to.
+    claim: Option<Claim>,
+}
+
+/// A device seized by the `pciback` PCI driver.
+#[pin_data]
+pub(crate) struct Seized {
+    bdf: Bdf,
+    pdev: ARef<pci::Device>,
+    #[pin]
+    inner: Mutex<Inner>,
+}
+
+/// Why a device could not be claimed for a guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClaimError {
+    /// No device at this address is bound to `pciback`.
+    NotSeized,
+    /// The device is exported to another guest (or to this one already).
+    Busy,
+    /// The domain-owner registry refused the device.
+    Owner(Error),
+}
+
+impl ClaimError {
+    pub(crate) fn to_error(self) -> Error {
+        match self {
+            Self::NotSeized => ENODEV,
+            Self::Busy => EBUSY,
+            Self::Owner(e) => e,
+        }
+    }
+}
+
+impl Seized {
+    /// The host address.
+    pub(crate) fn bdf(&self) -> Bdf {
+        self.bdf
+    }
+
+    /// The PCI device (not necessarily bound: use it only for what needs no driver).
+    pub(crate) fn pdev(&self) -> &pci::Device {
+        &self.pdev
+    }
+
+    /// The device's kind for the topology.
+    pub(crate) fn kind(&self) -> DevKind {
+        if self.pdev.is_bridge() {
+            DevKind::Bridge
+        } else if self.pdev.is_virtfn() {
+            DevKind::SriovVf
+        } else {
+            DevKind::Normal
+        }
+    }
+
+    /// Finds the seized device at `bdf` and claims it for `domain`.
+    ///
+    /// Fails if no device at `bdf` is bound to `pciback`, or if it is already claimed.
+    pub(crate) fn claim(bdf: Bdf, domain: DomId) -> Result<Arc<Self>, ClaimError> {
+        let this = SEIZED
+            .lock()
+            .devices
+            .iter()
+            .find(|d| d.bdf == bdf)
+            .cloned()
+            .ok_or(ClaimError::NotSeized)?;
+
+        let mut inner = this.inner.lock();
+        if !inner.bound {
+            return Err(ClaimError::NotSeized);
+        }
+        if inner.claim.is_some() {
+            return Err(ClaimError::Busy);
+        }
+        let owner = DomainOwner::register(this.pdev.clone(), domain).map_err(ClaimError::Owner)?;
+        inner.claim = Some(Claim {
+            domain,
+            _owner: owner,
+        });
+        drop(inner);
+
+        Ok(this)
+    }
+
+    /// Gives up a claim taken by [`Seized::claim`] for a device the guest never saw: nothing
+    /// to reset.
+    pub(crate) fn unclaim(&self) {
+        let claim = self.inner.lock().claim.take();
+        drop(claim);
+    }
+
+    /// Returns the device to the host after a guest used it: resets it, restores its seize-time
+    /// state, disables what the guest enabled, resets the engine's virtual state, and drops the
+    /// claim (and the domain-owner entry).
+    ///
+    /// Failures are logged and do not stop the release. If the PCI driver is being unbound at
+    /// the same time, the reset is left to `unbind`, which always resets.
+    pub(crate) fn release(&self) {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
+        let Some(claim) = inner.claim.take() else {
+            return;
+        };
+
+        if inner.bound {
+            let dev: &device::Device = self.pdev.as_ref();
+            // SAFETY: `inner.bound` is `true` and `inner` is locked: the device stays bound to
+            // this driver until the lock is dropped at the end of this function (see the module
+            // documentation).
+            let bound = unsafe { dev.as_bound() };
+            let Ok(pdev) = <&pci::Device<Bound>>::try_from(bound) else {
+                return;
+            };
+
+            match pdev.try_reset_function() {
+                Ok(()) => {}
+                Err(e) if e == EAGAIN => {
+                    dev_info!(dev, "reset deferred to the unbind in progress\n");
+                }
+                Err(e) if e == ENOTTY => dev_info!(dev, "no reset method\n"),
+                Err(e) => dev_warn!(dev, "reset after guest {} failed: {:?}\n", claim.domain, e),
+            }
+            if let Some(golden) = &inner.golden {
+                if let Err(e) = golden.restore(pdev) {
+                    dev_warn!(dev, "cannot restore the seize-time state: {:?}\n", e);
+                }
+            }
+            if inner.enabled_by_guest {
+                pdev.disable_device();
+                inner.enabled_by_guest = false;
+            }
+            pdev.clear_master();
+            inner.config.reset_on_release();
+            dev_info!(dev, "released by guest {}\n", claim.domain);
+        }
+        drop(guard);
+        drop(claim);
+    }
+
+    /// Runs `f` with the engine and the bound device, or fails with `DevNotFound` if the PCI
+    /// driver was unbound meanwhile.
+    fn with_engine<R>(
+        &self,
+        f: impl FnOnce(&mut VirtualConfig, &mut Hw<'_>) -> Result<R, PciifError>,
+    ) -> Result<R, PciifError> {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
+        if !inner.bound || inner.claim.is_none() {
+            return Err(PciifError::DevNotFound);
+        }
+
+        // SAFETY: `inner.bound` is `true` and `inner` is locked for the whole use of `dev`
+        // (see the module documentation).
+        let dev = unsafe { self.pdev.as_ref().as_bound() };
+        let pdev = <&pci::Device<Bound>>::try_from(dev).map_err(|_| PciifError::DevNotFound)?;
+        let mut hw = Hw::new(pdev, &mut inner.enabled_by_guest);
+        f(&mut inner.config, &mut hw)
+    }
+
+    /// A guest read of its configuration space.
+    pub(crate) fn conf_read(&self, offset: u16, size: AccessSize) -> Result<u32, PciifError> {
+        self.with_engine(|config, hw| config.read(hw, offset, size))
+    }
+
+    /// A guest write to its configuration space.
+    pub(crate) fn conf_write(
+        &self,
+        offset: u16,
+        size: AccessSize,
+        value: u32,
+    ) -> Result<(), PciifError> {
+        let outcome = self.with_engine(|config, hw| config.write(hw, offset, size, value))?;
+        if let WriteOutcome::Dropped { warn: true } = outcome {
+            dev_warn!(
+                self.pdev.as_ref(),
+                "guest write of {:#x} ({} bytes) at {:#x} dropped (permissive mode is off)\n",
+                value,
+                size.bytes(),
+                offset
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The PCI driver that holds seized devices.
+pub(crate) struct Stub;
+
+/// Per-device data of the PCI driver: the device's entry in the registry.
+pub(crate) struct StubData {
+    seized: Arc<Seized>,
+}
+
+/// Matches every device; `probe` decides. Built without a module device table on purpose: no
+/// `pci:*` alias, so the module is never autoloaded.
+static ANY_DEVICE: IdArray<pci::DeviceId, (), 1> =
+    IdArray::new_without_index([pci::DeviceId::from_class(0, 0)]);
+
+fn hw_err(e: HwError) -> Error {
+    match e {
+        HwError::DeviceNotFound => ENODEV,
+        HwError::BadRegisterNumber => EINVAL,
+        _ => EIO,
+    }
+}
+
+impl Stub {
+    fn try_probe(pdev: &pci::Device<Core<'_>>) -> Result<StubData> {
+        let dev: &device::Device = pdev.as_ref();
+        let bdf = Bdf::from_raw(
+            pdev.domain_nr(),
+            pdev.bus_number().into(),
+            pdev.devfn().into(),
+        )
+        .ok_or(ENODEV)?;
+        if !SEIZED.lock().wants(&bdf) {
+            return Err(ENODEV);
+        }
+
+        // The state to put back whenever a guest gives the device up.
+        let golden = pci::SavedState::capture(pdev)
+            .inspect_err(|e| dev_warn!(dev, "cannot save the configuration state: {:?}\n", e))
+            .ok();
+        if let Err(e) = pdev.reset_function_locked() {
+            // Not fatal: many devices (QEMU's included) have no reset method. Reported, not
+            // ignored.
+            dev_info!(dev, "no reset at seize time: {:?}\n", e);
+        }
+        if let Some(golden) = &golden {
+            if let Err(e) = golden.restore(pdev) {
+                dev_warn!(dev, "cannot restore the configuration state: {:?}\n", e);
+            }
+        }
+
+        let mut enabled = false;
+        let mut hw = crate::conf::Hw::new(pdev, &mut enabled);
+        let info = hw.device_info().map_err(hw_err)?;
+        let config = VirtualConfig::new(&mut hw, &info).map_err(|e| {
+            dev_err!(dev, "cannot virtualise the configuration space: {:?}\n", e);
+            ENODEV
+        })?;
+
+        let pdev_ref: ARef<pci::Device> = (&***pdev).into();
+        let seized = Arc::pin_init(
+            try_pin_init!(Seized {
+                bdf,
+                pdev: pdev_ref,
+                inner <- new_mutex!(Inner {
+                    bound: true,
+                    config,
+                    golden,
+                    enabled_by_guest: false,
+                    claim: None,
+                }),
+            }),
+            GFP_KERNEL,
+        )?;
+        SEIZED.lock().devices.push(seized.clone(), GFP_KERNEL)?;
+        pdev.set_dev_assigned();
+        dev_info!(dev, "seized\n");
+
+        Ok(StubData { seized })
+    }
+}
+
+impl pci::Driver for Stub {
+    type IdInfo = ();
+    type Data<'bound> = StubData;
+    const ID_TABLE: pci::IdTable<Self::IdInfo> = &ANY_DEVICE;
+
+    fn probe<'bound>(
+        pdev: &'bound pci::Device<Core<'_>>,
+        _id_info: Option<&'bound Self::IdInfo>,
+    ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
+        Self::try_probe(pdev)
+    }
+
+    fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        let dev: &device::Device = pdev.as_ref();
+        let seized = &this.seized;
+        SEIZED
+            .lock()
+            .devices
+            .retain(|d| !core::ptr::eq::<Seized>(&**d, &**seized));
+
+        let mut inner = seized.inner.lock();
+        if let Some(claim) = inner.claim.take() {
+            // The guest may still access the device's I/O resources: its backend loses the
+            // device now, the toolstack has to take the mappings away.
+            dev_warn!(
+                dev,
+                "unbound while exported to guest {}: the guest may still reach its I/O resources\n",
+                claim.domain
+            );
+            drop(claim);
+        }
+        if let Err(e) = pdev.reset_function_locked() {
+            dev_info!(dev, "no reset at release: {:?}\n", e);
+        }
+        if let Some(golden) = inner.golden.take() {
+            if let Err(e) = golden.restore(pdev) {
+                dev_warn!(dev, "cannot restore the configuration state: {:?}\n", e);
+            }
+        }
+        if inner.enabled_by_guest {
+            pdev.disable_device();
+            inner.enabled_by_guest = false;
+        }
+        inner.bound = false;
+        drop(inner);
+
+        pdev.clear_dev_assigned();
+        dev_info!(dev, "released {}\n", format_args!("{}", seized.bdf));
+    }
+}

@@ -1,0 +1,566 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The xenbus backend `xen-pciback` (device type `pci`): exports seized devices to a PV guest
+//! and serves its configuration-space requests.
+//!
+//! # States
+//!
+//! probe: InitWait, then (self-watch) setup: claim and place every `dev-i`, publish `vdev-i`,
+//! `state-i`, the roots; Initialised. Frontend Initialised: map its page, bind its event
+//! channel; Connected. Frontend Reconfiguring: attach (`state-i` 1) or detach (`state-i` 5)
+//! devices; Reconfigured. Frontend Closing or Closed: disconnect. Unbind: release every device.
+//!
+//! # Lifetimes and locking
+//!
+//! Everything the event-channel handler and the work item touch is in [`Shared`], kept in an
+//! [`Arc`] (the work item needs `'static`). The connection ([`Conn`]: the mapped page and the
+//! event channel) borrows the xenbus device; it lives in `Shared::conn`, is created in
+//! [`attach`] and dropped in [`disconnect`], which `unbind` always calls: it never outlives the
+//! binding. A work item that runs after a disconnect finds no connection and does nothing.
+//!
+//! Lock order: `Shared::conn`, then `Shared::topo`, then a device's own lock (see `stub`).
+//! One request is served at a time per guest: the channel is bound with late EOI and stays
+//! masked until the work item acknowledges it.
+
+use kernel::{
+    device::{
+        Bound,
+        Core, //
+    },
+    irq::{
+        self,
+        IrqReturn, //
+    },
+    new_mutex, new_work,
+    prelude::*,
+    str::CString,
+    sync::{
+        atomic::{
+            AtomicFlag,
+            Full,
+            Relaxed,
+            Release, //
+        },
+        Arc,
+        Mutex, //
+    },
+    workqueue::{
+        self,
+        Work,
+        WorkItem, //
+    },
+    xen::{
+        evtchn::{
+            self,
+            Eoi,
+            Irq,
+            Port,
+            Registration, //
+        },
+        grant::{
+            GrantRef,
+            MappedRing, //
+        },
+        xenbus::{
+            self,
+            XenbusState, //
+        },
+        xenstore::{
+            Nil,
+            Store as _,
+            Watch,
+            WatchHandler, //
+        },
+        DomId,
+    },
+};
+
+use crate::{
+    common::{pciif::XEN_PCI_MAGIC, xs},
+    ops,
+    stub::Seized,
+    topology::{
+        AddError,
+        Topology, //
+    },
+};
+
+/// The backend driver.
+pub(crate) struct Backend;
+
+kernel::xenbus_device_table!(PCI_IDS, (), [(xenbus::DeviceId::new(c"pci"), ())]);
+
+/// The frontend's page and event channel, while connected.
+struct Conn {
+    evtchn: Pin<KBox<Registration<'static, Kick>>>,
+}
+
+/// The event-channel handler.
+struct Kick {
+    page: Arc<MappedRing<'static>>,
+    shared: Arc<Shared>,
+}
+
+impl evtchn::Handler for Kick {
+    fn handle(&self, irq: &Irq) -> IrqReturn {
+        if ops::op_pending(&self.page) && !self.shared.queued.xchg(true, Full) {
+            // Acknowledged by the work item once the request is answered.
+            if workqueue::system().enqueue(self.shared.clone()).is_err() {
+                self.shared.queued.store(false, Relaxed);
+                irq.lateeoi(Eoi::Spurious);
+            }
+        } else {
+            // Nothing to do: counts towards throttling a guest that kicks for nothing.
+            irq.lateeoi(Eoi::Spurious);
+        }
+        IrqReturn::Handled
+    }
+}
+
+/// The per-guest state shared with the event channel and the work item.
+#[pin_data]
+pub(crate) struct Shared {
+    /// The guest.
+    domid: DomId,
+    /// The frontend's directory.
+    frontend: CString,
+    /// The exported devices.
+    #[pin]
+    topo: Mutex<Topology>,
+    /// The connection, while connected.
+    #[pin]
+    conn: Mutex<Option<Conn>>,
+    /// The work item is queued or running.
+    queued: AtomicFlag,
+    #[pin]
+    work: Work<Shared>,
+}
+
+kernel::impl_has_work! {
+    impl HasWork<Self> for Shared { self.work }
+}
+
+impl WorkItem for Shared {
+    type Pointer = Arc<Shared>;
+
+    fn run(this: Arc<Shared>) {
+        let conn = this.conn.lock();
+        let Some(conn) = conn.as_ref() else {
+            // Disconnected meanwhile; the channel is gone.
+            this.queued.store(false, Relaxed);
+            return;
+        };
+        let page = &conn.evtchn.handler().page;
+        let irq = conn.evtchn.irq();
+        let served = ops::serve_one(page, &this.topo.lock());
+        if served {
+            irq.notify();
+        }
+        this.queued.store(false, Release);
+
+        // A request flagged while the channel was masked sends no new event: run again, from
+        // the queue rather than in a loop, so that a guest that keeps flagging requests cannot
+        // hold this worker. The channel stays masked; the next run acknowledges it.
+        if ops::op_pending(page) && !this.queued.xchg(true, Full) {
+            match workqueue::system().enqueue(this.clone()) {
+                Ok(()) => return,
+                Err(_) => this.queued.store(false, Relaxed),
+            }
+        }
+        irq.lateeoi(if served { Eoi::Handled } else { Eoi::Spurious });
+    }
+}
+
+/// The self-watch: runs the setup once the toolstack's nodes are there.
+struct SelfWatch<'bound> {
+    dev: &'bound xenbus::Device<Bound>,
+    shared: Arc<Shared>,
+}
+
+impl WatchHandler for SelfWatch<'_> {
+    fn changed(&self, _path: &CStr, _token: &CStr) {
+        match self.dev.state() {
+            XenbusState::InitWait => setup(self.dev, &self.shared),
+            // Devices added before the frontend connected.
+            XenbusState::Initialised => {
+                // Failures are reported in the store by `dev_fatal`.
+                let _ = update_devices(self.dev, &self.shared);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Driver data of a bound backend device.
+#[pin_data]
+pub(crate) struct BackendData<'bound> {
+    shared: Arc<Shared>,
+    /// Dropped first in `unbind`.
+    #[pin]
+    watch: Mutex<Option<Pin<KBox<Watch<SelfWatch<'bound>>>>>>,
+}
+
+fn cstr_key(buf: &xs::KeyBuf) -> Result<&CStr> {
+    buf.as_cstr().ok_or(EINVAL)
+}
+
+/// Reads `node` of our own directory as a number.
+fn read_own_u32(dev: &xenbus::Device<Bound>, node: &CStr) -> Result<u32> {
+    Nil.read_u32(dev.nodename(), node)
+}
+
+/// Claims the device named by `dev-i`, places it, and publishes `vdev-i` and `state-i`.
+///
+/// On failure nothing stays claimed or placed.
+fn export_index(dev: &xenbus::Device<Bound>, shared: &Shared, i: u32) -> Result {
+    let node = dev.nodename();
+    let value = Nil.read(node, cstr_key(&xs::dev_key(i))?)?;
+    let host = xs::parse_dev(&value).map_err(|e| {
+        dev.dev_fatal(EINVAL, fmt!("parsing dev-{i}: {}", format_args!("{e}")));
+        EINVAL
+    })?;
+
+    let seized = Seized::claim(host, shared.domid).map_err(|e| {
+        dev.dev_fatal(
+            e.to_error(),
+            fmt!(
+                "{} is not assignable (not bound to pciback, or already exported): {e:?}",
+                format_args!("{host}")
+            ),
+        );
+        e.to_error()
+    })?;
+
+    let added = shared.topo.lock().add(seized.clone());
+    let guest = match added {
+        Ok(guest) => guest,
+        Err(e) => {
+            seized.unclaim();
+            let err = match e {
+                AddError::Vbus(crate::common::vbus::VbusError::Full) | AddError::NoMem => ENOMEM,
+                AddError::Vbus(_) => EINVAL,
+            };
+            dev.dev_fatal(err, fmt!("cannot export {}: {e:?}", format_args!("{host}")));
+            return Err(err);
+        }
+    };
+
+    let published = xs::vdev_value(guest)
+        .as_cstr()
+        .ok_or(EINVAL)
+        .and_then(|v| Nil.write(node, cstr_key(&xs::vdev_key(i))?, v))
+        .and_then(|()| {
+            Nil.write_fmt(
+                node,
+                cstr_key(&xs::state_key(i))?,
+                fmt!("{}", u32::from(XenbusState::Initialised)),
+            )
+        });
+    if let Err(e) = published {
+        if let Some(s) = shared.topo.lock().remove(guest) {
+            s.unclaim();
+        }
+        dev.dev_fatal(e, fmt!("publishing vdev-{i}"));
+        return Err(e);
+    }
+
+    dev_info!(
+        dev.as_ref(),
+        "exported {} to domain {} as {}\n",
+        format_args!("{host}"),
+        shared.domid,
+        format_args!("{guest}")
+    );
+    Ok(())
+}
+
+/// Publishes the roots not published yet, and `root_num`.
+fn publish_roots(dev: &xenbus::Device<Bound>, shared: &Shared) -> Result {
+    let node = dev.nodename();
+    let (new, count) = {
+        let mut topo = shared.topo.lock();
+        let new = topo.new_roots().map_err(|e| {
+            dev.dev_fatal(
+                ENOSPC,
+                fmt!("publishing the roots: {}", format_args!("{e}")),
+            );
+            ENOSPC
+        })?;
+        (new, topo.root_count())
+    };
+    for (i, root) in new.iter() {
+        let i = u32::try_from(*i)?;
+        let value = xs::root_value(*root);
+        let r = Nil.write(
+            node,
+            cstr_key(&xs::root_key(i))?,
+            value.as_cstr().ok_or(EINVAL)?,
+        );
+        if let Err(e) = r {
+            dev.dev_fatal(e, fmt!("writing root-{i}"));
+            return Err(e);
+        }
+    }
+    Nil.write_fmt(node, xs::ROOT_NUM, fmt!("{count}"))
+        .inspect_err(|e| dev.dev_fatal(*e, fmt!("writing root_num")))
+}
+
+/// Exports every `dev-i`, then moves to Initialised (and attaches if the frontend is ready).
+fn setup(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>) {
+    let num = match read_own_u32(dev, xs::NUM_DEVS) {
+        Ok(n) => n,
+        Err(e) => {
+            dev.dev_fatal(e, fmt!("reading num_devs"));
+            return;
+        }
+    };
+    for i in 0..num {
+        if export_index(dev, shared, i).is_err() {
+            return;
+        }
+    }
+    if publish_roots(dev, shared).is_err() {
+        return;
+    }
+    if dev.switch_state(XenbusState::Initialised).is_err() {
+        return;
+    }
+    attach(dev, shared);
+}
+
+/// Connects to the frontend's page and event channel once both ends are Initialised.
+fn attach(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>) {
+    if dev.state() != XenbusState::Initialised {
+        return;
+    }
+    let fe = &*shared.frontend;
+    if Nil.read_u32(fe, xs::STATE).ok() != Some(u32::from(XenbusState::Initialised)) {
+        return;
+    }
+    if let Err(e) = try_attach(dev, shared, fe) {
+        dev.dev_fatal(e, fmt!("connecting to the frontend"));
+        return;
+    }
+    let _ = dev.switch_state(XenbusState::Connected);
+}
+
+fn try_attach(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>, fe: &CStr) -> Result {
+    let gref = Nil.read_u32(fe, xs::PCI_OP_REF)?;
+    let port = Nil.read_u32(fe, xs::EVENT_CHANNEL)?;
+    let magic = Nil.read(fe, xs::MAGIC)?;
+    if !xs::magic_ok(&magic) {
+        dev.dev_fatal(
+            EFAULT,
+            fmt!(
+                "version mismatch ({} vs {})",
+                kernel::str::BStr::from_bytes(&magic),
+                XEN_PCI_MAGIC
+            ),
+        );
+        return Err(EFAULT);
+    }
+
+    // Held while binding: a work item queued by an early event waits for the connection.
+    let mut conn = shared.conn.lock();
+    if conn.is_some() {
+        return Ok(());
+    }
+
+    // SAFETY: The connection built from this reference is stored in `shared.conn` and dropped
+    // by `disconnect()`, which `Backend::unbind` always calls, before the device is unbound;
+    // nothing else keeps it (the `Kick` handler is owned by the registration, and a work item
+    // only borrows it under the lock). The `'static` lifetime is only needed by the work item's
+    // `Arc<Shared>`, never used beyond the binding.
+    let dev_static: &'static xenbus::Device<Bound> = unsafe { &*core::ptr::from_ref(dev) };
+
+    let page = Arc::new(
+        MappedRing::new(dev_static, &[GrantRef::from_raw(gref)])?,
+        GFP_KERNEL,
+    )?;
+    let kick = Kick {
+        page,
+        shared: shared.clone(),
+    };
+    // SAFETY: The registration is kept in `Shared::conn` and dropped in `disconnect()`, never
+    // forgotten.
+    let evtchn = KBox::pin_init(
+        unsafe {
+            Registration::new_interdomain(
+                dev_static,
+                Port::from_raw(port),
+                irq::Flags::TRIGGER_NONE,
+                c"xen-pciback",
+                Ok::<_, Error>(kick),
+            )
+        },
+        GFP_KERNEL,
+    )?;
+    *conn = Some(Conn { evtchn });
+    dev_info!(
+        dev.as_ref(),
+        "connected to domain {} (grant {}, port {})\n",
+        shared.domid,
+        gref,
+        port
+    );
+    Ok(())
+}
+
+/// Unbinds the event channel and unmaps the page; waits for a running request.
+fn disconnect(shared: &Shared) {
+    let conn = shared.conn.lock().take();
+    // Unbinding waits for a running handler; a queued work item will find no connection.
+    drop(conn);
+}
+
+/// Gives every device back.
+fn release_all(shared: &Shared) {
+    let devs = shared.topo.lock().drain();
+    for e in devs.iter() {
+        e.dev.release();
+    }
+}
+
+/// The toolstack attached (`state-i` 1) or detached (`state-i` 5) devices of a running guest.
+fn reconfigure(dev: &xenbus::Device<Bound>, shared: &Shared) {
+    if read_own_u32(dev, xs::STATE).ok() != Some(u32::from(XenbusState::Reconfiguring)) {
+        return;
+    }
+    if update_devices(dev, shared).is_ok() {
+        let _ = dev.switch_state(XenbusState::Reconfigured);
+    }
+}
+
+/// Exports the devices whose `state-i` is Initialising and releases those whose `state-i` is
+/// Closing. Errors are reported with `dev_fatal`.
+fn update_devices(dev: &xenbus::Device<Bound>, shared: &Shared) -> Result {
+    let num = match read_own_u32(dev, xs::NUM_DEVS) {
+        Ok(n) => n,
+        Err(e) => {
+            dev.dev_fatal(e, fmt!("reading num_devs"));
+            return Err(e);
+        }
+    };
+    let node = dev.nodename();
+    for i in 0..num {
+        let state_key = xs::state_key(i);
+        let key = cstr_key(&state_key)?;
+        let Ok(state) = Nil.read_u32(node, key) else {
+            continue;
+        };
+        if state == u32::from(XenbusState::Initialising) {
+            export_index(dev, shared, i)?;
+            publish_roots(dev, shared)?;
+        } else if state == u32::from(XenbusState::Closing) {
+            let vdev_key = xs::vdev_key(i);
+            let key = cstr_key(&vdev_key)?;
+            let Ok(value) = Nil.read(node, key) else {
+                dev.dev_fatal(ENOENT, fmt!("reading vdev-{i}"));
+                return Err(ENOENT);
+            };
+            let Ok(guest) = xs::parse_vdev(&value) else {
+                dev.dev_fatal(EINVAL, fmt!("parsing vdev-{i}"));
+                return Err(EINVAL);
+            };
+            let removed = shared.topo.lock().remove(guest);
+            if let Some(s) = removed {
+                dev_info!(
+                    dev.as_ref(),
+                    "detaching {} ({})\n",
+                    format_args!("{guest}"),
+                    format_args!("{}", s.bdf())
+                );
+                s.release();
+            }
+        }
+    }
+    Ok(())
+}
+
+impl xenbus::Driver for Backend {
+    type IdInfo = ();
+    type Data<'bound> = BackendData<'bound>;
+    const ID_TABLE: xenbus::IdTable<()> = &PCI_IDS;
+
+    fn probe<'bound>(
+        dev: &'bound xenbus::Device<Core<'_>>,
+        _id_info: &'bound (),
+    ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
+        pin_init::pin_init_scope(move || {
+            let frontend = dev.otherend().ok_or(ENODEV)?;
+            let frontend = CString::try_from_fmt(fmt!("{frontend}"))?;
+            let shared = Arc::pin_init(
+                try_pin_init!(Shared {
+                    domid: dev.otherend_id(),
+                    frontend,
+                    topo <- new_mutex!(Topology::new(crate::passthrough())),
+                    conn <- new_mutex!(None),
+                    queued: AtomicFlag::new(false),
+                    work <- new_work!("pciback::op"),
+                }),
+                GFP_KERNEL,
+            )?;
+            dev.switch_state(XenbusState::InitWait)?;
+
+            let bound: &'bound xenbus::Device<Bound> = dev;
+            let path = CString::try_from_fmt(fmt!("{}", dev.nodename()))?;
+            // SAFETY: The watch is kept in the driver data and dropped in `unbind` (or with the
+            // data), never forgotten.
+            let watch = KBox::pin_init(
+                unsafe {
+                    Watch::new_with_lt(
+                        path,
+                        Ok::<_, Error>(SelfWatch {
+                            dev: bound,
+                            shared: shared.clone(),
+                        }),
+                    )
+                },
+                GFP_KERNEL,
+            )?;
+
+            Ok(try_pin_init!(BackendData {
+                shared,
+                watch <- new_mutex!(Some(watch)),
+            }))
+        })
+    }
+
+    fn otherend_changed<'bound>(
+        dev: &'bound xenbus::Device<Core<'_>>,
+        this: Pin<&Self::Data<'bound>>,
+        state: XenbusState,
+    ) {
+        let shared = &this.shared;
+        match state {
+            XenbusState::Initialised => attach(dev, shared),
+            XenbusState::Connected => {
+                if matches!(
+                    dev.state(),
+                    XenbusState::Connected | XenbusState::Reconfigured
+                ) {
+                    let _ = dev.switch_state(XenbusState::Connected);
+                }
+            }
+            XenbusState::Reconfiguring => reconfigure(dev, shared),
+            XenbusState::Closing => {
+                disconnect(shared);
+                let _ = dev.switch_state(XenbusState::Closing);
+            }
+            XenbusState::Closed => {
+                disconnect(shared);
+                let _ = dev.switch_state(XenbusState::Closed);
+                // C unregisters the device here when `online` is 0; the xenbus abstraction has
+                // no unregister, so the device goes when the toolstack removes its node.
+            }
+            _ => {}
+        }
+    }
+
+    fn unbind<'bound>(_dev: &'bound xenbus::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        let watch = this.watch.lock().take();
+        drop(watch);
+        disconnect(&this.shared);
+        release_all(&this.shared);
+    }
+}

@@ -190,3 +190,6 @@ group_c_xl() { passthrough_test c c xl; }
 group_c_manual() { passthrough_test c c manual; }
 # What `make run` shows: one guest, the device passed through, the guest's view.
 group_demo() { passthrough_test c c xl; }
+# The C backend with the Rust frontend.
+group_cback_rustfront_xl() { passthrough_test c rust xl; }
+group_cback_rustfront_manual() { passthrough_test c rust manual; }

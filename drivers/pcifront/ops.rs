@@ -138,13 +138,7 @@ impl<'a> OpChannel<'a> {
         offset: u16,
         size: u8,
     ) -> Result<u32, PcibiosError> {
-        let op = RawOp::conf_read(
-            domain,
-            bus.into(),
-            devfn.into(),
-            offset.into(),
-            size.into(),
-        );
+        let op = RawOp::conf_read(domain, bus.into(), devfn.into(), offset.into(), size.into());
         let (err, value) = self.round_trip(&op);
 
         pciif::conf_read_result(err, value).map_err(pcibios_error)

@@ -153,7 +153,10 @@ fn exported_roots(dev: &xenbus::Device<Core<'_>>, backend: &CStr) -> Result<KVec
             EINVAL
         })?,
         Err(e) if e == ENOENT => {
-            dev_err!(dev.as_ref(), "no root_num from the backend: scanning 0000:00\n");
+            dev_err!(
+                dev.as_ref(),
+                "no root_num from the backend: scanning 0000:00\n"
+            );
             roots.push(BusAddr::new(0, 0), GFP_KERNEL)?;
             return Ok(roots);
         }
@@ -165,7 +168,12 @@ fn exported_roots(dev: &xenbus::Device<Core<'_>>, backend: &CStr) -> Result<KVec
         let key = key.as_cstr().ok_or(EINVAL)?;
         let value = Nil.read(backend, key)?;
         let root = xs::parse_root(&value).map_err(|e| {
-            dev_err!(dev.as_ref(), "bad {}: {}\n", key.to_str().unwrap_or("root"), format_args!("{e}"));
+            dev_err!(
+                dev.as_ref(),
+                "bad {}: {}\n",
+                key.to_str().unwrap_or("root"),
+                format_args!("{e}")
+            );
             EINVAL
         })?;
         roots.push(root, GFP_KERNEL)?;
@@ -179,14 +187,28 @@ fn scan_roots(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots: &mut Roots)
     for root in exported_roots(dev, backend)? {
         match roots.scan(dev.as_ref(), root) {
             Ok(Scan::Created) => {
-                dev_info!(dev.as_ref(), "PCI root bus {} added\n", format_args!("{root}"));
+                dev_info!(
+                    dev.as_ref(),
+                    "PCI root bus {} added\n",
+                    format_args!("{root}")
+                );
             }
             Ok(Scan::Rescanned(0)) => {}
             Ok(Scan::Rescanned(n)) => {
-                dev_info!(dev.as_ref(), "{} new device(s) on {}\n", n, format_args!("{root}"));
+                dev_info!(
+                    dev.as_ref(),
+                    "{} new device(s) on {}\n",
+                    n,
+                    format_args!("{root}")
+                );
             }
             Err(e) => {
-                dev_err!(dev.as_ref(), "cannot add PCI root bus {}: {:?}\n", format_args!("{root}"), e);
+                dev_err!(
+                    dev.as_ref(),
+                    "cannot add PCI root bus {}: {:?}\n",
+                    format_args!("{root}"),
+                    e
+                );
                 return Err(e);
             }
         }
@@ -295,7 +317,11 @@ impl Front<'_> {
     fn disconnect(self: Pin<&Self>, dev: &xenbus::Device<Core<'_>>) {
         let old = core::mem::replace(&mut *self.link.lock(), Link::Closed);
         if let Link::Connected(roots) = old {
-            dev_info!(dev.as_ref(), "backend closing: removing {} PCI root bus(es)\n", roots.len());
+            dev_info!(
+                dev.as_ref(),
+                "backend closing: removing {} PCI root bus(es)\n",
+                roots.len()
+            );
         }
 
         if let Err(e) = dev.switch_state(XenbusState::Closed) {
@@ -321,12 +347,21 @@ fn remove_closing_devices(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots:
         let key = xs::vdev_key(i);
         let value = Nil.read(backend, key.as_cstr().ok_or(EINVAL)?)?;
         let vdev = xs::parse_vdev(&value).map_err(|e| {
-            dev_err!(dev.as_ref(), "bad {}: {}\n", key.as_str(), format_args!("{e}"));
+            dev_err!(
+                dev.as_ref(),
+                "bad {}: {}\n",
+                key.as_str(),
+                format_args!("{e}")
+            );
             EINVAL
         })?;
 
         match roots.remove_device(vdev.bus_addr(), vdev.devfn()) {
-            Ok(()) => dev_info!(dev.as_ref(), "removed {}\n", format_args!("{}", vdev.vdev())),
+            Ok(()) => dev_info!(
+                dev.as_ref(),
+                "removed {}\n",
+                format_args!("{}", vdev.vdev())
+            ),
             Err(_) => dev_warn!(
                 dev.as_ref(),
                 "detached device {} not found\n",

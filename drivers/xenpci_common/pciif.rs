@@ -336,6 +336,8 @@ pub(crate) const AER_OFFSET_BUS: usize = offset_of!(AerOp, bus);
 /// Offset of `devfn` in [`AerOp`].
 pub(crate) const AER_OFFSET_DEVFN: usize = offset_of!(AerOp, devfn);
 
+/// Number of 32-bit words before `op.msix_entries` ([`RawOp::request_words`]).
+pub(crate) const REQUEST_WORDS: usize = OP_OFFSET_MSIX_ENTRIES / size_of::<u32>();
 /// Page offset of `op.err` (written by the backend).
 pub(crate) const OFFSET_OP_ERR: usize = OFFSET_OP + OP_OFFSET_ERR;
 /// Page offset of `op.value` (written by the backend).
@@ -542,6 +544,27 @@ impl RawOp {
     /// Frontend: a `disable_msix` request.
     pub(crate) fn disable_msix(domain: u32, bus: u32, devfn: u32) -> RawOp {
         RawOp::addressed(Command::DisableMsix, domain, bus, devfn)
+    }
+
+    /// Frontend: the fixed fields of the request (`cmd` to `info`) as
+    /// `(page offset, native value)` pairs, in field order, for a frontend
+    /// that stores them one 32-bit word at a time into the shared page.
+    ///
+    /// `err` is included (as 0 for a fresh request) so that a stale answer of
+    /// the previous operation can never be mistaken for this one's. The MSI-X
+    /// entries are not: only `enable_msix` uses them.
+    pub(crate) fn request_words(&self) -> [(usize, u32); REQUEST_WORDS] {
+        [
+            (OFFSET_OP + OP_OFFSET_CMD, self.cmd),
+            (OFFSET_OP + OP_OFFSET_ERR, self.err as u32),
+            (OFFSET_OP + OP_OFFSET_DOMAIN, self.domain),
+            (OFFSET_OP + OP_OFFSET_BUS, self.bus),
+            (OFFSET_OP + OP_OFFSET_DEVFN, self.devfn),
+            (OFFSET_OP + OP_OFFSET_OFFSET, self.offset as u32),
+            (OFFSET_OP + OP_OFFSET_SIZE, self.size as u32),
+            (OFFSET_OP + OP_OFFSET_VALUE, self.value),
+            (OFFSET_OP + OP_OFFSET_INFO, self.info),
+        ]
     }
 }
 
@@ -1010,6 +1033,32 @@ mod tests {
 
     fn read(offset: i32, size: i32) -> RawOp {
         RawOp::conf_read(0, 0, 8, offset, size)
+    }
+
+    #[test]
+    fn request_words_cover_the_fixed_fields() {
+        let op = RawOp::conf_write(0x1234, 0x56, 0x78, 0x3c, 2, 0xdead_beef);
+        let mut page = [0u8; SHARED_INFO_SIZE];
+        let words = op.request_words();
+        assert_eq!(words.len(), 9);
+        for (off, v) in words {
+            assert_eq!(off % 4, 0);
+            assert!(off >= OFFSET_OP && off + 4 <= OFFSET_OP_MSIX_ENTRIES);
+            page[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+        }
+        let mut b = [0u8; RAW_OP_SIZE];
+        b.copy_from_slice(&page[OFFSET_OP..OFFSET_OP + RAW_OP_SIZE]);
+        assert_eq!(RawOp::from_bytes(&b), op);
+        // Negative fields go out as their two's complement bits.
+        let op = RawOp {
+            err: -5,
+            offset: -1,
+            ..RawOp::conf_read(0, 0, 0, 0, 4)
+        };
+        let words = op.request_words();
+        assert_eq!(words[1], (OFFSET_OP_ERR, 0xffff_fffb));
+        assert_eq!(words[5].1, u32::MAX);
+        assert_eq!(words[7].0, OFFSET_OP_VALUE);
     }
 
     #[test]

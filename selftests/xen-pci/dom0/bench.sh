@@ -55,3 +55,4 @@ bench_test() {
 }
 
 group_bench_c() { bench_test c c; }
+group_bench_rust() { bench_test rust rust; }

@@ -2,7 +2,8 @@
 #
 # Group "modules": the Rust pciback module in dom0 — loading, unloading and the
 # hide= parameter (good values, malformed values, devices that are absent at
-# load time and appear later).
+# load time and appear later) — and the Rust pcifront, which only PV guests
+# load.
 
 KO=/lib/modules/$(uname -r)/kernel/drivers/pciback/pciback.ko
 DRV=/sys/bus/pci/drivers/pciback
@@ -12,6 +13,23 @@ driver_of() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)
 # (ktap_test_result splits its arguments on spaces: checks are functions.)
 bound_to_pciback() { [ "$(driver_of "$BDF")" = pciback ]; }
 unbound() { [ -z "$(driver_of "$BDF")" ]; }
+
+FRONT_KO=/lib/modules/$(uname -r)/kernel/drivers/pcifront/pcifront.ko
+
+# insmod of pcifront in dom0 must fail with ENODEV ("No such device").
+pcifront_refused_in_dom0() {
+	local out
+	if out=$(insmod "$FRONT_KO" 2>&1); then
+		rmmod pcifront
+		echo "# pcifront loaded in dom0"
+		return 1
+	fi
+	case "$out" in
+		*"No such device"*) ;;
+		*) echo "# insmod said: $out"; return 1 ;;
+	esac
+	! grep -q '^pcifront ' /proc/modules
+}
 
 unload_pciback() { rmmod pciback 2>/dev/null; [ ! -d "$DRV" ]; }
 
@@ -50,8 +68,9 @@ group_modules() {
 (0000:00:01.0)junk|junk
 (0000:00:01.0)(zz:00.0)|zz
 (0000:0g:01.0)|0g'
-	ktap_set_plan $((7 + $(echo "$bad" | wc -l)))
+	ktap_set_plan $((8 + $(echo "$bad" | wc -l)))
 
+	ktap_test_result "rust pcifront refuses to load in dom0 (ENODEV)" pcifront_refused_in_dom0
 	ktap_test_result "rust pciback loads without parameters" insmod "$KO"
 	ktap_test_result "pciback driver directory exists" test -d "$DRV"
 	ktap_test_result "rust pciback unloads" unload_pciback

@@ -225,3 +225,10 @@ group_rust_manual() { PROTECT=1 passthrough_test rust c manual; }
 group_rust_pt() { PROTECT=1 BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF passthrough_test rust c xl; }
 # What `make run` shows: one guest, the device passed through, the guest's view.
 group_demo() { passthrough_test c c xl; }
+# The C backend with the Rust frontend.
+group_cback_rustfront_xl() { passthrough_test c rust xl; }
+group_cback_rustfront_manual() { passthrough_test c rust manual; }
+# Both Rust drivers, both topologies.
+group_rust_rust_xl() { PROTECT=1 passthrough_test rust rust xl; }
+group_rust_rust_manual() { PROTECT=1 passthrough_test rust rust manual; }
+group_rust_rust_pt() { PROTECT=1 BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF passthrough_test rust rust xl; }

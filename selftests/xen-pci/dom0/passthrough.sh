@@ -209,8 +209,13 @@ passthrough_test() {
 	ktap_test_result "guest destroyed" wait_for 20 guest_gone
 	if [ "$route" = xl ]; then
 		ktap_test_result "xl pci-assignable-remove $BDF" timeout 60 xl pci-assignable-remove -r "$BDF"
+	elif timeout 10 xenstore-exists "/local/domain/0/backend/pci/$did" 2>/dev/null; then
+		# We wrote the backend's node, so we remove it, as the toolstack
+		# does with its own (libxl only tears down a Connected backend:
+		# after a frontend closed first, it leaves the node).
+		timeout 10 xenstore-rm "/local/domain/0/backend/pci/$did"
 	fi
-	ktap_test_result "$back backend unloads" backend_unload "$back"
+	ktap_test_result "$back backend unloads" wait_for 10 backend_unload "$back"
 	KSFT_NUM_TESTS=$((KTAP_TESTNO - 1))
 	ktap_set_plan "$KSFT_NUM_TESTS"
 	ktap_finished

@@ -13,7 +13,7 @@
 SHELL := /bin/bash
 PLAN ?= lab,kunit,modules,c-xl,c-manual,rust-xl,rust-manual,rust-pt,cback-rustfront-xl,cback-rustfront-manual
 DEMO_PLAN ?= demo
-BENCH_PLAN ?= bench-c
+BENCH_PLAN ?= bench-c,bench-rust
 
 .PHONY: all setup kernel images hosttest xentest test run bench clean
 

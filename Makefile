@@ -11,7 +11,7 @@
 # /var/cache/xenpci); see Documentation/dev-guide.rst.
 
 SHELL := /bin/bash
-PLAN ?= lab,kunit,modules,c-xl,c-manual,rust-xl,rust-manual,rust-pt
+PLAN ?= lab,kunit,modules,c-xl,c-manual,rust-xl,rust-manual,rust-pt,rust-claim
 DEMO_PLAN ?= demo
 
 .PHONY: all setup kernel images hosttest xentest test run clean

@@ -228,6 +228,70 @@ group_c_manual() { passthrough_test c c manual; }
 group_rust_xl() { PROTECT=1 passthrough_test rust c xl; }
 group_rust_manual() { PROTECT=1 passthrough_test rust c manual; }
 group_rust_pt() { PROTECT=1 BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF passthrough_test rust c xl; }
+# rust-claim: exclusive claims, checked on the xenstore protocol alone with
+# paused guests whose backend nodes are written by hand (no frontend runs).
+claim_guest() {
+	local name=$1 bdf=$2 did be fe
+	printf 'name = "%s"\ntype = "pv"\nkernel = "/xenpci/vmlinuz-domU"\nmemory = 64\n' "$name" > "/tmp/$name.cfg"
+	timeout 60 xl create -p "/tmp/$name.cfg" >/dev/null || return 1
+	did=$(xl domid "$name") || return 1
+	be=/local/domain/0/backend/pci/$did/0
+	fe=/local/domain/$did/device/pci/0
+	xenstore-write "$fe/backend" "$be" "$fe/backend-id" 0 "$fe/state" 1 || return 1
+	xenstore-write "$be/frontend" "$fe" "$be/frontend-id" "$did" "$be/online" 1 "$be/state" 1 \
+		"$be/domain" "$name" "$be/dev-0" "$bdf" "$be/state-0" 1 "$be/num_devs" 1 || return 1
+	xenstore-chmod -r "$be" n0 "r$did" && xenstore-chmod -r "$fe" "n$did" r0
+}
+claim_did() { xl domid "$1" 2>/dev/null; }
+be_node() { xenstore-read "/local/domain/0/backend/pci/$(claim_did "$1")/0/$2" 2>/dev/null; }
+be_state_is() { [ "$(be_node "$1" state)" = "$2" ] || { echo "# $1: backend state '$(be_node "$1" state)', want $2"; return 1; }; }
+be_node_is() { [ "$(be_node "$1" "$2")" = "$3" ] || { echo "# $1: $2 is '$(be_node "$1" "$2")', want $3"; return 1; }; }
+be_error() {
+	local e
+	e=$(xenstore-read "/local/domain/0/error/backend/pci/$(claim_did "$1")/0/error" 2>/dev/null) || return 1
+	echo "# $1: $e"
+}
+be_gone() { [ ! -e "/sys/bus/xen-backend/devices/pci-$1-0" ]; }
+# Removes the guest's backend directory (the backend device goes, releasing its
+# devices), waits for the device to go, then destroys the guest.
+claim_drop() {
+	local did
+	did=$(claim_did "$1") || return 1
+	xenstore-rm "/local/domain/0/backend/pci/$did"
+	wait_for 20 be_gone "$did" || return 1
+	timeout 30 xl destroy "$1"
+}
+
+group_rust_claim() {
+	local other
+	ktap_print_header
+	if [ -z "$BDF" ]; then ktap_skip_all "no device under test"; return 0; fi
+	# A device that exists and that pciback does not hold.
+	other=$(lspci -D | awk -v b="$BDF" '$1 != b { print $1; exit }')
+	ktap_test_result "rust backend loads" backend_load rust
+	ktap_test_result "guest A gets $BDF" claim_guest claimA "$BDF"
+	ktap_test_result "A's backend claims it (Initialised)" wait_for 20 be_state_is claimA 3
+	ktap_test_result "A's device is at 0000:00:00.00" be_node_is claimA vdev-0 0000:00:00.00
+	ktap_test_result "A's device is Initialised" be_node_is claimA state-0 3
+	ktap_test_result "guest B asks for the same device" claim_guest claimB "$BDF"
+	ktap_test_result "B's backend refuses it (Closing)" wait_for 20 be_state_is claimB 5
+	ktap_test_result "B's backend reports why" be_error claimB
+	ktap_test_result "A keeps it" be_state_is claimA 3
+	ktap_test_result "guest C asks for $other, not held by pciback" claim_guest claimC "$other"
+	ktap_test_result "C's backend refuses it (Closing)" wait_for 20 be_state_is claimC 5
+	ktap_test_result "B goes" claim_drop claimB
+	ktap_test_result "C goes" claim_drop claimC
+	ktap_test_result "A goes (its backend releases the device)" claim_drop claimA
+	ktap_test_result "guest D gets the device back" claim_guest claimD "$BDF"
+	ktap_test_result "D's backend claims it (Initialised)" wait_for 20 be_state_is claimD 3
+	ktap_test_result "D goes" claim_drop claimD
+	ktap_test_result "device still bound to pciback" bound_to_pciback
+	ktap_test_result "rust backend unloads" backend_unload rust
+	KSFT_NUM_TESTS=$((KTAP_TESTNO - 1))
+	ktap_set_plan "$KSFT_NUM_TESTS"
+	ktap_finished
+}
+
 # What `make run` shows: one guest, the device passed through, the guest's view.
 group_demo() { passthrough_test c c xl; }
 # The C backend with the Rust frontend.

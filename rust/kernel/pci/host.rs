@@ -565,13 +565,11 @@ impl BusRef {
         let bus = if exists {
             ptr::null_mut()
         } else {
-            // SAFETY:
-            // - `parent` is a valid device, which the host bridge takes a reference to.
-            // - `PCI_OPS` is static; the PCI core never writes through `bus->ops`.
-            // - `sysdata` is a `SysData` that lives until the host bridge is released (or is
-            //   freed below if there is no host bridge).
-            // - `head` is an initialised list of resources that outlive the host bridge.
-            // - The rescan/remove lock is held.
+            // SAFETY: `parent` is a valid device (the host bridge takes a reference to it);
+            // `PCI_OPS` is static and never written through `bus->ops`; `sysdata` lives until
+            // the host bridge is released (or is freed below if there is none); `head` is an
+            // initialised list of resources that outlive the host bridge; the rescan/remove
+            // lock is held.
             unsafe {
                 bindings::pci_scan_root_bus(
                     parent.as_raw(),

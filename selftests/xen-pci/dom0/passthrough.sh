@@ -52,7 +52,7 @@ name = "$GUEST"
 type = "pv"
 kernel = "/xenpci/vmlinuz-domU"
 ramdisk = "/xenpci/domU.cpio.gz"
-extra = "console=hvc0 loglevel=6 xenpci.front=$front xenpci.detach=$detach xenpci.guest_bdf=${GUEST_BDF:-0000:00:00.0} xenpci.protect=${PROTECT:-0} $(guest_expect)"
+extra = "console=hvc0 loglevel=6 xenpci.front=$front xenpci.detach=$detach xenpci.guest_bdf=${GUEST_BDF:-0000:00:00.0} xenpci.protect=${PROTECT:-0} xenpci.keep_front=${KEEP_FRONT:-0} $(guest_expect)"
 memory = 192
 vcpus = 1
 on_poweroff = "destroy"
@@ -293,11 +293,15 @@ group_rust_claim() {
 }
 
 # What `make run` shows: one guest, the device passed through, the guest's view.
-group_demo() { passthrough_test c c xl; }
+# The Rust backend and the Rust frontend; the guest keeps its frontend bound to
+# the end (see "Known problems" in Documentation/status.rst).
+group_demo() { KEEP_FRONT=1 passthrough_test rust rust xl; }
 # The C backend with the Rust frontend.
 group_cback_rustfront_xl() { passthrough_test c rust xl; }
 group_cback_rustfront_manual() { passthrough_test c rust manual; }
-# Both Rust drivers, both topologies.
-group_rust_rust_xl() { PROTECT=1 passthrough_test rust rust xl; }
-group_rust_rust_manual() { PROTECT=1 passthrough_test rust rust manual; }
-group_rust_rust_pt() { PROTECT=1 BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF passthrough_test rust rust xl; }
+# Both Rust drivers, both topologies. The guest keeps its frontend bound until
+# it is destroyed; rust-rust-close has it close the frontend first, which the
+# Rust backend does not handle yet (Documentation/status.rst, "Known problems").
+group_rust_rust_xl() { KEEP_FRONT=1 PROTECT=1 passthrough_test rust rust xl; }
+group_rust_rust_pt() { KEEP_FRONT=1 PROTECT=1 BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF passthrough_test rust rust xl; }
+group_rust_rust_close() { PROTECT=1 passthrough_test rust rust manual; }

@@ -94,7 +94,7 @@ domU_device_tests() {
 
 domU_detach_tests() {
 	ktap_test_result "device removed after xl pci-detach" wait_for 60 test ! -e "$GDEV"
-	if [ "$FRONT" = rust ]; then
+	if [ "$FRONT" = rust ] && [ "$(cmdline_arg keep_front 0)" = 0 ]; then
 		ktap_test_result "rust pcifront unbinds and unloads" rust_pcifront_unbind
 	fi
 }

@@ -186,7 +186,7 @@ passthrough_test() {
 	if [ -z "$did" ]; then
 		KSFT_NUM_TESTS=$KTAP_TESTNO; ktap_exit_fail_msg "no guest"
 	fi
-	( tail -F "$GUEST_LOG" 2>/dev/null | sed -u 's/^/(domU) /' ) & local tailpid=$!
+	tail -F "$GUEST_LOG" 2>/dev/null | sed -u 's/^/(domU) /' &
 
 	# Phase 1: the guest checks the device it was given.
 	wait_for 150 guest_count "$did" phase1 || wait_for 5 grep -q XENPCI-DOMU-PHASE1 "$GUEST_LOG"
@@ -205,7 +205,8 @@ passthrough_test() {
 	fi
 
 	timeout 30 xl destroy $GUEST
-	kill $tailpid 2>/dev/null
+	# Stop streaming this guest's console (tail -F would follow the next one).
+	busybox pkill -f "tail -F $GUEST_LOG" 2>/dev/null
 	ktap_test_result "guest destroyed" wait_for 20 guest_gone
 	if [ "$route" = xl ]; then
 		ktap_test_result "xl pci-assignable-remove $BDF" timeout 60 xl pci-assignable-remove -r "$BDF"

@@ -16,8 +16,13 @@ FRONT=$(cmdline_arg front c)
 # device) before the shared page and the event channel go; the module reference
 # xenbus held for the binding is dropped, so the module then unloads.
 rust_pcifront_unbind() {
-	echo pci-0 > /sys/bus/xen/drivers/pcifront/unbind &&
-		wait_for 30 test ! -e "$GDEV" &&
+	# The toolstack may have removed the xenbus device already (xl pci-detach
+	# of the last device tears the whole connection down): nothing to unbind.
+	if [ -e /sys/bus/xen/drivers/pcifront/pci-0 ]; then
+		echo pci-0 > /sys/bus/xen/drivers/pcifront/unbind 2>/dev/null ||
+			[ ! -e /sys/bus/xen/devices/pci-0 ] || return 1
+	fi
+	wait_for 30 test ! -e "$GDEV" &&
 		wait_for 10 rmmod pcifront
 }
 

@@ -28,6 +28,7 @@ mod common;
 mod conf;
 mod ops;
 mod stub;
+mod sysfs;
 mod topology;
 mod xenbus;
 
@@ -70,9 +71,9 @@ fn permissive() -> bool {
 /// Parses the whole `hide=` value before anything is changed: one bad group fails the load
 /// with `EINVAL` and a log line naming it.
 fn parse_hide_param(value: &[u8]) -> Result<KVec<BdfPattern>> {
-    let mut ids = KVec::new();
+    let mut patterns = KVec::new();
     if value.is_empty() {
-        return Ok(ids);
+        return Ok(patterns);
     }
     if let Err(e) = bdf::validate_hide(value) {
         pr_err!("hide=: {}\n", format_args!("{e}"));
@@ -81,9 +82,9 @@ fn parse_hide_param(value: &[u8]) -> Result<KVec<BdfPattern>> {
     for pattern in bdf::parse_hide(value) {
         // Validated above: every group parses.
         let pattern = pattern.map_err(|_| EINVAL)?;
-        ids.push(pattern, GFP_KERNEL)?;
+        patterns.push(pattern, GFP_KERNEL)?;
     }
-    Ok(ids)
+    Ok(patterns)
 }
 
 #[pin_data]
@@ -99,14 +100,16 @@ struct PcibackModule {
 impl kernel::InPlaceModule for PcibackModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pin_init::pin_init_scope(move || {
-            let ids = parse_hide_param(module_parameters::hide.value_ref().as_bytes())?;
-            let n = ids.len();
+            let patterns = parse_hide_param(module_parameters::hide.value_ref().as_bytes())?;
             // SAFETY: Called once, before the drivers are registered, so before any other use
             // of `SEIZED`.
             unsafe { SEIZED.init() };
-            SEIZED.lock().ids = ids;
+            let mut n = 0;
+            for pattern in &patterns {
+                n += SEIZED.lock().add(pattern)?;
+            }
             if n > 0 {
-                pr_info!("{} device pattern(s) to seize from hide=\n", n);
+                pr_info!("{} function(s) to seize from hide=\n", n);
             }
             Ok(try_pin_init!(PcibackModule {
                 _stub <- driver::Registration::new(c"pciback", module),

@@ -24,6 +24,7 @@ use kernel::{
         Core, //
     },
     device_id::IdArray,
+    driver,
     new_mutex, pci,
     prelude::*,
     sync::{
@@ -59,8 +60,10 @@ use crate::{
 
 /// The seize list and the seized devices.
 pub(crate) struct Registry {
-    /// The devices this driver may bind: from `hide=` now, from `new_slot` later.
-    pub(crate) ids: KVec<BdfPattern>,
+    /// The addresses of the devices this driver may bind, the `slots` attribute: from `hide=`,
+    /// `new_slot` and `driver_override`. One entry per function (wildcards are expanded when
+    /// added, as toolstacks read `slots` line by line), no duplicates, in the order added.
+    ids: KVec<Bdf>,
     /// The devices bound to this driver.
     devices: KVec<Arc<Seized>>,
 }
@@ -74,7 +77,35 @@ impl Registry {
     }
 
     fn wants(&self, bdf: &Bdf) -> bool {
-        self.ids.iter().any(|p| p.matches(bdf))
+        self.ids.contains(bdf)
+    }
+
+    /// Adds the functions of `pattern` to the seize list, skipping those already in it, and
+    /// returns how many were added. Either all are added or, if memory runs out, none.
+    pub(crate) fn add(&mut self, pattern: &BdfPattern) -> Result<usize> {
+        self.ids.reserve(pattern.expansion_len(), GFP_KERNEL)?;
+        let mut added = 0;
+        for bdf in pattern {
+            if !self.ids.contains(&bdf) {
+                // Cannot fail: room for the whole pattern was reserved above.
+                self.ids.push_within_capacity(bdf).map_err(|_| ENOMEM)?;
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
+    /// Removes every function of `pattern` from the seize list and returns how many there were.
+    /// Bound devices stay bound.
+    pub(crate) fn remove(&mut self, pattern: &BdfPattern) -> usize {
+        let before = self.ids.len();
+        self.ids.retain(|bdf| !pattern.matches(bdf));
+        before - self.ids.len()
+    }
+
+    /// The seize list.
+    pub(crate) fn ids(&self) -> &[Bdf] {
+        &self.ids
     }
 }
 
@@ -308,7 +339,11 @@ fn hw_err(e: HwError) -> Error {
 }
 
 impl Stub {
-    fn try_probe(pdev: &pci::Device<Core<'_>>) -> Result<StubData> {
+    /// Seizes `pdev` if it is in the seize list or its `driver_override` names this driver.
+    ///
+    /// Runs as the initialiser of the driver data, after the PCI core allocated room for it, so
+    /// that nothing can fail after the device is listed in [`SEIZED`].
+    fn try_probe(pdev: &pci::Device<Core<'_>>) -> Result<Arc<Seized>> {
         let dev: &device::Device = pdev.as_ref();
         let bdf = Bdf::from_raw(
             pdev.domain_nr(),
@@ -316,7 +351,8 @@ impl Stub {
             pdev.devfn().into(),
         )
         .ok_or(ENODEV)?;
-        if !SEIZED.lock().wants(&bdf) {
+        let overridden = pdev.driver_override() == pci::DriverOverride::Matches;
+        if !overridden && !SEIZED.lock().wants(&bdf) {
             return Err(ENODEV);
         }
 
@@ -358,11 +394,23 @@ impl Stub {
             }),
             GFP_KERNEL,
         )?;
-        SEIZED.lock().devices.push(seized.clone(), GFP_KERNEL)?;
+        {
+            let mut registry = SEIZED.lock();
+            registry.devices.reserve(1, GFP_KERNEL)?;
+            if overridden {
+                // As for C: a device given through `driver_override` is listed in `slots`.
+                registry.add(&BdfPattern::Exact(bdf))?;
+            }
+            // Cannot fail: room was reserved above.
+            registry
+                .devices
+                .push_within_capacity(seized.clone())
+                .map_err(|_| ENOMEM)?;
+        }
         pdev.set_dev_assigned();
-        dev_info!(dev, "seized\n");
+        dev_info!(dev, "seized{}\n", if overridden { " (driver_override)" } else { "" });
 
-        Ok(StubData { seized })
+        Ok(seized)
     }
 }
 
@@ -370,12 +418,18 @@ impl pci::Driver for Stub {
     type IdInfo = ();
     type Data<'bound> = StubData;
     const ID_TABLE: pci::IdTable<Self::IdInfo> = &ANY_DEVICE;
+    const ATTRIBUTE_GROUPS: Option<&'static driver::attribute::Groups> =
+        Some(&crate::sysfs::STUB_ATTRIBUTES);
 
     fn probe<'bound>(
         pdev: &'bound pci::Device<Core<'_>>,
         _id_info: Option<&'bound Self::IdInfo>,
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
-        Self::try_probe(pdev)
+        // Evaluated when the driver data is initialised, after its allocation: a failed
+        // allocation leaves the device untouched and unlisted.
+        try_init!(StubData {
+            seized: Self::try_probe(pdev)?,
+        }? Error)
     }
 
     fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {

@@ -20,3 +20,11 @@ wait_for() {
 	done
 	return 1
 }
+
+# ktap_test_result with the command's arguments passed on intact (the kselftest
+# helper splits them on spaces and expands globs).
+ktap_check() {
+	local desc=$1
+	shift
+	if "$@"; then ktap_test_pass "$desc"; else ktap_test_fail "$desc"; fi
+}

@@ -16,7 +16,8 @@ GUEST_LOG=/var/log/xen/console/guest-$GUEST.log
 
 xs_guest() { echo "/local/domain/$1/data/xenpci"; }
 
-# The Rust backend seizes the device at load (hide=); it has no new_slot yet.
+# The Rust backend seizes the device at load (hide=); the rust-sysfs group
+# covers new_slot, bind and xl pci-assignable-add.
 # BACKEND_ARGS adds module parameters (passthrough=1).
 backend_load() {
 	case $1 in

@@ -1,0 +1,127 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Group "rust-sysfs": the attributes of the Rust pciback driver in
+# /sys/bus/pci/drivers/pciback/ (new_slot, remove_slot, slots), the generic
+# bind/unbind and driver_override routes, and xl pci-assignable-add/-list/-remove,
+# which drive them as libxl does. Malformed writes must fail with EINVAL, say
+# why in the kernel log, and change nothing.
+# (Uses driver_of, bound_to_pciback, unbound, unload_pciback, KO and DRV from
+# modules.sh.)
+
+# Writes $2 to attribute $1 of the driver; prints the shell's error, if any.
+attr_write() { printf '%s\n' "$2" > "$DRV/$1"; }
+slots() { cat "$DRV/slots"; }
+slots_are() { [ "$(slots | tr '\n' ' ')" = "$*" ] || { echo "# slots: '$(slots | tr '\n' ' ')', want '$*'"; return 1; }; }
+slots_empty() { slots_are ""; }
+mode_is() { [ "$(stat -c %a "$DRV/$1")" = "$2" ] || { echo "# $1 has mode $(stat -c %a "$DRV/$1")"; return 1; }; }
+
+# attr_refused ATTR VALUE ERRTEXT [LOGTEXT]: the write fails with ERRTEXT
+# ("Invalid argument" for EINVAL), LOGTEXT (if given) appears in a pciback log
+# line, and the seize list is unchanged.
+attr_refused() {
+	local attr=$1 value=$2 err=$3 logtext=${4:-} before out
+	before=$(slots)
+	dmesg -C
+	if out=$( (printf '%s\n' "$value" > "$DRV/$attr") 2>&1); then
+		echo "# '$value' accepted by $attr"
+		return 1
+	fi
+	case "$out" in
+		*"$err"*) ;;
+		*) echo "# $attr '$value': $out"; return 1 ;;
+	esac
+	if [ -n "$logtext" ] && ! dmesg | grep pciback | grep "$attr" | grep -qF -- "$logtext"; then
+		echo "# $attr '$value': no log line naming '$logtext':"; dmesg | tail -3 | sed 's/^/#   /'
+		return 1
+	fi
+	[ "$(slots)" = "$before" ] || { echo "# slots changed"; return 1; }
+}
+
+# A full page of slots ends between two lines.
+slots_cut_at_line() {
+	local n bytes
+	n=$(slots | wc -l)
+	bytes=$(slots | wc -c)
+	[ "$n" -gt 300 ] && [ "$bytes" -lt 4096 ] && ! slots | grep -qvE '^0000:0[0-2]:[01][0-9a-f]\.[0-7]$' ||
+		{ echo "# $n lines, $bytes bytes"; return 1; }
+}
+
+bind_refused() { ! (echo "$BDF" > "$DRV/bind") 2>/dev/null; }
+set_override() { echo "$1" > "/sys/bus/pci/devices/$BDF/driver_override"; }
+probe_device() { echo "$BDF" > /sys/bus/pci/drivers_probe; }
+assignable_listed() { xl pci-assignable-list | grep -q "^$BDF"; }
+
+group_rust_sysfs() {
+	local bad v short
+	ktap_print_header
+	if [ -z "$BDF" ]; then ktap_skip_all "no device under test"; return 0; fi
+	short=${BDF#0000:}
+	# value|text the log line must quote
+	bad='junk|junk
+0000:100:00.0|100
+00:20.0|20
+00:01.8|8
+00:*.0|00:*.0
+0000:00:01.0 x|x
+10000:00:01.0|10000
+(00:01.0)|('
+
+	[ -n "$(driver_of "$BDF")" ] && echo "$BDF" > "/sys/bus/pci/devices/$BDF/driver/unbind"
+	ktap_check "rust pciback loads without hide=" insmod "$KO"
+	ktap_check "new_slot is write-only (0200)" mode_is new_slot 200
+	ktap_check "remove_slot is write-only (0200)" mode_is remove_slot 200
+	ktap_check "slots is read-only (0444)" mode_is slots 444
+	ktap_check "slots starts empty" slots_empty
+	while IFS='|' read -r v part; do
+		ktap_check "new_slot '$v' is refused with EINVAL and logged" \
+			attr_refused new_slot "$v" "Invalid argument" "$part"
+	done <<< "$bad"
+	ktap_check "new_slot '' is refused with EINVAL" attr_refused new_slot "" "Invalid argument"
+	ktap_check "remove_slot 'junk' is refused with EINVAL and logged" \
+		attr_refused remove_slot junk "Invalid argument" junk
+	ktap_check "remove_slot of an unlisted address fails with ENOENT" \
+		attr_refused remove_slot 0000:00:01.0 "No such file or directory"
+
+	ktap_check "new_slot $BDF lists it" attr_write new_slot "$BDF"
+	ktap_check "slots shows it" slots_are "$BDF "
+	ktap_check "new_slot is idempotent" attr_write new_slot "$short"
+	ktap_check "slots shows it once" slots_are "$BDF "
+	ktap_check "new_slot does not bind" unbound
+	ktap_check "new_slot 00:1f.* (no domain, function wildcard)" attr_write new_slot "00:1f.*"
+	ktap_check "slots shows the 8 functions" slots_are "$BDF $(for f in 0 1 2 3 4 5 6 7; do printf '0000:00:1f.%s ' $f; done)"
+	ktap_check "remove_slot 0000:00:1f.* removes them" attr_write remove_slot "0000:00:1f.*"
+	ktap_check "slots shows the device alone again" slots_are "$BDF "
+	attr_write new_slot "0000:01:*.*"; attr_write new_slot "0000:02:*.*"
+	ktap_check "slots with 513 entries is cut at a line boundary" slots_cut_at_line
+	attr_write remove_slot "0000:01:*.*"; attr_write remove_slot "0000:02:*.*"
+	ktap_check "remove_slot of two buses leaves the device" slots_are "$BDF "
+
+	ktap_check "bind seizes the listed device" attr_write bind "$BDF"
+	ktap_check "device bound to pciback" bound_to_pciback
+	ktap_check "unbind releases it" attr_write unbind "$BDF"
+	ktap_check "device unbound" unbound
+	ktap_check "remove_slot $BDF" attr_write remove_slot "$BDF"
+	ktap_check "slots empty" slots_empty
+	ktap_check "bind of an unlisted device is refused" bind_refused
+	ktap_check "device still unbound" unbound
+
+	ktap_check "driver_override=pciback" set_override pciback
+	ktap_check "drivers_probe seizes the device" probe_device
+	ktap_check "device bound to pciback through driver_override" bound_to_pciback
+	ktap_check "slots lists the overridden device" slots_are "$BDF "
+	attr_write unbind "$BDF"; set_override ""; attr_write remove_slot "$BDF"
+	ktap_check "driver_override cleared, device unbound" unbound
+
+	ktap_check "xl pci-assignable-add $BDF" timeout 60 xl pci-assignable-add "$BDF"
+	ktap_check "device bound to pciback by libxl (new_slot + bind)" bound_to_pciback
+	ktap_check "slots lists it" slots_are "$BDF "
+	ktap_check "xl pci-assignable-list shows it" assignable_listed
+	ktap_check "xl pci-assignable-remove $BDF" timeout 60 xl pci-assignable-remove "$BDF"
+	ktap_check "device unbound by libxl" unbound
+	ktap_check "slots empty after libxl's remove_slot" slots_empty
+
+	ktap_check "rust pciback unloads" unload_pciback
+	KSFT_NUM_TESTS=$((KTAP_TESTNO - 1))
+	ktap_set_plan "$KSFT_NUM_TESTS"
+	ktap_finished
+}

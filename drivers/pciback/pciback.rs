@@ -87,6 +87,28 @@ fn parse_hide_param(value: &[u8]) -> Result<KVec<BdfPattern>> {
     Ok(patterns)
 }
 
+/// Says which `hide=` devices are present but were not seized when the driver was registered.
+///
+/// A host driver loaded before `pciback` keeps the devices it bound: the PCI core never hands a
+/// bound device to another driver. The C driver stays silent then, and administrators find out
+/// when the guest does not get its device; say it, and how to hand the device over.
+fn report_unseized(patterns: &[BdfPattern]) {
+    for bdf in patterns.iter().flatten() {
+        let Some(_pdev) = pci::Device::get_by_slot(bdf.domain().into(), bdf.bus(), bdf.devfn())
+        else {
+            continue;
+        };
+        if !SEIZED.lock().is_seized(&bdf) {
+            pr_warn!(
+                "hide=: {} not seized: it is bound to another driver (or its probe failed, see \
+                 above); unbind it, then write {} to /sys/bus/pci/drivers/pciback/bind\n",
+                format_args!("{bdf}"),
+                format_args!("{bdf}")
+            );
+        }
+    }
+}
+
 #[pin_data]
 struct PcibackModule {
     #[pin]
@@ -114,6 +136,10 @@ impl kernel::InPlaceModule for PcibackModule {
             Ok(try_pin_init!(PcibackModule {
                 _stub <- driver::Registration::new(c"pciback", module),
                 _backend <- driver::Registration::new(c"xen-pciback", module),
+            })
+            .pin_chain(move |_| {
+                report_unseized(&patterns);
+                Ok(())
             }))
         })
     }

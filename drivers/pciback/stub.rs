@@ -103,6 +103,11 @@ impl Registry {
         before - self.ids.len()
     }
 
+    /// Whether the device at `bdf` is bound to this driver.
+    pub(crate) fn is_seized(&self, bdf: &Bdf) -> bool {
+        self.devices.iter().any(|d| d.bdf == *bdf)
+    }
+
     /// The seize list.
     pub(crate) fn ids(&self) -> &[Bdf] {
         &self.ids

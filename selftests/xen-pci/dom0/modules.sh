@@ -31,6 +31,23 @@ pcifront_refused_in_dom0() {
 	! grep -q '^pcifront ' /proc/modules
 }
 
+bound_to_stub() { [ "$(driver_of "$BDF")" = pci-stub ]; }
+stub_takes_device() {
+	modprobe pci-stub &&
+		echo "$(cat /sys/bus/pci/devices/$BDF/vendor) $(cat /sys/bus/pci/devices/$BDF/device)" |
+		sed 's/0x//g' > /sys/bus/pci/drivers/pci-stub/new_id &&
+		wait_for 5 bound_to_stub
+}
+unseized_logged() {
+	dmesg | grep pciback | grep -F "$BDF not seized: it is bound to another driver" |
+		grep -qF "write $BDF to /sys/bus/pci/drivers/pciback/bind" ||
+		{ echo "# no such log line:"; dmesg | grep pciback | tail -3 | sed 's/^/#   /'; return 1; }
+}
+hand_over() {
+	echo "$BDF" > /sys/bus/pci/drivers/pci-stub/unbind &&
+		echo "$BDF" > "$DRV/bind" && bound_to_pciback
+}
+
 unload_pciback() { rmmod pciback 2>/dev/null; [ ! -d "$DRV" ]; }
 
 # insmod must fail with EINVAL and log a line naming the bad part.
@@ -68,7 +85,7 @@ group_modules() {
 (0000:00:01.0)junk|junk
 (0000:00:01.0)(zz:00.0)|zz
 (0000:0g:01.0)|0g'
-	ktap_set_plan $((8 + $(echo "$bad" | wc -l)))
+	ktap_set_plan $((12 + $(echo "$bad" | wc -l)))
 
 	ktap_test_result "rust pcifront refuses to load in dom0 (ENODEV)" pcifront_refused_in_dom0
 	ktap_test_result "rust pciback loads without parameters" insmod "$KO"
@@ -86,6 +103,10 @@ group_modules() {
 		ktap_test_skip "device under test seized at load"
 		ktap_test_skip "device released at unload"
 		ktap_test_skip "device appearing after load is seized"
+		ktap_test_skip "pci-stub takes the device"
+		ktap_test_skip "hide= device bound elsewhere stays there"
+		ktap_test_skip "the load says it was not seized, and how to fix it"
+		ktap_test_skip "unbind from pci-stub, bind to pciback"
 	else
 		local short=${BDF#0000:} drv
 		drv=$(driver_of "$BDF")
@@ -100,6 +121,16 @@ group_modules() {
 		echo 1 > /sys/bus/pci/rescan
 		ktap_test_result "device appearing after load is seized" wait_for 10 bound_to_pciback
 		unload_pciback
+		# Another host driver got the device first: the load says so and how
+		# to hand the device over, and following that works.
+		ktap_test_result "pci-stub takes the device" stub_takes_device
+		dmesg -C
+		insmod "$KO" "hide=($BDF)"
+		ktap_test_result "hide= device bound elsewhere stays there" bound_to_stub
+		ktap_check "the load says it was not seized, and how to fix it" unseized_logged
+		ktap_check "unbind from pci-stub, bind to pciback" hand_over
+		unload_pciback
+		rmmod pci-stub
 	fi
 	ktap_finished
 }

@@ -63,6 +63,7 @@ use kernel::{
         },
         xenbus::{
             self,
+            OtherendAction,
             XenbusState, //
         },
         xenstore::{
@@ -530,7 +531,7 @@ impl xenbus::Driver for Backend {
         dev: &'bound xenbus::Device<Core<'_>>,
         this: Pin<&Self::Data<'bound>>,
         state: XenbusState,
-    ) {
+    ) -> OtherendAction {
         let shared = &this.shared;
         match state {
             XenbusState::Initialised => attach(dev, shared),
@@ -555,6 +556,7 @@ impl xenbus::Driver for Backend {
             }
             _ => {}
         }
+        OtherendAction::Keep
     }
 
     fn unbind<'bound>(_dev: &'bound xenbus::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {

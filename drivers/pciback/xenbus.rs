@@ -8,7 +8,9 @@
 //! probe: InitWait, then (self-watch) setup: claim and place every `dev-i`, publish `vdev-i`,
 //! `state-i`, the roots; Initialised. Frontend Initialised: map its page, bind its event
 //! channel; Connected. Frontend Reconfiguring: attach (`state-i` 1) or detach (`state-i` 5)
-//! devices; Reconfigured. Frontend Closing or Closed: disconnect. Unbind: release every device.
+//! devices; Reconfigured. Frontend Closing or Closed: disconnect. Frontend Closed while the
+//! device is offline (`online` missing or 0), or frontend gone (Unknown): unregister the device,
+//! as C does. Unbind (unregistration included): release every device.
 //!
 //! # Lifetimes and locking
 //!
@@ -63,6 +65,7 @@ use kernel::{
         },
         xenbus::{
             self,
+            OtherendAction,
             XenbusState, //
         },
         xenstore::{
@@ -530,7 +533,7 @@ impl xenbus::Driver for Backend {
         dev: &'bound xenbus::Device<Core<'_>>,
         this: Pin<&Self::Data<'bound>>,
         state: XenbusState,
-    ) {
+    ) -> OtherendAction {
         let shared = &this.shared;
         match state {
             XenbusState::Initialised => attach(dev, shared),
@@ -550,11 +553,24 @@ impl xenbus::Driver for Backend {
             XenbusState::Closed => {
                 disconnect(shared);
                 let _ = dev.switch_state(XenbusState::Closed);
-                // C unregisters the device here when `online` is 0; the xenbus abstraction has
-                // no unregister, so the device goes when the toolstack removes its node.
+                // An online device may get a new frontend; an offline one is going away.
+                if !dev.is_online() {
+                    dev_info!(
+                        dev.as_ref(),
+                        "frontend closed and device offline: unregistering\n"
+                    );
+                    return OtherendAction::Unregister;
+                }
+            }
+            XenbusState::Unknown => {
+                // The frontend's node is gone (its domain was destroyed): so is the device. The
+                // unbind releases the exported devices.
+                dev_info!(dev.as_ref(), "frontend gone: unregistering\n");
+                return OtherendAction::Unregister;
             }
             _ => {}
         }
+        OtherendAction::Keep
     }
 
     fn unbind<'bound>(_dev: &'bound xenbus::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {

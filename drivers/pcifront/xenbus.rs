@@ -26,6 +26,7 @@ use kernel::{
         grant::GrantRef,
         xenbus::{
             self,
+            OtherendAction,
             XenbusState, //
         },
         xenstore::{
@@ -108,7 +109,7 @@ impl xenbus::Driver for PcifrontDriver {
         dev: &'bound xenbus::Device<Core<'_>>,
         this: Pin<&Front<'bound>>,
         state: XenbusState,
-    ) {
+    ) -> OtherendAction {
         match state {
             XenbusState::Connected => this.connect(dev),
             XenbusState::Reconfiguring => this.detach_devices(dev),
@@ -117,6 +118,8 @@ impl xenbus::Driver for PcifrontDriver {
             XenbusState::Closing | XenbusState::Closed => this.disconnect(dev),
             _ => {}
         }
+        // A frontend's device goes when the toolstack removes its node.
+        OtherendAction::Keep
     }
 
     fn unbind<'bound>(dev: &'bound xenbus::Device<Core<'_>>, this: Pin<&Front<'bound>>) {

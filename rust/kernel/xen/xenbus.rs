@@ -12,7 +12,9 @@
 //! [`Driver::otherend_changed`].
 //!
 //! A driver implements [`Driver`] and registers with [`driver::Registration`], using
-//! [`FrontendAdapter`] or [`BackendAdapter`] depending on the half it drives.
+//! [`FrontendAdapter`] or [`BackendAdapter`] depending on the half it drives. A backend that sees
+//! its frontend gone for good has its own device unregistered by returning
+//! [`OtherendAction::Unregister`] from [`Driver::otherend_changed`].
 //!
 //! In this bus, the [`device::Core`] context is the one of the driver callbacks: [`Driver::probe`]
 //! and [`Driver::unbind`] run with the device lock held; [`Driver::otherend_changed`] runs in the
@@ -465,6 +467,33 @@ macro_rules! xenbus_device_table {
     };
 }
 
+/// What becomes of a device once [`Driver::otherend_changed`] has returned.
+///
+/// A C backend unregisters its own device with `device_unregister()` from its `otherend_changed`
+/// callback once the frontend is gone for good: its node vanished (state
+/// [`XenbusState::Unknown`]), or it closed while the toolstack marks the device offline (see
+/// [`Device::is_online`]). A Rust driver returns [`OtherendAction::Unregister`] instead: the
+/// device cannot be unregistered while the callback still borrows it and the driver's data, which
+/// the unregistration drops.
+///
+/// C header: [`include/xen/xenbus.h`](srctree/include/xen/xenbus.h) (`otherend_changed` of
+/// `struct xenbus_driver`), [`include/linux/device.h`](srctree/include/linux/device.h)
+/// (`device_unregister()`)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum OtherendAction {
+    /// Keep the device.
+    Keep,
+    /// Unregister the device, right after the callback returns and in the same thread.
+    ///
+    /// The driver is unbound as for any removal ([`Driver::unbind`], then the driver's data is
+    /// dropped) and the device leaves the bus; its XenStore directory stays, for the toolstack to
+    /// remove. [`Driver::otherend_changed`] is not called again for the device, and the xenbus
+    /// core does not unregister it a second time if the toolstack removes the directory
+    /// meanwhile.
+    Unregister,
+}
+
 /// A xenbus driver.
 ///
 /// # Examples
@@ -505,7 +534,7 @@ macro_rules! xenbus_device_table {
 ///         dev: &'bound xenbus::Device<Core<'_>>,
 ///         _this: Pin<&FrontData<'bound>>,
 ///         state: XenbusState,
-///     ) {
+///     ) -> xenbus::OtherendAction {
 ///         match state {
 ///             XenbusState::Connected => {
 ///                 let _ = dev.switch_state(XenbusState::Connected);
@@ -515,6 +544,7 @@ macro_rules! xenbus_device_table {
 ///             }
 ///             _ => {}
 ///         }
+///         xenbus::OtherendAction::Keep
 ///     }
 /// }
 ///
@@ -548,12 +578,16 @@ pub trait Driver {
     ///
     /// Runs in the `xenwatch` thread, from the successful return of [`Driver::probe`] until the
     /// device is unbound; calls for a device never overlap. Values of the other end's `state`
-    /// node that are not a valid [`XenbusState`] are ignored.
+    /// node that are not a valid [`XenbusState`] are ignored; a missing node reads as
+    /// [`XenbusState::Unknown`].
+    ///
+    /// Returns [`OtherendAction::Unregister`] to have the device unregistered, as backends do
+    /// once the frontend is gone.
     fn otherend_changed<'bound>(
         dev: &'bound Device<device::Core<'_>>,
         this: Pin<&Self::Data<'bound>>,
         state: XenbusState,
-    );
+    ) -> OtherendAction;
 
     /// Unbinds the driver from `dev`. Implementing this callback is optional.
     ///
@@ -748,9 +782,40 @@ impl<T: Driver, E: End> Adapter<T, E> {
         state: bindings::xenbus_state,
     ) {
         // SAFETY: The xenbus core only ever calls this callback with a valid pointer to a
-        // `struct xenbus_device` bound to this driver.
+        // `struct xenbus_device` bound to this driver, as the handler of its other end's watch,
+        // in the `xenwatch` thread.
+        let action = unsafe { Self::otherend_changed(xdev, state) };
+
+        if action == OtherendAction::Unregister {
+            // As in C, this takes the device lock: an unbind through sysfs that holds it and
+            // waits for this callback (in `unregister_xenbus_watch()`) would deadlock.
+            //
+            // SAFETY: `xdev` is still valid and registered: besides its driver, from this
+            // callback, only the xenbus core unregisters a xenbus device, in
+            // `xenbus_dev_changed()` when the toolstack removed its node (or reset a frontend),
+            // a watch callback that runs in the `xenwatch` thread too, never at the same time.
+            // No reference to the device or to the driver's data outlives
+            // `Self::otherend_changed()`, so the unbind may drop them. The device is unregistered
+            // once: the unbind unregisters the other end's watch and discards its pending
+            // events, so this callback does not run again for it, and `xenbus_dev_changed()` no
+            // longer finds it on the bus.
+            unsafe { bindings::device_unregister(addr_of_mut!((*xdev).dev)) };
+        }
+    }
+
+    /// Calls [`Driver::otherend_changed`] for `xdev` and returns what it asks for.
+    ///
+    /// # Safety
+    ///
+    /// `xdev` points to a valid `struct xenbus_device` bound to this driver, and the caller is
+    /// the handler of its other end's watch.
+    unsafe fn otherend_changed(
+        xdev: *mut bindings::xenbus_device,
+        state: bindings::xenbus_state,
+    ) -> OtherendAction {
+        // SAFETY: Guaranteed by the safety requirements of this function.
         //
-        // INVARIANT: `xdev` is valid for the duration of `otherend_changed_callback()`.
+        // INVARIANT: `xdev` is valid for the duration of `otherend_changed()`.
         let xdev = unsafe { &*xdev.cast::<Device<device::CoreInternal<'_>>>() };
 
         let Ok(state) = XenbusState::try_from(state) else {
@@ -759,7 +824,7 @@ impl<T: Driver, E: End> Adapter<T, E> {
                 "ignoring invalid other end state {}\n",
                 state
             );
-            return;
+            return OtherendAction::Keep;
         };
 
         // SAFETY: The xenbus core watches the other end only between a successful return of
@@ -768,7 +833,7 @@ impl<T: Driver, E: End> Adapter<T, E> {
         // waits for this callback to return.
         let data = unsafe { xdev.as_ref().drvdata_borrow::<T::Data<'_>>() };
 
-        T::otherend_changed(xdev, data, state);
+        T::otherend_changed(xdev, data, state)
     }
 
     extern "C" fn remove_callback(xdev: *mut bindings::xenbus_device) {
@@ -886,9 +951,14 @@ mod tests {
             dev: &'bound Device<device::Core<'_>>,
             _this: Pin<&Self::Data<'bound>>,
             state: XenbusState,
-        ) {
-            if state == XenbusState::Closing {
-                let _ = dev.switch_state(XenbusState::Closed);
+        ) -> OtherendAction {
+            match state {
+                XenbusState::Closing => {
+                    let _ = dev.switch_state(XenbusState::Closed);
+                    OtherendAction::Keep
+                }
+                XenbusState::Unknown => OtherendAction::Unregister,
+                _ => OtherendAction::Keep,
             }
         }
     }

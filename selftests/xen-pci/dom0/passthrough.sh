@@ -90,7 +90,7 @@ manual_create() {
 	did=$(xl domid $GUEST)
 	be=/local/domain/0/backend/pci/$did/0
 	fe=/local/domain/$did/device/pci/0
-	xenstore-write "$be/frontend" "$fe" "$be/frontend-id" "$did" "$be/online" 1 "$be/state" 1 \
+	xenstore-write "$be/frontend" "$fe" "$be/frontend-id" "$did" "$be/online" "${ONLINE:-1}" "$be/state" 1 \
 		"$be/domain" "$GUEST" "$be/key-0" "$BDF" "$be/dev-0" "$BDF" \
 		"$be/opts-0" "msitranslate=0,power_mgmt=0,permissive=0,rdm_policy=strict" \
 		"$be/state-0" 1 "$be/num_devs" 1 || return 1
@@ -138,6 +138,14 @@ have_guest_results() { grep -qE '^(not )?ok ' /tmp/lines; }
 guest_gone() { ! xl domid "$GUEST" >/dev/null 2>&1; }
 
 guest_count() { timeout 10 xenstore-read "$(xs_guest "$1")/$2" 2>/dev/null; }
+
+# The backend device of guest $1 after its frontend closed: still there and
+# Closed (its node is online: a new frontend may come), or gone (offline).
+be_dev() { echo "/sys/bus/xen-backend/devices/pci-$1-0"; }
+be_kept() {
+	wait_for 20 be_state_is "$GUEST" 6 || return 1
+	[ -e "$(be_dev "$1")" ] || { echo "# $(be_dev "$1") is gone"; return 1; }
+}
 
 # Re-emit guest result lines as results of this group.
 emit_guest_lines() {
@@ -200,6 +208,12 @@ passthrough_test() {
 	ktap_test_result "guest reported its device checks" have_guest_results
 	emit_guest_lines < /tmp/lines
 	[ "${PROTECT:-0}" = 1 ] && protected_checks "$hw_before"
+	# CLOSE_CHECK: the guest closed its frontend in phase 1; what did the backend do?
+	case ${CLOSE_CHECK:-} in
+		kept) ktap_test_result "frontend closed, device online: backend keeps its device" be_kept "$did" ;;
+		gone) ktap_test_result "frontend closed, device offline: backend unregistered its device" \
+			wait_for 20 be_gone "$did" ;;
+	esac
 
 	if [ "$detach" = 1 ]; then
 		ktap_test_result "xl pci-detach $BDF" timeout 60 xl pci-detach $GUEST "$BDF"
@@ -214,6 +228,10 @@ passthrough_test() {
 	# Stop streaming this guest's console (tail -F would follow the next one).
 	busybox pkill -f "tail -F $GUEST_LOG" 2>/dev/null
 	ktap_test_result "guest destroyed" wait_for 20 guest_gone
+	# The frontend's node went with the guest: the backend unregisters its
+	# device by itself (before the node removal below).
+	[ -n "${CLOSE_CHECK:-}" ] &&
+		ktap_test_result "backend device gone with the frontend" wait_for 20 be_gone "$did"
 	if [ "$route" = xl ]; then
 		ktap_test_result "xl pci-assignable-remove $BDF" timeout 60 xl pci-assignable-remove -r "$BDF"
 	elif timeout 10 xenstore-exists "/local/domain/0/backend/pci/$did" 2>/dev/null; then
@@ -302,15 +320,17 @@ group_rust_claim() {
 }
 
 # What `make run` shows: one guest, the device passed through, the guest's view.
-# The Rust backend and the Rust frontend; the guest keeps its frontend bound to
-# the end (see "Known problems" in Documentation/status.rst).
-group_demo() { KEEP_FRONT=1 passthrough_test rust rust xl; }
+# The Rust backend and the Rust frontend.
+group_demo() { passthrough_test rust rust xl; }
 # The C backend with the Rust frontend.
 group_cback_rustfront_xl() { passthrough_test c rust xl; }
 group_cback_rustfront_manual() { passthrough_test c rust manual; }
-# Both Rust drivers, both topologies. The guest keeps its frontend bound until
-# it is destroyed; rust-rust-close has it close the frontend first, which the
-# Rust backend does not handle yet (Documentation/status.rst, "Known problems").
-group_rust_rust_xl() { KEEP_FRONT=1 PROTECT=1 passthrough_test rust rust xl; }
-group_rust_rust_pt() { KEEP_FRONT=1 PROTECT=1 BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF passthrough_test rust rust xl; }
-group_rust_rust_close() { PROTECT=1 passthrough_test rust rust manual; }
+# Both Rust drivers, both topologies.
+group_rust_rust_xl() { PROTECT=1 passthrough_test rust rust xl; }
+group_rust_rust_pt() { PROTECT=1 BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF passthrough_test rust rust xl; }
+# The guest closes its frontend before it is destroyed (by hand, so that no
+# toolstack tears the backend down): the backend keeps its device while the
+# node is online and unregisters it when the frontend's node goes, or at once
+# when the node is offline (as the C backend does).
+group_rust_rust_close() { PROTECT=1 CLOSE_CHECK=kept passthrough_test rust rust manual; }
+group_rust_rust_close_offline() { ONLINE=0 CLOSE_CHECK=gone passthrough_test rust rust manual; }

@@ -1,0 +1,100 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Hostile groups: a PV guest gets the device by xl (pci=[...]) but runs no
+# pcifront; roguefront (roguefront.c, domU/rogue.sh) connects from user space
+# and sends bad commands, sizes, offsets and addresses, writes protected
+# fields, storms the event channel, sets its xenbus state to garbage, and
+# finally floods requests it never waits for while dom0 destroys it. The
+# backend must answer every request with an error code, keep serving, keep the
+# hardware's protected fields, stay responsive, let the guest die without a
+# hang or a leak, and log no BUG/WARNING/Oops.
+#
+# Uses the helpers of passthrough.sh (backend_load, write_guest_cfg,
+# hw_snapshot, protected_checks, collect_phase, emit_guest_lines, ...) and
+# modules.sh (bound_to_pciback).
+
+HOSTILE_MARK=xenpci-hostile-begin
+
+# The kernel log since the group began has no BUG, WARNING, Oops or trace.
+dmesg_clean() {
+	local bad
+	bad=$(dmesg | sed -n "/$HOSTILE_MARK/,\$p" |
+		grep -E 'BUG:|WARNING:|Oops|general protection|Call Trace|RIP:|rcu.*stall|soft lockup|hung task')
+	[ -z "$bad" ] && return 0
+	echo "$bad" | head -n 20 | sed 's/^/# dmesg: /'
+	return 1
+}
+
+# dom0 answers promptly while the guest storms.
+dom0_responsive() {
+	local t0=$SECONDS
+	timeout 20 xl list >/dev/null && timeout 20 xenstore-read /local/domain/0/name >/dev/null &&
+		timeout 20 lspci -s "$BDF" >/dev/null || return 1
+	echo "# xl list, xenstore-read and lspci took $((SECONDS - t0)) s during the storm"
+}
+
+# No domain with this id remains, dying ones included (a dying domain stays
+# while dom0 still maps one of its grants).
+domain_freed() { ! xl list 2>/dev/null | awk 'NR > 1 { print $2 }' | grep -qx "$1"; }
+
+# A command that may hang in the kernel, with a bounded wait (timeout(1)
+# cannot kill a process stuck in D state).
+bounded() {
+	local secs=$1 rc=/tmp/bounded.rc
+	shift
+	rm -f "$rc"
+	( "$@"; echo $? > "$rc" ) &
+	wait_for "$secs" test -e "$rc" || { echo "# '$*' still running after $secs s"; return 1; }
+	[ "$(cat "$rc")" = 0 ]
+}
+
+hostile_test() {
+	local back=$1 did lines hw_before
+	ktap_print_header
+	if [ -z "$BDF" ]; then ktap_skip_all "no device under test"; return 0; fi
+	rm -f "$GUEST_LOG"
+	echo "$HOSTILE_MARK $back" > /dev/kmsg
+
+	ktap_check "$back backend loads" backend_load "$back"
+	write_guest_cfg rogue 0
+	sed -i "s/^extra = \"/extra = \"xenpci.back=$back /" /tmp/$GUEST.cfg
+	ktap_check "xl pci-assignable-add $BDF" timeout 60 xl pci-assignable-add "$BDF"
+	echo "pci = [ '$BDF' ]" >> /tmp/$GUEST.cfg
+	hw_before=$(hw_snapshot)
+	ktap_check "xl create with pci=[...], no pcifront in the guest" timeout 120 xl create /tmp/$GUEST.cfg
+	did=$(xl domid $GUEST 2>/dev/null)
+	if [ -z "$did" ]; then
+		KSFT_NUM_TESTS=$KTAP_TESTNO; ktap_exit_fail_msg "no guest"
+	fi
+	tail -F "$GUEST_LOG" 2>/dev/null | sed -u 's/^/(domU) /' &
+
+	# Phase 1: roguefront's cases, each a guest result.
+	wait_for 600 guest_count "$did" phase1 || wait_for 5 grep -q XENPCI-DOMU-PHASE1 "$GUEST_LOG"
+	collect_phase "$did" 1 > /tmp/lines || echo "# the guest reported nothing for phase 1"
+	ktap_check "guest reported its rogue cases" have_guest_results
+	emit_guest_lines < /tmp/lines
+	protected_checks "$hw_before"
+
+	# Phase 2: requests flagged and notified without waiting; the guest
+	# dies in the middle of them.
+	ktap_check "guest storms with requests it does not wait for" wait_for 60 guest_count "$did" storm
+	sleep 3
+	ktap_check "dom0 responsive during the storm" dom0_responsive
+	ktap_check "guest destroyed mid-request" timeout 60 xl destroy $GUEST
+	busybox pkill -f "tail -F $GUEST_LOG" 2>/dev/null
+	ktap_check "guest gone" wait_for 20 guest_gone
+	ktap_check "backend device pci-$did-0 gone" wait_for 30 be_gone "$did"
+	ktap_check "no dying domain left (no grant mapping leaked)" wait_for 30 domain_freed "$did"
+	ktap_check "device still bound to pciback" bound_to_pciback
+	ktap_check "xl pci-assignable-remove $BDF" timeout 60 xl pci-assignable-remove -r "$BDF"
+	ktap_check "$back backend unloads (no leak, no hang)" bounded 60 backend_unload "$back"
+	ktap_check "kernel log: no BUG, WARNING or Oops" dmesg_clean
+	KSFT_NUM_TESTS=$((KTAP_TESTNO - 1))
+	ktap_set_plan "$KSFT_NUM_TESTS"
+	ktap_finished
+}
+
+# The Rust backend; and the C backend for comparison (documented differences
+# are recorded, not failed: see Documentation/status.rst).
+group_rust_hostile() { hostile_test rust; }
+group_c_hostile() { hostile_test c; }

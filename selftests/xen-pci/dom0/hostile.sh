@@ -1,13 +1,14 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# Hostile groups: a PV guest gets the device by xl (pci=[...]) but runs no
-# pcifront; roguefront (roguefront.c, domU/rogue.sh) connects from user space
-# and sends bad commands, sizes, offsets and addresses, writes protected
-# fields, storms the event channel, sets its xenbus state to garbage, and
-# finally floods requests it never waits for while dom0 destroys it. The
-# backend must answer every request with an error code, keep serving, keep the
-# hardware's protected fields, stay responsive, let the guest die without a
-# hang or a leak, and log no BUG/WARNING/Oops.
+# Hostile groups: PV guests get the device by xl (pci=[...]) but run no
+# pcifront; roguefront (roguefront.c, domU/rogue.sh) connects from user space.
+# The first guest sets its xenbus state to garbage and back; the second sends
+# bad commands, sizes, offsets and addresses, writes protected fields, storms
+# the event channel, and finally floods requests it never waits for while dom0
+# destroys it. The backend must answer every request with an error code, keep
+# serving (or close cleanly on a garbage state), keep the hardware's protected
+# fields, stay responsive, let each guest die without a hang or a leak (its
+# backend device and the dying domain go), and log no BUG/WARNING/Oops.
 #
 # Uses the helpers of passthrough.sh (backend_load, write_guest_cfg,
 # hw_snapshot, protected_checks, collect_phase, emit_guest_lines, ...) and
@@ -48,43 +49,64 @@ bounded() {
 	[ "$(cat "$rc")" = 0 ]
 }
 
-hostile_test() {
-	local back=$1 did lines hw_before
-	ktap_print_header
-	if [ -z "$BDF" ]; then ktap_skip_all "no device under test"; return 0; fi
+# Starts a rogue guest (xenpci.rogue=$2) with the device and re-emits its
+# phase-1 results; sets ROGUE_DID.
+rogue_guest() {
+	local back=$1 mode=$2
 	rm -f "$GUEST_LOG"
-	echo "$HOSTILE_MARK $back" > /dev/kmsg
-
-	ktap_check "$back backend loads" backend_load "$back"
 	write_guest_cfg rogue 0
-	sed -i "s/^extra = \"/extra = \"xenpci.back=$back /" /tmp/$GUEST.cfg
-	ktap_check "xl pci-assignable-add $BDF" timeout 60 xl pci-assignable-add "$BDF"
+	sed -i "s/^extra = \"/extra = \"xenpci.back=$back xenpci.rogue=$mode /" /tmp/$GUEST.cfg
 	echo "pci = [ '$BDF' ]" >> /tmp/$GUEST.cfg
-	hw_before=$(hw_snapshot)
-	ktap_check "xl create with pci=[...], no pcifront in the guest" timeout 120 xl create /tmp/$GUEST.cfg
-	did=$(xl domid $GUEST 2>/dev/null)
-	if [ -z "$did" ]; then
+	ktap_check "$mode guest: xl create with pci=[...], no pcifront in the guest" \
+		timeout 120 xl create /tmp/$GUEST.cfg
+	ROGUE_DID=$(xl domid $GUEST 2>/dev/null)
+	if [ -z "$ROGUE_DID" ]; then
 		KSFT_NUM_TESTS=$KTAP_TESTNO; ktap_exit_fail_msg "no guest"
 	fi
 	tail -F "$GUEST_LOG" 2>/dev/null | sed -u 's/^/(domU) /' &
-
-	# Phase 1: roguefront's cases, each a guest result.
-	wait_for 600 guest_count "$did" phase1 || wait_for 5 grep -q XENPCI-DOMU-PHASE1 "$GUEST_LOG"
-	collect_phase "$did" 1 > /tmp/lines || echo "# the guest reported nothing for phase 1"
-	ktap_check "guest reported its rogue cases" have_guest_results
+	wait_for 600 guest_count "$ROGUE_DID" phase1 || wait_for 5 grep -q XENPCI-DOMU-PHASE1 "$GUEST_LOG"
+	collect_phase "$ROGUE_DID" 1 > /tmp/lines || echo "# the guest reported nothing for phase 1"
+	ktap_check "$mode guest reported its cases" have_guest_results
 	emit_guest_lines < /tmp/lines
-	protected_checks "$hw_before"
+}
 
-	# Phase 2: requests flagged and notified without waiting; the guest
+# Destroys the rogue guest; its backend device and the domain must go.
+rogue_destroy() {
+	local mode=$1 did=$ROGUE_DID
+	ktap_check "$mode guest destroyed" timeout 60 xl destroy $GUEST
+	busybox pkill -f "tail -F $GUEST_LOG" 2>/dev/null
+	ktap_check "$mode guest gone" wait_for 20 guest_gone
+	if ! ktap_check "$mode guest: backend device pci-$did-0 gone" wait_for 30 be_gone "$did"; then
+		echo "# backend devices: $(ls /sys/bus/xen-backend/devices/ | tr '\n' ' ')"
+		timeout 10 xenstore-ls -f "/local/domain/0/backend/pci/$did" 2>&1 | head -n 30 | sed 's/^/# /'
+	fi
+	ktap_check "$mode guest: no dying domain left (no grant mapping leaked)" wait_for 30 domain_freed "$did"
+}
+
+hostile_test() {
+	local back=$1 hw_before
+	ktap_print_header
+	if [ -z "$BDF" ]; then ktap_skip_all "no device under test"; return 0; fi
+	echo "$HOSTILE_MARK $back" > /dev/kmsg
+
+	ktap_check "$back backend loads" backend_load "$back"
+	ktap_check "xl pci-assignable-add $BDF" timeout 60 xl pci-assignable-add "$BDF"
+	hw_before=$(hw_snapshot)
+
+	# Guest 1: garbage xenbus states (a backend may close on them).
+	rogue_guest "$back" states
+	rogue_destroy states
+
+	# Guest 2: bad requests and storms (phase 1), protected fields...
+	rogue_guest "$back" ops
+	protected_checks "$hw_before"
+	# ... then requests flagged and notified without waiting; the guest
 	# dies in the middle of them.
-	ktap_check "guest storms with requests it does not wait for" wait_for 60 guest_count "$did" storm
+	ktap_check "guest storms with requests it does not wait for" wait_for 60 guest_count "$ROGUE_DID" storm
 	sleep 3
 	ktap_check "dom0 responsive during the storm" dom0_responsive
-	ktap_check "guest destroyed mid-request" timeout 60 xl destroy $GUEST
-	busybox pkill -f "tail -F $GUEST_LOG" 2>/dev/null
-	ktap_check "guest gone" wait_for 20 guest_gone
-	ktap_check "backend device pci-$did-0 gone" wait_for 30 be_gone "$did"
-	ktap_check "no dying domain left (no grant mapping leaked)" wait_for 30 domain_freed "$did"
+	rogue_destroy ops
+
 	ktap_check "device still bound to pciback" bound_to_pciback
 	ktap_check "xl pci-assignable-remove $BDF" timeout 60 xl pci-assignable-remove -r "$BDF"
 	ktap_check "$back backend unloads (no leak, no hang)" bounded 60 backend_unload "$back"

@@ -2,9 +2,10 @@
 #
 # Guest half of the hostile groups (dom0/hostile.sh), xenpci.front=rogue: no
 # pcifront is loaded; roguefront (roguefront.c) is the frontend, from user
-# space, and sends bad requests and event storms. Phase 1 is its cases; then it
+# space. xenpci.rogue=ops: bad requests and event storms (phase 1), then it
 # floods the backend with requests it never waits for until dom0 destroys the
-# guest in the middle of one.
+# guest in the middle of one. xenpci.rogue=states: its xenbus state set to
+# garbage and back.
 
 ROGUE_OUT=/tmp/rogue.out
 ROGUE_GO=/tmp/rogue-storm
@@ -19,7 +20,7 @@ rogue_done() { grep -q '^XENPCI-ROGUE-CASES-DONE' "$ROGUE_OUT" || ! kill -0 "$RO
 domU_rogue_tests() {
 	ktap_test_result "evtchn and gntalloc drivers load" rogue_load_mods
 	rm -f "$ROGUE_OUT" "$ROGUE_GO"
-	roguefront "$(cmdline_arg vendor 0)" "$(cmdline_arg back rust)" "$ROGUE_GO" > "$ROGUE_OUT" 2>&1 &
+	roguefront "$(cmdline_arg vendor 0)" "$(cmdline_arg back rust)" "$(cmdline_arg rogue ops)" "$ROGUE_GO" > "$ROGUE_OUT" 2>&1 &
 	ROGUE_PID=$!
 	wait_for 600 rogue_done
 	grep -q '^XENPCI-ROGUE-CASES-DONE' "$ROGUE_OUT" ||

@@ -40,6 +40,10 @@ domU_rogue_tests() {
 domU_rogue_die() {
 	touch "$ROGUE_GO"
 	sleep 1
-	kill -0 "$ROGUE_PID" 2>/dev/null && xenstore-write "$XS/storm" 1 2>/dev/null
+	if kill -0 "$ROGUE_PID" 2>/dev/null; then
+		xenstore-write "$XS/storm" 1 2>/dev/null
+	else
+		xenstore-write "$XS/storm" 0 2>/dev/null
+	fi
 	echo "XENPCI-DOMU-STORM"
 }

@@ -4,7 +4,8 @@
 # Build the boot images for the Xen-under-QEMU tests:
 #   xen      Xen's hypervisor binary, from Debian's package (cached)
 #   rootfs   the dom0 root file system: a minimal Debian with the Xen tools (cached)
-#   domU     the guest's initramfs: busybox, the selftests, both frontends
+#   domU     the guest's initramfs: busybox, the selftests, both frontends,
+#            roguefront and the evtchn/gntalloc drivers it uses
 #   dom0     dom0's initramfs: the cached root file system plus this build's
 #            modules, the selftests, the guest kernel and the guest initramfs
 # Output goes to $OUT (default: out/ in the repository).
@@ -87,7 +88,10 @@ domU() {
 	cp -r "$top/selftests/xen-pci/." "$w/xenpci/"
 	cp "$tree/tools/testing/selftests/kselftest/ktap_helpers.sh" "$w/xenpci/"
 	gcc -O2 -static -Wall -o "$w/bin/cfgbench" "$top/selftests/xen-pci/cfgbench.c"
+	gcc -O2 -static -Wall -o "$w/bin/roguefront" "$top/selftests/xen-pci/roguefront.c"
 	cp "$tree/drivers/pcifront/pcifront.ko" "$tree/drivers/pci/xen-pcifront.ko" "$w/lib/modules/$kver/"
+	# For roguefront (the hostile groups): a frontend from user space.
+	cp "$tree/drivers/xen/xen-evtchn.ko" "$tree/drivers/xen/xen-gntalloc.ko" "$w/lib/modules/$kver/"
 	# A xenstore client, for the second result path (guest -> xenstore -> dom0).
 	local root; root=$(rootfs_dir)
 	for p in /usr/bin/xenstore-write /usr/bin/xenstore-read; do copy_with_libs "$root" "$p" "$w"; done

@@ -27,6 +27,14 @@ end_phase() {
 echo "XENPCI-DOMU-START kernel $(uname -r) uptime $(uptime_s)"
 ktap_print_header
 for f in domU/*.sh; do . "$f"; done
+if [ "$FRONT" = rogue ]; then
+	# The hostile groups: a user-space frontend, then death mid-request.
+	domU_rogue_tests
+	end_phase 1
+	domU_rogue_die
+	ktap_print_totals
+	exit 0
+fi
 domU_device_tests
 end_phase 1
 if [ "$(cmdline_arg detach 0)" = 1 ]; then

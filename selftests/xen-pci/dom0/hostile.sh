@@ -1,0 +1,141 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Hostile groups: PV guests get the device by xl (pci=[...]) but run no
+# pcifront; roguefront (roguefront.c, domU/rogue.sh) connects from user space.
+# The first guest sets its xenbus state to garbage and back; the second sends
+# bad commands, sizes, offsets and addresses, writes protected fields, storms
+# the event channel, and finally floods requests it never waits for while dom0
+# destroys it. The backend must answer every request with an error code, keep
+# serving (or close cleanly on a garbage state), keep the hardware's protected
+# fields, stay responsive, let each guest die without a hang or a leak (its
+# backend device and the dying domain go), and log no BUG/WARNING/Oops.
+#
+# Uses the helpers of passthrough.sh (backend_load, write_guest_cfg,
+# hw_snapshot, protected_checks, collect_phase, emit_guest_lines, ...) and
+# modules.sh (bound_to_pciback).
+
+HOSTILE_MARK=xenpci-hostile-begin
+
+# The kernel log since the group began has no BUG, WARNING, Oops or trace.
+dmesg_clean() {
+	local bad
+	bad=$(dmesg | sed -n "/$HOSTILE_MARK/,\$p" |
+		grep -E 'BUG:|WARNING:|Oops|general protection|Call Trace|RIP:|rcu.*stall|soft lockup|hung task')
+	[ -z "$bad" ] && return 0
+	echo "$bad" | head -n 20 | sed 's/^/# dmesg: /'
+	return 1
+}
+
+# Poll a command until it succeeds or $1 seconds of wall time pass (wait_for
+# counts polls, and each poll of xl or xenstore-read takes a while under TCG).
+wait_secs() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		[ "$SECONDS" -ge "$end" ] && return 1
+		sleep 0.5
+	done
+}
+
+# The guest's data/xenpci/$2 is $3.
+guest_node_is() { [ "$(guest_count "$1" "$2")" = "$3" ]; }
+
+# dom0 answers promptly while the guest storms.
+dom0_responsive() {
+	local t0=$SECONDS
+	timeout 20 xl list >/dev/null && timeout 20 xenstore-read /local/domain/0/name >/dev/null &&
+		timeout 20 lspci -s "$BDF" >/dev/null || return 1
+	echo "# xl list, xenstore-read and lspci took $((SECONDS - t0)) s during the storm"
+}
+
+# No domain with this id remains, dying ones included (a dying domain stays
+# while dom0 still maps one of its grants).
+domain_freed() { ! xl list 2>/dev/null | awk 'NR > 1 { print $2 }' | grep -qx "$1"; }
+
+# A command that may hang in the kernel, with a bounded wait (timeout(1)
+# cannot kill a process stuck in D state).
+bounded() {
+	local secs=$1 rc=/tmp/bounded.rc
+	shift
+	rm -f "$rc"
+	( "$@"; echo $? > "$rc" ) &
+	wait_for "$secs" test -e "$rc" || { echo "# '$*' still running after $secs s"; return 1; }
+	[ "$(cat "$rc")" = 0 ]
+}
+
+# Starts a rogue guest (xenpci.rogue=$2) with the device and re-emits its
+# phase-1 results; sets ROGUE_DID.
+rogue_guest() {
+	local back=$1 mode=$2
+	rm -f "$GUEST_LOG"
+	write_guest_cfg rogue 0
+	sed -i "s/^extra = \"/extra = \"xenpci.back=$back xenpci.rogue=$mode /" /tmp/$GUEST.cfg
+	echo "pci = [ '$BDF' ]" >> /tmp/$GUEST.cfg
+	ktap_check "$mode guest: xl create with pci=[...], no pcifront in the guest" \
+		timeout 120 xl create /tmp/$GUEST.cfg
+	ROGUE_DID=$(xl domid $GUEST 2>/dev/null)
+	if [ -z "$ROGUE_DID" ]; then
+		KSFT_NUM_TESTS=$KTAP_TESTNO; ktap_exit_fail_msg "no guest"
+	fi
+	tail -F "$GUEST_LOG" 2>/dev/null | sed -u 's/^/(domU) /' &
+	wait_secs 600 guest_count "$ROGUE_DID" phase1 || wait_for 5 grep -q XENPCI-DOMU-PHASE1 "$GUEST_LOG"
+	collect_phase "$ROGUE_DID" 1 > /tmp/lines || echo "# the guest reported nothing for phase 1"
+	ktap_check "$mode guest reported its cases" have_guest_results
+	emit_guest_lines < /tmp/lines
+}
+
+# Destroys the rogue guest; its backend device and the domain must go.
+rogue_destroy() {
+	local mode=$1 did=$ROGUE_DID
+	ktap_check "$mode guest destroyed" timeout 60 xl destroy $GUEST
+	busybox pkill -f "tail -F $GUEST_LOG" 2>/dev/null
+	ktap_check "$mode guest gone" wait_secs 20 guest_gone
+	if wait_secs 30 be_gone "$did"; then
+		ktap_test_pass "$mode guest: backend device pci-$did-0 gone"
+	else
+		ktap_test_fail "$mode guest: backend device pci-$did-0 gone"
+		echo "# backend devices: $(ls /sys/bus/xen-backend/devices/ | tr '\n' ' ')"
+		timeout 10 xenstore-ls -f "/local/domain/0/backend/pci/$did" 2>&1 | head -n 30 | sed 's/^/# /'
+	fi
+	ktap_check "$mode guest: no dying domain left (no grant mapping leaked)" wait_secs 30 domain_freed "$did"
+}
+
+hostile_test() {
+	local back=$1 hw_before
+	ktap_print_header
+	if [ -z "$BDF" ]; then ktap_skip_all "no device under test"; return 0; fi
+	echo "$HOSTILE_MARK $back" > /dev/kmsg
+
+	ktap_check "$back backend loads" backend_load "$back"
+	ktap_check "xl pci-assignable-add $BDF" timeout 60 xl pci-assignable-add "$BDF"
+	hw_before=$(hw_snapshot)
+
+	# Guest 1: garbage xenbus states (a backend may close on them).
+	rogue_guest "$back" states
+	rogue_destroy states
+
+	# Guest 2: bad requests and storms (phase 1), protected fields...
+	rogue_guest "$back" ops
+	protected_checks "$hw_before"
+	# ... then requests flagged and notified without waiting; the guest
+	# dies in the middle of them.
+	# (storm is 0 when roguefront is no longer running: no need to wait.)
+	wait_secs 60 guest_count "$ROGUE_DID" storm
+	ktap_check "guest storms with requests it does not wait for" guest_node_is "$ROGUE_DID" storm 1
+	sleep 3
+	ktap_check "dom0 responsive during the storm" dom0_responsive
+	rogue_destroy ops
+
+	ktap_check "device still bound to pciback" bound_to_pciback
+	ktap_check "xl pci-assignable-remove $BDF" timeout 60 xl pci-assignable-remove -r "$BDF"
+	ktap_check "$back backend unloads (no leak, no hang)" bounded 60 backend_unload "$back"
+	ktap_check "kernel log: no BUG, WARNING or Oops" dmesg_clean
+	KSFT_NUM_TESTS=$((KTAP_TESTNO - 1))
+	ktap_set_plan "$KSFT_NUM_TESTS"
+	ktap_finished
+}
+
+# The Rust backend; and the C backend for comparison (documented differences
+# are recorded, not failed: see Documentation/status.rst).
+group_rust_hostile() { hostile_test rust; }
+group_c_hostile() { hostile_test c; }

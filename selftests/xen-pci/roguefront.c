@@ -1,0 +1,567 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * roguefront: a hostile (or buggy) PCI frontend, in user space, for the
+ * rust-hostile and c-hostile groups. Runs in a PV guest that has no pcifront
+ * loaded.
+ *
+ *   roguefront VENDOR BACKEND MODE GOFILE
+ *
+ * VENDOR is the device's vendor ID as dom0 sees it (0x1234), BACKEND is "rust"
+ * or "c" (the C backend's answers are checked too; where one is only recorded,
+ * the case says so), MODE is "ops" (bad requests and storms, then death
+ * mid-request) or "states" (the frontend's xenbus state set to garbage and
+ * back: a backend may close on it, so it gets a guest of its own).
+ *
+ * It connects as the kernel pcifront does: one page granted to dom0 through
+ * /dev/xen/gntalloc, an unbound event channel for dom0 through /dev/xen/evtchn,
+ * pci-op-ref, event-channel and magic under device/pci/0, then state
+ * Initialised; once the backend is Connected it sends requests the way
+ * pcifront does (struct xen_pci_op in the page, _XEN_PCIF_active, notify, wait
+ * for the bit to clear), mostly bad ones, and storms the event channel.
+ *
+ * One line per case on stdout: "ok DESC", "not ok DESC" or "# NOTE"; the
+ * guest's shell turns them into KTAP results. After the cases it prints
+ * XENPCI-ROGUE-CASES-DONE; in mode "ops" it then waits for GOFILE to exist,
+ * and flags valid requests and notifies in a loop without ever waiting for an
+ * answer, until the guest is destroyed (dom0 destroys it in the middle of
+ * this).
+ *
+ * xenstore is reached through the xenstore-read/-write programs of the guest's
+ * initramfs (relative paths are under /local/domain/<this domain>).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+/* include/uapi/xen/gntalloc.h */
+struct ioctl_gntalloc_alloc_gref {
+	uint16_t domid;
+	uint16_t flags;
+	uint32_t count;
+	uint64_t index;
+	uint32_t gref_ids[1];
+};
+#define IOCTL_GNTALLOC_ALLOC_GREF _IOC(_IOC_NONE, 'G', 5, sizeof(struct ioctl_gntalloc_alloc_gref))
+#define GNTALLOC_FLAG_WRITABLE 1
+
+/* include/uapi/xen/evtchn.h */
+struct ioctl_evtchn_bind_unbound_port {
+	unsigned int remote_domain;
+};
+#define IOCTL_EVTCHN_BIND_UNBOUND_PORT \
+	_IOC(_IOC_NONE, 'E', 2, sizeof(struct ioctl_evtchn_bind_unbound_port))
+struct ioctl_evtchn_notify {
+	unsigned int port;
+};
+#define IOCTL_EVTCHN_NOTIFY _IOC(_IOC_NONE, 'E', 4, sizeof(struct ioctl_evtchn_notify))
+
+/* include/xen/interface/io/pciif.h */
+#define XEN_PCI_MAGIC "7"
+#define XEN_PCIF_active (1u << 0)
+#define XEN_PCI_OP_conf_read 0
+#define XEN_PCI_OP_conf_write 1
+#define XEN_PCI_OP_aer_detected 6
+#define XEN_PCI_ERR_success 0
+#define XEN_PCI_ERR_dev_not_found (-1)
+#define XEN_PCI_ERR_invalid_offset (-2)
+#define XEN_PCI_ERR_access_denied (-3)
+#define XEN_PCI_ERR_not_implemented (-4)
+#define XEN_PCI_ERR_op_failed (-5)
+
+struct xen_pci_op {
+	uint32_t cmd;
+	int32_t err;
+	uint32_t domain;
+	uint32_t bus;
+	uint32_t devfn;
+	int32_t offset;
+	int32_t size;
+	uint32_t value;
+	uint32_t info;
+	struct { uint16_t vector, entry; } msix_entries[128];
+};
+
+struct xen_pci_sharedinfo {
+	uint32_t flags;
+	struct xen_pci_op op;
+	struct { uint32_t cmd; int32_t err; uint32_t domain, bus, devfn; } aer_op;
+};
+
+_Static_assert(sizeof(struct xen_pci_op) == 548, "xen_pci_op layout");
+_Static_assert(sizeof(struct xen_pci_sharedinfo) == 572, "xen_pci_sharedinfo layout");
+
+#define FE "device/pci/0"
+/* Written into err before each request: tells "answered" from "not". */
+#define NO_ANSWER 0x5a5a5a5a
+/* Per-request deadline (the Rust pcifront gives 2 s; TCG and lateeoi
+ * throttling after a storm are slower). */
+#define OP_TIMEOUT 15.0
+
+static volatile struct xen_pci_sharedinfo *sh;
+static int evtchn_fd;
+static unsigned int port;
+static int is_c;
+static char backend[256];
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int failures;
+
+static void result(int ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%s", ok ? "ok " : "not ok ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	if (!ok)
+		failures++;
+}
+
+static void note(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("# ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+/* Shell-quoted single-quote-free arguments only: our own paths and values. */
+static int xs_read(const char *path, char *buf, size_t len)
+{
+	char cmd[512];
+	FILE *p;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd), "xenstore-read '%s' 2>/dev/null", path);
+	p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	n = fread(buf, 1, len - 1, p);
+	buf[n] = 0;
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = 0;
+	return pclose(p) == 0 ? 0 : -1;
+}
+
+static int xs_write(const char *path, const char *value)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "xenstore-write '%s' '%s'", path, value);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static int xs_read_int(const char *path, int dflt)
+{
+	char buf[64], *end;
+	long v;
+
+	if (xs_read(path, buf, sizeof(buf)))
+		return dflt;
+	v = strtol(buf, &end, 10);
+	return (end == buf || *end) ? dflt : (int)v;
+}
+
+static int backend_state(void)
+{
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/state", backend);
+	return xs_read_int(path, -1);
+}
+
+static void notify(void)
+{
+	struct ioctl_evtchn_notify n = { .port = port };
+
+	ioctl(evtchn_fd, IOCTL_EVTCHN_NOTIFY, &n);
+}
+
+static void fill(uint32_t cmd, uint32_t domain, uint32_t bus, uint32_t devfn,
+		 int32_t offset, int32_t size, uint32_t value)
+{
+	sh->op.cmd = cmd;
+	sh->op.err = NO_ANSWER;
+	sh->op.domain = domain;
+	sh->op.bus = bus;
+	sh->op.devfn = devfn;
+	sh->op.offset = offset;
+	sh->op.size = size;
+	sh->op.value = value;
+	sh->op.info = 0;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+static void set_active(void)
+{
+	__atomic_fetch_or((uint32_t *)&sh->flags, XEN_PCIF_active, __ATOMIC_SEQ_CST);
+}
+
+static void withdraw(void)
+{
+	__atomic_fetch_and((uint32_t *)&sh->flags, ~XEN_PCIF_active, __ATOMIC_SEQ_CST);
+}
+
+static int active(void)
+{
+	return __atomic_load_n((uint32_t *)&sh->flags, __ATOMIC_SEQ_CST) & XEN_PCIF_active;
+}
+
+/*
+ * One round trip as pcifront does it. Returns 0 with *err and *value set once
+ * the backend cleared the active bit, -1 after OP_TIMEOUT (the request is
+ * withdrawn, as pcifront does).
+ */
+static int op(uint32_t cmd, uint32_t domain, uint32_t bus, uint32_t devfn,
+	      int32_t offset, int32_t size, uint32_t *value, int32_t *err, double *secs)
+{
+	double t0 = mono(), deadline = t0 + OP_TIMEOUT;
+
+	fill(cmd, domain, bus, devfn, offset, size, value ? *value : 0);
+	set_active();
+	notify();
+	while (active()) {
+		if (mono() > deadline) {
+			withdraw();
+			if (secs)
+				*secs = mono() - t0;
+			return -1;
+		}
+		usleep(100);
+	}
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	*err = sh->op.err;
+	if (value)
+		*value = sh->op.value;
+	if (secs)
+		*secs = mono() - t0;
+	return 0;
+}
+
+/* The exported device, on the virtual bus. */
+#define VDOM 0
+#define VBUS 0
+#define VDEVFN 0
+
+static uint32_t want_vendor;
+
+/* A conf_read of the exported device's vendor ID that must succeed. */
+static int valid_read(const char *when)
+{
+	uint32_t v = 0;
+	int32_t err;
+	double secs;
+
+	if (op(XEN_PCI_OP_conf_read, VDOM, VBUS, VDEVFN, 0, 2, &v, &err, &secs)) {
+		note("%s: no answer in %.1f s", when, secs);
+		return 0;
+	}
+	if (err != 0 || v != want_vendor) {
+		note("%s: err %d value 0x%x, want err 0 value 0x%x", when, err, v, want_vendor);
+		return 0;
+	}
+	note("%s: answered in %.3f s", when, secs);
+	return 1;
+}
+
+#define SAME 0x7ffffffe
+
+/*
+ * One request whose answer must be `want` (Rust backend) or `want_c` (C
+ * backend: SAME when it answers like Rust; otherwise its documented
+ * difference, see Documentation/status.rst).
+ */
+static void expect(const char *desc, uint32_t cmd, uint32_t domain, uint32_t bus,
+		   uint32_t devfn, int32_t offset, int32_t size, uint32_t value,
+		   int32_t want, int32_t want_c)
+{
+	int differs = is_c && want_c != SAME;
+	int32_t err, w = differs ? want_c : want;
+	uint32_t v = value;
+	double secs;
+
+	if (op(cmd, domain, bus, devfn, offset, size, &v, &err, &secs)) {
+		result(0, "%s: no answer in %.1f s", desc, secs);
+		return;
+	}
+	if (differs)
+		result(err == w, "%s: err %d (C's documented answer is %d, value 0x%x)", desc, err,
+		       w, v);
+	else
+		result(err == w, "%s: err %d", desc, err);
+	if (err != w)
+		note("want err %d, value 0x%x", w, v);
+}
+
+static void storm_notify(int n)
+{
+	double t0 = mono();
+	int i;
+
+	for (i = 0; i < n; i++)
+		notify();
+	note("%d notifies in %.2f s", n, mono() - t0);
+}
+
+static int connect_backend(void)
+{
+	struct ioctl_gntalloc_alloc_gref g = { .domid = 0, .flags = GNTALLOC_FLAG_WRITABLE, .count = 1 };
+	struct ioctl_evtchn_bind_unbound_port b = { .remote_domain = 0 };
+	char val[32];
+	double deadline;
+	int fd, rc, st;
+
+	deadline = mono() + 60;
+	while (xs_read(FE "/backend", backend, sizeof(backend))) {
+		if (mono() > deadline) {
+			note("no " FE "/backend node");
+			return -1;
+		}
+		usleep(200000);
+	}
+	note("backend %s", backend);
+
+	fd = open("/dev/xen/gntalloc", O_RDWR);
+	if (fd < 0 || ioctl(fd, IOCTL_GNTALLOC_ALLOC_GREF, &g)) {
+		note("gntalloc: %s", strerror(errno));
+		return -1;
+	}
+	sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, g.index);
+	if (sh == MAP_FAILED) {
+		note("gntalloc mmap: %s", strerror(errno));
+		return -1;
+	}
+	memset((void *)sh, 0, 4096);
+
+	evtchn_fd = open("/dev/xen/evtchn", O_RDWR);
+	if (evtchn_fd < 0) {
+		note("evtchn: %s", strerror(errno));
+		return -1;
+	}
+	rc = ioctl(evtchn_fd, IOCTL_EVTCHN_BIND_UNBOUND_PORT, &b);
+	if (rc < 0) {
+		note("evtchn bind_unbound_port: %s", strerror(errno));
+		return -1;
+	}
+	port = rc;
+	note("grant %u, port %u", g.gref_ids[0], port);
+
+	snprintf(val, sizeof(val), "%u", g.gref_ids[0]);
+	if (xs_write(FE "/pci-op-ref", val))
+		return -1;
+	snprintf(val, sizeof(val), "%u", port);
+	if (xs_write(FE "/event-channel", val) || xs_write(FE "/magic", XEN_PCI_MAGIC) ||
+	    xs_write(FE "/state", "3"))
+		return -1;
+
+	deadline = mono() + 60;
+	while ((st = backend_state()) != 4) {
+		if (mono() > deadline) {
+			note("backend state %d, not Connected after 60 s", st);
+			return -1;
+		}
+		usleep(200000);
+	}
+	/* As pcifront, once it has scanned its buses. */
+	return xs_write(FE "/state", "4");
+}
+
+/*
+ * Frontend state set to garbage, then back to Connected. The backend may keep
+ * serving (C and Rust ignore an unknown number) or close cleanly (C
+ * unregisters its device when the state does not parse: it reads as Unknown,
+ * "frontend gone"); it must not hang. Returns 1 if it still serves.
+ */
+static int garbage_state(const char *garbage)
+{
+	int before = backend_state(), after, ok;
+
+	xs_write(FE "/state", garbage);
+	sleep(1);
+	xs_write(FE "/state", "4");
+	sleep(1);
+	after = backend_state();
+	ok = valid_read("read after the garbage state");
+	note("frontend state '%s' then 4: backend state %d -> %d, %s", garbage, before, after,
+	     ok ? "still serving" : "closed");
+	result(ok || after >= 5 || after < 0,
+	       "frontend state '%s' then back to 4: the backend serves on or closes cleanly",
+	       garbage);
+	return ok;
+}
+
+static void states_cases(void)
+{
+	if (garbage_state("9"))
+		garbage_state("abc");
+	else
+		printf("ok frontend state 'abc' then back to 4 # SKIP the backend closed on '9'\n");
+}
+
+static void ops_cases(void)
+{
+	uint32_t cmd;
+	int32_t err;
+	double t0;
+	int i, bad;
+
+	/* Commands. */
+	expect("unknown command 99 -> not_implemented", 99, VDOM, VBUS, VDEVFN, 0, 2, 0,
+	       XEN_PCI_ERR_not_implemented, SAME);
+	expect("command 0xffffffff -> not_implemented", 0xffffffff, VDOM, VBUS, VDEVFN, 0, 2, 0,
+	       XEN_PCI_ERR_not_implemented, SAME);
+	expect("AER command (aer_detected) as a request -> not_implemented",
+	       XEN_PCI_OP_aer_detected, VDOM, VBUS, VDEVFN, 0, 2, 0,
+	       XEN_PCI_ERR_not_implemented, SAME);
+
+	/* Sizes. */
+	expect("read size 3 -> invalid_offset", XEN_PCI_OP_conf_read, VDOM, VBUS, VDEVFN, 0, 3, 0,
+	       XEN_PCI_ERR_invalid_offset, SAME);
+	expect("read size 8 -> invalid_offset", XEN_PCI_OP_conf_read, VDOM, VBUS, VDEVFN, 0, 8, 0,
+	       XEN_PCI_ERR_invalid_offset, SAME);
+	expect("read size 0 -> invalid_offset", XEN_PCI_OP_conf_read, VDOM, VBUS, VDEVFN, 0, 0, 0,
+	       XEN_PCI_ERR_invalid_offset, SAME);
+	expect("read size -1 -> invalid_offset", XEN_PCI_OP_conf_read, VDOM, VBUS, VDEVFN, 0, -1, 0,
+	       XEN_PCI_ERR_invalid_offset, SAME);
+	expect("write size 3 -> invalid_offset", XEN_PCI_OP_conf_write, VDOM, VBUS, VDEVFN, 4, 3, 0,
+	       XEN_PCI_ERR_invalid_offset, SAME);
+
+	/* Offsets. */
+	expect("read size 2 at offset 1 (misaligned) -> invalid_offset", XEN_PCI_OP_conf_read,
+	       VDOM, VBUS, VDEVFN, 1, 2, 0, XEN_PCI_ERR_invalid_offset, SAME);
+	expect("read size 4 at offset 2 (misaligned) -> invalid_offset", XEN_PCI_OP_conf_read,
+	       VDOM, VBUS, VDEVFN, 2, 4, 0, XEN_PCI_ERR_invalid_offset, SAME);
+	expect("read at offset 0x1000 -> invalid_offset", XEN_PCI_OP_conf_read,
+	       VDOM, VBUS, VDEVFN, 0x1000, 4, 0, XEN_PCI_ERR_invalid_offset, -EINVAL);
+	expect("read size 1 at offset 0xffffffff -> invalid_offset", XEN_PCI_OP_conf_read,
+	       VDOM, VBUS, VDEVFN, -1, 1, 0, XEN_PCI_ERR_invalid_offset, XEN_PCI_ERR_success);
+	expect("read size 4 at offset 0xfffffffc -> invalid_offset", XEN_PCI_OP_conf_read,
+	       VDOM, VBUS, VDEVFN, -4, 4, 0, XEN_PCI_ERR_invalid_offset, XEN_PCI_ERR_success);
+	expect("read size 4 at offset 0x7ffffffc -> invalid_offset", XEN_PCI_OP_conf_read,
+	       VDOM, VBUS, VDEVFN, 0x7ffffffc, 4, 0, XEN_PCI_ERR_invalid_offset, -EINVAL);
+	expect("write at offset 0x1000 -> invalid_offset", XEN_PCI_OP_conf_write,
+	       VDOM, VBUS, VDEVFN, 0x1000, 4, 0, XEN_PCI_ERR_invalid_offset, XEN_PCI_ERR_success);
+
+	/* Devices the guest was not given. */
+	expect("read of devfn 0x08 (not exported) -> dev_not_found", XEN_PCI_OP_conf_read,
+	       VDOM, VBUS, 0x08, 0, 2, 0, XEN_PCI_ERR_dev_not_found, SAME);
+	expect("read of bus 1 -> dev_not_found", XEN_PCI_OP_conf_read,
+	       VDOM, 1, VDEVFN, 0, 2, 0, XEN_PCI_ERR_dev_not_found, SAME);
+	expect("read of domain 1 -> dev_not_found", XEN_PCI_OP_conf_read,
+	       1, VBUS, VDEVFN, 0, 2, 0, XEN_PCI_ERR_dev_not_found, SAME);
+	expect("read of domain 0xffffffff -> dev_not_found", XEN_PCI_OP_conf_read,
+	       0xffffffff, VBUS, VDEVFN, 0, 2, 0, XEN_PCI_ERR_dev_not_found, SAME);
+	expect("read of devfn 0x100 (out of range) -> dev_not_found", XEN_PCI_OP_conf_read,
+	       VDOM, VBUS, 0x100, 0, 2, 0, XEN_PCI_ERR_dev_not_found, XEN_PCI_ERR_success);
+	expect("write to devfn 0x08 (not exported) -> dev_not_found", XEN_PCI_OP_conf_write,
+	       VDOM, VBUS, 0x08, 4, 2, 0x7, XEN_PCI_ERR_dev_not_found, SAME);
+	expect("unknown command 99 to devfn 0x08 -> dev_not_found (device checked first)", 99,
+	       VDOM, VBUS, 0x08, 0, 2, 0, XEN_PCI_ERR_dev_not_found, SAME);
+
+	/* Protected fields: dom0 checks the hardware afterwards. */
+	expect("write 0xffff to the vendor ID is answered", XEN_PCI_OP_conf_write,
+	       VDOM, VBUS, VDEVFN, 0, 2, 0xffff, XEN_PCI_ERR_success, SAME);
+	result(valid_read("vendor ID after the write"), "vendor ID still 0x%04x after the write",
+	       want_vendor);
+	expect("write 0x12345000 to BAR0 is answered", XEN_PCI_OP_conf_write,
+	       VDOM, VBUS, VDEVFN, 0x10, 4, 0x12345000, XEN_PCI_ERR_success, SAME);
+	cmd = 0;
+	if (op(XEN_PCI_OP_conf_read, VDOM, VBUS, VDEVFN, 4, 2, &cmd, &err, NULL) || err)
+		note("reading Command failed");
+	expect("write Command without Memory Space is answered", XEN_PCI_OP_conf_write,
+	       VDOM, VBUS, VDEVFN, 4, 2, cmd & ~2u, XEN_PCI_ERR_success, SAME);
+
+	/* Event storms. */
+	t0 = mono();
+	storm_notify(5000);
+	result(valid_read("read after 5000 notifies without a request"),
+	       "backend serves after 5000 notifies without a request");
+	fill(XEN_PCI_OP_conf_read, VDOM, VBUS, VDEVFN, 0, 2, 0);
+	storm_notify(3000);
+	result(valid_read("read after 3000 notifies with a request not flagged active"),
+	       "backend serves after 3000 notifies with a request not flagged active");
+	for (i = 0; i < 3000; i++) {
+		fill(XEN_PCI_OP_conf_read, VDOM, VBUS, i & 1 ? 0x08 : VDEVFN, 0, 2, 0);
+		set_active();
+		notify();
+		withdraw();
+	}
+	note("3000 requests flagged, notified and withdrawn at once");
+	/* A withdrawn request may still be answered: let the backend drain. */
+	sleep(2);
+	result(valid_read("read after 3000 withdrawn requests"),
+	       "backend serves after 3000 requests withdrawn at once");
+	bad = 0;
+	for (i = 0; i < 1000; i++) {
+		uint32_t v = 0;
+
+		if (op(XEN_PCI_OP_conf_read, VDOM, VBUS, VDEVFN, 0x1000, 3, &v, &err, NULL))
+			break;
+		if (err != XEN_PCI_ERR_invalid_offset)
+			bad++;
+	}
+	result(i == 1000 && bad == 0,
+	       "1000 back-to-back bad requests all answered invalid_offset (%d answered, %d other codes)",
+	       i, bad);
+	note("storms took %.1f s", mono() - t0);
+	result(valid_read("read after 1000 back-to-back bad requests"),
+	       "backend serves after 1000 back-to-back bad requests");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 5) {
+		fprintf(stderr, "usage: roguefront VENDOR rust|c ops|states GOFILE\n");
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	want_vendor = strtoul(argv[1], NULL, 0);
+	is_c = strcmp(argv[2], "c") == 0;
+
+	if (connect_backend()) {
+		result(0, "connects as a frontend (gntalloc page, unbound event channel, magic " XEN_PCI_MAGIC ")");
+		printf("XENPCI-ROGUE-CASES-DONE\n");
+		return 1;
+	}
+	result(1, "connects as a frontend (gntalloc page, unbound event channel, magic " XEN_PCI_MAGIC ")");
+	result(valid_read("vendor ID"), "valid read of the vendor ID gives 0x%04x", want_vendor);
+
+	if (strcmp(argv[3], "states") == 0) {
+		states_cases();
+		printf("XENPCI-ROGUE-CASES-DONE\n");
+		return 0;
+	}
+	ops_cases();
+	printf("XENPCI-ROGUE-CASES-DONE\n");
+
+	/* Wait for the signal, then die mid-op: flag, notify, never wait. */
+	while (access(argv[4], F_OK))
+		usleep(100000);
+	note("storming with requests it never waits for, until destroyed");
+	for (;;) {
+		fill(XEN_PCI_OP_conf_read, VDOM, VBUS, VDEVFN, 0, 4, 0);
+		set_active();
+		notify();
+	}
+}

@@ -26,17 +26,6 @@ dmesg_clean() {
 	return 1
 }
 
-# Poll a command until it succeeds or $1 seconds of wall time pass (wait_for
-# counts polls, and each poll of xl or xenstore-read takes a while under TCG).
-wait_secs() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		[ "$SECONDS" -ge "$end" ] && return 1
-		sleep 0.5
-	done
-}
-
 # The guest's data/xenpci/$2 is $3.
 guest_node_is() { [ "$(guest_count "$1" "$2")" = "$3" ]; }
 
@@ -73,15 +62,9 @@ rogue_guest() {
 	echo "pci = [ '$BDF' ]" >> /tmp/$GUEST.cfg
 	ktap_check "$mode guest: xl create with pci=[...], no pcifront in the guest" \
 		timeout 120 xl create /tmp/$GUEST.cfg
-	ROGUE_DID=$(xl domid $GUEST 2>/dev/null)
-	if [ -z "$ROGUE_DID" ]; then
-		KSFT_NUM_TESTS=$KTAP_TESTNO; ktap_exit_fail_msg "no guest"
-	fi
-	tail -F "$GUEST_LOG" 2>/dev/null | sed -u 's/^/(domU) /' &
-	wait_secs 600 guest_count "$ROGUE_DID" phase1 || wait_for 5 grep -q XENPCI-DOMU-PHASE1 "$GUEST_LOG"
-	collect_phase "$ROGUE_DID" 1 > /tmp/lines || echo "# the guest reported nothing for phase 1"
-	ktap_check "$mode guest reported its cases" have_guest_results
-	emit_guest_lines < /tmp/lines
+	find_guest
+	ROGUE_DID=$GUEST_DID
+	guest_phase1 "$ROGUE_DID" 600 "$mode guest reported its cases"
 }
 
 # Destroys the rogue guest; its backend device and the domain must go.

@@ -179,6 +179,36 @@ collect_phase() {
 	fi
 }
 
+# Poll a command until it succeeds or $1 seconds of wall time pass (wait_for
+# counts polls, and each poll of xl or xenstore-read takes a while under TCG).
+wait_secs() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		[ "$SECONDS" -ge "$end" ] && return 1
+		sleep 0.5
+	done
+}
+
+# Sets GUEST_DID to the guest's domain ID; ends the group if there is no guest.
+find_guest() {
+	GUEST_DID=$(xl domid $GUEST 2>/dev/null)
+	if [ -z "$GUEST_DID" ]; then
+		KSFT_NUM_TESTS=$KTAP_TESTNO; ktap_exit_fail_msg "no guest"
+	fi
+}
+
+# Streams the guest's console, waits up to $2 s for its phase-1 results and
+# emits them after a result described as $3 (whether there were any).
+guest_phase1() {
+	local did=$1 secs=$2 desc=$3
+	tail -F "$GUEST_LOG" 2>/dev/null | sed -u 's/^/(domU) /' &
+	wait_secs "$secs" guest_count "$did" phase1 || wait_for 5 grep -q XENPCI-DOMU-PHASE1 "$GUEST_LOG"
+	collect_phase "$did" 1 > /tmp/lines || echo "# the guest reported nothing for phase 1"
+	ktap_check "$desc" have_guest_results
+	emit_guest_lines < /tmp/lines
+}
+
 passthrough_test() {
 	local back=$1 front=$2 route=$3 detach=0 did lines
 	[ "$route" = xl ] && detach=1
@@ -196,17 +226,10 @@ passthrough_test() {
 		ktap_test_result "guest created with the xenstore nodes written by hand" manual_create
 	fi
 	[ "${PROTECT:-0}" = 1 ] && hw_before=$(hw_snapshot)
-	did=$(xl domid $GUEST 2>/dev/null)
-	if [ -z "$did" ]; then
-		KSFT_NUM_TESTS=$KTAP_TESTNO; ktap_exit_fail_msg "no guest"
-	fi
-	tail -F "$GUEST_LOG" 2>/dev/null | sed -u 's/^/(domU) /' &
-
+	find_guest
+	did=$GUEST_DID
 	# Phase 1: the guest checks the device it was given.
-	wait_for 150 guest_count "$did" phase1 || wait_for 5 grep -q XENPCI-DOMU-PHASE1 "$GUEST_LOG"
-	collect_phase "$did" 1 > /tmp/lines || echo "# the guest reported nothing for phase 1"
-	ktap_test_result "guest reported its device checks" have_guest_results
-	emit_guest_lines < /tmp/lines
+	guest_phase1 "$did" 300 "guest reported its device checks"
 	[ "${PROTECT:-0}" = 1 ] && protected_checks "$hw_before"
 	# CLOSE_CHECK: the guest closed its frontend in phase 1; what did the backend do?
 	case ${CLOSE_CHECK:-} in

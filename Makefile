@@ -11,7 +11,7 @@
 # /var/cache/xenpci); see Documentation/dev-guide.rst.
 
 SHELL := /bin/bash
-PLAN ?= lab,kunit,modules,c-xl,c-manual,rust-xl,rust-manual,rust-pt,rust-claim,rust-sysfs,cback-rustfront-xl,cback-rustfront-manual,rust-rust-xl,rust-rust-pt,rust-rust-close,rust-rust-close-offline,c-hostile,rust-hostile
+PLAN ?= lab,kunit,modules,c-xl,c-manual,rust-xl,rust-manual,rust-pt,rust-claim,rust-sysfs,cback-rustfront-xl,cback-rustfront-manual,cback-rustfront-pt,rust-rust-xl,rust-rust-pt,rust-rust-close,rust-rust-close-offline,c-hostile,rust-hostile
 DEMO_PLAN ?= demo
 BENCH_PLAN ?= bench-c,bench-rust
 

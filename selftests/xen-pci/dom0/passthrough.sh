@@ -21,7 +21,7 @@ xs_guest() { echo "/local/domain/$1/data/xenpci"; }
 # BACKEND_ARGS adds module parameters (passthrough=1).
 backend_load() {
 	case $1 in
-		c) modprobe xen-pciback ;;
+		c) modprobe xen-pciback ${BACKEND_ARGS:-} ;;
 		rust)
 			[ -e "/sys/bus/pci/devices/$BDF/driver" ] &&
 				echo "$BDF" > "/sys/bus/pci/devices/$BDF/driver/unbind"
@@ -348,6 +348,9 @@ group_demo() { passthrough_test rust rust xl; }
 # The C backend with the Rust frontend.
 group_cback_rustfront_xl() { passthrough_test c rust xl; }
 group_cback_rustfront_manual() { passthrough_test c rust manual; }
+# The C backend with passthrough=1 and the Rust frontend: the guest sees the
+# host address.
+group_cback_rustfront_pt() { BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF passthrough_test c rust xl; }
 # Both Rust drivers, both topologies.
 group_rust_rust_xl() { PROTECT=1 passthrough_test rust rust xl; }
 group_rust_rust_pt() { PROTECT=1 BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF passthrough_test rust rust xl; }

@@ -790,15 +790,16 @@ impl<T: Driver, E: End> Adapter<T, E> {
             // As in C, this takes the device lock: an unbind through sysfs that holds it and
             // waits for this callback (in `unregister_xenbus_watch()`) would deadlock.
             //
-            // SAFETY: `xdev` is still valid and registered: besides its driver, from this
-            // callback, only the xenbus core unregisters a xenbus device, in
-            // `xenbus_dev_changed()` when the toolstack removed its node (or reset a frontend),
-            // a watch callback that runs in the `xenwatch` thread too, never at the same time.
-            // No reference to the device or to the driver's data outlives
-            // `Self::otherend_changed()`, so the unbind may drop them. The device is unregistered
-            // once: the unbind unregisters the other end's watch and discards its pending
-            // events, so this callback does not run again for it, and `xenbus_dev_changed()` no
-            // longer finds it on the bus.
+            // Besides its driver, from this callback, only the xenbus core unregisters a xenbus
+            // device: in `xenbus_dev_changed()`, when the toolstack removed its node (or reset a
+            // frontend), a watch callback that runs in the `xenwatch` thread too, never at the
+            // same time. The unbind unregisters the other end's watch and discards its pending
+            // events, so this callback does not run again for the device, and
+            // `xenbus_dev_changed()` no longer finds it on the bus afterwards.
+            //
+            // SAFETY: `xdev` is valid and still registered, and it is unregistered only once (see
+            // above). No reference to the device or to the driver's data outlives
+            // `Self::otherend_changed()`, so the unbind may drop them.
             unsafe { bindings::device_unregister(addr_of_mut!((*xdev).dev)) };
         }
     }

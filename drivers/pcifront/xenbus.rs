@@ -269,24 +269,12 @@ impl Front<'_> {
             return;
         }
 
-        let link = self.link.lock();
-        let Link::Connected(roots) = &*link else {
-            return;
-        };
-        let Some(backend) = dev.otherend() else {
-            return;
-        };
-
-        if let Err(e) = remove_closing_devices(dev, backend, roots) {
-            drop(link);
-            dev.dev_fatal(e, fmt!("removing detached PCI devices"));
-            return;
-        }
-        drop(link);
-
-        if let Err(e) = dev.switch_state(XenbusState::Reconfiguring) {
-            dev_err!(dev.as_ref(), "cannot switch to Reconfiguring: {:?}\n", e);
-        }
+        self.reconfigure(
+            dev,
+            |backend, roots| remove_closing_devices(dev, backend, roots),
+            fmt!("removing detached PCI devices"),
+            XenbusState::Reconfiguring,
+        );
     }
 
     /// The backend finished reconfiguring: adds the new devices, then switches back to
@@ -296,6 +284,23 @@ impl Front<'_> {
             return;
         }
 
+        self.reconfigure(
+            dev,
+            |backend, roots| scan_roots(dev, backend, roots),
+            fmt!("rescanning the exported PCI roots"),
+            XenbusState::Connected,
+        );
+    }
+
+    /// One step of a reconfiguration: runs `step` on the connected roots, then switches to
+    /// `next`. A failed step is fatal for the connection (`what` says what failed).
+    fn reconfigure(
+        self: Pin<&Self>,
+        dev: &xenbus::Device<Core<'_>>,
+        step: impl FnOnce(&CStr, &mut Roots) -> Result,
+        what: core::fmt::Arguments<'_>,
+        next: XenbusState,
+    ) {
         let mut link = self.link.lock();
         let Link::Connected(roots) = &mut *link else {
             return;
@@ -304,15 +309,15 @@ impl Front<'_> {
             return;
         };
 
-        if let Err(e) = scan_roots(dev, backend, roots) {
+        if let Err(e) = step(backend, roots) {
             drop(link);
-            dev.dev_fatal(e, fmt!("rescanning the exported PCI roots"));
+            dev.dev_fatal(e, what);
             return;
         }
         drop(link);
 
-        if let Err(e) = dev.switch_state(XenbusState::Connected) {
-            dev_err!(dev.as_ref(), "cannot switch to Connected: {:?}\n", e);
+        if let Err(e) = dev.switch_state(next) {
+            dev_err!(dev.as_ref(), "cannot switch to {:?}: {:?}\n", next, e);
         }
     }
 

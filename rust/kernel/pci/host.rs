@@ -24,6 +24,7 @@ use crate::{
     }, //
 };
 use core::{
+    any::TypeId,
     marker::PhantomPinned,
     ptr::{
         self,
@@ -175,12 +176,14 @@ type WriteFn = unsafe fn(*const (), u8, u8, u16, AccessWidth, u32) -> Result<(),
 ///
 /// # Invariants
 ///
-/// `data` points to a `T: PciOps`, `read` is `read_ops::<T>` and `write` is `write_ops::<T>`.
+/// `data` points to a `T: PciOps`, `read` is `read_ops::<T>`, `write` is `write_ops::<T>` and
+/// `type_id` is `TypeId::of::<T>()`.
 #[derive(Clone, Copy)]
 struct ErasedOps {
     data: *const (),
     read: ReadFn,
     write: WriteFn,
+    type_id: TypeId,
 }
 
 // SAFETY: `ErasedOps` only gives access to a `T: PciOps`, which is `Send`.
@@ -190,12 +193,13 @@ unsafe impl Send for ErasedOps {}
 unsafe impl Sync for ErasedOps {}
 
 impl ErasedOps {
-    fn new<T: PciOps>(ops: *const T) -> Self {
-        // INVARIANT: `data` is `ops`, `read` and `write` are the functions for `T`.
+    fn new<T: PciOps + 'static>(ops: *const T) -> Self {
+        // INVARIANT: `data` is `ops`, `read`, `write` and `type_id` are those of `T`.
         Self {
             data: ops.cast(),
             read: read_ops::<T>,
             write: write_ops::<T>,
+            type_id: TypeId::of::<T>(),
         }
     }
 }
@@ -768,6 +772,45 @@ impl<T: PciOps + 'static> RootBus<T> {
     /// Returns the [`PciOps`] of the root bus.
     pub fn ops(&self) -> &T {
         &self.ops
+    }
+
+    /// Calls `f` with the [`PciOps`] of the root bus `dev` is on (directly, or behind bridges),
+    /// if that is a [`RootBus<T>`] still in place.
+    ///
+    /// This is for hooks that the kernel only gives a device, such as the MSI hooks of a
+    /// paravirtualised frontend, to reach the state behind its bus. Returns [`None`] if `dev` is
+    /// on another kind of bus, on a [`RootBus`] with another type of operations, or on one being
+    /// removed.
+    ///
+    /// `f` runs in an RCU read-side critical section: it must not sleep (the same rule as for
+    /// the [`PciOps`] methods).
+    pub fn with_device_ops<R>(dev: &Device, f: impl FnOnce(&T) -> R) -> Option<R> {
+        // SAFETY: By its type invariant `dev.as_raw()` is a valid `struct pci_dev`, whose `bus`
+        // is set when it is created and valid as long as the device.
+        let bus = unsafe { (*dev.as_raw()).bus };
+        if bus.is_null() {
+            return None;
+        }
+
+        // SAFETY: `bus` is valid (see above).
+        let bus_ops = unsafe { (*bus).ops };
+        if !ptr::eq(bus_ops.cast_const(), &PCI_OPS) {
+            return None;
+        }
+
+        // SAFETY: Only the buses of a `RootBus` hierarchy use `PCI_OPS`; `dev` keeps its bus, and
+        // with it the host bridge owning the `SysData`, alive for the borrow.
+        let sysdata = unsafe { SysData::of_bus(bus) };
+        let ops = sysdata.ops.try_access()?;
+        if ops.type_id != TypeId::of::<T>() {
+            return None;
+        }
+
+        // SAFETY: By the type invariants of `SysData` and `ErasedOps`, as `ops` is not revoked,
+        // `ops.data` points to the ops of a live `RootBus`, of type `T` since `type_id` says so.
+        // Revocation waits for the guard to be dropped, so the `T` outlives the call.
+        let t = unsafe { &*ops.data.cast::<T>() };
+        Some(f(t))
     }
 
     /// Returns the PCI domain (segment) number of the root bus.

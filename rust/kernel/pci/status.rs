@@ -96,6 +96,22 @@ impl Device {
         unsafe { bindings::pci_dev_is_virtfn(self.as_raw()) }
     }
 
+    /// Returns the SR-IOV physical function of a virtual function, or the device itself.
+    ///
+    /// Some state of a virtual function lives in its physical function, such as memory
+    /// decoding (a virtual function's own `Memory Space` bit is always clear).
+    #[inline]
+    pub fn physfn(&self) -> &Device {
+        // SAFETY: By its type invariant `self.as_raw` is always a valid pointer to a
+        // `struct pci_dev`.
+        let pf = unsafe { bindings::pci_physfn(self.as_raw()) };
+
+        // SAFETY: `pci_physfn()` returns `self` or its physical function, which a virtual
+        // function holds a reference to for its whole life, so it outlives the borrow of `self`.
+        // `Device` is a transparent wrapper of `struct pci_dev`.
+        unsafe { &*pf.cast::<Device>() }
+    }
+
     /// Returns whether bus mastering has been enabled through the PCI core.
     #[inline]
     pub fn is_busmaster(&self) -> bool {

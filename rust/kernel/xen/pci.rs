@@ -105,6 +105,43 @@ impl Drop for DomainOwner {
     }
 }
 
+/// Returns the physical IRQ (pirq) Xen bound to the MSI or MSI-X vector `index` of `dev`: for
+/// MSI the vector number (0 for a single vector), for MSI-X the table entry.
+///
+/// In a PV domain every MSI and MSI-X vector is a pirq bound to a Linux IRQ, allocated in the
+/// space of the device's domain owner (see [`DomainOwner`]): this is the number a PCI backend
+/// hands to the guest it enabled MSI for. Returns [`None`] in other kinds of domains, if
+/// neither MSI nor MSI-X is enabled on `dev`, or if `index` names no vector of it.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::{device::Bound, pci, xen::pci::msi_pirq};
+///
+/// fn enable_for_guest(pdev: &pci::Device<Bound>) -> Result<u32> {
+///     pdev.enable_msi()?;
+///     msi_pirq(pdev, 0).ok_or(EIO)
+/// }
+/// ```
+#[cfg(CONFIG_XEN_DOM0)]
+pub fn msi_pirq(dev: &pci::Device<crate::device::Bound>, index: u32) -> Option<u32> {
+    if !super::is_pv_domain() || !(dev.msi_enabled() || dev.msix_enabled()) {
+        return None;
+    }
+
+    // SAFETY: `raw_pci_dev(dev)` is a valid `struct pci_dev`. With MSI or MSI-X enabled,
+    // `pci_irq_vector()` looks `index` up among the device's MSI descriptors and returns its
+    // IRQ, or a negative errno.
+    let irq = unsafe { bindings::pci_irq_vector(raw_pci_dev(dev), index) };
+    let irq = u32::try_from(irq).ok().filter(|&irq| irq != 0)?;
+
+    // SAFETY: `irq` is an MSI or MSI-X IRQ of `dev` (see above), which in a PV domain the Xen
+    // MSI code always binds to a pirq: `xen_pirq_from_irq()` finds its pirq information (it
+    // would crash for an IRQ of another kind).
+    let pirq = unsafe { bindings::xen_pirq_from_irq(irq) };
+    u32::try_from(pirq).ok().filter(|&pirq| pirq != 0)
+}
+
 /// The MSI and MSI-X hooks of a PCI frontend driver.
 ///
 /// When a driver in a PV guest enables MSI or MSI-X on a device, the architecture code calls

@@ -37,7 +37,7 @@
 
 mod engine;
 mod fields;
-mod regs;
+pub(crate) mod regs;
 #[cfg(test)]
 mod tests;
 

@@ -16,6 +16,7 @@
 
 pub(crate) mod bdf;
 pub(crate) mod conf;
+pub(crate) mod msi;
 pub(crate) mod pciif;
 pub(crate) mod vbus;
 pub(crate) mod xs;

@@ -4,26 +4,35 @@
 //!
 //! The page belongs to the guest, which may change it at any time: the request is copied out
 //! once, as a whole, before anything looks at it (XSA-155), and validated on the copy with the
-//! shared decoder. Only `err` and `value` are written back.
+//! shared decoder. Only `err` and `value` (and, for `enable_msix`, the entries' `vector`) are
+//! written back.
 
 use kernel::{
+    prelude::*,
     sync::atomic::Full,
     xen::grant::SharedMemory, //
 };
 
 use crate::{
-    common::pciif::{
-        PciifError,
-        RawOp,
-        Request,
-        Response,
-        OFFSET_FLAGS,
-        OFFSET_OP,
-        OFFSET_OP_ERR,
-        OFFSET_OP_VALUE,
-        RAW_OP_SIZE,
-        XEN_PCIF_ACTIVE, //
+    common::{
+        msi,
+        pciif::{
+            msix_vector_offset,
+            OpError,
+            PciifError,
+            RawOp,
+            Request,
+            Response,
+            OFFSET_FLAGS,
+            OFFSET_OP,
+            OFFSET_OP_ERR,
+            OFFSET_OP_VALUE,
+            RAW_OP_SIZE,
+            SH_INFO_MAX_VEC,
+            XEN_PCIF_ACTIVE, //
+        },
     },
+    stub::Seized,
     topology::Topology,
 };
 
@@ -33,37 +42,93 @@ pub(crate) fn op_pending(page: &SharedMemory) -> bool {
         .is_ok_and(|flags| flags.load(kernel::sync::atomic::Relaxed) & XEN_PCIF_ACTIVE != 0)
 }
 
+/// An answer: `err` and `value`, and for a successful `enable_msix` the pirqs to put in the
+/// first `nvec` entries.
+struct Reply {
+    response: Response,
+    msix: Option<([u16; SH_INFO_MAX_VEC], usize)>,
+}
+
+impl From<Response> for Reply {
+    fn from(response: Response) -> Self {
+        Self {
+            response,
+            msix: None,
+        }
+    }
+}
+
+/// Enables MSI-X for the guest: the answer with the pirqs, or the error.
+fn enable_msix(dev: &Seized, entries: &[u16]) -> Result<[u16; SH_INFO_MAX_VEC], OpError> {
+    let mut pirqs = [0u32; SH_INFO_MAX_VEC];
+    let pirqs = pirqs.get_mut(..entries.len()).ok_or(OpError::EINVAL)?;
+    dev.enable_msix(entries, pirqs)?;
+    msi::msix_vectors(pirqs).inspect_err(|_| {
+        // A pirq the wire cannot carry: the guest gets nothing it cannot use.
+        let _ = dev.disable_msix();
+    })
+}
+
 /// Answers `op` with the exported devices of `topo`.
-fn answer(op: &RawOp, topo: &Topology) -> Response {
-    // The device is looked up before the command is decoded, so that a request for a device
-    // the guest does not have fails like in C (`dev_not_found` before `not_implemented`).
-    let dev = match op.guest_addr() {
-        Ok(addr) => topo.find(addr),
-        Err(e) => return Response::rejected(op, e),
-    };
-    let Some(dev) = dev else {
-        return Response::rejected(op, PciifError::DevNotFound);
+fn answer(op: &RawOp, topo: &Topology) -> Reply {
+    let dev = match device(op, topo) {
+        Ok(dev) => dev,
+        Err(e) => return Response::rejected(op, e).into(),
     };
     let request = match Request::decode(op) {
         Ok(request) => request,
-        Err(e) => return Response::rejected(op, e),
+        Err(e) => return Response::rejected(op, e).into(),
     };
 
     match request {
-        Request::ConfRead { offset, size, .. } => Response::conf_read(dev.conf_read(offset, size)),
+        Request::ConfRead { offset, size, .. } => {
+            Response::conf_read(dev.conf_read(offset, size)).into()
+        }
         Request::ConfWrite {
             offset,
             size,
             value,
             ..
-        } => Response::conf_write(value, dev.conf_write(offset, size, value)),
-        // Not in this pass: MSI and MSI-X need the explicit MSI abstractions and the pirq
-        // plumbing. The guest falls back to INTx.
-        Request::EnableMsi { .. }
-        | Request::DisableMsi { .. }
-        | Request::EnableMsix { .. }
-        | Request::DisableMsix { .. } => Response::rejected(op, PciifError::NotImplemented),
+        } => Response::conf_write(value, dev.conf_write(offset, size, value)).into(),
+        Request::EnableMsi { .. } => {
+            let r = dev.enable_msi();
+            if let Err(e) = r {
+                dev_dbg!(dev.pdev().as_ref(), "enable_msi refused: {}\n", format_args!("{e}"));
+            }
+            Response::enable_msi(r).into()
+        }
+        Request::EnableMsix { nvec, entries, .. } => {
+            let entries = entries.get(..nvec).unwrap_or(&[]);
+            match enable_msix(dev, entries) {
+                Ok(pirqs) => Reply {
+                    response: Response::enable_msix(op.value, Ok::<(), OpError>(())),
+                    msix: Some((pirqs, nvec)),
+                },
+                Err(e) => {
+                    dev_dbg!(dev.pdev().as_ref(), "enable_msix refused: {}\n", format_args!("{e}"));
+                    Response::enable_msix(op.value, Err(e)).into()
+                }
+            }
+        }
+        // The INTx pirq C puts in `value` is left 0: Linux frontends ignore it, and finding it
+        // safely would need the dom0 IRQ's pirq binding, which only exists once dom0 enabled INTx.
+        Request::DisableMsi { .. } => match dev.disable_msi() {
+            Ok(()) => Response::disabled(0).into(),
+            Err(e) => Response::rejected(op, e).into(),
+        },
+        Request::DisableMsix { .. } => match dev.disable_msix() {
+            Ok(()) => Response::disabled(0).into(),
+            Err(e) => Response::rejected(op, e).into(),
+        },
     }
+}
+
+/// The exported device `op` is addressed to.
+fn device<'a>(op: &RawOp, topo: &'a Topology) -> Result<&'a Seized, PciifError> {
+    // The device is looked up before the command is decoded, so that a request for a device
+    // the guest does not have fails like in C (`dev_not_found` before `not_implemented`).
+    let addr = op.guest_addr()?;
+    topo.find(addr).map(|d| &**d).ok_or(PciifError::DevNotFound)
 }
 
 /// Serves the pending request, if any. Returns `true` if there was one.
@@ -80,9 +145,16 @@ pub(crate) fn serve_one(page: &SharedMemory, topo: &Topology) -> bool {
         return false;
     }
     let op = RawOp::from_bytes(&bytes);
-    let response = answer(&op, topo);
+    let Reply { response, msix } = answer(&op, topo);
 
     // Offsets inside the one mapped page: cannot fail.
+    if let Some((pirqs, nvec)) = msix {
+        for (i, &pirq) in pirqs.iter().enumerate().take(nvec) {
+            if let Some(offset) = msix_vector_offset(i) {
+                let _ = page.write(offset, pirq);
+            }
+        }
+    }
     let _ = page.write(OFFSET_OP_ERR, response.err);
     let _ = page.write(OFFSET_OP_VALUE, response.value);
 

@@ -33,6 +33,7 @@ use kernel::{
         Mutex, //
     },
     xen::{
+        self,
         pci::DomainOwner,
         DomId, //
     },
@@ -45,12 +46,15 @@ use crate::{
             BdfPattern, //
         },
         conf::{
+            regs,
             HwError,
             VirtualConfig,
             WriteOutcome, //
         },
+        msi,
         pciif::{
             AccessSize,
+            OpError,
             PciifError, //
         },
         vbus::DevKind,
@@ -251,6 +255,8 @@ impl Seized {
                 return;
             };
 
+            // First, while the domain owner is still registered: Xen unmaps the guest's pirqs.
+            disable_guest_interrupts(pdev);
             match pdev.try_reset_function() {
                 Ok(()) => {}
                 Err(e) if e == EAGAIN => {
@@ -276,24 +282,101 @@ impl Seized {
         drop(claim);
     }
 
-    /// Runs `f` with the engine and the bound device, or fails with `DevNotFound` if the PCI
-    /// driver was unbound meanwhile.
-    fn with_engine<R>(
+    /// Runs `f` with the bound device and its state, for a device claimed by a guest, or fails
+    /// with `DevNotFound` if the PCI driver was unbound or the claim dropped meanwhile.
+    fn with_bound<R, E: From<PciifError>>(
         &self,
-        f: impl FnOnce(&mut VirtualConfig, &mut Hw<'_>) -> Result<R, PciifError>,
-    ) -> Result<R, PciifError> {
+        f: impl FnOnce(&pci::Device<Bound>, &mut Inner) -> Result<R, E>,
+    ) -> Result<R, E> {
         let mut guard = self.inner.lock();
         let inner = &mut *guard;
         if !inner.bound || inner.claim.is_none() {
-            return Err(PciifError::DevNotFound);
+            return Err(PciifError::DevNotFound.into());
         }
 
         // SAFETY: `inner.bound` is `true` and `inner` is locked for the whole use of `dev`
         // (see the module documentation).
         let dev = unsafe { self.pdev.as_ref().as_bound() };
         let pdev = <&pci::Device<Bound>>::try_from(dev).map_err(|_| PciifError::DevNotFound)?;
-        let mut hw = Hw::new(pdev, &mut inner.enabled_by_guest);
-        f(&mut inner.config, &mut hw)
+        f(pdev, inner)
+    }
+
+    /// Runs `f` with the engine and the bound device (see [`Seized::with_bound`]).
+    fn with_engine<R>(
+        &self,
+        f: impl FnOnce(&mut VirtualConfig, &mut Hw<'_>) -> Result<R, PciifError>,
+    ) -> Result<R, PciifError> {
+        self.with_bound(|pdev, inner| {
+            let mut hw = Hw::new(pdev, &mut inner.enabled_by_guest);
+            f(&mut inner.config, &mut hw)
+        })
+    }
+
+    /// The guest asks for MSI: enables it on the device (Xen allocates its pirq in the guest's
+    /// space, the device's domain owner) and returns that pirq.
+    ///
+    /// The error is the errno to log; the guest is only told `op_failed`, as by C.
+    pub(crate) fn enable_msi(&self) -> Result<u32, OpError> {
+        self.with_bound(|pdev, _| {
+            msi::check_enable_msi(irq_state(pdev)).map_err(OpError::Errno)?;
+            pdev.enable_msi().map_err(|e| OpError::Errno(e.to_errno()))?;
+            match xen::pci::msi_pirq(pdev, 0) {
+                Some(pirq) => Ok(pirq),
+                None => {
+                    pdev.disable_msi();
+                    Err(OpError::Errno(EIO.to_errno()))
+                }
+            }
+        })
+    }
+
+    /// The guest asks for MSI-X on the table entries `entries`: enables exactly those and
+    /// returns the pirq of each in `pirqs` (as long as `entries`).
+    pub(crate) fn enable_msix(&self, entries: &[u16], pirqs: &mut [u32]) -> Result<(), OpError> {
+        self.with_bound(|pdev, _| {
+            msi::check_enable_msix(irq_state(pdev))?;
+
+            let mut table = KVec::with_capacity(entries.len(), GFP_KERNEL)
+                .map_err(|_| OpError::Errno(ENOMEM.to_errno()))?;
+            for &entry in entries {
+                table
+                    .push(pci::MsixEntry::new(entry), GFP_KERNEL)
+                    .map_err(|_| OpError::Errno(ENOMEM.to_errno()))?;
+            }
+            pdev.enable_msix_exact(&mut table)
+                .map_err(|e| OpError::Errno(e.to_errno()))?;
+
+            for (pirq, entry) in pirqs.iter_mut().zip(table.iter()) {
+                match xen::pci::msi_pirq(pdev, entry.entry().into()) {
+                    Some(p) => *pirq = p,
+                    None => {
+                        pdev.disable_msix();
+                        return Err(OpError::Errno(EIO.to_errno()));
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The guest turns MSI off.
+    pub(crate) fn disable_msi(&self) -> Result<(), PciifError> {
+        self.with_bound(|pdev, _| {
+            if pdev.msi_enabled() {
+                pdev.disable_msi();
+            }
+            Ok(())
+        })
+    }
+
+    /// The guest turns MSI-X off.
+    pub(crate) fn disable_msix(&self) -> Result<(), PciifError> {
+        self.with_bound(|pdev, _| {
+            if pdev.msix_enabled() {
+                pdev.disable_msix();
+            }
+            Ok(())
+        })
     }
 
     /// A guest read of its configuration space.
@@ -319,6 +402,34 @@ impl Seized {
             );
         }
         Ok(())
+    }
+}
+
+/// What the MSI policy needs to know about the device.
+fn irq_state(pdev: &pci::Device<Bound>) -> msi::IrqState {
+    // The MSI-X table is reached through a memory BAR: decoding must be on, in the physical
+    // function for a virtual function. The physical function belongs to another driver, so for
+    // it the PCI core's enable count stands in for its `Memory Space` bit.
+    let memory = if pdev.is_virtfn() {
+        pdev.physfn().is_enabled()
+    } else {
+        pdev.read_config_u16(regs::COMMAND)
+            .is_ok_and(|cmd| cmd & regs::CMD_MEMORY != 0)
+    };
+    msi::IrqState {
+        msi: pdev.msi_enabled(),
+        msix: pdev.msix_enabled(),
+        memory,
+    }
+}
+
+/// Turns off the MSI or MSI-X a guest enabled.
+fn disable_guest_interrupts(pdev: &pci::Device<Bound>) {
+    if pdev.msix_enabled() {
+        pdev.disable_msix();
+    }
+    if pdev.msi_enabled() {
+        pdev.disable_msi();
     }
 }
 
@@ -446,6 +557,8 @@ impl pci::Driver for Stub {
             .retain(|d| !core::ptr::eq::<Seized>(&**d, &**seized));
 
         let mut inner = seized.inner.lock();
+        // Before the claim (and the domain owner) goes: Xen unmaps the guest's pirqs.
+        disable_guest_interrupts(pdev);
         if let Some(claim) = inner.claim.take() {
             // The guest may still access the device's I/O resources: its backend loses the
             // device now, the toolstack has to take the mappings away.

@@ -41,7 +41,13 @@ unsafe impl Send for RootOps {}
 unsafe impl Sync for RootOps {}
 
 impl RootOps {
-    fn chan(&self) -> &OpChannel<'static> {
+    /// The PCI domain of the root bus.
+    pub(crate) fn domain(&self) -> u32 {
+        self.domain
+    }
+
+    /// The channel of the connection that created the bus.
+    pub(crate) fn chan(&self) -> &OpChannel<'static> {
         // SAFETY: By the type invariant `chan` outlives the `RootBus` owning `self`, so it is
         // valid while `self` is borrowed. The lifetime is only a name for it: the channel does
         // not outlive its device, and neither does anything borrowed from `self`.

@@ -138,10 +138,10 @@ impl<'a> OpChannel<'a> {
         offset: u16,
         size: u8,
     ) -> Result<u32, PcibiosError> {
-        let op = RawOp::conf_read(domain, bus.into(), devfn.into(), offset.into(), size.into());
-        let (err, value) = self.round_trip(&op);
+        let mut op = RawOp::conf_read(domain, bus.into(), devfn.into(), offset.into(), size.into());
+        self.round_trip(&mut op, 0);
 
-        pciif::conf_read_result(err, value).map_err(pcibios_error)
+        pciif::conf_read_result(op.err, op.value).map_err(pcibios_error)
     }
 
     /// Writes the low `size` bytes of `value` at `offset` of the configuration space of
@@ -155,7 +155,7 @@ impl<'a> OpChannel<'a> {
         size: u8,
         value: u32,
     ) -> Result<(), PcibiosError> {
-        let op = RawOp::conf_write(
+        let mut op = RawOp::conf_write(
             domain,
             bus.into(),
             devfn.into(),
@@ -163,33 +163,86 @@ impl<'a> OpChannel<'a> {
             size.into(),
             value,
         );
-        let (err, _) = self.round_trip(&op);
+        self.round_trip(&mut op, 0);
 
-        match pciif::pcibios_from_err(err) {
+        match pciif::pcibios_from_err(op.err) {
             pciif::PCIBIOS_SUCCESSFUL => Ok(()),
             code => Err(pcibios_error(code)),
         }
     }
 
-    /// Sends `op` to the backend and waits for its answer: returns the answer's `err` and
-    /// `value`.
+    /// Asks the backend to enable MSI for `domain:bus:devfn`; returns the pirq it bound.
+    pub(crate) fn enable_msi(&self, domain: u32, bus: u8, devfn: u8) -> Result<u32, i32> {
+        let mut op = RawOp::enable_msi(domain, bus.into(), devfn.into());
+        self.round_trip(&mut op, 0);
+
+        pciif::enable_msi_result(op.err, op.value)
+    }
+
+    /// Asks the backend to enable MSI-X on the table entries `entries` of `domain:bus:devfn`;
+    /// on success `pirqs[i]` is the pirq bound to `entries[i]`.
+    pub(crate) fn enable_msix(
+        &self,
+        domain: u32,
+        bus: u8,
+        devfn: u8,
+        entries: &[u16],
+        pirqs: &mut [u32],
+    ) -> Result<(), i32> {
+        let mut op = RawOp::enable_msix(domain, bus.into(), devfn.into(), entries)
+            .map_err(|e| e.code())?;
+        self.round_trip(&mut op, entries.len());
+
+        pciif::enable_msix_result(&op, entries.len(), pirqs)
+    }
+
+    /// Asks the backend to disable MSI (`msix` false) or MSI-X (`msix` true) for
+    /// `domain:bus:devfn`; returns the backend's `err`.
+    pub(crate) fn disable_msi(&self, domain: u32, bus: u8, devfn: u8, msix: bool) -> i32 {
+        let mut op = if msix {
+            RawOp::disable_msix(domain, bus.into(), devfn.into())
+        } else {
+            RawOp::disable_msi(domain, bus.into(), devfn.into())
+        };
+        self.round_trip(&mut op, 0);
+        op.err
+    }
+
+    /// Sends `op` to the backend, with its first `msix` MSI-X entries, and waits for the
+    /// answer: sets `op.err` and `op.value`, and the `vector` of those entries, from it.
     ///
     /// Runs in atomic context. A backend that does not answer within [`OP_TIMEOUT`] gets the
-    /// request withdrawn (the active bit cleared), and the access fails with
+    /// request withdrawn (the active bit cleared), and the operation fails with
     /// `XEN_PCI_ERR_dev_not_found`.
-    fn round_trip(&self, op: &RawOp) -> (i32, u32) {
+    fn round_trip(&self, op: &mut RawOp, msix: usize) {
+        // `err` goes out as in `op` (0 for a fresh request), so that a stale answer is never taken
+        // for this one's; until an answer comes, the operation has failed.
+        let words = op.request_words();
+        let lost = pciif::PciifError::DevNotFound.code();
+        (op.err, op.value) = (lost, 0);
+
         let mut slot = self.slot.lock();
         let irq = self.events.irq();
 
         let Ok(flags) = self.ring.atomic_u32(pciif::OFFSET_FLAGS) else {
-            return (pciif::PciifError::DevNotFound.code(), 0);
+            return;
         };
 
-        for (offset, word) in op.request_words() {
-            // The offsets are inside the page and aligned (checked by the shared code's layout
-            // assertions); a failure would only mean a request that is not sent.
+        // The offsets are inside the page and aligned (checked by the shared code's layout
+        // assertions); a failure would only mean a request that is not sent.
+        for (offset, word) in words {
             if self.ring.write(offset, word).is_err() {
-                return (pciif::PciifError::DevNotFound.code(), 0);
+                return;
+            }
+        }
+        for (i, entry) in op.msix_entries.iter().enumerate().take(msix) {
+            let (Some(v), Some(e)) = (pciif::msix_vector_offset(i), pciif::msix_entry_offset(i))
+            else {
+                return;
+            };
+            if self.ring.write(v, entry.vector).is_err() || self.ring.write(e, entry.entry).is_err()
+            {
+                return;
             }
         }
 
@@ -211,7 +264,7 @@ impl<'a> OpChannel<'a> {
                     slot.timeout_logged = true;
                     pr_err!("the PCI backend does not answer: configuration accesses fail\n");
                 }
-                return (pciif::PciifError::DevNotFound.code(), 0);
+                return;
             }
 
             // Clear first, check again, then wait: an answer that comes in between leaves the
@@ -223,14 +276,19 @@ impl<'a> OpChannel<'a> {
             irq.poll(OP_TIMEOUT - elapsed);
         }
 
+        for (i, entry) in op.msix_entries.iter_mut().enumerate().take(msix) {
+            entry.vector = pciif::msix_vector_offset(i)
+                .and_then(|offset| self.ring.read::<u16>(offset).ok())
+                .unwrap_or(0);
+        }
         let err = self.ring.read::<i32>(pciif::OFFSET_OP_ERR);
         let value = self.ring.read::<u32>(pciif::OFFSET_OP_VALUE);
         drop(slot);
 
-        match (err, value) {
+        (op.err, op.value) = match (err, value) {
             (Ok(err), Ok(value)) => (err, value),
-            _ => (pciif::PciifError::DevNotFound.code(), 0),
-        }
+            _ => (lost, 0),
+        };
     }
 }
 

@@ -8,14 +8,15 @@
 //! with configuration space accessors that forward each access to the backend ([`bus`], [`ops`]),
 //! and lets the PCI core enumerate the devices and bind their drivers.
 //!
-//! Not supported (unlike the C `xen-pcifront`): MSI/MSI-X through the backend and PCIe AER
-//! notifications from it.
+//! MSI and MSI-X are enabled through the backend ([`msi`]). Not supported (unlike the C
+//! `xen-pcifront`): PCIe AER notifications from the backend.
 
 use kernel::{
     driver,
     prelude::*,
     xen::{
         self,
+        pci::FrontendOpsRegistration,
         xenbus::FrontendAdapter, //
     },
 };
@@ -26,6 +27,7 @@ use kernel::{
 mod common;
 
 mod bus;
+mod msi;
 mod ops;
 mod xenbus;
 
@@ -40,8 +42,12 @@ module! {
 
 #[pin_data]
 struct PcifrontModule {
+    /// Dropped first: the devices, and with them every user of the MSI hooks, go before the
+    /// hooks do.
     #[pin]
     _driver: driver::Registration<FrontendAdapter<xenbus::PcifrontDriver>>,
+    /// The MSI hooks; `None` if another frontend's were in place (its devices keep them).
+    _msi: Option<FrontendOpsRegistration<msi::Msi>>,
 }
 
 impl kernel::InPlaceModule for PcifrontModule {
@@ -52,8 +58,19 @@ impl kernel::InPlaceModule for PcifrontModule {
                 return Err(ENODEV);
             }
 
+            // Installed before the driver, so that the devices found at probe time can use
+            // MSI; another frontend (the C one) may hold the hooks already.
+            let msi = match FrontendOpsRegistration::new() {
+                Ok(registration) => Some(registration),
+                Err(e) => {
+                    pr_warn!("MSI hooks taken ({:?}): devices will use INTx\n", e);
+                    None
+                }
+            };
+
             Ok(try_pin_init!(PcifrontModule {
                 _driver <- driver::Registration::new(c"pcifront", module),
+                _msi: msi,
             }))
         })
     }

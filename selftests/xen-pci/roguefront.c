@@ -69,6 +69,10 @@ struct ioctl_evtchn_notify {
 #define XEN_PCIF_active (1u << 0)
 #define XEN_PCI_OP_conf_read 0
 #define XEN_PCI_OP_conf_write 1
+#define XEN_PCI_OP_enable_msi 2
+#define XEN_PCI_OP_disable_msi 3
+#define XEN_PCI_OP_enable_msix 4
+#define XEN_PCI_OP_disable_msix 5
 #define XEN_PCI_OP_aer_detected 6
 #define XEN_PCI_ERR_success 0
 #define XEN_PCI_ERR_dev_not_found (-1)
@@ -419,6 +423,63 @@ static void states_cases(void)
 		printf("ok frontend state 'abc' then back to 4 # SKIP the backend closed on '9'\n");
 }
 
+/* enable_msix of `nvec` vectors (table entries 0, 1, ...); the error it got. */
+static int32_t enable_msix(uint32_t nvec)
+{
+	uint32_t v = nvec, i;
+	int32_t err;
+
+	for (i = 0; i < 128; i++) {
+		sh->op.msix_entries[i].entry = i < nvec ? i : 0;
+		sh->op.msix_entries[i].vector = 0xffff;
+	}
+	if (op(XEN_PCI_OP_enable_msix, VDOM, VBUS, VDEVFN, 0, 0, &v, &err, NULL))
+		return NO_ANSWER;
+	return err;
+}
+
+/*
+ * MSI through the backend (the device has MSI, no MSI-X). Ends with MSI left
+ * on: the guest dies with it, and dom0 checks the release turned it off.
+ */
+static void msi_cases(void)
+{
+	uint32_t v = 0;
+	int32_t err;
+
+	if (op(XEN_PCI_OP_enable_msi, VDOM, VBUS, VDEVFN, 0, 0, &v, &err, NULL))
+		result(0, "enable_msi: no answer");
+	else
+		result(err == 0 && v > 0, "enable_msi -> success with a pirq (err %d, pirq %u)", err, v);
+	expect("enable_msi again -> op_failed (MSI is on)", XEN_PCI_OP_enable_msi, VDOM, VBUS,
+	       VDEVFN, 0, 0, 0, XEN_PCI_ERR_op_failed, SAME);
+	err = enable_msix(1);
+	result(err == -ENXIO, "enable_msix while MSI is on -> -ENXIO (err %d)", err);
+	expect("disable_msi -> success", XEN_PCI_OP_disable_msi, VDOM, VBUS, VDEVFN, 0, 0, 0,
+	       XEN_PCI_ERR_success, SAME);
+	expect("disable_msi again -> success", XEN_PCI_OP_disable_msi, VDOM, VBUS, VDEVFN, 0, 0, 0,
+	       XEN_PCI_ERR_success, SAME);
+	expect("disable_msix (never enabled) -> success", XEN_PCI_OP_disable_msix, VDOM, VBUS,
+	       VDEVFN, 0, 0, 0, XEN_PCI_ERR_success, SAME);
+	expect("enable_msi of devfn 0x08 (not exported) -> dev_not_found", XEN_PCI_OP_enable_msi,
+	       VDOM, VBUS, 0x08, 0, 0, 0, XEN_PCI_ERR_dev_not_found, SAME);
+	/* C checks memory decoding before the count: -ENXIO if it is off. */
+	err = enable_msix(200);
+	result(err == -EINVAL || (is_c && err == -ENXIO), "enable_msix of 200 vectors -> -EINVAL (err %d)",
+	       err);
+	err = enable_msix(0);
+	result(err < 0 && err != (int32_t)NO_ANSWER, "enable_msix of 0 vectors -> an error (err %d)",
+	       err);
+	err = enable_msix(1);
+	result(err < 0 && err != (int32_t)NO_ANSWER,
+	       "enable_msix on a device without MSI-X -> an error (err %d)", err);
+	v = 0;
+	if (op(XEN_PCI_OP_enable_msi, VDOM, VBUS, VDEVFN, 0, 0, &v, &err, NULL))
+		result(0, "enable_msi after disable: no answer");
+	else
+		result(err == 0 && v > 0, "enable_msi after disable -> success (pirq %u), left on", v);
+}
+
 static void ops_cases(void)
 {
 	uint32_t cmd;
@@ -527,6 +588,8 @@ static void ops_cases(void)
 	note("storms took %.1f s", mono() - t0);
 	result(valid_read("read after 1000 back-to-back bad requests"),
 	       "backend serves after 1000 back-to-back bad requests");
+
+	msi_cases();
 }
 
 int main(int argc, char **argv)

@@ -83,6 +83,24 @@ rogue_destroy() {
 	ktap_check "$mode guest: no dying domain left (no grant mapping leaked)" wait_secs 30 domain_freed "$did"
 }
 
+hw_byte() { od -A n -t u1 -j "$1" -N 1 "/sys/bus/pci/devices/$BDF/config" | tr -d ' '; }
+# The MSI Enable bit of the device's MSI capability is clear.
+msi_off_hw() {
+	local ptr n=0 ctl
+	ptr=$(hw_byte 52)
+	while [ "${ptr:-0}" -ne 0 ] && [ $n -lt 48 ]; do
+		if [ "$(hw_byte "$ptr")" = 5 ]; then
+			ctl=$(hw_byte $((ptr + 2)))
+			[ $((ctl & 1)) = 0 ] || { echo "# MSI control 0x$(printf %x "$ctl")"; return 1; }
+			return 0
+		fi
+		ptr=$(hw_byte $((ptr + 1)))
+		n=$((n + 1))
+	done
+	echo "# no MSI capability found"
+	return 1
+}
+
 hostile_test() {
 	local back=$1 hw_before
 	ktap_print_header
@@ -108,6 +126,7 @@ hostile_test() {
 	sleep 3
 	ktap_check "dom0 responsive during the storm" dom0_responsive
 	rogue_destroy ops
+	ktap_check "MSI the dead guest left on is off in the hardware" msi_off_hw
 
 	ktap_check "device still bound to pciback" bound_to_pciback
 	ktap_check "xl pci-assignable-remove $BDF" timeout 60 xl pci-assignable-remove -r "$BDF"

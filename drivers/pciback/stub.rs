@@ -225,6 +225,25 @@ impl Seized {
         Ok(this)
     }
 
+    /// Finds the seized device at `bdf` (bound to `pciback`).
+    pub(crate) fn find(bdf: Bdf) -> Option<Arc<Self>> {
+        let this = SEIZED.lock().devices.iter().find(|d| d.bdf == bdf).cloned()?;
+        let bound = this.inner.lock().bound;
+        bound.then_some(this)
+    }
+
+    /// Calls `f` for every seized device, in seize order.
+    pub(crate) fn for_each(mut f: impl FnMut(&Self)) {
+        for dev in SEIZED.lock().devices.iter() {
+            f(dev);
+        }
+    }
+
+    /// Runs `f` with the device's configuration-space engine.
+    pub(crate) fn with_config<R>(&self, f: impl FnOnce(&mut VirtualConfig) -> R) -> R {
+        f(&mut self.inner.lock().config)
+    }
+
     /// Gives up a claim taken by [`Seized::claim`] for a device the guest never saw: nothing
     /// to reset.
     pub(crate) fn unclaim(&self) {
@@ -276,6 +295,9 @@ impl Seized {
             }
             pdev.clear_master();
             inner.config.reset_on_release();
+            // Granted per assignment (libxl writes it again for a guest configured with
+            // `permissive=1`): the next guest does not inherit it, unlike with C.
+            inner.config.set_permissive(false);
             dev_info!(dev, "released by guest {}\n", claim.domain);
         }
         drop(guard);

@@ -11,8 +11,22 @@
 //!   `ENOENT` if none. Devices already seized stay seized until unbound.
 //! - `slots` (read-only): the seize list, one `DDDD:BB:SS.F` line per function.
 //!
+//! - `permissive` (read-write): writing the exact address of a seized device lets its guest
+//!   write the registers no field covers; reading lists those devices. Unlike C, the grant ends
+//!   when the guest releases the device (libxl writes it again for each guest configured with
+//!   `permissive=1`), so a later guest does not inherit it.
+//! - `allow_interrupt_control` (read-write): the same for the guest's control of the INTx
+//!   disable bit and the MSI/MSI-X enable bits (for a stub domain serving an HVM guest); ends at
+//!   release, as in C.
+//! - `quirks` (read-write): writing `[DDDD:]BB:SS.F-REG:SIZE:MASK` (hex) adds a field that passes
+//!   the guest's reads of `SIZE` bytes at `REG` to the hardware, and its writes of the bits in
+//!   `MASK` (C stores the mask but applies none). A quirk overlapping an existing field is
+//!   refused (`EEXIST`; C ignores it silently). Quirks are about the device, not the guest: they
+//!   last until the device is unbound (C drops them at every release). Reading lists, for each
+//!   seized device, `BB:SS.F`, its IDs, then every field as `offset:size:mask`, as C does.
+//!
 //! A malformed address fails the write with `EINVAL` and a log line saying what is wrong and
-//! where, and changes nothing.
+//! where, and changes nothing. An address that is not a seized device fails with `ENODEV`.
 
 use kernel::{
     driver::attribute::{
@@ -22,9 +36,17 @@ use kernel::{
     prelude::*,
 };
 
+use kernel::sync::Arc;
+
 use crate::{
-    common::bdf::{self, BdfPattern},
-    stub::SEIZED,
+    common::{
+        bdf::{self, BdfPattern},
+        conf::VirtualConfig,
+    },
+    stub::{
+        Seized,
+        SEIZED, //
+    },
 };
 
 /// Parses what was written to the attribute `name`, logging why it is refused.
@@ -83,10 +105,133 @@ impl AttributeOps for Slots {
     }
 }
 
+/// Parses the exact address written to the attribute `name` and finds that seized device.
+fn seized_device(name: &str, input: &[u8]) -> Result<Arc<Seized>> {
+    let bdf = bdf::parse_exact(input).map_err(|e| {
+        pr_err!("{}: {}\n", name, format_args!("{e}"));
+        EINVAL
+    })?;
+    Seized::find(bdf).ok_or_else(|| {
+        pr_err!("{}: {} is not seized by pciback\n", name, format_args!("{bdf}"));
+        ENODEV
+    })
+}
+
+/// Lists the seized devices for which `flag` holds, one address per line.
+fn show_flagged(out: &mut ShowBuffer<'_>, flag: impl Fn(&VirtualConfig) -> bool) -> Result {
+    let mut full = false;
+    Seized::for_each(|dev| {
+        if !full && dev.with_config(|config| flag(config)) {
+            full = out.emit(format_args!("{}\n", dev.bdf())).is_err();
+        }
+    });
+    Ok(())
+}
+
+/// `permissive`.
+pub(crate) struct Permissive;
+
+#[vtable]
+impl AttributeOps for Permissive {
+    fn store(input: &[u8]) -> Result {
+        let dev = seized_device("permissive", input)?;
+        dev.with_config(|config| config.set_permissive(true));
+        dev_warn!(
+            dev.pdev().as_ref(),
+            "permissive mode: the guest may write any register no field covers, which may be unsafe\n"
+        );
+        Ok(())
+    }
+
+    fn show(out: &mut ShowBuffer<'_>) -> Result {
+        show_flagged(out, VirtualConfig::permissive)
+    }
+}
+
+/// `allow_interrupt_control`.
+pub(crate) struct AllowInterruptControl;
+
+#[vtable]
+impl AttributeOps for AllowInterruptControl {
+    fn store(input: &[u8]) -> Result {
+        let dev = seized_device("allow_interrupt_control", input)?;
+        dev.with_config(|config| config.set_allow_interrupt_control(true));
+        dev_info!(dev.pdev().as_ref(), "the guest may control INTx, MSI and MSI-X enabling\n");
+        Ok(())
+    }
+
+    fn show(out: &mut ShowBuffer<'_>) -> Result {
+        show_flagged(out, VirtualConfig::allow_interrupt_control)
+    }
+}
+
+/// `quirks`.
+pub(crate) struct Quirks;
+
+#[vtable]
+impl AttributeOps for Quirks {
+    fn store(input: &[u8]) -> Result {
+        let quirk = bdf::parse_quirk(input).map_err(|e| {
+            pr_err!("quirks: {}\n", format_args!("{e}"));
+            EINVAL
+        })?;
+        let dev = Seized::find(quirk.bdf).ok_or_else(|| {
+            pr_err!("quirks: {} is not seized by pciback\n", format_args!("{}", quirk.bdf));
+            ENODEV
+        })?;
+        dev.with_config(|config| {
+            config.add_quirk(quirk.reg.into(), quirk.size.bytes().into(), quirk.mask)
+        })
+        .map_err(|e| {
+            pr_err!("quirks: {}: {:?}\n", format_args!("{quirk}"), e);
+            Error::from_errno(e.to_errno())
+        })?;
+        pr_info!("quirks: {} added\n", format_args!("{quirk}"));
+        Ok(())
+    }
+
+    fn show(out: &mut ShowBuffer<'_>) -> Result {
+        let mut full = false;
+        Seized::for_each(|dev| {
+            if full {
+                return;
+            }
+            let (bdf, pdev) = (dev.bdf(), dev.pdev());
+            // One device at a time: a full page ends the list between two devices.
+            full = out
+                .emit(format_args!(
+                    "{:02x}:{:02x}.{:01x}\n\t{:04x}:{:04x}:{:04x}:{:04x}\n",
+                    bdf.bus(),
+                    bdf.slot(),
+                    bdf.func(),
+                    pdev.vendor_id().as_raw(),
+                    pdev.device_id(),
+                    pdev.subsystem_vendor_id(),
+                    pdev.subsystem_device_id()
+                ))
+                .is_err();
+            dev.with_config(|config| {
+                for f in config.fields() {
+                    if full {
+                        break;
+                    }
+                    full = out
+                        .emit(format_args!("\t\t{:08x}:{:01x}:{:08x}\n", f.offset, f.size, f.mask))
+                        .is_err();
+                }
+            });
+        });
+        Ok(())
+    }
+}
+
 kernel::driver_attribute_groups! {
     pub(crate) static STUB_ATTRIBUTES = {
         c"new_slot" => NewSlot,
         c"remove_slot" => RemoveSlot,
         c"slots" => Slots,
+        c"permissive" => Permissive,
+        c"allow_interrupt_control" => AllowInterruptControl,
+        c"quirks" => Quirks,
     };
 }

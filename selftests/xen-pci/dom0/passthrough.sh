@@ -221,6 +221,14 @@ guest_phase1() {
 	emit_guest_lines < /tmp/lines
 }
 
+# Per-assignment grants (GRANTS=1): the Rust pciback ends them when the guest
+# releases the device (C keeps permissive for the next guest).
+grant_both() {
+	echo "$BDF" > "$DRV/permissive" && echo "$BDF" > "$DRV/allow_interrupt_control" &&
+		[ "$(cat "$DRV/permissive")" = "$BDF" ] && [ "$(cat "$DRV/allow_interrupt_control")" = "$BDF" ]
+}
+grants_gone() { [ -z "$(cat "$DRV/permissive" "$DRV/allow_interrupt_control")" ]; }
+
 passthrough_test() {
 	local back=$1 front=$2 route=$3 detach=0 did lines
 	[ "$route" = xl ] && detach=1
@@ -232,6 +240,8 @@ passthrough_test() {
 	write_guest_cfg "$front" "$detach"
 	if [ "$route" = xl ]; then
 		ktap_test_result "xl pci-assignable-add $BDF" timeout 60 xl pci-assignable-add "$BDF"
+		[ "${GRANTS:-0}" = 1 ] &&
+			ktap_test_result "permissive and allow_interrupt_control granted for the guest" grant_both
 		echo "pci = [ '$BDF' ]" >> /tmp/$GUEST.cfg
 		ktap_test_result "xl create with pci=[...]" timeout 120 xl create /tmp/$GUEST.cfg
 	else
@@ -265,6 +275,8 @@ passthrough_test() {
 	# Stop streaming this guest's console (tail -F would follow the next one).
 	busybox pkill -f "tail -F $GUEST_LOG" 2>/dev/null
 	ktap_test_result "guest destroyed" wait_for 20 guest_gone
+	[ "${GRANTS:-0}" = 1 ] &&
+		ktap_test_result "the grants ended with the guest's release of the device" wait_for 20 grants_gone
 	# The frontend's node went with the guest: the backend unregisters its
 	# device by itself (before the node removal below).
 	[ -n "${CLOSE_CHECK:-}" ] &&
@@ -289,7 +301,7 @@ group_c_manual() { passthrough_test c c manual; }
 # host addresses (passthrough=1); each also checks that protected fields hold.
 # rust-xl: the Rust backend loaded without hide=, as an administrator using
 # only xl does: xl pci-assignable-add seizes the device through new_slot and bind.
-group_rust_xl() { HIDE=0 PROTECT=1 passthrough_test rust c xl; }
+group_rust_xl() { HIDE=0 PROTECT=1 GRANTS=1 passthrough_test rust c xl; }
 group_rust_manual() { PROTECT=1 passthrough_test rust c manual; }
 group_rust_pt() { PROTECT=1 BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF passthrough_test rust c xl; }
 # rust-claim: exclusive claims, checked on the xenstore protocol alone with

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Group "rust-sysfs": the attributes of the Rust pciback driver in
-# /sys/bus/pci/drivers/pciback/ (new_slot, remove_slot, slots), the generic
+# /sys/bus/pci/drivers/pciback/ (new_slot, remove_slot, slots, permissive,
+# allow_interrupt_control, quirks), the generic
 # bind/unbind and driver_override routes, and xl pci-assignable-add/-list/-remove,
 # which drive them as libxl does. Malformed writes must fail with EINVAL, say
 # why in the kernel log, and change nothing.
@@ -44,6 +45,42 @@ slots_cut_at_line() {
 	bytes=$(slots | wc -c)
 	[ "$n" -gt 300 ] && [ "$bytes" -lt 4096 ] && ! slots | grep -qvE '^0000:0[0-2]:[01][0-9a-f]\.[0-7]$' ||
 		{ echo "# $n lines, $bytes bytes"; return 1; }
+}
+
+attr_is() { [ "$(cat "$DRV/$1")" = "$2" ] || { echo "# $1: '$(cat "$DRV/$1")', want '$2'"; return 1; }; }
+quirks_has() { grep -qx "$1" "$DRV/quirks" || { echo "# no line '$1' in quirks:"; sed 's/^/#   /' "$DRV/quirks"; return 1; }; }
+
+# permissive, allow_interrupt_control and quirks on the seized device $BDF
+# ($1: its address without the domain).
+per_device_attributes() {
+	local short=$1 a
+	for a in permissive allow_interrupt_control; do
+		ktap_check "$a is read-write (0644)" mode_is $a 644
+		ktap_check "$a starts empty" attr_is $a ""
+		ktap_check "$a 'junk' is refused with EINVAL and logged" \
+			attr_refused $a junk "Invalid argument" junk
+		ktap_check "$a 00:*.0 (a wildcard) is refused with EINVAL" \
+			attr_refused $a "00:*.0" "Invalid argument"
+		ktap_check "$a of a device not seized fails with ENODEV and is logged" \
+			attr_refused $a 0000:00:1f.0 "No such device" "not seized"
+		ktap_check "$a still empty after the refused writes" attr_is $a ""
+		ktap_check "$a $short" attr_write $a "$short"
+		ktap_check "$a lists $BDF" attr_is $a "$BDF"
+	done
+	ktap_check "quirks is read-write (0644)" mode_is quirks 644
+	ktap_check "quirks lists the device with its IDs and fields" quirks_has "$short"
+	ktap_check "quirks $short-80:4:ffff0000 adds a field" attr_write quirks "$short-80:4:ffff0000"
+	ktap_check "quirks lists the new field" quirks_has "$(printf '\t\t00000080:4:ffff0000')"
+	ktap_check "the same quirk again is refused with EEXIST" \
+		attr_refused quirks "$short-80:4:ffff0000" "File exists" "80"
+	ktap_check "a quirk over the Command register is refused with EEXIST" \
+		attr_refused quirks "$short-4:2:ffff" "File exists"
+	ktap_check "a quirk of size 3 is refused with EINVAL and logged" \
+		attr_refused quirks "$short-84:3:ff" "Invalid argument" "3"
+	ktap_check "a quirk mask wider than its size is refused with EINVAL" \
+		attr_refused quirks "$short-88:1:1ff" "Invalid argument"
+	ktap_check "a quirk for a device not seized fails with ENODEV" \
+		attr_refused quirks "00:1f.0-80:4:0" "No such device" "not seized"
 }
 
 bind_refused() { ! (echo "$BDF" > "$DRV/bind") 2>/dev/null; }
@@ -98,6 +135,7 @@ group_rust_sysfs() {
 
 	ktap_check "bind seizes the listed device" attr_write bind "$BDF"
 	ktap_check "device bound to pciback" bound_to_pciback
+	per_device_attributes "$short"
 	ktap_check "unbind releases it" attr_write unbind "$BDF"
 	ktap_check "device unbound" unbound
 	ktap_check "remove_slot $BDF" attr_write remove_slot "$BDF"

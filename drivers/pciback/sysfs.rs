@@ -36,6 +36,8 @@ use kernel::{
     prelude::*,
 };
 
+use core::marker::PhantomData;
+
 use kernel::sync::Arc;
 
 use crate::{
@@ -117,51 +119,68 @@ fn seized_device(name: &str, input: &[u8]) -> Result<Arc<Seized>> {
     })
 }
 
-/// Lists the seized devices for which `flag` holds, one address per line.
-fn show_flagged(out: &mut ShowBuffer<'_>, flag: impl Fn(&VirtualConfig) -> bool) -> Result {
-    let mut full = false;
-    Seized::for_each(|dev| {
-        if !full && dev.with_config(|config| flag(config)) {
-            full = out.emit(format_args!("{}\n", dev.bdf())).is_err();
-        }
-    });
-    Ok(())
+/// A grant to the guest of the device, ended when it releases the device: `permissive` or
+/// `allow_interrupt_control`.
+pub(crate) trait Grant: 'static {
+    /// The attribute's name.
+    const NAME: &'static str;
+    /// What the grant allows, for the log.
+    const ALLOWS: &'static str;
+    /// Whether the device has the grant.
+    fn granted(config: &VirtualConfig) -> bool;
+    /// Grants it.
+    fn grant(config: &mut VirtualConfig);
 }
 
 /// `permissive`.
 pub(crate) struct Permissive;
 
-#[vtable]
-impl AttributeOps for Permissive {
-    fn store(input: &[u8]) -> Result {
-        let dev = seized_device("permissive", input)?;
-        dev.with_config(|config| config.set_permissive(true));
-        dev_warn!(
-            dev.pdev().as_ref(),
-            "permissive mode: the guest may write any register no field covers, which may be unsafe\n"
-        );
-        Ok(())
+impl Grant for Permissive {
+    const NAME: &'static str = "permissive";
+    const ALLOWS: &'static str =
+        "permissive mode: the guest may write any register no field covers, which may be unsafe";
+    fn granted(config: &VirtualConfig) -> bool {
+        config.permissive()
     }
-
-    fn show(out: &mut ShowBuffer<'_>) -> Result {
-        show_flagged(out, VirtualConfig::permissive)
+    fn grant(config: &mut VirtualConfig) {
+        config.set_permissive(true);
     }
 }
 
 /// `allow_interrupt_control`.
 pub(crate) struct AllowInterruptControl;
 
+impl Grant for AllowInterruptControl {
+    const NAME: &'static str = "allow_interrupt_control";
+    const ALLOWS: &'static str = "the guest may control INTx, MSI and MSI-X enabling";
+    fn granted(config: &VirtualConfig) -> bool {
+        config.allow_interrupt_control()
+    }
+    fn grant(config: &mut VirtualConfig) {
+        config.set_allow_interrupt_control(true);
+    }
+}
+
+/// The attribute of a [`Grant`]: write an address to grant, read to list.
+pub(crate) struct GrantAttribute<G>(PhantomData<G>);
+
 #[vtable]
-impl AttributeOps for AllowInterruptControl {
+impl<G: Grant> AttributeOps for GrantAttribute<G> {
     fn store(input: &[u8]) -> Result {
-        let dev = seized_device("allow_interrupt_control", input)?;
-        dev.with_config(|config| config.set_allow_interrupt_control(true));
-        dev_info!(dev.pdev().as_ref(), "the guest may control INTx, MSI and MSI-X enabling\n");
+        let dev = seized_device(G::NAME, input)?;
+        dev.with_config(G::grant);
+        dev_warn!(dev.pdev().as_ref(), "{}\n", G::ALLOWS);
         Ok(())
     }
 
     fn show(out: &mut ShowBuffer<'_>) -> Result {
-        show_flagged(out, VirtualConfig::allow_interrupt_control)
+        let mut full = false;
+        Seized::for_each(|dev| {
+            if !full && dev.with_config(|config| G::granted(config)) {
+                full = out.emit(format_args!("{}\n", dev.bdf())).is_err();
+            }
+        });
+        Ok(())
     }
 }
 
@@ -230,8 +249,8 @@ kernel::driver_attribute_groups! {
         c"new_slot" => NewSlot,
         c"remove_slot" => RemoveSlot,
         c"slots" => Slots,
-        c"permissive" => Permissive,
-        c"allow_interrupt_control" => AllowInterruptControl,
+        c"permissive" => GrantAttribute<Permissive>,
+        c"allow_interrupt_control" => GrantAttribute<AllowInterruptControl>,
         c"quirks" => Quirks,
     };
 }

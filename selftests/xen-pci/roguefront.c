@@ -9,8 +9,10 @@
  * VENDOR is the device's vendor ID as dom0 sees it (0x1234), BACKEND is "rust"
  * or "c" (the C backend's answers are checked too; where one is only recorded,
  * the case says so), MODE is "ops" (bad requests and storms, then death
- * mid-request) or "states" (the frontend's xenbus state set to garbage and
- * back: a backend may close on it, so it gets a guest of its own).
+ * mid-request), "states" (the frontend's xenbus state set to garbage and
+ * back: a backend may close on it, so it gets a guest of its own) or
+ * "setup-magic", "setup-gref", "setup-port" (a connection set up with a bad
+ * magic, grant reference or event channel: the backend must refuse it).
  *
  * It connects as the kernel pcifront does: one page granted to dom0 through
  * /dev/xen/gntalloc, an unbound event channel for dom0 through /dev/xen/evtchn,
@@ -328,6 +330,10 @@ static void storm_notify(int n)
 	note("%d notifies in %.2f s", n, mono() - t0);
 }
 
+/* What connect_backend() gets wrong on purpose (the "setup-*" modes). */
+enum bad_setup { SETUP_GOOD, SETUP_MAGIC, SETUP_GREF, SETUP_PORT };
+static enum bad_setup bad_setup;
+
 static int connect_backend(void)
 {
 	struct ioctl_gntalloc_alloc_gref g = { .domid = 0, .flags = GNTALLOC_FLAG_WRITABLE, .count = 1 };
@@ -371,13 +377,17 @@ static int connect_backend(void)
 	port = rc;
 	note("grant %u, port %u", g.gref_ids[0], port);
 
-	snprintf(val, sizeof(val), "%u", g.gref_ids[0]);
+	/* A grant reference far beyond the guest's table; a port it never allocated. */
+	snprintf(val, sizeof(val), "%u", bad_setup == SETUP_GREF ? 0x7ffffffu : g.gref_ids[0]);
 	if (xs_write(FE "/pci-op-ref", val))
 		return -1;
-	snprintf(val, sizeof(val), "%u", port);
-	if (xs_write(FE "/event-channel", val) || xs_write(FE "/magic", XEN_PCI_MAGIC) ||
+	snprintf(val, sizeof(val), "%u", bad_setup == SETUP_PORT ? port + 4000 : port);
+	if (xs_write(FE "/event-channel", val) ||
+	    xs_write(FE "/magic", bad_setup == SETUP_MAGIC ? "8" : XEN_PCI_MAGIC) ||
 	    xs_write(FE "/state", "3"))
 		return -1;
+	if (bad_setup != SETUP_GOOD)
+		return 0;
 
 	deadline = mono() + 60;
 	while ((st = backend_state()) != 4) {
@@ -592,15 +602,55 @@ static void ops_cases(void)
 	msi_cases();
 }
 
+/*
+ * A connection set up wrong (bad magic, grant reference or event channel):
+ * the backend must refuse it (never Connected, Closing or Closed) and serve
+ * nothing; dom0 checks its error node and that nothing leaked.
+ */
+static void setup_cases(const char *what)
+{
+	double deadline = mono() + 30;
+	int st;
+
+	while ((st = backend_state()) >= 0 && st < 5 && st != 4 && mono() < deadline)
+		usleep(200000);
+	note("backend state %d after the %s", st, what);
+	result(st != 4, "%s: the backend does not connect", what);
+	result(st == 5 || st == 6, "%s: the backend closes (state %d)", what, st);
+	/* A request flagged and notified anyway (the page is ours either way). */
+	fill(XEN_PCI_OP_conf_read, VDOM, VBUS, VDEVFN, 0, 2, 0);
+	set_active();
+	notify();
+	sleep(3);
+	result(active() && sh->op.err == (int32_t)NO_ANSWER, "%s: no request is served", what);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 5) {
-		fprintf(stderr, "usage: roguefront VENDOR rust|c ops|states GOFILE\n");
+		fprintf(stderr, "usage: roguefront VENDOR rust|c ops|states|setup-{magic,gref,port} GOFILE\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	want_vendor = strtoul(argv[1], NULL, 0);
 	is_c = strcmp(argv[2], "c") == 0;
+
+	if (strncmp(argv[3], "setup-", 6) == 0) {
+		const char *what = argv[3] + 6;
+
+		bad_setup = strcmp(what, "magic") == 0 ? SETUP_MAGIC :
+			    strcmp(what, "gref") == 0 ? SETUP_GREF : SETUP_PORT;
+		if (connect_backend()) {
+			result(0, "sets up a connection with a bad %s", what);
+		} else {
+			result(1, "sets up a connection with a bad %s", what);
+			setup_cases(bad_setup == SETUP_MAGIC ? "bad magic" :
+				    bad_setup == SETUP_GREF ? "bad grant reference" :
+							      "bad event channel");
+		}
+		printf("XENPCI-ROGUE-CASES-DONE\n");
+		return 0;
+	}
 
 	if (connect_backend()) {
 		result(0, "connects as a frontend (gntalloc page, unbound event channel, magic " XEN_PCI_MAGIC ")");

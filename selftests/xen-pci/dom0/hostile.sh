@@ -4,11 +4,14 @@
 # pcifront; roguefront (roguefront.c, domU/rogue.sh) connects from user space.
 # The first guest sets its xenbus state to garbage and back; the second sends
 # bad commands, sizes, offsets and addresses, writes protected fields, storms
-# the event channel, and finally floods requests it never waits for while dom0
-# destroys it. The backend must answer every request with an error code, keep
-# serving (or close cleanly on a garbage state), keep the hardware's protected
-# fields, stay responsive, let each guest die without a hang or a leak (its
-# backend device and the dying domain go), and log no BUG/WARNING/Oops.
+# the event channel, asks for MSI and MSI-X, and finally floods requests it
+# never waits for while dom0 destroys it; three more set their connection up
+# with a bad magic, grant reference or event channel. The backend must refuse
+# those (never Connected, an error in xenstore, no request served), answer
+# every request with an error code, keep serving (or close cleanly on a garbage
+# state), keep the hardware's protected fields, stay responsive, let each guest
+# die without a hang or a leak (its backend device and the dying domain go), and
+# log no BUG/WARNING/Oops.
 #
 # Uses the helpers of passthrough.sh (backend_load, write_guest_cfg,
 # hw_snapshot, protected_checks, collect_phase, emit_guest_lines, ...) and
@@ -127,6 +130,14 @@ hostile_test() {
 	ktap_check "dom0 responsive during the storm" dom0_responsive
 	rogue_destroy ops
 	ktap_check "MSI the dead guest left on is off in the hardware" msi_off_hw
+
+	# Guests 3 to 5: a connection set up with a bad magic, grant reference
+	# or event channel; the backend refuses it and says why.
+	for kind in magic gref port; do
+		rogue_guest "$back" "setup-$kind"
+		ktap_check "setup-$kind: the backend wrote its error to xenstore" be_error "$GUEST"
+		rogue_destroy "setup-$kind"
+	done
 
 	ktap_check "device still bound to pciback" bound_to_pciback
 	ktap_check "xl pci-assignable-remove $BDF" timeout 60 xl pci-assignable-remove -r "$BDF"

@@ -5,7 +5,8 @@
 #   xen      Xen's hypervisor binary, from Debian's package (cached)
 #   rootfs   the dom0 root file system: a minimal Debian with the Xen tools (cached)
 #   domU     the guest's initramfs: busybox, the selftests, both frontends,
-#            roguefront and the evtchn/gntalloc drivers it uses
+#            roguefront and the evtchn/gntalloc drivers it uses, and the
+#            xenpci_edu test driver (built here, out of tree)
 #   dom0     dom0's initramfs: the cached root file system plus this build's
 #            modules, the selftests, the guest kernel and the guest initramfs
 # Output goes to $OUT (default: out/ in the repository).
@@ -78,9 +79,23 @@ copy_with_libs() {
 	done
 }
 
+# The guest's interrupt test driver (selftests/xen-pci/edu), a Rust module built
+# out of tree against the kernel tree, its objects under $OUT (MO=).
+edu_module() {
+	local tree=$1 obj=$OUT/work/edu
+	mkdir -p "$obj"
+	with_cpu_lock
+	LIBCLANG_PATH=/usr/lib/llvm-$LIBCLANG_VERSION/lib make -s -C "$tree" \
+		RUSTC=/usr/bin/rustc BINDGEN="${BINDGEN:-${CARGO_HOME:-$HOME/.cargo}/bin/bindgen}" \
+		HOSTRUSTC=/usr/bin/rustc M="$top/selftests/xen-pci/edu" MO="$obj" modules >&2 ||
+		die "building selftests/xen-pci/edu/xenpci_edu.ko failed"
+	echo "$obj/xenpci_edu.ko"
+}
+
 domU() {
-	local tree kver w=$OUT/work/domU
+	local tree kver w=$OUT/work/domU edu
 	tree=$(ktree); kver=$(cat "$tree/include/config/kernel.release")
+	edu=$(edu_module "$tree")
 	rm -rf "$w"; mkdir -p "$w"/{bin,proc,sys,dev,tmp,lib/modules/"$kver",xenpci}
 	cp /bin/busybox "$w/bin/busybox"
 	for a in $(/bin/busybox --list); do [ -e "$w/bin/$a" ] || ln -s busybox "$w/bin/$a"; done
@@ -89,7 +104,7 @@ domU() {
 	cp "$tree/tools/testing/selftests/kselftest/ktap_helpers.sh" "$w/xenpci/"
 	gcc -O2 -static -Wall -o "$w/bin/cfgbench" "$top/selftests/xen-pci/cfgbench.c"
 	gcc -O2 -static -Wall -o "$w/bin/roguefront" "$top/selftests/xen-pci/roguefront.c"
-	cp "$tree/drivers/pcifront/pcifront.ko" "$tree/drivers/pci/xen-pcifront.ko" "$w/lib/modules/$kver/"
+	cp "$tree/drivers/pcifront/pcifront.ko" "$tree/drivers/pci/xen-pcifront.ko" "$edu" "$w/lib/modules/$kver/"
 	# For roguefront (the hostile groups): a frontend from user space.
 	cp "$tree/drivers/xen/xen-evtchn.ko" "$tree/drivers/xen/xen-gntalloc.ko" "$w/lib/modules/$kver/"
 	# A xenstore client, for the second result path (guest -> xenstore -> dom0).

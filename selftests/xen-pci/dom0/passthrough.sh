@@ -58,7 +58,7 @@ name = "$GUEST"
 type = "pv"
 kernel = "/xenpci/vmlinuz-domU"
 ramdisk = "/xenpci/domU.cpio.gz"
-extra = "console=hvc0 loglevel=6 xenpci.front=$front xenpci.detach=$detach xenpci.guest_bdf=${GUEST_BDF:-0000:00:00.0} xenpci.protect=${PROTECT:-0} $(guest_expect)"
+extra = "console=hvc0 loglevel=6 xenpci.front=$front xenpci.detach=$detach xenpci.guest_bdf=${GUEST_BDF:-0000:00:00.0} xenpci.protect=${PROTECT:-0} xenpci.irq=${IRQ:-0} $(guest_expect)"
 memory = 192
 vcpus = 1
 on_poweroff = "destroy"
@@ -119,6 +119,18 @@ protected_checks() {
 	ktap_test_result "guest write to the vendor ID did not reach the hardware" same_hw "$1" "$4"
 	ktap_test_result "guest write to the command register left Memory Space alone" same_mem_bit "$2" "$5"
 	ktap_test_result "guest write to BAR0 did not reach the hardware" same_hw "$3" "$6"
+}
+
+# IRQ=1: the guest tested interrupts (domU/irq.sh). What dom0 knows of the
+# device's interrupts, for reading the log: its IRQ, dom0's handlers on that
+# line (the C backend's fake handler for shared lines, "xen-pciback[BDF]") and
+# its MSI state.
+irq_report() {
+	local irq
+	irq=$(cat "/sys/bus/pci/devices/$BDF/irq")
+	echo "# dom0: $BDF irq $irq, msi_bus $(cat "/sys/bus/pci/devices/$BDF/msi_bus" 2>/dev/null)"
+	grep -E "^ *$irq:|pciback" /proc/interrupts | sed 's/^/#   /'
+	lspci -vv -s "$BDF" 2>/dev/null | grep -E 'Interrupt:|MSI:' | sed 's/^/#   /'
 }
 
 # Print the guest's KTAP result lines (xenstore first, console as fallback).
@@ -252,6 +264,7 @@ passthrough_test() {
 	did=$GUEST_DID
 	# Phase 1: the guest checks the device it was given.
 	guest_phase1 "$did" 300 "guest reported its device checks"
+	[ "${IRQ:-0}" = 1 ] && irq_report
 	[ "${PROTECT:-0}" = 1 ] && protected_checks "$hw_before"
 	# CLOSE_CHECK: the guest closed its frontend in phase 1; what did the backend do?
 	case ${CLOSE_CHECK:-} in
@@ -295,7 +308,9 @@ passthrough_test() {
 	ktap_finished
 }
 
-group_c_xl() { passthrough_test c c xl; }
+# c-xl and rust-rust-xl: the guest also checks that interrupts from the device
+# reach an ordinary driver (IRQ=1, domU/irq.sh), INTx and MSI.
+group_c_xl() { IRQ=1 passthrough_test c c xl; }
 group_c_manual() { passthrough_test c c manual; }
 # The Rust backend with the C frontend: virtual bus by xl and by hand, then the
 # host addresses (passthrough=1); each also checks that protected fields hold.
@@ -378,7 +393,7 @@ group_cback_rustfront_manual() { passthrough_test c rust manual; }
 # host address.
 group_cback_rustfront_pt() { BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF passthrough_test c rust xl; }
 # Both Rust drivers, both topologies.
-group_rust_rust_xl() { PROTECT=1 passthrough_test rust rust xl; }
+group_rust_rust_xl() { IRQ=1 PROTECT=1 passthrough_test rust rust xl; }
 group_rust_rust_pt() { PROTECT=1 BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF passthrough_test rust rust xl; }
 # The guest closes its frontend before it is destroyed (by hand, so that no
 # toolstack tears the backend down): the backend keeps its device while the

@@ -85,6 +85,11 @@ domU_device_tests() {
 	ktap_test_result "BAR0 address matches dom0" \
 		same "$(head -n 1 $GDEV/resource | cut -d' ' -f1)" "$(cmdline_arg bar0)"
 	ktap_test_result "repeated config reads are stable" cfgbench_clean
+	# Before the guest's writes to BAR0 and Command below, and while the
+	# frontend still has the device.
+	if [ "$(cmdline_arg irq 0)" = 1 ]; then
+		domU_irq_tests
+	fi
 	if [ "$(cmdline_arg protect 0)" = 1 ]; then
 		ktap_test_result "guest writes vendor ID, BAR0 and Command (dom0 checks the hardware)" protected_writes
 		ktap_test_result "vendor ID still reads as dom0's after the write" same "0x$(cfg16 0)" "$(cmdline_arg vendor)"

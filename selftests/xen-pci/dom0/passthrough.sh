@@ -308,15 +308,16 @@ passthrough_test() {
 	ktap_finished
 }
 
-# c-xl and rust-rust-xl: the guest also checks that interrupts from the device
-# reach an ordinary driver (IRQ=1, domU/irq.sh), INTx and MSI.
+# The xl groups of every pairing (and the demo): the guest also checks that
+# interrupts from the device reach an ordinary driver (IRQ=1, domU/irq.sh),
+# INTx and MSI.
 group_c_xl() { IRQ=1 passthrough_test c c xl; }
 group_c_manual() { passthrough_test c c manual; }
 # The Rust backend with the C frontend: virtual bus by xl and by hand, then the
 # host addresses (passthrough=1); each also checks that protected fields hold.
 # rust-xl: the Rust backend loaded without hide=, as an administrator using
 # only xl does: xl pci-assignable-add seizes the device through new_slot and bind.
-group_rust_xl() { HIDE=0 PROTECT=1 GRANTS=1 passthrough_test rust c xl; }
+group_rust_xl() { HIDE=0 IRQ=1 PROTECT=1 GRANTS=1 passthrough_test rust c xl; }
 group_rust_manual() { PROTECT=1 passthrough_test rust c manual; }
 group_rust_pt() { PROTECT=1 BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF passthrough_test rust c xl; }
 # rust-claim: exclusive claims, checked on the xenstore protocol alone with
@@ -385,16 +386,16 @@ group_rust_claim() {
 
 # What `make run` shows: one guest, the device passed through, the guest's view.
 # The Rust backend and the Rust frontend.
-group_demo() { passthrough_test rust rust xl; }
+group_demo() { IRQ=1 passthrough_test rust rust xl; }
 # The C backend with the Rust frontend.
-group_cback_rustfront_xl() { passthrough_test c rust xl; }
+group_cback_rustfront_xl() { IRQ=1 passthrough_test c rust xl; }
 group_cback_rustfront_manual() { passthrough_test c rust manual; }
 # The C backend with passthrough=1 and the Rust frontend: the guest sees the
 # host address.
 group_cback_rustfront_pt() { BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF passthrough_test c rust xl; }
 # Both Rust drivers, both topologies.
 group_rust_rust_xl() { IRQ=1 PROTECT=1 passthrough_test rust rust xl; }
-group_rust_rust_pt() { PROTECT=1 BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF passthrough_test rust rust xl; }
+group_rust_rust_pt() { IRQ=1 PROTECT=1 BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF passthrough_test rust rust xl; }
 # The guest closes its frontend before it is destroyed (by hand, so that no
 # toolstack tears the backend down): the backend keeps its device while the
 # node is online and unregisters it when the frontend's node goes, or at once

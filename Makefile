@@ -11,7 +11,10 @@
 # /var/cache/xenpci); see Documentation/dev-guide.rst.
 
 SHELL := /bin/bash
-PLAN ?= lab,kunit,modules,c-xl,c-manual,rust-xl,rust-manual,rust-pt,rust-claim,rust-sysfs,cback-rustfront-xl,cback-rustfront-manual,cback-rustfront-pt,rust-rust-xl,rust-rust-pt,rust-rust-close,rust-rust-close-offline,c-hostile,rust-hostile
+# The Rust backend's groups come before any C backend touches the device: the
+# C backend's seize routes the device's INTx line, which would hide a Rust
+# backend that does not.
+PLAN ?= lab,kunit,modules,rust-xl,rust-manual,rust-pt,c-xl,c-manual,rust-claim,rust-sysfs,cback-rustfront-xl,cback-rustfront-manual,cback-rustfront-pt,rust-rust-xl,rust-rust-pt,rust-rust-close,rust-rust-close-offline,c-hostile,rust-hostile
 DEMO_PLAN ?= demo
 BENCH_PLAN ?= bench-c,bench-rust
 

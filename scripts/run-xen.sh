@@ -18,7 +18,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib.sh"
 OUT=${OUT:-$top/out}
-PLAN=${PLAN:-lab,kunit,modules,c-xl,c-manual,rust-xl,rust-manual,rust-pt,rust-claim,rust-sysfs,cback-rustfront-xl,cback-rustfront-manual,cback-rustfront-pt,rust-rust-xl,rust-rust-pt,rust-rust-close,rust-rust-close-offline,c-hostile,rust-hostile}
+PLAN=${PLAN:-lab,kunit,modules,rust-xl,rust-manual,rust-pt,c-xl,c-manual,rust-claim,rust-sysfs,cback-rustfront-xl,cback-rustfront-manual,cback-rustfront-pt,rust-rust-xl,rust-rust-pt,rust-rust-close,rust-rust-close-offline,c-hostile,rust-hostile}
 CPU=${CPU:-Nehalem}
 IOMMU=${IOMMU:-intel}
 TIMEOUT=${TIMEOUT:-900}

@@ -494,6 +494,25 @@ impl Stub {
             return Err(ENODEV);
         }
 
+        // Enabled while it is set up, as by C: enabling routes the INTx line, so that the IRQ
+        // the engine records (and the guest reads as its Interrupt Line, to bind as a pirq) is
+        // the routed one, and Xen knows the line's trigger mode. Before any enable the IRQ is
+        // only what the firmware left in the register.
+        let routed = pdev.enable_device();
+        if let Err(e) = &routed {
+            dev_warn!(dev, "cannot enable the device to route its interrupt: {:?}\n", e);
+        }
+        let result = Self::set_up(pdev, bdf, overridden);
+        if routed.is_ok() {
+            pdev.disable_device();
+        }
+        result
+    }
+
+    /// The seize proper, with the device enabled (see [`Stub::try_probe`]).
+    fn set_up(pdev: &pci::Device<Core<'_>>, bdf: Bdf, overridden: bool) -> Result<Arc<Seized>> {
+        let dev: &device::Device = pdev.as_ref();
+
         // The state to put back whenever a guest gives the device up.
         let golden = pci::SavedState::capture(pdev)
             .inspect_err(|e| dev_warn!(dev, "cannot save the configuration state: {:?}\n", e))

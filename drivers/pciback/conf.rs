@@ -10,6 +10,8 @@ use kernel::{
     prelude::*, //
 };
 
+use crate::intx::IntxState;
+
 use crate::common::conf::{
     AccessSize,
     BarResource,
@@ -61,13 +63,20 @@ pub(crate) struct Hw<'a> {
     pdev: &'a pci::Device<Bound>,
     /// Whether the guest enabled the device (one `pci_enable_device()` to balance).
     enabled_by_guest: &'a mut bool,
+    /// The dom0 INTx handler, on while the guest has the device enabled.
+    intx: &'a IntxState,
 }
 
 impl<'a> Hw<'a> {
-    pub(crate) fn new(pdev: &'a pci::Device<Bound>, enabled_by_guest: &'a mut bool) -> Self {
+    pub(crate) fn new(
+        pdev: &'a pci::Device<Bound>,
+        enabled_by_guest: &'a mut bool,
+        intx: &'a IntxState,
+    ) -> Self {
         Self {
             pdev,
             enabled_by_guest,
+            intx,
         }
     }
 
@@ -159,7 +168,7 @@ impl DeviceControl for Hw<'_> {
         }
         self.pdev.enable_device().map_err(|_| HwError::Other)?;
         *self.enabled_by_guest = true;
-        // The dom0 INTx handler of the C driver (`enable_intx`) is not implemented.
+        self.intx.set_on(true);
         Ok(())
     }
 
@@ -168,6 +177,7 @@ impl DeviceControl for Hw<'_> {
             self.pdev.disable_device();
             *self.enabled_by_guest = false;
         }
+        self.intx.set_on(false);
     }
 
     fn is_busmaster(&self) -> bool {

@@ -26,6 +26,7 @@ use kernel::{
 mod common;
 
 mod conf;
+mod intx;
 mod ops;
 mod stub;
 mod sysfs;

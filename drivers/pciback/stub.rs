@@ -60,6 +60,11 @@ use crate::{
         vbus::DevKind,
     },
     conf::Hw,
+    intx::{
+        self,
+        IntxRegistration,
+        IntxState, //
+    },
 };
 
 /// The seize list and the seized devices.
@@ -149,6 +154,8 @@ struct Inner {
 pub(crate) struct Seized {
     bdf: Bdf,
     pdev: ARef<pci::Device>,
+    /// The switches of the dom0 INTx handler (see [`crate::intx`]).
+    intx: Arc<IntxState>,
     #[pin]
     inner: Mutex<Inner>,
 }
@@ -178,6 +185,11 @@ impl Seized {
     /// The host address.
     pub(crate) fn bdf(&self) -> Bdf {
         self.bdf
+    }
+
+    /// The switches and count of the dom0 INTx handler.
+    pub(crate) fn intx(&self) -> &IntxState {
+        &self.intx
     }
 
     /// The PCI device (not necessarily bound: use it only for what needs no driver).
@@ -298,6 +310,7 @@ impl Seized {
             // Granted per assignment (libxl writes it again for a guest configured with
             // `permissive=1`): the next guest does not inherit it, unlike with C.
             inner.config.set_permissive(false);
+            self.intx.reset();
             dev_info!(dev, "released by guest {}\n", claim.domain);
         }
         drop(guard);
@@ -329,7 +342,7 @@ impl Seized {
         f: impl FnOnce(&mut VirtualConfig, &mut Hw<'_>) -> Result<R, PciifError>,
     ) -> Result<R, PciifError> {
         self.with_bound(|pdev, inner| {
-            let mut hw = Hw::new(pdev, &mut inner.enabled_by_guest);
+            let mut hw = Hw::new(pdev, &mut inner.enabled_by_guest, &self.intx);
             f(&mut inner.config, &mut hw)
         })
     }
@@ -342,6 +355,7 @@ impl Seized {
         self.with_bound(|pdev, _| {
             msi::check_enable_msi(irq_state(pdev)).map_err(OpError::Errno)?;
             pdev.enable_msi().map_err(|e| OpError::Errno(e.to_errno()))?;
+            self.intx.set_ack(false);
             match xen::pci::msi_pirq(pdev, 0) {
                 Some(pirq) => Ok(pirq),
                 None => {
@@ -367,6 +381,7 @@ impl Seized {
             }
             pdev.enable_msix_exact(&mut table)
                 .map_err(|e| OpError::Errno(e.to_errno()))?;
+            self.intx.set_ack(false);
 
             for (pirq, entry) in pirqs.iter_mut().zip(table.iter()) {
                 match xen::pci::msi_pirq(pdev, entry.entry().into()) {
@@ -387,6 +402,7 @@ impl Seized {
             if pdev.msi_enabled() {
                 pdev.disable_msi();
             }
+            self.intx.set_ack(true);
             Ok(())
         })
     }
@@ -397,6 +413,7 @@ impl Seized {
             if pdev.msix_enabled() {
                 pdev.disable_msix();
             }
+            self.intx.set_ack(true);
             Ok(())
         })
     }
@@ -459,8 +476,11 @@ fn disable_guest_interrupts(pdev: &pci::Device<Bound>) {
 pub(crate) struct Stub;
 
 /// Per-device data of the PCI driver: the device's entry in the registry.
-pub(crate) struct StubData {
+pub(crate) struct StubData<'bound> {
     seized: Arc<Seized>,
+    /// The dom0 handler of the device's INTx line, freed when the driver is unbound (after
+    /// `unbind`).
+    _intx: Option<IntxRegistration<'bound>>,
 }
 
 /// Matches every device; `probe` decides. Built without a module device table on purpose: no
@@ -481,6 +501,8 @@ impl Stub {
     ///
     /// Runs as the initialiser of the driver data, after the PCI core allocated room for it, so
     /// that nothing can fail after the device is listed in [`SEIZED`].
+    ///
+    /// On success the device is left enabled for [`Stub::finish_probe`].
     fn try_probe(pdev: &pci::Device<Core<'_>>) -> Result<Arc<Seized>> {
         let dev: &device::Device = pdev.as_ref();
         let bdf = Bdf::from_raw(
@@ -503,10 +525,27 @@ impl Stub {
             dev_warn!(dev, "cannot enable the device to route its interrupt: {:?}\n", e);
         }
         let result = Self::set_up(pdev, bdf, overridden);
-        if routed.is_ok() {
+        if result.is_err() && routed.is_ok() {
             pdev.disable_device();
         }
         result
+    }
+
+    /// The end of a successful seize: registers the dom0 INTx handler while the line is routed
+    /// (not for bridges, as C), then disables the device [`Stub::try_probe`] enabled.
+    fn finish_probe<'bound>(
+        pdev: &'bound pci::Device<Core<'_>>,
+        seized: &Seized,
+    ) -> Option<IntxRegistration<'bound>> {
+        let registration = if pdev.is_bridge() {
+            None
+        } else {
+            intx::register(pdev, &seized.intx)
+        };
+        if pdev.is_enabled() {
+            pdev.disable_device();
+        }
+        registration
     }
 
     /// The seize proper, with the device enabled (see [`Stub::try_probe`]).
@@ -528,8 +567,9 @@ impl Stub {
             }
         }
 
+        let intx = IntxState::new()?;
         let mut enabled = false;
-        let mut hw = crate::conf::Hw::new(pdev, &mut enabled);
+        let mut hw = crate::conf::Hw::new(pdev, &mut enabled, &intx);
         let info = hw.device_info().map_err(hw_err)?;
         let config = VirtualConfig::new(&mut hw, &info).map_err(|e| {
             dev_err!(dev, "cannot virtualise the configuration space: {:?}\n", e);
@@ -541,6 +581,7 @@ impl Stub {
             try_pin_init!(Seized {
                 bdf,
                 pdev: pdev_ref,
+                intx,
                 inner <- new_mutex!(Inner {
                     bound: true,
                     config,
@@ -573,7 +614,7 @@ impl Stub {
 
 impl pci::Driver for Stub {
     type IdInfo = ();
-    type Data<'bound> = StubData;
+    type Data<'bound> = StubData<'bound>;
     const ID_TABLE: pci::IdTable<Self::IdInfo> = &ANY_DEVICE;
     const ATTRIBUTE_GROUPS: Option<&'static driver::attribute::Groups> =
         Some(&crate::sysfs::STUB_ATTRIBUTES);
@@ -586,6 +627,7 @@ impl pci::Driver for Stub {
         // allocation leaves the device untouched and unlisted.
         try_init!(StubData {
             seized: Self::try_probe(pdev)?,
+            _intx: Self::finish_probe(pdev, seized),
         }? Error)
     }
 

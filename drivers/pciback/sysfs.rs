@@ -25,6 +25,10 @@
 //!   last until the device is unbound (C drops them at every release). Reading lists, for each
 //!   seized device, `BB:SS.F`, its IDs, then every field as `offset:size:mask`, as C does.
 //!
+//! - `irq_handlers` (read-only) and `irq_handler_state` (write-only): the state of each seized
+//!   device's dom0 INTx handler, `BDF:on|off:acking|not acking:COUNT`, and its switch (writing
+//!   the exact address toggles it), as in C.
+//!
 //! A malformed address fails the write with `EINVAL` and a log line saying what is wrong and
 //! where, and changes nothing. An address that is not a seized device fails with `ENODEV`.
 
@@ -244,6 +248,52 @@ impl AttributeOps for Quirks {
     }
 }
 
+/// `irq_handlers`: for each seized device, `BDF:on|off:acking|not acking:COUNT`, the state
+/// of its dom0 INTx handler (see [`crate::intx`]), in C's format.
+pub(crate) struct IrqHandlers;
+
+#[vtable]
+impl AttributeOps for IrqHandlers {
+    fn show(out: &mut ShowBuffer<'_>) -> Result {
+        let mut full = false;
+        Seized::for_each(|dev| {
+            if full {
+                return;
+            }
+            let (on, ack, handled) = dev.intx().get();
+            full = out
+                .emit(format_args!(
+                    "{}:{}:{}ing:{}\n",
+                    dev.bdf(),
+                    if on { "on" } else { "off" },
+                    if ack { "ack" } else { "not ack" },
+                    handled
+                ))
+                .is_err();
+        });
+        Ok(())
+    }
+}
+
+/// `irq_handler_state`: writing the exact address of a seized device toggles its INTx handler
+/// on or off (acknowledging is turned on with it), as in C.
+pub(crate) struct IrqHandlerState;
+
+#[vtable]
+impl AttributeOps for IrqHandlerState {
+    fn store(input: &[u8]) -> Result {
+        let dev = seized_device("irq_handler_state", input)?;
+        dev.intx().toggle();
+        let (on, _, _) = dev.intx().get();
+        dev_info!(
+            dev.pdev().as_ref(),
+            "INTx handler turned {}\n",
+            if on { "on" } else { "off" }
+        );
+        Ok(())
+    }
+}
+
 kernel::driver_attribute_groups! {
     pub(crate) static STUB_ATTRIBUTES = {
         c"new_slot" => NewSlot,
@@ -252,5 +302,7 @@ kernel::driver_attribute_groups! {
         c"permissive" => GrantAttribute<Permissive>,
         c"allow_interrupt_control" => GrantAttribute<AllowInterruptControl>,
         c"quirks" => Quirks,
+        c"irq_handlers" => IrqHandlers,
+        c"irq_handler_state" => IrqHandlerState,
     };
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Explicit MSI and MSI-X enabling, with caller-chosen MSI-X table entries.
+//! Explicit MSI and MSI-X enabling, with caller-chosen MSI-X table entries, and the INTx line
+//! for a handler of its own.
 //!
 //! C header: [`include/linux/pci.h`](srctree/include/linux/pci.h)
 
@@ -120,6 +121,25 @@ impl Device<device::Bound> {
         };
 
         to_result(ret)
+    }
+
+    /// Returns a request for the device's legacy INTx line ([`Device::irq`]), for a handler
+    /// registered on the line itself rather than on vectors from [`Device::alloc_irq_vectors`]:
+    /// for instance a backend's handler for a line the device may share with others while a
+    /// guest drives the device. Register it with [`irq::Flags::SHARED`](crate::irq::Flags).
+    ///
+    /// The IRQ is the one the PCI core routed when the device was enabled; before that it is only
+    /// what the firmware left in the `Interrupt Line` register. Returns [`None`] if the device
+    /// has no INTx IRQ, or if MSI or MSI-X is enabled (then [`Device::irq`] is not the line).
+    pub fn intx_irq_request(&self) -> Option<crate::irq::IrqRequest<'_>> {
+        let irq = self.irq();
+        if irq == 0 || self.msi_enabled() || self.msix_enabled() {
+            return None;
+        }
+
+        // SAFETY: With MSI and MSI-X off, `irq` is the device's INTx IRQ, an interrupt source of
+        // the device.
+        Some(unsafe { crate::irq::IrqRequest::new(self.as_ref(), irq) })
     }
 
     /// Disables MSI-X if it is enabled (`pci_disable_msix()`). Any handlers still requested on

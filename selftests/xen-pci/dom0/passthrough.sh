@@ -125,6 +125,15 @@ protected_checks() {
 # device's interrupts, for reading the log: its IRQ, dom0's handlers on that
 # line (the C backend's fake handler for shared lines, "xen-pciback[BDF]") and
 # its MSI state.
+# The Rust pciback's dom0 INTx handler counted the guest's 5 INTx interrupts
+# (irq_handlers: BDF:on|off:acking|not acking:COUNT).
+intx_claimed() {
+	local line n
+	line=$(grep "^$BDF:" "$DRV/irq_handlers")
+	echo "# irq_handlers: $line"
+	n=${line##*:}
+	[ "${n:-0}" -ge 5 ]
+}
 irq_report() {
 	local irq
 	irq=$(cat "/sys/bus/pci/devices/$BDF/irq")
@@ -264,7 +273,11 @@ passthrough_test() {
 	did=$GUEST_DID
 	# Phase 1: the guest checks the device it was given.
 	guest_phase1 "$did" 300 "guest reported its device checks"
-	[ "${IRQ:-0}" = 1 ] && irq_report
+	if [ "${IRQ:-0}" = 1 ]; then
+		irq_report
+		[ "$back" = rust ] &&
+			ktap_test_result "dom0's INTx handler claimed the guest's INTx interrupts" intx_claimed
+	fi
 	[ "${PROTECT:-0}" = 1 ] && protected_checks "$hw_before"
 	# CLOSE_CHECK: the guest closed its frontend in phase 1; what did the backend do?
 	case ${CLOSE_CHECK:-} in

@@ -81,6 +81,18 @@ per_device_attributes() {
 		attr_refused quirks "$short-88:1:1ff" "Invalid argument"
 	ktap_check "a quirk for a device not seized fails with ENODEV" \
 		attr_refused quirks "00:1f.0-80:4:0" "No such device" "not seized"
+	ktap_check "irq_handlers is read-only (0444)" mode_is irq_handlers 444
+	ktap_check "irq_handler_state is write-only (0200)" mode_is irq_handler_state 200
+	ktap_check "irq_handlers: the INTx handler is off, acking, 0 interrupts" \
+		attr_is irq_handlers "$BDF:off:acking:0"
+	ktap_check "irq_handler_state $short toggles it on" attr_write irq_handler_state "$short"
+	ktap_check "irq_handlers: on" attr_is irq_handlers "$BDF:on:acking:0"
+	ktap_check "irq_handler_state again toggles it off" attr_write irq_handler_state "$BDF"
+	ktap_check "irq_handlers: off" attr_is irq_handlers "$BDF:off:acking:0"
+	ktap_check "irq_handler_state 'junk' is refused with EINVAL and logged" \
+		attr_refused irq_handler_state junk "Invalid argument" junk
+	ktap_check "irq_handler_state of a device not seized fails with ENODEV" \
+		attr_refused irq_handler_state 0000:00:1f.0 "No such device" "not seized"
 }
 
 bind_refused() { ! (echo "$BDF" > "$DRV/bind") 2>/dev/null; }

@@ -65,7 +65,7 @@ fn enable_msix(dev: &Seized, entries: &[u16]) -> Result<[u16; SH_INFO_MAX_VEC], 
     dev.enable_msix(entries, pirqs)?;
     msi::msix_vectors(pirqs).inspect_err(|_| {
         // A pirq the wire cannot carry: the guest gets nothing it cannot use.
-        let _ = dev.disable_msix();
+        let _ = dev.disable_msi(true);
     })
 }
 
@@ -112,14 +112,13 @@ fn answer(op: &RawOp, topo: &Topology) -> Reply {
         }
         // The INTx pirq C puts in `value` is left 0: Linux frontends ignore it, and finding it
         // safely would need the dom0 IRQ's pirq binding, which only exists once dom0 enabled INTx.
-        Request::DisableMsi { .. } => match dev.disable_msi() {
-            Ok(()) => Response::disabled(0).into(),
-            Err(e) => Response::rejected(op, e).into(),
-        },
-        Request::DisableMsix { .. } => match dev.disable_msix() {
-            Ok(()) => Response::disabled(0).into(),
-            Err(e) => Response::rejected(op, e).into(),
-        },
+        Request::DisableMsi { .. } | Request::DisableMsix { .. } => {
+            let msix = matches!(request, Request::DisableMsix { .. });
+            match dev.disable_msi(msix) {
+                Ok(()) => Response::disabled(0).into(),
+                Err(e) => Response::rejected(op, e).into(),
+            }
+        }
     }
 }
 

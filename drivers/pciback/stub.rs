@@ -396,22 +396,13 @@ impl Seized {
         })
     }
 
-    /// The guest turns MSI off.
-    pub(crate) fn disable_msi(&self) -> Result<(), PciifError> {
+    /// The guest turns MSI (`msix` false) or MSI-X (`msix` true) off.
+    pub(crate) fn disable_msi(&self, msix: bool) -> Result<(), PciifError> {
         self.with_bound(|pdev, _| {
-            if pdev.msi_enabled() {
-                pdev.disable_msi();
-            }
-            self.intx.set_ack(true);
-            Ok(())
-        })
-    }
-
-    /// The guest turns MSI-X off.
-    pub(crate) fn disable_msix(&self) -> Result<(), PciifError> {
-        self.with_bound(|pdev, _| {
-            if pdev.msix_enabled() {
+            if msix && pdev.msix_enabled() {
                 pdev.disable_msix();
+            } else if !msix && pdev.msi_enabled() {
+                pdev.disable_msi();
             }
             self.intx.set_ack(true);
             Ok(())

@@ -10,7 +10,9 @@
 //! decoding (`on`) and acknowledging is wanted (`ack`: off while the guest uses MSI or MSI-X).
 //!
 //! Unlike C, the handler is registered once, when the device is seized, and only switched by the
-//! guest; C requests and frees it as the guest enables and disables the device. It never stops
+//! guest; C requests and frees it as the guest enables and disables the device. The line is
+//! therefore live in dom0 from seize time: a seized device asserting INTx with no guest using it
+//! (it was reset at seize time, so it should not) would go unclaimed, as with no handler at all. It never stops
 //! acknowledging by itself (C does every 1000 interrupts when Xen says the line is not shared).
 
 use kernel::{
@@ -55,13 +57,17 @@ impl IntxState {
         self.on.store(on, Relaxed);
     }
 
-    /// `irq_handler_state`: toggles `on`; acknowledging is turned on with it.
-    pub(crate) fn toggle(&self) {
-        let on = !self.on.load(Relaxed);
-        self.on.store(on, Relaxed);
-        if on {
+    /// `irq_handler_state`: toggles `on` and returns its new value; acknowledging is turned on
+    /// with it.
+    pub(crate) fn toggle(&self) -> bool {
+        let mut old = self.on.load(Relaxed);
+        while let Err(now) = self.on.cmpxchg(old, !old, Relaxed) {
+            old = now;
+        }
+        if !old {
             self.ack.store(true, Relaxed);
         }
+        !old
     }
 
     /// MSI or MSI-X was enabled (`false`) or disabled (`true`).

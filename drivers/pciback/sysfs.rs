@@ -283,8 +283,7 @@ pub(crate) struct IrqHandlerState;
 impl AttributeOps for IrqHandlerState {
     fn store(input: &[u8]) -> Result {
         let dev = seized_device("irq_handler_state", input)?;
-        dev.intx().toggle();
-        let (on, _, _) = dev.intx().get();
+        let on = dev.intx().toggle();
         dev_info!(
             dev.pdev().as_ref(),
             "INTx handler turned {}\n",

@@ -28,3 +28,41 @@ ktap_check() {
 	shift
 	if "$@"; then ktap_test_pass "$desc"; else ktap_test_fail "$desc"; fi
 }
+
+# The kernel log from here on: klog_mark writes a unique line into it, klog
+# prints what came after the last mark. (Tests never clear the log with
+# `dmesg -C`: the runner scans it for splats after every group.)
+klog_mark() {
+	KLOG_MARK="xenpci-klog-mark $(cut -d' ' -f1 /proc/uptime) $$"
+	echo "$KLOG_MARK" > /dev/kmsg
+}
+klog() {
+	if [ -n "${KLOG_MARK:-}" ]; then
+		dmesg | sed -n "/$KLOG_MARK/,\$p"
+	else
+		dmesg
+	fi
+}
+
+# The number of results the guest reports in phase $1 (1: device checks, 2:
+# after the detach) of a passthrough group, from the flags dom0 gives it:
+#   guest_plan PHASE FRONT IRQ PROTECT DETACH BENCH
+# dom0 declares its plan from this before the guest starts; the guest's tests
+# (domU/device.sh, domU/irq.sh) must report exactly this many.
+guest_plan() {
+	case $1 in
+	1)
+		# Frontend loads, device appears, 8 identity and header checks.
+		n=10
+		[ "$3" = 1 ] && n=$((n + 4))	# INTx and MSI, each with the unload
+		[ "$4" = 1 ] && n=$((n + 3))	# protected writes and two read-backs
+		[ "$2" = rust ] && [ "$5" != 1 ] && [ "${6:-0}" = 0 ] && n=$((n + 1))	# unbind
+		;;
+	2)
+		n=2
+		[ "$2" = rust ] && n=$((n + 1))	# the frontend unloads
+		;;
+	*) n=0 ;;
+	esac
+	echo "$n"
+}

@@ -2,15 +2,36 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The dom0 side of the Xen tests. Starts the Xen daemons, then runs each group
-# of the plan (xenpci.plan=a+b+... on the kernel command line: QEMU reserves commas). Every group is
-# a KTAP document of its own between XENPCI-GROUP-BEGIN/END markers, which the
-# host runner (scripts/run-xen.sh) collects.
+# of the plan (xenpci.plan=a+b+... on the kernel command line: QEMU reserves
+# commas). Every group is a KTAP document of its own between
+# XENPCI-GROUP-BEGIN/END markers, which the host runner (scripts/run-xen.sh,
+# scripts/verdict.py) collects. Around each group this script adds what the
+# group cannot say about itself, as XENPCI-GROUP-CHECK lines:
+#   - a group that needs the device under test does not run without it;
+#   - a group that outlives its deadline (groups.conf, times xenpci.scale) is
+#     killed with everything it started, its guests are destroyed, and the
+#     next group runs;
+#   - after every group, dom0's kernel log since the group began and the
+#     console of every guest it started are scanned for BUG, WARNING, Oops,
+#     KASAN, lockdep reports, "nobody cared" and stalls.
+# The END line carries the group's exit status and its duration.
+#
+#   run-dom0.sh            the plan (PID 1 calls this)
+#   run-dom0.sh --group G  one group in this process (the plan runs each group
+#                          this way, as the leader of a session of its own)
 cd "$(dirname "$0")"
 . ./lib.sh
 . ./ktap_helpers.sh
 for f in dom0/*.sh; do . "$f"; done
 
 log() { echo "dom0[$(uptime_s)]: $*"; }
+
+if [ "${1:-}" = --group ]; then
+	# DEV_ID and BDF come from the environment of the plan loop.
+	fn=group_$(echo "$2" | tr '-' '_')
+	"$fn"
+	exit $?
+fi
 
 start_xen() {
 	local m
@@ -21,10 +42,113 @@ start_xen() {
 	xenstored --pid-file /run/xenstored.pid || return 1
 	wait_for 10 xenstore-read /local/domain/0/domid || wait_for 10 xenstore-ls / || return 1
 	xen-init-dom0 >/dev/null || return 1
-	xenconsoled --pid-file /run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console || return 1
+	xenconsoled --pid-file /run/xenconsoled.pid --log=guest --log-dir="$CONSOLE_DIR" || return 1
 	log "xen daemons up"
 }
 
+# The group's line of groups.conf: sets G_DEVICE and G_DEADLINE; fails for a
+# name that is not there or has no group_* function.
+group_entry() {
+	local name boot class device deadline
+	while read -r name boot class device deadline; do
+		[ "$name" = "$1" ] || continue
+		G_DEVICE=$device G_DEADLINE=$deadline
+		type "group_$(echo "$1" | tr '-' '_')" >/dev/null 2>&1
+		return
+	done <<< "$(grep -v '^#' groups.conf)"
+	return 1
+}
+
+check() { echo "XENPCI-GROUP-CHECK $1 $2"; }
+
+# What a killed group may have left behind: guests, console streams, modules.
+group_cleanup() {
+	local id
+	for id in $(timeout 20 xl list 2>/dev/null | awk 'NR > 2 { print $2 }'); do
+		timeout 30 xl destroy "$id" >/dev/null 2>&1
+	done
+	busybox pkill -f "tail -F $CONSOLE_DIR" 2>/dev/null
+	# In the background: an unload may hang on what the group broke.
+	( rmmod pciback; rmmod xen-pciback ) >/dev/null 2>&1 &
+}
+
+# Kernel messages that fail any group, wherever they appear.
+SPLAT='BUG:|WARNING:|Oops[: ]|KASAN|UBSAN|kernel BUG|general protection fault|Call Trace:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|bad unlock balance|lockdep|nobody cared|rcu_.*stall|RCU stall|self-detected stall|soft lockup|hard LOCKUP|blocked for more than|hung_task|kmemleak|refcount_t: |list_(add|del) corruption|ODEBUG'
+
+# The kernel log since mark $1 and every guest console this group produced.
+logs_clean() {
+	local mark=$1 bad f n=0
+	if ! dmesg | grep -q "$mark"; then
+		LOGS_WHY="the group's start mark is no longer in dom0's kernel log (overflowed or cleared)"
+		return 1
+	fi
+	bad=$(dmesg | sed -n "/$mark/,\$p" | grep -E "$SPLAT" | sed 's/^/dom0: /')
+	for f in "$CONSOLE_DIR"/*.log*; do
+		[ -f "$f" ] || continue
+		n=$((n + 1))
+		# The guests' own KTAP lines and comments are not kernel messages.
+		bad+=$(tr -d '\r' < "$f" | grep -vE '^(ok|not ok) [0-9]|^#' | grep -E "$SPLAT" |
+			sed "s|^|${f##*/}: |")
+	done
+	if [ -n "$bad" ]; then
+		echo "$bad" | head -n 20 | sed 's/^/# splat: /'
+		LOGS_WHY="$(echo "$bad" | head -n 1)"
+		return 1
+	fi
+	LOGS_SCANNED="dom0 and $n guest console(s)"
+}
+
+run_group() {
+	local group=$1 fn mark pid rc t0 end scale killed=0
+	echo "XENPCI-GROUP-BEGIN $group"
+	if ! group_entry "$group"; then
+		check "$group" "not ok: no test group named '$group' (groups.conf and dom0/*.sh)"
+		echo "XENPCI-GROUP-END $group rc=1 secs=0"
+		return 1
+	fi
+	if [ "$G_DEVICE" = yes ] && [ -z "$BDF" ]; then
+		check "$group" "not ok: needs the device under test ($DEV_ID), and dom0 has none"
+		echo "XENPCI-GROUP-END $group rc=1 secs=0"
+		return 1
+	fi
+	scale=$(cmdline_arg scale 1)
+	G_DEADLINE=$(awk -v d="$G_DEADLINE" -v s="$scale" 'BEGIN { printf "%d", d * s + 0.5 }')
+	# Consoles of earlier groups' guests are not this group's.
+	mkdir -p "$CONSOLE_DIR/old"
+	mv -f "$CONSOLE_DIR"/*.log* "$CONSOLE_DIR/old/" 2>/dev/null
+	mark="XENPCI-MARK $group $(date +%s%N)"
+	echo "$mark" > /dev/kmsg
+	t0=$SECONDS end=$((SECONDS + G_DEADLINE))
+	# A session of its own: a group that outlives its deadline is killed with
+	# everything it started.
+	setsid ./run-dom0.sh --group "$group" &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ "$SECONDS" -ge "$end" ]; then
+			kill -KILL -- "-$pid" 2>/dev/null
+			busybox pkill -KILL -s "$pid" 2>/dev/null
+			killed=1
+			break
+		fi
+		sleep 1
+	done
+	wait "$pid"; rc=$?
+	if [ "$killed" = 1 ]; then
+		echo
+		check "$group" "not ok: did not finish within its deadline of $G_DEADLINE s (killed, its guests destroyed)"
+		group_cleanup
+		rc=124
+	fi
+	if logs_clean "$mark"; then
+		check "$group" "ok: kernel logs clean ($LOGS_SCANNED)"
+	else
+		check "$group" "not ok: kernel log: $LOGS_WHY"
+	fi
+	echo "XENPCI-GROUP-END $group rc=$rc secs=$((SECONDS - t0))"
+	[ "$rc" = 0 ]
+}
+
+CONSOLE_DIR=/var/log/xen/console
 if ! start_xen; then
 	echo "XENPCI-LAB-FAILURE: the Xen daemons did not start"
 	exit 1
@@ -39,16 +163,6 @@ export BDF DEV_ID
 
 rc=0
 for group in $(cmdline_arg plan modules+c-xl | tr '+,' '  '); do
-	fn=group_$(echo "$group" | tr '-' '_')
-	echo "XENPCI-GROUP-BEGIN $group"
-	if ! type "$fn" >/dev/null 2>&1; then
-		ktap_print_header; ktap_skip_all "no test group named $group"
-		grc=1
-	else
-		( "$fn" )
-		grc=$?
-	fi
-	echo "XENPCI-GROUP-END $group rc=$grc"
-	[ "$grc" = 0 ] || rc=1
+	run_group "$group" || rc=1
 done
 exit $rc

@@ -22,7 +22,7 @@ mode_is() { [ "$(stat -c %a "$DRV/$1")" = "$2" ] || { echo "# $1 has mode $(stat
 attr_refused() {
 	local attr=$1 value=$2 err=$3 logtext=${4:-} before out
 	before=$(slots)
-	dmesg -C
+	klog_mark
 	if out=$( (printf '%s\n' "$value" > "$DRV/$attr") 2>&1); then
 		echo "# '$value' accepted by $attr"
 		return 1
@@ -31,8 +31,8 @@ attr_refused() {
 		*"$err"*) ;;
 		*) echo "# $attr '$value': $out"; return 1 ;;
 	esac
-	if [ -n "$logtext" ] && ! dmesg | grep pciback | grep "$attr" | grep -qF -- "$logtext"; then
-		echo "# $attr '$value': no log line naming '$logtext':"; dmesg | tail -3 | sed 's/^/#   /'
+	if [ -n "$logtext" ] && ! klog | grep pciback | grep "$attr" | grep -qF -- "$logtext"; then
+		echo "# $attr '$value': no log line naming '$logtext':"; klog | tail -3 | sed 's/^/#   /'
 		return 1
 	fi
 	[ "$(slots)" = "$before" ] || { echo "# slots changed"; return 1; }
@@ -103,7 +103,6 @@ assignable_listed() { xl pci-assignable-list | grep -q "^$BDF"; }
 group_rust_sysfs() {
 	local bad v short
 	ktap_print_header
-	if [ -z "$BDF" ]; then ktap_skip_all "no device under test"; return 0; fi
 	short=${BDF#0000:}
 	# value|text the log line must quote
 	bad='junk|junk
@@ -114,6 +113,8 @@ group_rust_sysfs() {
 0000:00:01.0 x|x
 10000:00:01.0|10000
 (00:01.0)|('
+	# 74 results, one for each bad value, and 34 in per_device_attributes.
+	ktap_set_plan $((74 + $(echo "$bad" | wc -l)))
 
 	[ -n "$(driver_of "$BDF")" ] && echo "$BDF" > "/sys/bus/pci/devices/$BDF/driver/unbind"
 	ktap_check "rust pciback loads without hide=" insmod "$KO"
@@ -171,7 +172,5 @@ group_rust_sysfs() {
 	ktap_check "slots empty after libxl's remove_slot" slots_empty
 
 	ktap_check "rust pciback unloads" unload_pciback
-	KSFT_NUM_TESTS=$((KTAP_TESTNO - 1))
-	ktap_set_plan "$KSFT_NUM_TESTS"
 	ktap_finished
 }

@@ -22,3 +22,10 @@ with_cpu_lock() {
 	fi
 	export XENPCI_CPU_LOCKED=1
 }
+
+# The default test plan: every group of selftests/xen-pci/groups.conf but the
+# demo (make run), the benchmarks (make bench) and the harness's self-tests.
+default_plan() {
+	awk '!/^#/ && NF == 5 && $2 !~ /^(demo|bench|harness)$/ { printf "%s%s", s, $1; s = "," }' \
+		"$(dirname "${BASH_SOURCE[0]}")/../selftests/xen-pci/groups.conf"
+}

@@ -4,27 +4,44 @@
 # Boot Xen under QEMU (TCG, q35, emulated VT-d with interrupt remapping) with
 # the project's kernel as PV dom0, run a test plan in dom0 (which starts PV
 # guests), and report the KTAP results it prints, ending with the line
-# "N passed, N failed". Exit status 0 only if every test passed.
+# "xen: N passed, N failed, N skipped". Exit status 0 only if every test passed.
+#
+# The plan's groups are split into boots by their family (the "boot" column of
+# selftests/xen-pci/groups.conf), in the order of the plan: each boot starts
+# from fresh hardware and a fresh dom0, and has its own QEMU time limit, the
+# sum of its groups' deadlines and of the boot's own overhead. dom0 kills a
+# group that outlives its deadline and goes on with the next one.
+# scripts/verdict.py judges each boot's log and prints the summary.
 #
 # Environment:
-#   PLAN      comma-separated test groups (selftests/xen-pci/dom0/*.sh: group_*)
-#   CPU       QEMU CPU model (default Nehalem: no AVX/XSAVE, see Documentation)
-#   IOMMU     intel (default) or none
-#   TIMEOUT   seconds before QEMU is killed (default 900)
-#   LAB_RETRIES  reruns allowed for a failure the log proves is the lab's (default 1)
-#   OUT       where the images are (default out/)
-#   SHOW_GUEST=1  print the guest's console too (make run)
+#   PLAN        comma-separated test groups (groups.conf)
+#   TIME_SCALE  multiplies every deadline and time limit (default 1; e.g. 2 on
+#               a machine known to be twice as slow as the ones measured)
+#   TIMEOUT     QEMU's limit in seconds for every boot, instead of the computed one
+#   CPU         QEMU CPU model (default Nehalem: no AVX/XSAVE, see Documentation)
+#   IOMMU       intel (default) or none
+#   DEVICES     QEMU's device options (default: QEMU's edu, the device under test)
+#   LAB_RETRIES reruns of a boot allowed for a failure the log ties to the lab
+#               (default 1)
+#   OUT         where the images are (default out/)
+#   SHOW_GUEST=1  print the guests' consoles too (make run)
+#   DOM0_EXTRA  more options for dom0's command line
+#   ONE_BOOT=1  every group of the plan in one boot
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib.sh"
 OUT=${OUT:-$top/out}
-PLAN=${PLAN:-lab,kunit,modules,rust-xl,rust-manual,rust-pt,c-xl,c-manual,rust-claim,rust-sysfs,cback-rustfront-xl,cback-rustfront-manual,cback-rustfront-pt,rust-rust-xl,rust-rust-pt,rust-rust-close,rust-rust-close-offline,c-hostile,rust-hostile}
+CONF=$top/selftests/xen-pci/groups.conf
+PLAN=${PLAN:-$(default_plan)}
+TIME_SCALE=${TIME_SCALE:-1}
 CPU=${CPU:-Nehalem}
 IOMMU=${IOMMU:-intel}
-TIMEOUT=${TIMEOUT:-900}
 LAB_RETRIES=${LAB_RETRIES:-1}
-DEVICES=${DEVICES:--device edu,id=edu0}
+DEVICES=${DEVICES--device edu,id=edu0}
 LOGDIR=${LOGDIR:-$OUT/logs}
+# Seconds from QEMU's start to dom0's first group, and from its last group to
+# QEMU's exit (measured: see Documentation/dev-guide.rst, "Time budgets").
+BOOT_OVERHEAD=${BOOT_OVERHEAD:-240}
 mkdir -p "$LOGDIR"
 
 for f in xen vmlinuz dom0.cpio; do
@@ -32,12 +49,12 @@ for f in xen vmlinuz dom0.cpio; do
 done
 
 boot() {
-	local log=$1 iommu=
+	local log=$1 plan=$2 limit=$3 iommu=
 	[ "$IOMMU" = intel ] && iommu="-device intel-iommu,intremap=on,caching-mode=on"
 	local xen_cmd="console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=2 loglvl=all guest_loglvl=all iommu=verbose"
-	local dom0_cmd="console=hvc0 earlyprintk=xen loglevel=6 xenpci.plan=${PLAN//,/+} ${DOM0_EXTRA:-}"
+	local dom0_cmd="console=hvc0 earlyprintk=xen loglevel=6 xenpci.plan=${plan//,/+} xenpci.scale=$TIME_SCALE ${DOM0_EXTRA:-}"
 	# shellcheck disable=SC2086
-	timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
+	timeout --foreground -k 10 "$limit" qemu-system-x86_64 \
 		-machine q35,accel=tcg -cpu "$CPU" -m 2G -smp 2 -nic none \
 		-display none -no-reboot -serial stdio -monitor none \
 		$iommu $DEVICES \
@@ -46,86 +63,84 @@ boot() {
 		< /dev/null 2>&1 | tr -d '\r' > "$log"
 }
 
-# Why a run failed, when the log proves it was the lab and not the code.
-lab_failure() {
-	local log=$1
-	grep -q 'XENPCI-LAB-FAILURE' "$log" && { grep -m1 'XENPCI-LAB-FAILURE' "$log"; return 0; }
-	local segv
-	segv=$(grep -m1 -E '^[^(]*\[[0-9]+\]: segfault at|traps: .* general protection' "$log")
-	[ -n "$segv" ] && { echo "dom0 user-space crash: $segv"; return 0; }
-	return 1
-}
+# The groups.conf column $2 of group $1 (empty for an unknown group).
+conf() { awk -v g="$1" -v c="$2" '!/^#/ && $1 == g { print $c }' "$CONF"; }
 
-# Print the results of one run; sets PASS FAIL SKIP.
-report() {
-	local log=$1
-	PASS=0 FAIL=0 SKIP=0
-	local group="" line
-	while IFS= read -r line; do
-		case "$line" in
-			XENPCI-GROUP-BEGIN*) group=${line#XENPCI-GROUP-BEGIN }; continue ;;
-			XENPCI-GROUP-END*)
-				case "$line" in *rc=0) ;; *) echo "# group $group ended with ${line##* }" ;; esac
-				group=""; continue ;;
-		esac
-		[ -n "$group" ] || continue
-		case "$line" in
-			"ok "*"# SKIP"*) SKIP=$((SKIP + 1)); echo "ok $group: ${line#ok }" ;;
-			"ok "[0-9]*) PASS=$((PASS + 1)); echo "ok $group: ${line#ok }" ;;
-			"not ok "[0-9]*) FAIL=$((FAIL + 1)); echo "not ok $group: ${line#not ok }" ;;
-			"# "*) echo "$group $line" ;;
-		esac
-	done < "$log"
-	# A group that started and never ended counts as a failure.
-	local begun ended
-	begun=$(grep -c '^XENPCI-GROUP-BEGIN' "$log")
-	ended=$(grep -c '^XENPCI-GROUP-END' "$log")
-	if [ "$begun" != "$ended" ] || [ "$begun" = 0 ]; then
-		echo "not ok run: $((begun - ended)) group(s) did not finish, $begun started"
-		FAIL=$((FAIL + 1))
-	fi
-}
-
-with_cpu_lock
-attempt=0
-while :; do
-	attempt=$((attempt + 1))
-	log=$LOGDIR/xen-$(date +%Y%m%d-%H%M%S).log
-	log "booting Xen (plan $PLAN, cpu $CPU, iommu $IOMMU), log $log"
-	t0=$SECONDS
-	boot "$log"
-	log "QEMU ran $((SECONDS - t0)) s"
-	ln -sf "$(basename "$log")" "$LOGDIR/latest.log"
-	report "$log" > "$log.results"
-	if [ "$FAIL" -gt 0 ] && why=$(lab_failure "$log") && [ "$attempt" -le "$LAB_RETRIES" ]; then
-		echo "# LAB FAILURE (not a test failure), retrying once: $why"
-		continue
-	fi
-	break
+# The boots of the plan, in order: "family group,group,..." per line.
+boots=() unknown=()
+declare -A of_boot=()
+for g in ${PLAN//,/ }; do
+	b=$(conf "$g" 2)
+	if [ -z "$b" ]; then unknown+=("$g"); continue; fi
+	[ -n "${ONE_BOOT:-}" ] && b=one
+	[ -n "${of_boot[$b]+x}" ] || boots+=("$b")
+	of_boot[$b]=${of_boot[$b]:+${of_boot[$b]},}$g
 done
 
-if [ -n "${SHOW_GUEST:-}" ]; then
-	echo "# --- the guest's console ---"
-	sed -n 's/^(domU) //p' "$log"
-fi
-cat "$log.results"
-if [ "$FAIL" -gt 0 ]; then
-	why=$(lab_failure "$log") && echo "# this run failed in the lab: $why"
-	grep -q 'XENPCI-END' "$log" || echo "# QEMU stopped before dom0 finished (timeout after ${TIMEOUT}s, or a crash)"
-	# The part of the log that explains it: each failed group's own section
-	# (dom0 and streamed guest lines), or the end of the log.
-	failed=$(awk '/^XENPCI-GROUP-END/ && !/rc=0$/ { print $2 }' "$log")
-	if [ -n "$failed" ]; then
-		for g in $failed; do
-			echo "# --- group $g ($log) ---"
-			sed -n "/^XENPCI-GROUP-BEGIN $g\$/,/^XENPCI-GROUP-END $g /p" "$log" |
-				grep -vE '^(ok|not ok) ' | tail -n 80 | sed 's/^/# /'
-		done
-	else
-		echo "# --- end of the log ($log) ---"
-		grep -v '^(XEN) .*\(mm.c\|p2m\|grant_table.c\)' "$log" | tail -n 60 | sed 's/^/# /'
+with_cpu_lock
+jsons=() notes=() extra_fail=0
+for g in "${unknown[@]}"; do
+	echo "not ok run: no test group named '$g' in PLAN (see selftests/xen-pci/groups.conf)"
+	extra_fail=$((extra_fail + 1))
+done
+stamp=$(date +%Y%m%d-%H%M%S)
+for b in "${boots[@]}"; do
+	plan=${of_boot[$b]}
+	limit=$BOOT_OVERHEAD
+	for g in ${plan//,/ }; do limit=$((limit + $(conf "$g" 5))); done
+	limit=$(awk -v l="$limit" -v s="$TIME_SCALE" 'BEGIN { printf "%d", l * s + 0.5 }')
+	limit=${TIMEOUT:-$limit}
+	attempt=0
+	while :; do
+		attempt=$((attempt + 1))
+		log=$LOGDIR/xen-$stamp-$b-$attempt.log
+		log "boot $b: groups $plan, QEMU limit $limit s (cpu $CPU, iommu $IOMMU), log $log"
+		t0=$SECONDS
+		boot "$log" "$plan" "$limit"
+		secs=$((SECONDS - t0))
+		log "boot $b: QEMU ran $secs s"
+		ln -sf "$(basename "$log")" "$LOGDIR/latest.log"
+		python3 "$top/scripts/verdict.py" check "$log" --plan "$plan" --boot "$b" \
+			--groups "$CONF" --secs "$secs" --limit "$limit" --json "$log.json" > "$log.results"
+		rc=$?
+		if [ "$rc" = 2 ] && [ "$attempt" -le "$LAB_RETRIES" ]; then
+			why=$(sed -n 's/^# this boot failed in the lab: //p' "$log.results")
+			notes+=("boot $b was run again: its first run failed in the lab ($why; log $log)")
+			echo "# LAB FAILURE (not a test failure), boot $b runs again: $why"
+			continue
+		fi
+		break
+	done
+	jsons+=("$log.json")
+	if [ -n "${SHOW_GUEST:-}" ]; then
+		echo "# --- the guests' consoles (boot $b) ---"
+		sed -n 's/^(domU) //p' "$log"
 	fi
+	cat "$log.results"
+	if [ "$rc" != 0 ]; then
+		grep -q 'XENPCI-END' "$log" ||
+			echo "# boot $b: QEMU stopped before dom0 finished (its limit of $limit s, or a crash)"
+		# The part of the log that explains it: each failed group's own
+		# section (dom0 and streamed guest lines), or the end of the log.
+		failed=$(sed -n 's/^not ok \([^:]*\): .*/\1/p' "$log.results" | sort -u)
+		for g in $failed; do
+			if grep -q "^XENPCI-GROUP-BEGIN $g\$" "$log"; then
+				echo "# --- group $g ($log) ---"
+				sed -n "/^XENPCI-GROUP-BEGIN $g\$/,/^XENPCI-GROUP-END $g /p" "$log" |
+					grep -vE '^(ok|not ok) ' | tail -n 80 | sed 's/^/# /'
+			fi
+		done
+		if ! grep -q 'XENPCI-END' "$log"; then
+			echo "# --- end of the log ($log) ---"
+			grep -v '^(XEN) .*\(mm.c\|p2m\|grant_table.c\)' "$log" | tail -n 40 | sed 's/^/# /'
+		fi
+	fi
+done
+
+if [ "${#jsons[@]}" = 0 ]; then
+	echo "xen: 0 passed, $((extra_fail > 0 ? extra_fail : 1)) failed, 0 skipped"
+	exit 1
 fi
-[ "$attempt" -gt 1 ] && echo "# note: $((attempt - 1)) run(s) discarded as lab failures (see $LOGDIR)"
-echo "xen: $PASS passed, $FAIL failed, $SKIP skipped"
-[ "$FAIL" = 0 ]
+args=()
+for n in "${notes[@]}"; do args+=(--note "$n"); done
+python3 "$top/scripts/verdict.py" summary "${jsons[@]}" --extra-fail "$extra_fail" "${args[@]}"

@@ -2,48 +2,94 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Run the test layers, fastest first, and end with one line
-# "N passed, N failed" over all of them.
-#   test.sh host   host tests only (cargo test of the shared protocol/policy code)
-#   test.sh all    host tests, kernel + image build, Xen tests (PLAN=...)
+# "N passed, N failed, N skipped" over all of them.
+#   test.sh host   host tests: cargo test of the shared protocol/policy code,
+#                  and the unit tests of the verdict (scripts/tests/)
+#   test.sh all    host tests, kernel + image build, the harness's own boot
+#                  (scripts/harness-test.sh), then the Xen tests (PLAN=...)
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib.sh"
 cd "$top"
 pass=0 fail=0 skip=0 t0=$SECONDS
+times=()
 
-host() {
-	local out p f
-	log "host tests: cargo test"
-	out=$(cargo test --quiet 2>&1); local rc=$?
-	echo "$out"
-	p=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
-	f=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' | awk '{ s += $1 } END { print s + 0 }')
-	[ "$rc" = 0 ] || [ "$f" -gt 0 ] || f=1
-	pass=$((pass + p)) fail=$((fail + f))
-}
-
-xen() {
-	local rc line
-	scripts/kernel.sh build || { fail=$((fail + 1)); echo "not ok kernel build"; return; }
-	scripts/images.sh all || { fail=$((fail + 1)); echo "not ok image build"; return; }
-	# Shown as it runs, and kept to be counted. (Not `tee /dev/stderr`: when
-	# stderr is a file, reopening it by that name truncates it.)
-	local copy
-	copy=$(mktemp)
-	scripts/run-xen.sh | tee "$copy"; rc=${PIPESTATUS[0]}
-	line=$(grep -E '^xen: [0-9]+ passed, [0-9]+ failed' "$copy" | tail -n 1)
-	rm -f "$copy"
-	if [ -z "$line" ]; then fail=$((fail + 1)); return; fi
-	set -- $(echo "$line" | tr -dc '0-9 ')
+# Adds the counts of a layer's closing line "[word: ]N passed, N failed[, N skipped]"
+# in $2 (a file); a layer that exited non-zero ($1) or printed no such line
+# counts one failure more.
+count() {
+	local rc=$1 file=$2 line
+	line=$(grep -E '^([a-z]+: )?[0-9]+ passed, [0-9]+ failed' "$file" | tail -n 1)
+	if [ -z "$line" ]; then
+		fail=$((fail + 1))
+		echo "not ok: $3 printed no count"
+		return
+	fi
+	set -- $(echo "${line#*: }" | tr -dc '0-9 ')
 	pass=$((pass + $1)) fail=$((fail + $2)) skip=$((skip + ${3:-0}))
 	[ "$rc" = 0 ] || [ "$2" -gt 0 ] || fail=$((fail + 1))
 }
 
+# Runs a layer: shown as it runs, kept to be counted. (Not `tee /dev/stderr`:
+# when stderr is a file, reopening it by that name truncates it.)
+layer() {
+	local name=$1 copy rc t=$SECONDS
+	shift
+	copy=$(mktemp)
+	"$@" 2>&1 | tee "$copy"; rc=${PIPESTATUS[0]}
+	count "$rc" "$copy" "$name"
+	rm -f "$copy"
+	times+=("$name $((SECONDS - t)) s")
+}
+
+cargo_tests() {
+	local out p f rc
+	log "host tests: cargo test"
+	out=$(cargo test --quiet 2>&1); rc=$?
+	echo "$out"
+	p=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+	f=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' | awk '{ s += $1 } END { print s + 0 }')
+	echo "cargo: $p passed, $f failed"
+	return "$rc"
+}
+
+verdict_tests() {
+	local out rc n f
+	log "host tests: the verdict's unit tests"
+	out=$(python3 -m unittest discover -s scripts/tests -p 'test_*.py' 2>&1); rc=$?
+	echo "$out"
+	n=$(echo "$out" | sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in.*/\1/p')
+	f=$(echo "$out" | sed -n 's/^FAILED (\(.*\))$/\1/p' | tr ',' '\n' | sed -n 's/.*=\([0-9]*\)/\1/p' |
+		awk '{ s += $1 } END { print s + 0 }')
+	echo "verdict: $((${n:-0} - f)) passed, $f failed"
+	return "$rc"
+}
+
+build() {
+	scripts/kernel.sh build || { echo "not ok kernel build"; echo "build: 0 passed, 1 failed"; return 1; }
+	scripts/images.sh all || { echo "not ok image build"; echo "build: 0 passed, 1 failed"; return 1; }
+	echo "build: 0 passed, 0 failed"
+}
+
+host() {
+	layer cargo cargo_tests
+	layer verdict verdict_tests
+}
+
 case "${1:-all}" in
 	host) host ;;
-	all) host; xen ;;
+	all)
+		host
+		built=$fail
+		layer build build
+		# Old images would test old code: no Xen layer after a failed build.
+		if [ "$fail" = "$built" ]; then
+			layer harness scripts/harness-test.sh
+			layer xen scripts/run-xen.sh
+		fi ;;
 	*) die "usage: test.sh [host|all]" ;;
 esac
+echo "# layers: ${times[*]/%/;}"
 echo "# wall time $((SECONDS - t0)) s"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" = 0 ]

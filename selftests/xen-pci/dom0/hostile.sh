@@ -42,7 +42,17 @@ dom0_responsive() {
 
 # No domain with this id remains, dying ones included (a dying domain stays
 # while dom0 still maps one of its grants).
-domain_freed() { ! xl list 2>/dev/null | awk 'NR > 1 { print $2 }' | grep -qx "$1"; }
+# xl list must work (and list Domain-0): a failing xl list proves nothing.
+domain_freed() {
+	local out rc
+	out=$(timeout 20 xl list 2>&1)
+	rc=$?
+	if [ "$rc" != 0 ] || ! echo "$out" | awk 'NR > 1 { print $2 }' | grep -qx 0; then
+		echo "# xl list failed (exit status $rc): $(echo "$out" | head -n 3 | tr '\n' ' ')"
+		return 1
+	fi
+	! echo "$out" | awk 'NR > 1 { print $2 }' | grep -qx "$1"
+}
 
 # A command that may hang in the kernel, with a bounded wait (timeout(1)
 # cannot kill a process stuck in D state).
@@ -83,7 +93,12 @@ rogue_destroy() {
 		echo "# backend devices: $(ls /sys/bus/xen-backend/devices/ | tr '\n' ' ')"
 		timeout 10 xenstore-ls -f "/local/domain/0/backend/pci/$did" 2>&1 | head -n 30 | sed 's/^/# /'
 	fi
-	ktap_check "$mode guest: no dying domain left (no grant mapping leaked)" wait_secs 30 domain_freed "$did"
+	if wait_secs 30 domain_freed "$did"; then
+		ktap_test_pass "$mode guest: no dying domain left (no grant mapping leaked)"
+	else
+		ktap_test_fail "$mode guest: no dying domain left (no grant mapping leaked)"
+		domain_freed "$did"
+	fi
 }
 
 hw_byte() { od -A n -t u1 -j "$1" -N 1 "/sys/bus/pci/devices/$BDF/config" | tr -d ' '; }

@@ -232,14 +232,24 @@ find_guest() {
 }
 
 # Streams the guest's console, waits up to $2 s for its phase-1 results and
-# emits them after a result described as $3 (whether there were any).
+# emits them after a result described as $3 (whether there were any). With $4,
+# the number of results the guest must report: $3 passes when it reported
+# exactly that many, and exactly $4 are emitted (missing ones fail).
 guest_phase1() {
-	local did=$1 secs=$2 desc=$3
+	local did=$1 secs=$2 desc=$3 want=${4:-} got k
 	tail -F "$GUEST_LOG" 2>/dev/null | sed -u 's/^/(domU) /' &
 	wait_secs "$secs" guest_count "$did" phase1 || wait_for 5 grep -q XENPCI-DOMU-PHASE1 "$GUEST_LOG"
 	collect_phase "$did" 1 > /tmp/lines || echo "# the guest reported nothing for phase 1"
-	ktap_check "$desc" have_guest_results
-	emit_guest_lines < /tmp/lines
+	if [ -z "$want" ]; then
+		ktap_check "$desc" have_guest_results
+		emit_guest_lines < /tmp/lines
+		return
+	fi
+	got=$(grep -cE '^(not )?ok ' /tmp/lines)
+	[ "$got" = "$want" ] || echo "# the guest reported $got results, want $want"
+	ktap_check "$desc" [ "$got" = "$want" ]
+	awk -v n="$want" '/^(not )?ok / { if (++k > n) next } { print }' /tmp/lines | emit_guest_lines
+	for ((k = got + 1; k <= want; k++)); do ktap_test_fail "guest: result $k missing"; done
 }
 
 # Per-assignment grants (GRANTS=1): the Rust pciback ends them when the guest

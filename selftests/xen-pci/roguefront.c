@@ -8,12 +8,13 @@
  *   roguefront plan MODE BACKEND
  *
  * VENDOR is the device's vendor ID as dom0 sees it (0x1234), BACKEND is "rust"
- * or "c" (the C backend's answers are checked too; where one is only recorded,
- * the case says so), MODE is "ops" (bad requests and storms, then death
+ * or "c" (the C backend's answers are checked too; where its documented answer
+ * differs, Documentation/status.rst, the result's name says so), MODE is "ops" (bad requests and storms, then death
  * mid-request), "states" (the frontend's xenbus state set to garbage and
  * back: a backend may close on it, so it gets a guest of its own) or
  * "setup-magic", "setup-gref", "setup-port" (a connection set up with a bad
- * magic, grant reference or event channel: the backend must refuse it).
+ * magic, grant reference or event channel: the backend must refuse it, which
+ * is watched from here: its state and a request on the page).
  *
  * It connects as the kernel pcifront does: one page granted to dom0 through
  * /dev/xen/gntalloc, an unbound event channel for dom0 through /dev/xen/evtchn,

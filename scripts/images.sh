@@ -130,7 +130,7 @@ dom0() {
 	cp "$tree/tools/testing/selftests/kselftest/ktap_helpers.sh" "$w/xenpci/"
 	cp "$tree/arch/x86/boot/bzImage" "$w/xenpci/vmlinuz-domU"
 	cp "$OUT/domU.cpio.gz" "$w/xenpci/"
-	cp "$OUT/work/domU/bin/cfgbench" "$w/xenpci/"
+	cp "$OUT/work/domU/bin/cfgbench" "$OUT/work/domU/bin/roguefront" "$w/xenpci/"
 	gcc -O2 -static -Wall -o "$w/xenpci/vecstate" "$top/selftests/xen-pci/vecstate.c"
 	# Two concatenated archives: the cached root, then this build's files over it.
 	(cd "$w" && find . -mindepth 1 | cpio -H newc -o --quiet | gzip -1) > "$OUT/dom0-overlay.cpio.gz"

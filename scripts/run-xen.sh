@@ -41,7 +41,7 @@ DEVICES=${DEVICES--device edu,id=edu0}
 LOGDIR=${LOGDIR:-$OUT/logs}
 # Seconds from QEMU's start to dom0's first group, and from its last group to
 # QEMU's exit (measured: see Documentation/dev-guide.rst, "Time budgets").
-BOOT_OVERHEAD=${BOOT_OVERHEAD:-240}
+BOOT_OVERHEAD=${BOOT_OVERHEAD:-150}
 mkdir -p "$LOGDIR"
 
 for f in xen vmlinuz dom0.cpio; do

@@ -64,6 +64,9 @@ check() { echo "XENPCI-GROUP-CHECK $1 $2"; }
 # What a killed group may have left behind: guests, console streams, modules.
 group_cleanup() {
 	local id
+	# For the diagnosis: the guests and their PCI connections as they stood.
+	timeout 20 xl list 2>&1 | sed 's/^/# at the deadline: /'
+	timeout 10 xenstore-ls -f /local/domain/0/backend/pci 2>&1 | head -n 40 | sed 's/^/# at the deadline: /'
 	for id in $(timeout 20 xl list 2>/dev/null | awk 'NR > 2 { print $2 }'); do
 		timeout 30 xl destroy "$id" >/dev/null 2>&1
 	done

@@ -138,14 +138,19 @@ protected_checks() {
 # device's interrupts, for reading the log: its IRQ, dom0's handlers on that
 # line (the C backend's fake handler for shared lines, "xen-pciback[BDF]") and
 # its MSI state.
-# The Rust pciback's dom0 INTx handler counted the guest's 5 INTx interrupts
-# (irq_handlers: BDF:on|off:acking|not acking:COUNT).
+# The Rust pciback's dom0 INTx handler claimed the guest's INTx interrupts
+# (irq_handlers: BDF:on|off:acking|not acking:COUNT): every one dom0 received on
+# the line (/proc/interrupts), and at least one. Not always the 5 the guest
+# raised: dom0 was seen to receive 4 of them (Xen's delivery to dom0, not the
+# handler: /proc/interrupts counted 4 as well).
 intx_claimed() {
-	local line n
+	local line n irq got
 	line=$(grep "^$BDF:" "$DRV/irq_handlers")
-	echo "# irq_handlers: $line"
+	irq=$(cat "/sys/bus/pci/devices/$BDF/irq")
+	got=$(awk -v i="$irq:" '$1 == i { s = 0; for (k = 2; k <= NF && $k ~ /^[0-9]+$/; k++) s += $k; print s }' /proc/interrupts)
+	echo "# irq_handlers: $line; dom0 received ${got:-none} on irq $irq"
 	n=${line##*:}
-	[ "${n:-0}" -ge 5 ]
+	[ "${n:-0}" -ge 1 ] && [ "${n:-0}" = "${got:-x}" ]
 }
 irq_report() {
 	local irq
@@ -217,6 +222,10 @@ collect_phase() {
 	local did=$1 phase=$2 n first=1 start=XENPCI-DOMU-START
 	PHASE_N=0
 	n=$(guest_count "$did" "phase$phase")
+	# Fault injection for the harness's own test: xenpci.break=gap deletes
+	# the guest's third result before dom0 reads them.
+	[ "$(cmdline_arg break)" = gap ] && [ "$phase" = 1 ] &&
+		timeout 10 xenstore-rm "$(xs_guest "$did")/tap/3"
 	if [ "$phase" = 2 ]; then
 		first=$(( $(guest_count "$did" phase1) + 1 ))
 		start=XENPCI-DOMU-PHASE1

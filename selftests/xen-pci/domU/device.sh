@@ -121,11 +121,11 @@ domU_device_tests() {
 		domU_irq_tests
 	fi
 	if [ "$(cmdline_arg protect 0)" = 1 ]; then
-		line=$(od -A n -t u1 -j 60 -N 1 "$GDEV/config" | tr -d ' ')
+		irqline=$(od -A n -t u1 -j 60 -N 1 "$GDEV/config" | tr -d ' ')
 		ktap_test_result "guest writes Interrupt Line, vendor ID, BAR0 and Command (dom0 checks the hardware)" protected_writes
 		ktap_test_result "vendor ID still reads as dom0's after the write" same "0x$(cfg16 0)" "$(cmdline_arg vendor)"
-		ktap_test_result "Interrupt Line still reads $line after the write of 90" \
-			same "$(od -A n -t u1 -j 60 -N 1 "$GDEV/config" | tr -d ' ')" "$line"
+		ktap_test_result "Interrupt Line still reads $irqline after the write of 90" \
+			same "$(od -A n -t u1 -j 60 -N 1 "$GDEV/config" | tr -d ' ')" "$irqline"
 	fi
 	if [ "$FRONT" = rust ] && [ "$(cmdline_arg detach 0)" != 1 ] && [ "$(cmdline_arg bench 0)" = 0 ]; then
 		ktap_test_result "rust pcifront unbinds (device gone) and unloads" rust_pcifront_unbind

@@ -36,7 +36,14 @@ __rust_helper bool rust_helper_xen_has_pv_devices(void)
 
 #ifdef CONFIG_X86
 #include <asm/pvclock.h>
+#include <asm/xen/hypercall.h>
 #include <xen/xen-ops.h>
+
+/* On x86 this is static inline; elsewhere it is an exported function. */
+__rust_helper int rust_helper_HYPERVISOR_event_channel_op(int cmd, void *arg)
+{
+	return HYPERVISOR_event_channel_op(cmd, arg);
+}
 
 /*
  * Xen system time of the calling vCPU, in nanoseconds since the hypervisor

@@ -25,6 +25,29 @@ end_phase() {
 }
 
 echo "XENPCI-DOMU-START kernel $(uname -r) uptime $(uptime_s)"
+# ---- begin: the kunit group (xenpci.front=kunit, dom0/kunit.sh) ----
+# No device: report the KUnit suites that ran at this guest's boot. They print
+# at KERN_INFO, below the console's loglevel: copy their KTAP from the kernel
+# log to the console (prefixed "KUNIT: ") and to xenstore (data/xenpci/kunit/N,
+# then data/xenpci/kunit/lines = N), in batches of 20 lines per write.
+if [ "$(cmdline_arg front c)" = kunit ]; then
+	dmesg -s 1048576 | sed 's/^\[ *[0-9.]*\] //' |
+		grep -E '^ *(KTAP version [0-9]+|1\.\.[0-9]+|# |(not )?ok [0-9]+ )' > /tmp/kunit.ktap
+	echo "XENPCI-DOMU-KUNIT-BEGIN"
+	n=0
+	set --
+	while IFS= read -r line; do
+		n=$((n + 1))
+		echo "KUNIT: $line"
+		set -- "$@" "$XS/kunit/$n" "$line"
+		if [ $# -ge 40 ]; then xenstore-write "$@"; set --; fi
+	done < /tmp/kunit.ktap
+	[ $# -gt 0 ] && xenstore-write "$@"
+	xenstore-write "$XS/kunit/lines" "$n"
+	echo "XENPCI-DOMU-KUNIT-END $n"
+	exit 0
+fi
+# ---- end: the kunit group ----
 ktap_print_header
 for f in domU/*.sh; do . "$f"; done
 if [ "$FRONT" = rogue ]; then

@@ -957,6 +957,16 @@ mod tests {
 
     #[test]
     fn root_bus_lifecycle() -> Result {
+        // In the initial domain, the Xen PCI notifier (`drivers/xen/pci.c`) reports every device
+        // added or removed to Xen: Xen 4.17 refuses the add on this made-up segment, then takes
+        // a fatal page fault in `vpci_remove_device()` on the remove. The case runs in guests,
+        // which have no such notifier.
+        #[cfg(CONFIG_XEN_DOM0)]
+        if crate::xen::is_initial_domain() {
+            crate::xen::kunit_skip(c"not in a Xen initial domain (its PCI notifier crashes Xen)");
+            return Ok(());
+        }
+
         let parent = faux::Registration::new(c"rust_pci_host_kunit", None)?;
         let parent: &device::Device<device::Bound> = parent.as_ref().as_ref();
 

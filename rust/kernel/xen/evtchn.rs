@@ -108,6 +108,26 @@ impl Drop for LocalPort<'_> {
     }
 }
 
+/// An owner of a port of this domain that is not bound to an IRQ yet, which it can hand over
+/// to a [`Registration`].
+///
+/// # Safety
+///
+/// [`OwnedPort::into_port`] returns a port of this domain, not bound to an IRQ, whose ownership
+/// (the duty to close it) passes to the caller.
+unsafe trait OwnedPort {
+    /// Gives up the port without closing it.
+    fn into_port(self) -> Port;
+}
+
+// SAFETY: By the type invariant a `LocalPort` owns an allocated, unbound port; `ManuallyDrop`
+// keeps it from being closed here.
+unsafe impl OwnedPort for LocalPort<'_> {
+    fn into_port(self) -> Port {
+        ManuallyDrop::new(self).port
+    }
+}
+
 /// How events of a channel are acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EoiMode {
@@ -315,26 +335,46 @@ impl<'a, T: Handler + 'a> Registration<'a, T> {
         name: &'static CStr,
         handler: impl PinInit<T, Error> + 'a,
     ) -> impl PinInit<Self, Error> + 'a {
+        // SAFETY: `LocalPort` owns an unbound port (see `OwnedPort`); the caller does not forget
+        // the registration.
+        unsafe { Self::new_owned(port, mode, flags, name, handler) }
+    }
+
+    /// Binds the port owned by `port` to the handler; the port is consumed as in
+    /// [`Registration::new_local`].
+    ///
+    /// # Safety
+    ///
+    /// Callers must not `mem::forget()` the returned [`Registration`] or otherwise prevent its
+    /// [`Drop`] implementation from running.
+    unsafe fn new_owned<P: OwnedPort + 'a>(
+        port: P,
+        mode: EoiMode,
+        flags: Flags,
+        name: &'static CStr,
+        handler: impl PinInit<T, Error> + 'a,
+    ) -> impl PinInit<Self, Error> + 'a {
         try_pin_init!(&this in Self {
             irq: Irq(0),
             handler <- handler,
             _pin: PhantomPinned,
             _dev: PhantomData,
             _: {
-                let port = ManuallyDrop::new(port);
+                let port = port.into_port();
                 let bind = match mode {
                     EoiMode::Auto => bindings::bind_evtchn_to_irqhandler,
                     EoiMode::Late => bindings::bind_evtchn_to_irqhandler_lateeoi,
                 };
 
                 // SAFETY:
-                // - `port` is an unbound port owned by us (type invariant of `LocalPort`).
+                // - `port` is a port of this domain, not bound to an IRQ, that we now own (safety
+                //   requirement of `OwnedPort`).
                 // - The handler and its fields are initialised, so the callback may run at once;
                 //   it only accesses `handler`.
                 // - The cookie stays valid until `drop` unbinds the channel (`Self` is pinned).
                 let irq = to_result_irq(unsafe {
                     bind(
-                        port.port.0,
+                        port.0,
                         Some(handle_callback::<T>),
                         flags.into_inner(),
                         name.as_char_ptr(),
@@ -475,45 +515,192 @@ mod tests {
         assert_eq!(Port::from_raw(5).as_raw(), 5);
     }
 
-    struct Dummy;
+    use crate::{
+        sync::{
+            atomic::{
+                Atomic,
+                Relaxed, //
+            },
+            Arc, //
+        },
+        time::{
+            delay::fsleep,
+            Delta, //
+        },
+    };
 
-    impl Handler for Dummy {
-        fn handle(&self, irq: &Irq) -> IrqReturn {
-            irq.lateeoi(Eoi::Spurious);
-            IrqReturn::None
+    /// A port of this domain, closed when dropped: a stand-in for [`LocalPort`], which needs a
+    /// xenbus device, for a channel between two ports of the same domain.
+    struct TestPort(Port);
+
+    impl TestPort {
+        /// Allocates a port that this domain itself may bind to.
+        fn alloc_unbound() -> Result<Self> {
+            let mut op = bindings::evtchn_alloc_unbound {
+                dom: crate::xen::DomId::SELF.as_raw(),
+                remote_dom: crate::xen::DomId::SELF.as_raw(),
+                port: 0,
+            };
+            // SAFETY: `op` is a valid argument of `EVTCHNOP_alloc_unbound`, valid for writes.
+            to_result(unsafe {
+                bindings::HYPERVISOR_event_channel_op(
+                    bindings::EVTCHNOP_alloc_unbound as c_int,
+                    (&raw mut op).cast(),
+                )
+            })?;
+            Ok(Self(Port(op.port)))
+        }
+
+        /// Allocates a port of this domain connected to `remote`, an unbound port allocated by
+        /// [`TestPort::alloc_unbound`].
+        fn connect(remote: Port) -> Result<Self> {
+            let mut op = bindings::evtchn_bind_interdomain {
+                remote_dom: crate::xen::DomId::SELF.as_raw(),
+                remote_port: remote.0,
+                local_port: 0,
+            };
+            // SAFETY: `op` is a valid argument of `EVTCHNOP_bind_interdomain`, valid for writes.
+            to_result(unsafe {
+                bindings::HYPERVISOR_event_channel_op(
+                    bindings::EVTCHNOP_bind_interdomain as c_int,
+                    (&raw mut op).cast(),
+                )
+            })?;
+            Ok(Self(Port(op.local_port)))
         }
     }
 
-    type Reg<'a> = Result<Pin<KBox<Registration<'a, Dummy>>>>;
-
-    fn local(port: LocalPort<'_>) -> Reg<'_> {
-        // SAFETY: Never called; only instantiated.
-        let reg = unsafe {
-            Registration::new_local(
-                port,
-                EoiMode::Late,
-                Flags::TRIGGER_NONE,
-                c"dummy",
-                Ok(Dummy),
-            )
-        };
-        KBox::pin_init(reg, GFP_KERNEL)
+    impl Drop for TestPort {
+        fn drop(&mut self) {
+            let mut op = bindings::evtchn_close { port: self.0 .0 };
+            // SAFETY: `op` is a valid argument of `EVTCHNOP_close`; the port is ours.
+            let _ = unsafe {
+                bindings::HYPERVISOR_event_channel_op(
+                    bindings::EVTCHNOP_close as c_int,
+                    (&raw mut op).cast(),
+                )
+            };
+        }
     }
 
-    fn interdomain(dev: &xenbus::Device<Bound>) -> Reg<'_> {
-        // SAFETY: Never called; only instantiated.
-        let reg = unsafe {
-            Registration::new_interdomain(dev, Port(1), Flags::TRIGGER_NONE, c"dummy", Ok(Dummy))
-        };
-        KBox::pin_init(reg, GFP_KERNEL)
+    // SAFETY: A `TestPort` owns a port of this domain that no IRQ is bound to; `ManuallyDrop`
+    // keeps it from being closed here.
+    unsafe impl OwnedPort for TestPort {
+        fn into_port(self) -> Port {
+            ManuallyDrop::new(self).0
+        }
     }
 
-    /// Instantiates `Registration` (without binding anything), so that it is built and linked.
+    /// What the handler of one end saw.
+    struct Seen {
+        events: Atomic<u32>,
+        irq: Atomic<u32>,
+    }
+
+    struct Counter {
+        seen: Arc<Seen>,
+        mode: EoiMode,
+    }
+
+    impl Handler for Counter {
+        fn handle(&self, irq: &Irq) -> IrqReturn {
+            self.seen.irq.store(irq.number(), Relaxed);
+            self.seen.events.fetch_add(1, Relaxed);
+            if self.mode == EoiMode::Late {
+                irq.lateeoi(Eoi::Handled);
+            }
+            IrqReturn::Handled
+        }
+    }
+
+    fn counter(mode: EoiMode) -> Result<(Arc<Seen>, Counter)> {
+        let seen = Arc::new(
+            Seen {
+                events: Atomic::new(0),
+                irq: Atomic::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        Ok((seen.clone(), Counter { seen, mode }))
+    }
+
+    /// Waits up to a second for `seen` to count `events` events.
+    fn wait_events(seen: &Seen, events: u32) -> u32 {
+        for _ in 0..100 {
+            if seen.events.load(Relaxed) >= events {
+                break;
+            }
+            fsleep(Delta::from_millis(10));
+        }
+        seen.events.load(Relaxed)
+    }
+
+    /// Two ports of this domain connected to each other, each bound to a handler through
+    /// `Registration` (one in each EOI mode): a notify at one end runs the handler of the other,
+    /// once per notify (the late-EOI end acknowledges each event, which unmasks the channel).
     #[test]
-    fn registration_instantiates() {
-        let local: for<'a> fn(LocalPort<'a>) -> Reg<'a> = local;
-        let interdomain: for<'a> fn(&'a xenbus::Device<Bound>) -> Reg<'a> = interdomain;
-        assert!(!core::hint::black_box(local as *const ()).is_null());
-        assert!(!core::hint::black_box(interdomain as *const ()).is_null());
+    fn loopback_channel() -> Result {
+        let (seen_a, handler_a) = counter(EoiMode::Late)?;
+        let (seen_b, handler_b) = counter(EoiMode::Auto)?;
+
+        let port_a = TestPort::alloc_unbound()?;
+        let raw_a = port_a.0;
+        // SAFETY: The registration is dropped at the end of the test.
+        let a = KBox::pin_init(
+            unsafe {
+                Registration::new_owned(
+                    port_a,
+                    EoiMode::Late,
+                    Flags::TRIGGER_NONE,
+                    c"rust_xen_evtchn_a",
+                    Ok(handler_a),
+                )
+            },
+            GFP_KERNEL,
+        )?;
+        let port_b = TestPort::connect(raw_a)?;
+        // SAFETY: The registration is dropped at the end of the test.
+        let b = KBox::pin_init(
+            unsafe {
+                Registration::new_owned(
+                    port_b,
+                    EoiMode::Auto,
+                    Flags::TRIGGER_NONE,
+                    c"rust_xen_evtchn_b",
+                    Ok(handler_b),
+                )
+            },
+            GFP_KERNEL,
+        )?;
+        assert_ne!(a.irq().number(), b.irq().number());
+
+        // Nothing was signalled yet: `a` has no event. Xen sets the connecting port `b` pending
+        // once when it connects (notifications sent to the unbound port could be lost), so `b`
+        // may have one.
+        fsleep(Delta::from_millis(20));
+        assert_eq!(seen_a.events.load(Relaxed), 0);
+        let b0 = seen_b.events.load(Relaxed);
+        assert!(b0 <= 1);
+
+        b.irq().notify();
+        assert_eq!(wait_events(&seen_a, 1), 1);
+        assert_eq!(seen_a.irq.load(Relaxed), a.irq().number());
+        // A second event reaches the late-EOI end only if the first one was acknowledged.
+        b.irq().notify();
+        assert_eq!(wait_events(&seen_a, 2), 2);
+        assert_eq!(seen_b.events.load(Relaxed), b0);
+
+        a.irq().notify();
+        assert_eq!(wait_events(&seen_b, b0 + 1), b0 + 1);
+        assert_eq!(seen_b.irq.load(Relaxed), b.irq().number());
+        assert_eq!(seen_a.events.load(Relaxed), 2);
+
+        // Unbinding closes both ports.
+        drop(b);
+        drop(a);
+        Ok(())
     }
+
+    // `Registration::new_local` and `new_interdomain` need a xenbus device; they are built (not
+    // run) by the drivers.
 }

@@ -161,6 +161,33 @@ impl fmt::Display for DomId {
     }
 }
 
+/// Marks the running KUnit test case as skipped, with `reason` as its status comment, as C's
+/// `kunit_mark_skipped()` does; the case should then return without asserting anything.
+///
+/// For cases that cannot run in some kind of domain. Does nothing outside a KUnit test.
+#[cfg(any(CONFIG_RUST_XEN_KUNIT_TEST, CONFIG_RUST_PCI_KUNIT_TEST))]
+pub(crate) fn kunit_skip(reason: &CStr) {
+    // SAFETY: `kunit_get_current_test()` has no preconditions.
+    let test = unsafe { bindings::kunit_get_current_test() };
+    if test.is_null() {
+        return;
+    }
+
+    // SAFETY: `test` is the test case running on this thread, valid for the duration of the
+    // call. The status and its comment are written by the test's own thread, as
+    // `kunit_mark_skipped()` does; the comment stays NUL-terminated.
+    unsafe {
+        let comment = &mut (*test).status_comment;
+        let len = reason.to_bytes().len().min(comment.len() - 1);
+        for (dst, &src) in comment.iter_mut().zip(&reason.to_bytes()[..len]) {
+            // CAST: A byte of the string, as the C `char` it is.
+            *dst = src as c_char;
+        }
+        comment[len] = 0;
+        (&raw mut (*test).status).write_volatile(bindings::kunit_status_KUNIT_SKIPPED);
+    }
+}
+
 #[cfg(CONFIG_RUST_XEN_KUNIT_TEST)]
 #[macros::kunit_tests(rust_xen_domid)]
 mod tests {

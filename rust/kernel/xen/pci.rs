@@ -389,28 +389,126 @@ impl<T: FrontendOps> Drop for FrontendOpsRegistration<T> {
 mod tests {
     use super::*;
 
-    struct Dummy;
+    use crate::sync::atomic::{
+        Atomic,
+        Relaxed, //
+    };
 
-    impl FrontendOps for Dummy {
+    /// What `Answers::enable_msi` answers: a pirq, or an error when 0.
+    static PIRQ: Atomic<u32> = Atomic::new(0);
+    /// The calls of the hooks that return nothing, and of `enable_msix`.
+    static DISABLE_MSI: Atomic<u32> = Atomic::new(0);
+    static DISABLE_MSIX: Atomic<u32> = Atomic::new(0);
+    static ENABLE_MSIX: Atomic<u32> = Atomic::new(0);
+
+    /// Hooks that never look at the device.
+    struct Answers;
+
+    impl FrontendOps for Answers {
         fn enable_msi(_dev: &pci::Device) -> Result<u32> {
-            Err(ENODEV)
+            match PIRQ.load(Relaxed) {
+                0 => Err(ENODEV),
+                pirq => Ok(pirq),
+            }
         }
 
-        fn disable_msi(_dev: &pci::Device) {}
+        fn disable_msi(_dev: &pci::Device) {
+            DISABLE_MSI.fetch_add(1, Relaxed);
+        }
 
         fn enable_msix(_dev: &pci::Device, _entries: &[u16], _pirqs: &mut [u32]) -> Result {
+            ENABLE_MSIX.fetch_add(1, Relaxed);
             Err(ENODEV)
         }
 
-        fn disable_msix(_dev: &pci::Device) {}
+        fn disable_msix(_dev: &pci::Device) {
+            DISABLE_MSIX.fetch_add(1, Relaxed);
+        }
     }
 
-    /// Instantiates the hooks (without installing them), so that they are built and linked.
+    /// The C hooks of `Answers` translate its answers as the architecture code expects: the
+    /// pirq in the vector array and 0, or a negative errno and the array untouched; bad MSI-X
+    /// vector counts are refused before the frontend is asked.
     #[test]
-    fn frontend_ops_instantiate() {
-        let new: fn() -> Result<FrontendOpsRegistration<Dummy>> =
-            FrontendOpsRegistration::<Dummy>::new;
-        assert!(!core::hint::black_box(new as *const ()).is_null());
-        assert!(Adapter::<Dummy>::VTABLE.enable_msix.is_some());
+    fn frontend_ops_translate() -> Result {
+        let vtable = &Adapter::<Answers>::VTABLE;
+        let (enable_msi, disable_msi, enable_msix, disable_msix) = (
+            vtable.enable_msi.ok_or(EINVAL)?,
+            vtable.disable_msi.ok_or(EINVAL)?,
+            vtable.enable_msix.ok_or(EINVAL)?,
+            vtable.disable_msix.ok_or(EINVAL)?,
+        );
+        // Zeroed memory standing for the device: the hooks of `Answers` never look at it, and
+        // the MSI-X hook refuses the counts used here before looking at its descriptors.
+        let dev = KBox::<bindings::pci_dev>::new_uninit(GFP_KERNEL | crate::alloc::flags::__GFP_ZERO)?;
+        // SAFETY: The memory is zeroed, a valid value of a C structure of integers and pointers.
+        let dev = KBox::into_raw(unsafe { dev.assume_init() });
+        let mut vectors: [c_int; 2] = [-1; 2];
+
+        PIRQ.store(77, Relaxed);
+        // SAFETY: `dev` is valid memory the hooks do not look at; `vectors` has two elements.
+        assert_eq!(unsafe { enable_msi(dev, vectors.as_mut_ptr()) }, 0);
+        assert_eq!(vectors, [77, -1]);
+
+        // A pirq that does not fit in a C `int`.
+        PIRQ.store(u32::MAX, Relaxed);
+        vectors = [-1; 2];
+        // SAFETY: As above.
+        assert_eq!(unsafe { enable_msi(dev, vectors.as_mut_ptr()) }, ERANGE.to_errno());
+        assert_eq!(vectors, [-1, -1]);
+
+        PIRQ.store(0, Relaxed);
+        // SAFETY: As above.
+        assert_eq!(unsafe { enable_msi(dev, vectors.as_mut_ptr()) }, ENODEV.to_errno());
+        assert_eq!(vectors, [-1, -1]);
+
+        let before = ENABLE_MSIX.load(Relaxed);
+        // CAST: A small constant.
+        for nvec in [0, -1, MAX_MSIX_VECTORS as c_int + 1] {
+            // SAFETY: As above; the count is refused before the array or the device is used.
+            assert_eq!(unsafe { enable_msix(dev, vectors.as_mut_ptr(), nvec) }, EINVAL.to_errno());
+        }
+        assert_eq!(ENABLE_MSIX.load(Relaxed), before);
+        assert_eq!(vectors, [-1, -1]);
+
+        let (msi, msix) = (DISABLE_MSI.load(Relaxed), DISABLE_MSIX.load(Relaxed));
+        // SAFETY: As above.
+        unsafe { disable_msi(dev) };
+        assert_eq!(DISABLE_MSI.load(Relaxed), msi + 1);
+        // SAFETY: As above.
+        unsafe { disable_msix(dev) };
+        assert_eq!(DISABLE_MSIX.load(Relaxed), msix + 1);
+
+        // SAFETY: `dev` came from `KBox::into_raw` above and is no longer used.
+        drop(unsafe { KBox::from_raw(dev) });
+        Ok(())
+    }
+
+    /// Registering installs the hooks in `xen_pci_frontend`, a second registration is refused
+    /// while they are in place, and dropping removes them.
+    #[test]
+    fn frontend_ops_registration() -> Result {
+        // SAFETY: `xen_pci_frontend` is a valid global pointer; see `FrontendOpsRegistration`.
+        let global =
+            unsafe { crate::sync::atomic::Atomic::from_ptr(&raw mut bindings::xen_pci_frontend) };
+        if !global.load(Relaxed).is_null() {
+            crate::xen::kunit_skip(c"a PCI frontend's hooks are installed");
+            return Ok(());
+        }
+
+        let reg = FrontendOpsRegistration::<Answers>::new()?;
+        assert!(!reg.ops.is_null());
+        assert_eq!(global.load(Relaxed), reg.ops);
+        assert_eq!(FrontendOpsRegistration::<Answers>::new().err(), Some(EBUSY));
+        assert_eq!(global.load(Relaxed), reg.ops);
+        drop(reg);
+        assert!(global.load(Relaxed).is_null());
+
+        // And again, once they are gone.
+        let reg = FrontendOpsRegistration::<Answers>::new()?;
+        assert_eq!(global.load(Relaxed), reg.ops);
+        drop(reg);
+        assert!(global.load(Relaxed).is_null());
+        Ok(())
     }
 }

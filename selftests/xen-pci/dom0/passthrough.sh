@@ -67,7 +67,7 @@ name = "$GUEST"
 type = "pv"
 kernel = "/xenpci/vmlinuz-domU"
 ramdisk = "/xenpci/domU.cpio.gz"
-extra = "console=hvc0 loglevel=6 xenpci.front=$front xenpci.detach=$detach xenpci.guest_bdf=${GUEST_BDF:-0000:00:00.0} xenpci.protect=${PROTECT:-0} xenpci.irq=${IRQ:-0} $(guest_expect)"
+extra = "console=hvc0 loglevel=6 kunit.enable=0 xenpci.front=$front xenpci.detach=$detach xenpci.guest_bdf=${GUEST_BDF:-0000:00:00.0} xenpci.protect=${PROTECT:-0} xenpci.irq=${IRQ:-0} $(guest_expect)"
 memory = 192
 vcpus = 1
 on_poweroff = "destroy"

@@ -26,6 +26,8 @@ with_cpu_lock() {
 # The default test plan: every group of selftests/xen-pci/groups.conf but the
 # demo (make run), the benchmarks (make bench) and the harness's self-tests.
 default_plan() {
-	awk '!/^#/ && NF == 5 && $2 !~ /^(demo|bench|harness)$/ { printf "%s%s", s, $1; s = "," }' \
+	awk '{ sub(/#.*/, "") } NF == 0 { next }
+		NF != 5 { print "groups.conf:" NR ": not 5 columns" > "/dev/stderr"; bad = 1; exit 1 }
+		$2 !~ /^(demo|bench|harness)$/ { printf "%s%s", s, $1; s = "," }' \
 		"$(dirname "${BASH_SOURCE[0]}")/../selftests/xen-pci/groups.conf"
 }

@@ -32,8 +32,10 @@ PLAN = re.compile(r'^1\.\.(\d+)(?:\s*#\s*(.*))?$')
 BEGIN = re.compile(r'^XENPCI-GROUP-BEGIN (\S+)$')
 END = re.compile(r'^XENPCI-GROUP-END (\S+) rc=(-?\d+)(?: secs=(\d+))?')
 CHECK = re.compile(r'^XENPCI-GROUP-CHECK (\S+) (ok|not ok): (.*)$')
-# A dom0 user-space program that crashed (the kernel's report of it).
-CRASH = re.compile(r'^[^(]*\[\d+\]: segfault at|traps: .* general protection')
+BOOT_CHECK = re.compile(r'^XENPCI-BOOT-CHECK (ok|not ok): (.*)$')
+# A dom0 user-space program that crashed (the kernel's report of it, which
+# dom0 copies to the console as it happens).
+CRASH = re.compile(r'^XENPCI-DOM0-CRASH ')
 LAB = 'XENPCI-LAB-FAILURE'
 
 
@@ -77,15 +79,25 @@ class Group:
 
 
 def parse(lines):
-    """The groups of a boot log, in order, and the indexes of lab lines."""
+    """The groups of a boot log, in order (the boot's own checks as a last
+    pseudo-group "boot"), and the indexes of lab lines."""
     groups, cur = [], None
     lab, crashes = [], []
+    boot = Group('boot', 0)
+    boot.plan = 0
+    boot.finished = False
     for i, raw in enumerate(lines):
         line = raw.rstrip('\r\n')
         if LAB in line:
             lab.append((i, line))
         if CRASH.search(line):
             crashes.append((i, line))
+        if line.startswith('XENPCI-END'):
+            boot.finished = True
+        m = BOOT_CHECK.match(line)
+        if m:
+            boot.checks.append((m.group(1) == 'ok', m.group(2), i))
+            continue
         m = BEGIN.match(line)
         if m:
             if cur is not None:
@@ -131,16 +143,31 @@ def parse(lines):
             continue
         if line.startswith('# '):
             cur.comments.append(line)
+    if boot.checks or boot.finished:
+        boot.end = len(lines)
+        boot.rc = 0
+        if boot.finished and not any('after the last group' in c[1] for c in boot.checks):
+            boot.faults.append(('dom0 finished without scanning its kernel log after the '
+                                'last group', None))
+        groups.append(boot)
     return groups, lab, crashes
 
 
 def judge(groups, plan):
     """Adds each group's structural failures; returns the missing groups."""
     for g in groups:
+        if g.name == 'boot':
+            continue
         if g.plan is None and not g.results and any(not c[0] for c in g.checks):
             # Not run: the runner's failed check (no such group, no device)
             # is the verdict.
             continue
+        if g.plan == 0 and g.skip_all is None:
+            g.faults.append(('its plan is 0: it tests nothing', g.plan_line))
+        if g.results and all(r[0] == 'skip' for r in g.results):
+            g.faults.append(('every result skipped', g.results[0][3]))
+        if g.end is not None and sum(1 for c in g.checks if c[1].startswith('kernel log')) != 1:
+            g.faults.append(('its kernel log was not scanned exactly once', g.end))
         if g.skip_all is not None:
             g.faults.append(('skipped as a whole: ' + g.skip_all, g.plan_line))
         elif g.plan is None:
@@ -165,7 +192,7 @@ def judge(groups, plan):
         if plan is not None and g.name not in plan:
             g.faults.append(('ran, but is not in the plan of this boot', g.begin))
     seen = {g.name for g in groups}
-    return [p for p in (plan or []) if p not in seen]
+    return [p for p in plan if p not in seen]
 
 
 def first_failure(g):
@@ -188,6 +215,10 @@ def lab_cause(groups, missing, lab, crashes):
         return None if not missing else (lab[0][1] if lab else None)
     why = []
     for g in failed:
+        # A kernel splat or a deadline is never the lab's.
+        if any(not c[0] and (c[1].startswith('kernel log') or 'deadline' in c[1]
+                             or 'stuck' in c[1]) for c in g.checks):
+            return None
         first = first_failure(g)
         end = g.end if g.end is not None else float('inf')
         c = [line for i, line in crashes if g.begin < i <= min(first, end)]
@@ -200,12 +231,16 @@ def lab_cause(groups, missing, lab, crashes):
 def check(args):
     with open(args.log, errors='replace') as f:
         lines = f.readlines()
-    plan = args.plan.split(',') if args.plan else None
+    plan = args.plan.split(',')
     groups, lab, crashes = parse(lines)
     missing = judge(groups, plan)
     table = groups_conf(args.groups) if args.groups else {}
     out = []
     for g in groups:
+        if g.name == 'boot' and plan and 'boot' not in table:
+            klass = 'project'
+        else:
+            klass = table.get(g.name, {}).get('klass', 'project')
         for status, n, desc, _ in g.results:
             word = 'not ok' if status == 'fail' else 'ok'
             print('%s %s: %d %s' % (word, g.name, n, desc))
@@ -217,8 +252,7 @@ def check(args):
         if fl:
             for c in g.comments[-40:]:
                 print('%s %s' % (g.name, c))
-        out.append(dict(group=g.name, boot=args.boot,
-                        klass=table.get(g.name, {}).get('klass', 'project'),
+        out.append(dict(group=g.name, boot=args.boot, klass=klass,
                         passed=p, failed=fl, skipped=s, secs=g.secs))
     for name in missing:
         print('not ok %s: never started (QEMU stopped before it: its time limit, or a crash)' % name)
@@ -284,7 +318,7 @@ def main():
     sub = ap.add_subparsers(dest='cmd', required=True)
     c = sub.add_parser('check')
     c.add_argument('log')
-    c.add_argument('--plan')
+    c.add_argument('--plan', required=True)
     c.add_argument('--boot', default='boot')
     c.add_argument('--groups', default=os.path.join(os.path.dirname(__file__), '..',
                                                     'selftests', 'xen-pci', 'groups.conf'))

@@ -39,10 +39,13 @@ class Verdict(unittest.TestCase):
     def tearDown(self):
         self.dir.cleanup()
 
-    def check(self, lines, plan='good'):
+    def check(self, lines, plan='good', end=True):
         log = os.path.join(self.dir.name, 'boot.log')
+        if end:
+            lines = lines + ['XENPCI-BOOT-CHECK ok: kernel log clean after the last group',
+                             'XENPCI-END rc=0']
         with open(log, 'w') as f:
-            f.write('\n'.join(lines) + '\nXENPCI-END rc=0\n')
+            f.write('\n'.join(lines) + '\n')
         js = log + '.json'
         p = subprocess.run([sys.executable, VERDICT, 'check', log, '--plan', plan,
                             '--groups', self.conf, '--boot', 'b', '--json', js],
@@ -149,18 +152,57 @@ class Verdict(unittest.TestCase):
         self.assertEqual(self.json['groups'][0]['skipped'], 1)
 
     def test_crash_before_the_failure_is_the_lab(self):
-        body = ['1..2', 'ok 1 a', '[  12.3] xl[123]: segfault at 0 ip 0 sp 0 error 4', 'not ok 2 b']
+        body = ['1..2', 'ok 1 a', 'XENPCI-DOM0-CRASH [  12.3] xl[123]: segfault at 0 ip 0 sp 0 error 4', 'not ok 2 b']
         rc, out = self.check(group('good', body, rc=1))
         self.assertEqual(rc, 2, out)
         self.assertIn('failed in the lab', out)
 
+    def test_crash_with_a_kernel_splat_is_not_the_lab(self):
+        body = ['1..2', 'ok 1 a', 'XENPCI-DOM0-CRASH [  12.3] xl[123]: segfault at 0', 'not ok 2 b']
+        rc, out = self.check(group('good', body, rc=1, checks=(
+            'not ok: kernel log: dom0: [ 12.4] WARNING: at foo',)))
+        self.assertEqual(rc, 1, out)
+
+    def test_crash_line_not_copied_by_dom0_is_not_the_lab(self):
+        body = ['1..2', 'ok 1 a', '[  12.3] xl[123]: segfault at 0 ip 0 sp 0 error 4', 'not ok 2 b']
+        rc, out = self.check(group('good', body, rc=1))
+        self.assertEqual(rc, 1, out)
+
+    def test_plan_of_zero_fails(self):
+        rc, out = self.check(group('good', ['1..0']))
+        self.assertEqual(rc, 1)
+        self.assertIn('its plan is 0', out)
+
+    def test_every_result_skipped_fails(self):
+        rc, out = self.check(group('good', ['1..2', 'ok 1 a # SKIP x', 'ok 2 b # SKIP y']))
+        self.assertEqual(rc, 1)
+        self.assertIn('every result skipped', out)
+
+    def test_group_without_its_kernel_log_scan_fails(self):
+        rc, out = self.check(group('good', ['1..1'] + ok(1), checks=()))
+        self.assertEqual(rc, 1)
+        self.assertIn('its kernel log was not scanned exactly once', out)
+
+    def test_boot_check_failure_counts(self):
+        lines = group('good', ['1..1'] + ok(1))
+        lines.insert(0, 'XENPCI-BOOT-CHECK not ok: kernel log from the boot to the first group: '
+                        'dom0: [ 3.0] BUG: sleeping function called')
+        rc, out = self.check(lines)
+        self.assertEqual(rc, 1)
+        self.assertIn('not ok boot: kernel log from the boot to the first group', out)
+
+    def test_dom0_end_without_the_last_scan_fails(self):
+        rc, out = self.check(group('good', ['1..1'] + ok(1)) + ['XENPCI-END rc=0'], end=False)
+        self.assertEqual(rc, 1)
+        self.assertIn('without scanning its kernel log after the last group', out)
+
     def test_crash_after_the_failure_is_not_the_lab(self):
-        body = ['1..2', 'not ok 1 a', '[  12.3] xl[123]: segfault at 0 ip 0 sp 0 error 4', 'ok 2 b']
+        body = ['1..2', 'not ok 1 a', 'XENPCI-DOM0-CRASH [  12.3] xl[123]: segfault at 0 ip 0 sp 0 error 4', 'ok 2 b']
         rc, out = self.check(group('good', body, rc=1))
         self.assertEqual(rc, 1, out)
 
     def test_crash_in_another_group_is_not_the_lab(self):
-        lines = group('lab', ['1..1', '[  1.0] xl[9]: segfault at 0 ip 0 sp 0 error 4', 'ok 1 a'])
+        lines = group('lab', ['1..1', 'XENPCI-DOM0-CRASH [  1.0] xl[9]: segfault at 0 ip 0 sp 0 error 4', 'ok 1 a'])
         lines += group('good', ['1..1', 'not ok 1 a'], rc=1)
         rc, out = self.check(lines, plan='lab,good')
         self.assertEqual(rc, 1, out)
@@ -177,10 +219,10 @@ class Verdict(unittest.TestCase):
                            capture_output=True, text=True)
         lines = p.stdout.strip().split('\n')
         self.assertEqual(p.returncode, 1)
-        self.assertIn("# the project's drivers: 3 passed, 0 failed, 0 skipped", lines)
+        self.assertIn("# the project's drivers: 4 passed, 0 failed, 0 skipped", lines)
         self.assertIn('# the C reference drivers alone: 1 passed, 1 failed, 0 skipped', lines)
         self.assertIn('# the lab and the harness: 2 passed, 0 failed, 0 skipped', lines)
-        self.assertEqual(lines[-1], 'xen: 6 passed, 2 failed, 0 skipped')
+        self.assertEqual(lines[-1], 'xen: 7 passed, 2 failed, 0 skipped')
 
 
 if __name__ == '__main__':

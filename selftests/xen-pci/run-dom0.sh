@@ -61,6 +61,18 @@ group_entry() {
 
 check() { echo "XENPCI-GROUP-CHECK $1 $2"; }
 
+# Kills what is left of session $1 (a group's), until nothing is; a process
+# stuck in the kernel ignores the kill: gives up after $2 seconds.
+kill_session() {
+	local sid=$1 end=$((SECONDS + $2))
+	kill -KILL -- "-$sid" 2>/dev/null
+	while busybox pgrep -s "$sid" >/dev/null 2>&1; do
+		busybox pkill -KILL -s "$sid" 2>/dev/null
+		[ "$SECONDS" -ge "$end" ] && return 1
+		sleep 1
+	done
+}
+
 # What a killed group may have left behind: guests, console streams, modules.
 group_cleanup() {
 	local id
@@ -71,28 +83,52 @@ group_cleanup() {
 		timeout 30 xl destroy "$id" >/dev/null 2>&1
 	done
 	busybox pkill -f "tail -F $CONSOLE_DIR" 2>/dev/null
-	# In the background: an unload may hang on what the group broke.
+	# An unload may hang on what the group broke: a bounded wait, before the
+	# kernel log is scanned (what the unload says is this group's).
 	( rmmod pciback; rmmod xen-pciback ) >/dev/null 2>&1 &
+	wait_for 30 sh -c "! kill -0 $! 2>/dev/null" || echo "# the modules' unload still hangs after 30 s"
 }
 
 # Kernel messages that fail any group, wherever they appear.
-SPLAT='BUG:|WARNING:|Oops[: ]|KASAN|UBSAN|kernel BUG|general protection fault|Call Trace:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|bad unlock balance|lockdep|nobody cared|rcu_.*stall|RCU stall|self-detected stall|soft lockup|hard LOCKUP|blocked for more than|hung_task|kmemleak|refcount_t: |list_(add|del) corruption|ODEBUG'
+SPLAT='(^|[^A-Z])BUG:|WARNING:|Oops[: ]|KASAN|UBSAN|kernel BUG|Kernel panic|general protection fault|Call Trace:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|bad unlock balance|lockdep|nobody cared|rcu_.*stall|RCU stall|self-detected stall|soft lockup|hard LOCKUP|blocked for more than|hung_task|kmemleak|refcount_t: |list_(add|del) corruption|ODEBUG'
 
-# The kernel log since mark $1 and every guest console this group produced.
+# dom0's kernel log is scanned in consecutive windows, from the boot on: each
+# scan starts at the mark the previous one left, so nothing falls between
+# groups (a release on the xenwatch thread may log after its group ended: the
+# next window has it).
+SCAN_MARK=
+scan_mark() {
+	SCAN_MARK="XENPCI-SCANNED $(date +%s%N)"
+	echo "$SCAN_MARK" > /dev/kmsg
+}
+# dom0's kernel log since the last scan; every guest console of this group
+# (the files in $CONSOLE_DIR, when $1 is "guests"). Sets LOGS_WHY or
+# LOGS_SCANNED.
 logs_clean() {
-	local mark=$1 bad f n=0
-	if ! dmesg | grep -q "$mark"; then
-		LOGS_WHY="the group's start mark is no longer in dom0's kernel log (overflowed or cleared)"
+	local bad f n=0
+	if [ -n "$SCAN_MARK" ] && ! dmesg | grep -q "$SCAN_MARK"; then
+		LOGS_WHY="the last scan's mark is no longer in dom0's kernel log (overflowed or cleared)"
+		scan_mark
 		return 1
 	fi
-	bad=$(dmesg | sed -n "/$mark/,\$p" | grep -E "$SPLAT" | sed 's/^/dom0: /')
-	for f in "$CONSOLE_DIR"/*.log*; do
-		[ -f "$f" ] || continue
-		n=$((n + 1))
-		# The guests' own KTAP lines and comments are not kernel messages.
-		bad+=$(tr -d '\r' < "$f" | grep -vE '^(ok|not ok) [0-9]|^#' | grep -E "$SPLAT" |
-			sed "s|^|${f##*/}: |")
-	done
+	if [ -n "$SCAN_MARK" ]; then
+		bad=$(dmesg | sed -n "/$SCAN_MARK/,\$p" | grep -E "$SPLAT" | sed 's/^/dom0: /')
+	else
+		bad=$(dmesg | grep -E "$SPLAT" | sed 's/^/dom0: /')
+	fi
+	scan_mark
+	if [ "${1:-}" = guests ]; then
+		for f in "$CONSOLE_DIR"/*.log*; do
+			[ -f "$f" ] || continue
+			n=$((n + 1))
+			# The guests' own KTAP lines are not kernel messages.
+			bad+=$(tr -d '\r' < "$f" | grep -vE '^(ok|not ok) [0-9]' | grep -E "$SPLAT" |
+				sed "s|^|${f##*/}: |")
+		done
+		# A dead console daemon would leave the guests' consoles unread.
+		busybox pidof xenconsoled >/dev/null ||
+			bad+="xenconsoled is not running: the guests' consoles were not logged"
+	fi
 	if [ -n "$bad" ]; then
 		echo "$bad" | head -n 20 | sed 's/^/# splat: /'
 		LOGS_WHY="$(echo "$bad" | head -n 1)"
@@ -128,27 +164,40 @@ run_group() {
 	pid=$!
 	while kill -0 "$pid" 2>/dev/null; do
 		if [ "$SECONDS" -ge "$end" ]; then
-			kill -KILL -- "-$pid" 2>/dev/null
-			busybox pkill -KILL -s "$pid" 2>/dev/null
 			killed=1
 			break
 		fi
 		sleep 1
 	done
-	wait "$pid"; rc=$?
 	if [ "$killed" = 1 ]; then
 		echo
 		check "$group" "not ok: did not finish within its deadline of $G_DEADLINE s (killed, its guests destroyed)"
+		if ! kill_session "$pid" 30; then
+			check "$group" "not ok: still stuck in the kernel 30 s after the kill (stack below)"
+			sed 's/^/# stack: /' "/proc/$pid/stack" 2>/dev/null
+		fi
 		group_cleanup
 		rc=124
+	else
+		wait "$pid"; rc=$?
+		# Whatever the group left running in its session goes with it.
+		kill_session "$pid" 10 || echo "# processes of the group's session survive the kill"
 	fi
-	if logs_clean "$mark"; then
+	if logs_clean guests; then
 		check "$group" "ok: kernel logs clean ($LOGS_SCANNED)"
 	else
 		check "$group" "not ok: kernel log: $LOGS_WHY"
 	fi
 	echo "XENPCI-GROUP-END $group rc=$rc secs=$((SECONDS - t0))"
 	[ "$rc" = 0 ]
+}
+
+# dom0 user-space crashes, as the kernel reports them, on the console as they
+# happen (KERN_INFO lines do not reach it by themselves): the host runner ties
+# a failure that follows one to the lab.
+crash_follower() {
+	dmesg -w 2>/dev/null | grep --line-buffered -E 'segfault at|traps: .* general protection' |
+		sed -u 's/^/XENPCI-DOM0-CRASH /'
 }
 
 CONSOLE_DIR=/var/log/xen/console
@@ -164,8 +213,23 @@ log "device under test: ${BDF:-none} ($DEV_ID)"
 log "virt_caps: $(xl info | sed -n 's/^virt_caps *: //p')"
 export BDF DEV_ID
 
+crash_follower &
+# The boot (the built-in KUnit suites included) up to the first group.
+if logs_clean; then
+	echo "XENPCI-BOOT-CHECK ok: kernel log clean from the boot to the first group"
+else
+	echo "XENPCI-BOOT-CHECK not ok: kernel log from the boot to the first group: $LOGS_WHY"
+fi
 rc=0
 for group in $(cmdline_arg plan modules+c-xl | tr '+,' '  '); do
 	run_group "$group" || rc=1
 done
+# What the last group's asynchronous work logged after its scan.
+sleep 5
+if logs_clean; then
+	echo "XENPCI-BOOT-CHECK ok: kernel log clean after the last group"
+else
+	echo "XENPCI-BOOT-CHECK not ok: kernel log after the last group: $LOGS_WHY"
+	rc=1
+fi
 exit $rc

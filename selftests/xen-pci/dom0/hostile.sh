@@ -48,7 +48,7 @@ bounded() {
 	local secs=$1 rc=/tmp/bounded.rc
 	shift
 	rm -f "$rc"
-	( "$@"; echo $? > "$rc" ) &
+	( "$@"; echo $? > "$rc.tmp"; mv "$rc.tmp" "$rc" ) &
 	wait_for "$secs" test -e "$rc" || { echo "# '$*' still running after $secs s"; return 1; }
 	[ "$(cat "$rc")" = 0 ]
 }

@@ -30,7 +30,10 @@ load_frontend() {
 	esac
 }
 
-same() { [ "$1" = "$2" ] || { echo "# got '$1', want '$2'"; return 1; }; }
+same() {
+	[ -n "$2" ] || { echo "# nothing to compare with"; return 1; }
+	[ "$1" = "$2" ] || { echo "# got '$1', want '$2'"; return 1; }
+}
 
 # One second of repeated reads of the ID dword: every read returns dom0's
 # vendor and device IDs (a read that failed would return 0xffffffff).

@@ -214,6 +214,12 @@ fn read_own_u32(dev: &xenbus::Device<Bound>, node: &CStr) -> Result<u32> {
     Nil.read_u32(dev.nodename(), node)
 }
 
+/// Reads `num_devs`, bounded (the loops over it make a xenstore read per index).
+fn read_num_devs(dev: &xenbus::Device<Bound>) -> Result<u32> {
+    let value = Nil.read(dev.nodename(), xs::NUM_DEVS)?;
+    xs::parse_count(&value, xs::NUM_DEVS_MAX).map_err(|_| EINVAL)
+}
+
 /// Claims the device named by `dev-i`, places it, and publishes `vdev-i` and `state-i`.
 ///
 /// On failure nothing stays claimed or placed.
@@ -312,7 +318,7 @@ fn publish_roots(dev: &xenbus::Device<Bound>, shared: &Shared) -> Result {
 
 /// Exports every `dev-i`, then moves to Initialised (and attaches if the frontend is ready).
 fn setup(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>) {
-    let num = match read_own_u32(dev, xs::NUM_DEVS) {
+    let num = match read_num_devs(dev) {
         Ok(n) => n,
         Err(e) => {
             dev.dev_fatal(e, fmt!("reading num_devs"));
@@ -447,7 +453,7 @@ fn reconfigure(dev: &xenbus::Device<Bound>, shared: &Shared) {
 /// Exports the devices whose `state-i` is Initialising and releases those whose `state-i` is
 /// Closing. Errors are reported with `dev_fatal`.
 fn update_devices(dev: &xenbus::Device<Bound>, shared: &Shared) -> Result {
-    let num = match read_own_u32(dev, xs::NUM_DEVS) {
+    let num = match read_num_devs(dev) {
         Ok(n) => n,
         Err(e) => {
             dev.dev_fatal(e, fmt!("reading num_devs"));

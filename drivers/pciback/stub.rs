@@ -123,6 +123,20 @@ impl Registry {
     }
 }
 
+/// Frees the vectors of [`SEIZED`] when dropped: the module keeps one, dropped after both
+/// drivers are unregistered (nothing uses the registry any more). The static itself is never
+/// dropped.
+pub(crate) struct FreeRegistry;
+
+impl Drop for FreeRegistry {
+    fn drop(&mut self) {
+        let mut registry = SEIZED.lock();
+        // Assigning drops the old vectors; the new ones own no memory.
+        registry.ids = KVec::new();
+        registry.devices = KVec::new();
+    }
+}
+
 kernel::sync::global_lock! {
     // SAFETY: Initialised in `PcibackModule::init` before anything else uses it.
     pub(crate) unsafe(uninit) static SEIZED: Mutex<Registry> = Registry::new();

@@ -251,7 +251,7 @@ impl Seized {
             DomainOwner::take_over(this.pdev.clone(), domain).map_err(ClaimError::Owner)?;
         if let Some(stale) = stale {
             dev_warn!(
-                this.pdev.as_ref(),
+                this.pdev().as_ref(),
                 "taking over the stale domain-owner entry of domain {} for domain {}\n",
                 stale,
                 domain

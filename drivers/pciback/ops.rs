@@ -157,14 +157,9 @@ pub(crate) fn serve_one(page: &SharedMemory, topo: &Topology) -> bool {
     let _ = page.write(OFFSET_OP_ERR, response.err);
     let _ = page.write(OFFSET_OP_VALUE, response.value);
 
-    // Clear `_XEN_PCIF_active` atomically (the other bits belong to AER), after the answer:
-    // the fully ordered exchange publishes the writes above first.
-    let mut old = flags.load(kernel::sync::atomic::Relaxed);
-    loop {
-        match flags.cmpxchg(old, old & !XEN_PCIF_ACTIVE, Full) {
-            Ok(_) => break,
-            Err(now) => old = now,
-        }
-    }
+    // Clear `_XEN_PCIF_active` after the answer, in one atomic step whatever the guest writes
+    // meanwhile (the other bits belong to AER): the fully ordered operation publishes the
+    // writes above first.
+    flags.fetch_and(!XEN_PCIF_ACTIVE, Full);
     true
 }

@@ -110,14 +110,18 @@ fn report_unseized(patterns: &[BdfPattern]) {
     }
 }
 
+/// The module. Fields are dropped in declaration order (whatever order `init` initialises
+/// them in): the backend first, which gives every exported device back (reset, restored), then
+/// the PCI driver, which unbinds the seized devices, then the registry's memory.
 #[pin_data]
 struct PcibackModule {
-    #[pin]
-    _stub: driver::Registration<pci::Adapter<stub::Stub>>,
-    // Registered after the PCI driver (and so unregistered before it): backends find the
-    // devices it seized.
+    // Registered after the PCI driver (backends find the devices it seized), unregistered
+    // before it.
     #[pin]
     _backend: driver::Registration<kernel::xen::xenbus::BackendAdapter<xenbus::Backend>>,
+    #[pin]
+    _stub: driver::Registration<pci::Adapter<stub::Stub>>,
+    _registry: stub::FreeRegistry,
 }
 
 impl kernel::InPlaceModule for PcibackModule {
@@ -127,6 +131,8 @@ impl kernel::InPlaceModule for PcibackModule {
             // SAFETY: Called once, before the drivers are registered, so before any other use
             // of `SEIZED`.
             unsafe { SEIZED.init() };
+            // Frees what the registry holds if the load fails from here on, or at unload.
+            let registry = stub::FreeRegistry;
             let mut n = 0;
             for pattern in &patterns {
                 n += SEIZED.lock().add(pattern)?;
@@ -134,7 +140,10 @@ impl kernel::InPlaceModule for PcibackModule {
             if n > 0 {
                 pr_info!("{} function(s) to seize from hide=\n", n);
             }
+            // Initialised in this order; on a failure the fields already initialised are
+            // dropped (the registry's memory with them).
             Ok(try_pin_init!(PcibackModule {
+                _registry: registry,
                 _stub <- driver::Registration::new(c"pciback", module),
                 _backend <- driver::Registration::new(c"xen-pciback", module),
             })

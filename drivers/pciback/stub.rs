@@ -123,6 +123,20 @@ impl Registry {
     }
 }
 
+/// Frees the vectors of [`SEIZED`] when dropped: the module keeps one, dropped after both
+/// drivers are unregistered (nothing uses the registry any more). The static itself is never
+/// dropped.
+pub(crate) struct FreeRegistry;
+
+impl Drop for FreeRegistry {
+    fn drop(&mut self) {
+        let mut registry = SEIZED.lock();
+        // Assigning drops the old vectors; the new ones own no memory.
+        registry.ids = KVec::new();
+        registry.devices = KVec::new();
+    }
+}
+
 kernel::sync::global_lock! {
     // SAFETY: Initialised in `PcibackModule::init` before anything else uses it.
     pub(crate) unsafe(uninit) static SEIZED: Mutex<Registry> = Registry::new();
@@ -167,7 +181,8 @@ pub(crate) enum ClaimError {
     NotSeized,
     /// The device is exported to another guest (or to this one already).
     Busy,
-    /// The domain-owner registry refused the device.
+    /// The domain-owner registry refused the device (out of memory, or an entry registered
+    /// while a stale one was being taken over).
     Owner(Error),
 }
 
@@ -227,7 +242,21 @@ impl Seized {
         if inner.claim.is_some() {
             return Err(ClaimError::Busy);
         }
-        let owner = DomainOwner::register(this.pdev.clone(), domain).map_err(ClaimError::Owner)?;
+        // The device is bound to this driver and claimed by no guest (checked above, under
+        // `inner`), and only PCI backends register owners, for devices they export: an entry
+        // found now is stale (left by a backend that no longer holds the device, C
+        // `xen-pciback` for one). Take it over, as C does, rather than refuse the device until
+        // the next boot.
+        let (owner, stale) =
+            DomainOwner::take_over(this.pdev.clone(), domain).map_err(ClaimError::Owner)?;
+        if let Some(stale) = stale {
+            dev_warn!(
+                this.pdev().as_ref(),
+                "taking over the stale domain-owner entry of domain {} for domain {}\n",
+                stale,
+                domain
+            );
+        }
         inner.claim = Some(Claim {
             domain,
             _owner: owner,

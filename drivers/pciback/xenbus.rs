@@ -18,7 +18,9 @@
 //! [`Arc`] (the work item needs `'static`). The connection ([`Conn`]: the mapped page and the
 //! event channel) borrows the xenbus device; it lives in `Shared::conn`, is created in
 //! [`attach`] and dropped in [`disconnect`], which `unbind` always calls: it never outlives the
-//! binding. A work item that runs after a disconnect finds no connection and does nothing.
+//! binding. [`disconnect`] then waits for the work item (as C flushes it): a run that started
+//! before finds no connection and does nothing, and none is queued or running once it returns,
+//! so none runs after `unbind` or after the module is unloaded.
 //!
 //! Lock order: `Shared::conn`, then `Shared::topo`, then a device's own lock (see `stub`).
 //! One request is served at a time per guest: the channel is bound with late EOI and stays
@@ -212,6 +214,12 @@ fn read_own_u32(dev: &xenbus::Device<Bound>, node: &CStr) -> Result<u32> {
     Nil.read_u32(dev.nodename(), node)
 }
 
+/// Reads `num_devs`, bounded (the loops over it make a xenstore read per index).
+fn read_num_devs(dev: &xenbus::Device<Bound>) -> Result<u32> {
+    let value = Nil.read(dev.nodename(), xs::NUM_DEVS)?;
+    xs::parse_count(&value, xs::NUM_DEVS_MAX).map_err(|_| EINVAL)
+}
+
 /// Claims the device named by `dev-i`, places it, and publishes `vdev-i` and `state-i`.
 ///
 /// On failure nothing stays claimed or placed.
@@ -310,7 +318,7 @@ fn publish_roots(dev: &xenbus::Device<Bound>, shared: &Shared) -> Result {
 
 /// Exports every `dev-i`, then moves to Initialised (and attaches if the frontend is ready).
 fn setup(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>) {
-    let num = match read_own_u32(dev, xs::NUM_DEVS) {
+    let num = match read_num_devs(dev) {
         Ok(n) => n,
         Err(e) => {
             dev.dev_fatal(e, fmt!("reading num_devs"));
@@ -409,11 +417,19 @@ fn try_attach(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>, fe: &CStr) -> R
     Ok(())
 }
 
-/// Unbinds the event channel and unmaps the page; waits for a running request.
+/// Unbinds the event channel, unmaps the page, and waits for the work item.
+///
+/// On return the work item is neither queued nor running, and nothing queues it again until the
+/// next [`attach`]: `unbind` calls this, so no item runs after the device is unbound, or after
+/// the module is unloaded (its function is module code). Called without any of `Shared`'s
+/// locks held (the work item takes them).
 fn disconnect(shared: &Shared) {
     let conn = shared.conn.lock().take();
-    // Unbinding waits for a running handler; a queued work item will find no connection.
+    // Unbinding waits for a running handler, and nothing else queues the work item without the
+    // connection: only a run that saw it (before it was taken) can have queued one.
     drop(conn);
+    // That run, or the one it queued, finds no connection and stops.
+    shared.work.flush();
 }
 
 /// Gives every device back.
@@ -437,7 +453,7 @@ fn reconfigure(dev: &xenbus::Device<Bound>, shared: &Shared) {
 /// Exports the devices whose `state-i` is Initialising and releases those whose `state-i` is
 /// Closing. Errors are reported with `dev_fatal`.
 fn update_devices(dev: &xenbus::Device<Bound>, shared: &Shared) -> Result {
-    let num = match read_own_u32(dev, xs::NUM_DEVS) {
+    let num = match read_num_devs(dev) {
         Ok(n) => n,
         Err(e) => {
             dev.dev_fatal(e, fmt!("reading num_devs"));

@@ -6,7 +6,8 @@
 //! The PCI core calls the accessors with its `pci_lock` held and interrupts disabled, so a round
 //! trip never sleeps: it fills the request in the shared page, sets `_XEN_PCIF_active`, signals
 //! the backend and then polls the event channel (a hypercall that blocks the vCPU, not a sleep)
-//! until the backend clears the bit again, within [`OP_TIMEOUT`].
+//! until the backend clears the bit again, within a deadline. The rules of that wait are pure
+//! code, tested on the host: [`roundtrip`].
 
 use kernel::{
     device::Bound,
@@ -21,8 +22,7 @@ use kernel::{
         atomic::{
             Acquire,
             Atomic,
-            Full,
-            Relaxed, //
+            Full, //
         },
         SpinLockIrq,
     },
@@ -47,13 +47,16 @@ use kernel::{
     },
 };
 
-use crate::common::pciif::{
-    self,
-    RawOp, //
+use crate::common::{
+    pciif::{
+        self,
+        RawOp, //
+    },
+    roundtrip::{
+        self,
+        Outcome, //
+    },
 };
-
-/// How long a round trip may take before the backend is declared unresponsive (as the C driver).
-const OP_TIMEOUT: Delta = Delta::from_secs(2);
 
 /// The event channel's handler.
 ///
@@ -211,69 +214,39 @@ impl<'a> OpChannel<'a> {
     /// Sends `op` to the backend, with its first `msix` MSI-X entries, and waits for the
     /// answer: sets `op.err` and `op.value`, and the `vector` of those entries, from it.
     ///
-    /// Runs in atomic context. A backend that does not answer within [`OP_TIMEOUT`] gets the
-    /// request withdrawn (the active bit cleared), and the operation fails with
+    /// Runs in atomic context. The rules of the wait are those of [`roundtrip`]: the request
+    /// carries the sentinel `err`, a clear bit with the sentinel is not an answer, the poll is
+    /// sliced, and a backend that does not answer within [`roundtrip::OP_TIMEOUT_NS`] gets the
+    /// request withdrawn. Without an answer the operation fails with
     /// `XEN_PCI_ERR_dev_not_found`.
     fn round_trip(&self, op: &mut RawOp, msix: usize) {
-        // `err` goes out as in `op` (0 for a fresh request), so that a stale answer is never taken
-        // for this one's; until an answer comes, the operation has failed.
-        let words = op.request_words();
         let lost = pciif::PciifError::DevNotFound.code();
+        let words = op.request_words();
         (op.err, op.value) = (lost, 0);
 
         let mut slot = self.slot.lock();
-        let irq = self.events.irq();
-
         let Ok(flags) = self.ring.atomic_u32(pciif::OFFSET_FLAGS) else {
             return;
         };
+        let mut page = Page {
+            ring: &self.ring,
+            flags,
+            irq: self.events.irq(),
+            words,
+            msix: op.msix_entries.get(..msix).unwrap_or(&[]),
+            start: Instant::<Monotonic>::now(),
+        };
 
-        // The offsets are inside the page and aligned (checked by the shared code's layout
-        // assertions); a failure would only mean a request that is not sent.
-        for (offset, word) in words {
-            if self.ring.write(offset, word).is_err() {
-                return;
-            }
-        }
-        for (i, entry) in op.msix_entries.iter().enumerate().take(msix) {
-            let (Some(v), Some(e)) = (pciif::msix_vector_offset(i), pciif::msix_entry_offset(i))
-            else {
-                return;
-            };
-            if self.ring.write(v, entry.vector).is_err() || self.ring.write(e, entry.entry).is_err()
-            {
-                return;
-            }
-        }
-
-        // `Full` orders the request's stores before the flag is seen set (C's `wmb()`).
-        set_bits(flags, pciif::XEN_PCIF_ACTIVE);
-        irq.notify();
-
-        let start = Instant::<Monotonic>::now();
-        loop {
-            // `Acquire` orders the reads of the answer after the flag is seen clear.
-            if flags.load(Acquire) & pciif::XEN_PCIF_ACTIVE == 0 {
-                break;
-            }
-
-            let elapsed = start.elapsed();
-            if elapsed >= OP_TIMEOUT {
-                clear_bits(flags, pciif::XEN_PCIF_ACTIVE);
+        match roundtrip::round_trip(&mut page) {
+            Outcome::Answered => {}
+            Outcome::NotSent => return,
+            Outcome::TimedOut | Outcome::Unanswered => {
                 if !slot.timeout_logged {
                     slot.timeout_logged = true;
                     pr_err!("the PCI backend does not answer: configuration accesses fail\n");
                 }
                 return;
             }
-
-            // Clear first, check again, then wait: an answer that comes in between leaves the
-            // channel pending, and the poll returns at once.
-            irq.clear_pending();
-            if flags.load(Acquire) & pciif::XEN_PCIF_ACTIVE == 0 {
-                break;
-            }
-            irq.poll(OP_TIMEOUT - elapsed);
         }
 
         for (i, entry) in op.msix_entries.iter_mut().enumerate().take(msix) {
@@ -292,19 +265,74 @@ impl<'a> OpChannel<'a> {
     }
 }
 
-/// Atomically sets `bits` in the shared flags word, with full ordering.
-fn set_bits(flags: &Atomic<u32>, bits: u32) {
-    let mut old = flags.load(Relaxed);
-    while let Err(cur) = flags.cmpxchg(old, old | bits, Full) {
-        old = cur;
-    }
+/// The shared page and the event channel during one round trip (see [`roundtrip::Channel`]).
+struct Page<'a> {
+    ring: &'a SharedRing,
+    flags: &'a Atomic<u32>,
+    irq: &'a Irq,
+    /// The request's fixed fields, `err` = the sentinel.
+    words: [(usize, u32); pciif::REQUEST_WORDS],
+    /// The MSI-X entries to send.
+    msix: &'a [pciif::MsixEntry],
+    start: Instant<Monotonic>,
 }
 
-/// Atomically clears `bits` in the shared flags word, with full ordering.
-fn clear_bits(flags: &Atomic<u32>, bits: u32) {
-    let mut old = flags.load(Relaxed);
-    while let Err(cur) = flags.cmpxchg(old, old & !bits, Full) {
-        old = cur;
+impl roundtrip::Channel for Page<'_> {
+    fn write_request(&mut self) -> bool {
+        // The offsets are inside the page and aligned (checked by the shared code's layout
+        // assertions); a failure would only mean a request that is not sent.
+        for &(offset, word) in &self.words {
+            if self.ring.write(offset, word).is_err() {
+                return false;
+            }
+        }
+        for (i, entry) in self.msix.iter().enumerate() {
+            let (Some(v), Some(e)) = (pciif::msix_vector_offset(i), pciif::msix_entry_offset(i))
+            else {
+                return false;
+            };
+            if self.ring.write(v, entry.vector).is_err() || self.ring.write(e, entry.entry).is_err()
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn set_active_and_notify(&mut self) {
+        // One atomic step; `Full` orders the request's stores before the flag is seen set (C's
+        // `wmb()`).
+        self.flags.fetch_or(pciif::XEN_PCIF_ACTIVE, Full);
+        self.irq.notify();
+    }
+
+    fn active(&mut self) -> bool {
+        // `Acquire` orders the reads of the answer after the flag is seen clear.
+        self.flags.load(Acquire) & pciif::XEN_PCIF_ACTIVE != 0
+    }
+
+    fn clear_active(&mut self) {
+        self.flags.fetch_and(!pciif::XEN_PCIF_ACTIVE, Full);
+    }
+
+    fn err(&mut self) -> i32 {
+        // Unreadable (cannot happen: in the page) counts as no answer.
+        self.ring
+            .read::<i32>(pciif::OFFSET_OP_ERR)
+            .unwrap_or(roundtrip::ERR_UNANSWERED)
+    }
+
+    fn clear_pending(&mut self) {
+        self.irq.clear_pending();
+    }
+
+    fn poll(&mut self, ns: u64) {
+        self.irq
+            .poll(Delta::from_nanos(i64::try_from(ns).unwrap_or(i64::MAX)));
+    }
+
+    fn now_ns(&mut self) -> u64 {
+        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(0)
     }
 }
 

@@ -151,7 +151,7 @@ fn exported_roots(dev: &xenbus::Device<Core<'_>>, backend: &CStr) -> Result<KVec
     let mut roots = KVec::new();
 
     let num = match Nil.read(backend, xs::ROOT_NUM) {
-        Ok(value) => xs::parse_u32(&value).map_err(|e| {
+        Ok(value) => xs::parse_count(&value, xs::ROOT_NUM_MAX).map_err(|e| {
             dev_err!(dev.as_ref(), "bad root_num: {}\n", format_args!("{e}"));
             EINVAL
         })?,
@@ -340,7 +340,12 @@ impl Front<'_> {
 
 /// Removes the devices whose `state-N` the toolstack set to `Closing`, found by their `vdev-N`.
 fn remove_closing_devices(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots: &Roots) -> Result {
-    let num = xs::parse_u32(&Nil.read(backend, xs::NUM_DEVS)?).map_err(|_| EINVAL)?;
+    // Bounded before the loop: each index costs a xenstore read on the xenwatch thread.
+    let value = Nil.read(backend, xs::NUM_DEVS)?;
+    let num = xs::parse_count(&value, xs::NUM_DEVS_MAX).map_err(|e| {
+        dev_err!(dev.as_ref(), "bad num_devs: {}\n", format_args!("{e}"));
+        EINVAL
+    })?;
 
     for i in 0..num {
         let key = xs::state_key(i);

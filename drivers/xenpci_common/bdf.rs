@@ -386,6 +386,13 @@ pub(crate) enum ErrorKind {
     },
     /// A decimal number does not fit in 32 bits.
     DecimalOverflow,
+    /// A count is larger than the protocol allows.
+    TooMany {
+        /// The count found.
+        value: u32,
+        /// The largest allowed count.
+        max: u32,
+    },
     /// `*` given for a field that cannot be a wildcard here.
     Wildcard(Field),
     /// `S.F` with a slot wildcard but a concrete function (`D:B:*.3`).
@@ -447,6 +454,9 @@ impl fmt::Display for ErrorKind {
                 max,
             } => write!(f, "{} out of range (max {:#x})", field, max),
             ErrorKind::DecimalOverflow => f.write_str("number too large"),
+            ErrorKind::TooMany { value, max } => {
+                write!(f, "{} is more than the protocol allows ({})", value, max)
+            }
             ErrorKind::Wildcard(field) => write!(f, "wildcard not allowed for {}", field),
             ErrorKind::SlotWildcardNeedsFuncWildcard => {
                 f.write_str("slot wildcard needs a function wildcard ('*.*')")

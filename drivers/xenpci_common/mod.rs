@@ -18,5 +18,6 @@ pub(crate) mod bdf;
 pub(crate) mod conf;
 pub(crate) mod msi;
 pub(crate) mod pciif;
+pub(crate) mod roundtrip;
 pub(crate) mod vbus;
 pub(crate) mod xs;

@@ -10,8 +10,9 @@
 //!
 //! - `enable_msi`: MSI on already → `-EALREADY`; MSI-X on → `-ENXIO`. The wire answer for any
 //!   `enable_msi` failure is `XEN_PCI_ERR_op_failed` ([`super::pciif::Response::enable_msi`]).
-//! - `enable_msix`: MSI on, or memory decoding off → `-ENXIO`; MSI-X on already → `-EALREADY`.
-//!   These raw errnos are the wire answer (a wart of the protocol, kept for compatibility).
+//! - `enable_msix`: MSI-X on already → `-EALREADY`; then MSI on, or memory decoding off →
+//!   `-ENXIO` (C `xen_pcibk_enable_msix()` tests `msix_enabled` first). These raw errnos are the
+//!   wire answer (a wart of the protocol, kept for compatibility).
 //!
 //! Unlike C, a pirq that does not fit the 16-bit `vector` of an MSI-X entry is refused
 //! (`-ERANGE`) instead of being truncated into another domain's pirq number.
@@ -53,10 +54,10 @@ pub(crate) const fn check_enable_msi(state: IrqState) -> Result<(), i32> {
 
 /// May MSI-X be enabled? `Err` is the raw errno answered to the guest.
 pub(crate) const fn check_enable_msix(state: IrqState) -> Result<(), OpError> {
-    if state.msi || !state.memory {
-        Err(OpError::Errno(-ENXIO))
-    } else if state.msix {
+    if state.msix {
         Err(OpError::Errno(-EALREADY))
+    } else if state.msi || !state.memory {
+        Err(OpError::Errno(-ENXIO))
     } else {
         Ok(())
     }
@@ -112,13 +113,19 @@ mod tests {
         assert_eq!(check_enable_msix(no_mem), Err(OpError::Errno(-ENXIO)));
         assert_eq!(check_enable_msix(IrqState { msi: true, ..OFF }), Err(OpError::Errno(-ENXIO)));
         assert_eq!(check_enable_msix(IrqState { msix: true, ..OFF }), Err(OpError::Errno(-EALREADY)));
-        // ENXIO wins over EALREADY, as in C.
+        // MSI-X on is EALREADY whatever else holds: C tests it first.
         let msix_no_mem = IrqState {
             msix: true,
             memory: false,
             ..OFF
         };
-        assert_eq!(check_enable_msix(msix_no_mem), Err(OpError::Errno(-ENXIO)));
+        assert_eq!(check_enable_msix(msix_no_mem), Err(OpError::Errno(-EALREADY)));
+        let all = IrqState {
+            msi: true,
+            msix: true,
+            memory: false,
+        };
+        assert_eq!(check_enable_msix(all), Err(OpError::Errno(-EALREADY)));
     }
 
     #[test]

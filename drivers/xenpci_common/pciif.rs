@@ -18,6 +18,7 @@ use core::fmt;
 use core::mem::{offset_of, size_of};
 
 use super::bdf::Bdf;
+use super::roundtrip::ERR_UNANSWERED;
 
 /// Protocol version string written to and checked in xenstore `magic`.
 pub(crate) const XEN_PCI_MAGIC: &str = "7";
@@ -550,13 +551,14 @@ impl RawOp {
     /// `(page offset, native value)` pairs, in field order, for a frontend
     /// that stores them one 32-bit word at a time into the shared page.
     ///
-    /// `err` is included (as 0 for a fresh request) so that a stale answer of
-    /// the previous operation can never be mistaken for this one's. The MSI-X
-    /// entries are not: only `enable_msix` uses them.
+    /// `err` goes out as [`ERR_UNANSWERED`], whatever `self.err` is: every
+    /// backend overwrites it, so a cleared `_XEN_PCIF_active` with the
+    /// sentinel still there is not an answer (see [`super::roundtrip`]). The
+    /// MSI-X entries are not included: only `enable_msix` uses them.
     pub(crate) fn request_words(&self) -> [(usize, u32); REQUEST_WORDS] {
         [
             (OFFSET_OP + OP_OFFSET_CMD, self.cmd),
-            (OFFSET_OP + OP_OFFSET_ERR, self.err as u32),
+            (OFFSET_OP + OP_OFFSET_ERR, ERR_UNANSWERED as u32),
             (OFFSET_OP + OP_OFFSET_DOMAIN, self.domain),
             (OFFSET_OP + OP_OFFSET_BUS, self.bus),
             (OFFSET_OP + OP_OFFSET_DEVFN, self.devfn),
@@ -1048,15 +1050,23 @@ mod tests {
         }
         let mut b = [0u8; RAW_OP_SIZE];
         b.copy_from_slice(&page[OFFSET_OP..OFFSET_OP + RAW_OP_SIZE]);
-        assert_eq!(RawOp::from_bytes(&b), op);
-        // Negative fields go out as their two's complement bits.
+        // Everything as in `op`, but `err`: the sentinel no backend answers.
+        assert_eq!(
+            RawOp::from_bytes(&b),
+            RawOp {
+                err: ERR_UNANSWERED,
+                ..op
+            }
+        );
+        // Negative fields go out as their two's complement bits; `err` is
+        // always the sentinel, whatever the request holds (a stale answer).
         let op = RawOp {
             err: -5,
             offset: -1,
             ..RawOp::conf_read(0, 0, 0, 0, 4)
         };
         let words = op.request_words();
-        assert_eq!(words[1], (OFFSET_OP_ERR, 0xffff_fffb));
+        assert_eq!(words[1], (OFFSET_OP_ERR, 0x8000_0000));
         assert_eq!(words[5].1, u32::MAX);
         assert_eq!(words[7].0, OFFSET_OP_VALUE);
     }

@@ -155,6 +155,36 @@ pub(crate) fn parse_u32(value: &[u8]) -> Result<u32, ParseError<'_>> {
     Ok(v)
 }
 
+/// The most roots a backend publishes (`root_num`): the capacity of the Rust
+/// backend's root set. Each root is a distinct PCI bus of the guest.
+pub(crate) const ROOT_NUM_MAX: u32 = super::vbus::ROOTS_MAX as u32;
+
+/// The most devices a backend device can export (`num_devs`): each is a
+/// distinct function (one of 256 device/function numbers) on one of at most
+/// [`ROOT_NUM_MAX`] roots. On the virtual bus, the one root holds at most 256.
+///
+/// Neither `pciif.h` nor the C drivers bound the count (C's `pcifront` loops
+/// over `num_devs` as read); a frontend that did would let a backend (a
+/// driver domain) keep the `xenwatch` thread busy for billions of xenstore
+/// reads.
+pub(crate) const NUM_DEVS_MAX: u32 = ROOT_NUM_MAX * 256;
+
+/// Parses a count node (`num_devs`, `root_num`) as [`parse_u32`], refusing a
+/// value above `max` ([`NUM_DEVS_MAX`], [`ROOT_NUM_MAX`]) before anything
+/// loops over it.
+pub(crate) fn parse_count(value: &[u8], max: u32) -> Result<u32, ParseError<'_>> {
+    let n = parse_u32(value)?;
+    if n > max {
+        let (base, s) = bdf::trim(value);
+        return Err(ParseError {
+            kind: ErrorKind::TooMany { value: n, max },
+            offset: base,
+            context: s,
+        });
+    }
+    Ok(n)
+}
+
 /// Parses a `dev-N` value: the host BDF, `D:B:S.F` in hex, domain required
 /// (libxl writes `"%04x:%02x:%02x.%01x"`).
 pub(crate) fn parse_dev(value: &[u8]) -> Result<Bdf, ParseError<'_>> {
@@ -575,6 +605,33 @@ mod tests {
             XenbusState::parse(b"Connected").unwrap_err().kind,
             ErrorKind::ExpectedDecimal
         );
+    }
+
+    #[test]
+    fn counts_are_bounded() {
+        assert_eq!(NUM_DEVS_MAX, 65536);
+        assert_eq!(ROOT_NUM_MAX, 256);
+        assert_eq!(parse_count(b"0", NUM_DEVS_MAX), Ok(0));
+        assert_eq!(parse_count(b" 65536\n", NUM_DEVS_MAX), Ok(65536));
+        assert_eq!(parse_count(b"256", ROOT_NUM_MAX), Ok(256));
+        let e = parse_count(b"4000000000", NUM_DEVS_MAX).unwrap_err();
+        assert_eq!(
+            e.kind,
+            ErrorKind::TooMany {
+                value: 4_000_000_000,
+                max: 65536
+            }
+        );
+        assert_eq!(
+            std::format!("{}", e.kind),
+            "4000000000 is more than the protocol allows (65536)"
+        );
+        assert!(parse_count(b"65537", NUM_DEVS_MAX).is_err());
+        assert!(parse_count(b"257", ROOT_NUM_MAX).is_err());
+        // Everything `parse_u32` refuses is still refused.
+        assert!(parse_count(b"-1", NUM_DEVS_MAX).is_err());
+        assert!(parse_count(b"99999999999", NUM_DEVS_MAX).is_err());
+        assert!(parse_count(b"", NUM_DEVS_MAX).is_err());
     }
 
     #[test]

@@ -215,11 +215,8 @@ unsafe impl Sync for SharedMemory {}
 /// fn share(dev: &xenbus::Device<Bound>) -> Result<SharedRing> {
 ///     let ring = SharedRing::new(dev, 1, GFP_KERNEL)?;
 ///     // Set bit 1 of the flags word that starts the shared page.
-///     let flags = ring.atomic_u32(FLAGS)?;
-///     let mut old = flags.load(kernel::sync::atomic::Relaxed);
-///     while let Err(cur) = flags.cmpxchg(old, old | 2, kernel::sync::atomic::Full) {
-///         old = cur;
-///     }
+///     // One atomic step: a `cmpxchg()` loop could be kept failing by the other domain.
+///     ring.atomic_u32(FLAGS)?.fetch_or(2, kernel::sync::atomic::Full);
 ///     Nil.write_fmt(dev.nodename(), c"pci-op-ref", fmt!("{}", ring.grant_refs()[0]))?;
 ///     Ok(ring)
 /// }
@@ -448,10 +445,13 @@ mod tests {
         let flags = mem.atomic_u32(0)?;
         assert_eq!(flags.cmpxchg(0, 3, crate::sync::atomic::Full), Ok(0));
         assert_eq!(mem.read::<u32>(0), Ok(3));
+        assert_eq!(flags.fetch_or(4, crate::sync::atomic::Full), 3);
+        assert_eq!(flags.fetch_and(!1, crate::sync::atomic::Full), 7);
+        assert_eq!(mem.read::<u32>(0), Ok(6));
         assert!(mem.atomic_u32(2).is_err());
 
         drop(mem);
-        assert_eq!(page.0[0], 3);
+        assert_eq!(page.0[0], 6);
         Ok(())
     }
 

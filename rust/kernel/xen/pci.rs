@@ -84,6 +84,29 @@ impl DomainOwner {
         }
     }
 
+    /// Registers `dev` as assigned to `domain`, replacing an entry already there, and returns
+    /// the domain of the replaced entry.
+    ///
+    /// For a PCI backend that holds the device exclusively (bound to its driver and exported to
+    /// no other guest): an entry it finds then can only be stale, left by a backend that no
+    /// longer holds the device, and, like the C backend, it takes the entry over rather than
+    /// refuse the device for good. Whoever made the replaced entry no longer has it; if a
+    /// `DomainOwner` of it still exists, dropping it removes the entry made here.
+    ///
+    /// Fails with [`EEXIST`] if another entry is registered between the replacement's two steps.
+    pub fn take_over(dev: ARef<pci::Device>, domain: DomId) -> Result<(Self, Option<DomId>)> {
+        match Self::register(dev.clone(), domain) {
+            Ok(this) => return Ok((this, None)),
+            Err(e) if e != EEXIST => return Err(e),
+            Err(_) => {}
+        }
+        let previous = domain_owner(&dev);
+        // SAFETY: `raw_pci_dev(&dev)` is a valid `struct pci_dev`; removing an entry only frees
+        // the registry's own record of it.
+        let _ = unsafe { bindings::xen_unregister_device_domain_owner(raw_pci_dev(&dev)) };
+        Self::register(dev, domain).map(|this| (this, previous))
+    }
+
     /// Returns the registered domain.
     #[inline]
     pub fn domain(&self) -> DomId {
@@ -509,6 +532,55 @@ mod tests {
         assert_eq!(global.load(Relaxed), reg.ops);
         drop(reg);
         assert!(global.load(Relaxed).is_null());
+        Ok(())
+    }
+}
+
+#[cfg(all(CONFIG_RUST_XEN_KUNIT_TEST, CONFIG_XEN_DOM0))]
+#[macros::kunit_tests(rust_xen_pci_owner)]
+mod owner_tests {
+    use super::*;
+
+    /// The first PCI device on bus 0 of segment 0, if any (none in a PV guest at boot).
+    fn some_device() -> Option<ARef<pci::Device>> {
+        (0..=u8::MAX).find_map(|devfn| pci::Device::get_by_slot(0, 0, devfn))
+    }
+
+    #[test]
+    fn a_stale_entry_is_taken_over() -> Result {
+        let Some(dev) = some_device() else {
+            return Ok(());
+        };
+        if domain_owner(&dev).is_some() {
+            // Registered for real (a backend exports it): leave it alone.
+            return Ok(());
+        }
+
+        let guest = DomId::new(0x7001);
+        let stale = DomId::new(0x7002);
+
+        // A stale entry: registered by someone who is gone without removing it.
+        // SAFETY: `raw_pci_dev(&dev)` is a valid `struct pci_dev`; the entry is removed below.
+        let ret = unsafe {
+            bindings::xen_register_device_domain_owner(raw_pci_dev(&dev), stale.as_raw())
+        };
+        assert_eq!(ret, 0);
+        assert_eq!(domain_owner(&dev), Some(stale));
+        assert!(matches!(DomainOwner::register(dev.clone(), guest), Err(e) if e == EEXIST));
+
+        let (owner, previous) = DomainOwner::take_over(dev.clone(), guest)?;
+        assert_eq!(previous, Some(stale));
+        assert_eq!(owner.domain(), guest);
+        assert_eq!(domain_owner(&dev), Some(guest));
+        drop(owner);
+        assert_eq!(domain_owner(&dev), None);
+
+        // Nothing to take over: a plain registration.
+        let (owner, previous) = DomainOwner::take_over(dev.clone(), guest)?;
+        assert_eq!(previous, None);
+        assert_eq!(domain_owner(&dev), Some(guest));
+        drop(owner);
+        assert_eq!(domain_owner(&dev), None);
         Ok(())
     }
 }

@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Frontend: one request and its answer on the shared page, as a state machine over a small
+//! [`Channel`] trait, so that the waiting rules are tested on the host.
+//!
+//! The frontend writes the request, sets `_XEN_PCIF_active` and signals the backend, which
+//! answers by writing `err` (and `value`) and clearing the bit. The rules:
+//!
+//! - **Every request is posted with `err` = [`ERR_UNANSWERED`]**, which no backend answers
+//!   with: every backend, C or Rust, writes `err` before it clears the bit. A clear bit with the
+//!   sentinel still in `err` is not an answer. It is what a late clear from a backend that was
+//!   still serving an earlier, timed-out request looks like (its answer landed before this
+//!   request was posted, its clear after), or a backend that clears the bit without answering.
+//!   The request, which the backend then never saw, is posted again (at most [`MAX_POSTS`]
+//!   times in all, within the same deadline); after that the operation has no answer.
+//! - **The wait is polled in slices** of at most [`POLL_SLICE_NS`], re-checking the bit after
+//!   each: the event that wakes the poll can be consumed by the port's handler on another vCPU
+//!   before this one polls, and the poll then only returns at its timeout (with interrupts off).
+//! - After [`OP_TIMEOUT_NS`] the request is withdrawn (the bit cleared) and the operation has
+//!   timed out.
+
+/// The `err` a frontend posts with every request. Backends answer 0, a `XEN_PCI_ERR_*` code
+/// (-1 to -5) or a negative errno (at least -4095): never this.
+pub(crate) const ERR_UNANSWERED: i32 = i32::MIN;
+
+/// How long a round trip may take, in nanoseconds (as C `pcifront`).
+pub(crate) const OP_TIMEOUT_NS: u64 = 2_000_000_000;
+
+/// The longest single wait for the backend's event, in nanoseconds.
+pub(crate) const POLL_SLICE_NS: u64 = 1_000_000;
+
+/// How many times one request is posted at most (once, and once again after a clear without an
+/// answer).
+pub(crate) const MAX_POSTS: u32 = 2;
+
+/// The shared page and event channel, as the round trip sees them.
+pub(crate) trait Channel {
+    /// Writes the whole request into the page, `err` = [`ERR_UNANSWERED`] included. `false` if
+    /// it could not be written (nothing was posted).
+    fn write_request(&mut self) -> bool;
+    /// Sets `_XEN_PCIF_active` (ordered after the request's stores) and signals the backend.
+    fn set_active_and_notify(&mut self);
+    /// Whether `_XEN_PCIF_active` is set (a load that orders the answer's reads after it).
+    fn active(&mut self) -> bool;
+    /// Clears `_XEN_PCIF_active`, withdrawing the request.
+    fn clear_active(&mut self);
+    /// The `err` field of the page.
+    fn err(&mut self) -> i32;
+    /// Clears the event channel's pending flag.
+    fn clear_pending(&mut self);
+    /// Waits for the event channel for at most `ns` nanoseconds; may return early.
+    fn poll(&mut self, ns: u64);
+    /// A monotonic clock, in nanoseconds.
+    fn now_ns(&mut self) -> u64;
+}
+
+/// How a round trip ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The backend answered: read `err` and `value` (and the MSI-X entries) from the page.
+    Answered,
+    /// No answer within [`OP_TIMEOUT_NS`]; the request was withdrawn.
+    TimedOut,
+    /// The bit was cleared without an answer each of the [`MAX_POSTS`] times.
+    Unanswered,
+    /// The request could not be written.
+    NotSent,
+}
+
+/// Posts the request of `chan` and waits for its answer (see the module documentation).
+pub(crate) fn round_trip(chan: &mut impl Channel) -> Outcome {
+    let start = chan.now_ns();
+    for _ in 0..MAX_POSTS {
+        if !chan.write_request() {
+            return Outcome::NotSent;
+        }
+        chan.set_active_and_notify();
+
+        loop {
+            if !chan.active() {
+                break;
+            }
+            let elapsed = chan.now_ns().saturating_sub(start);
+            if elapsed >= OP_TIMEOUT_NS {
+                chan.clear_active();
+                return Outcome::TimedOut;
+            }
+            // Clear first, check again, then wait: an answer that comes in between leaves the
+            // channel pending, and the poll returns at once.
+            chan.clear_pending();
+            if !chan.active() {
+                break;
+            }
+            chan.poll(POLL_SLICE_NS.min(OP_TIMEOUT_NS - elapsed));
+        }
+
+        if chan.err() != ERR_UNANSWERED {
+            return Outcome::Answered;
+        }
+        if chan.now_ns().saturating_sub(start) >= OP_TIMEOUT_NS {
+            return Outcome::TimedOut;
+        }
+    }
+    Outcome::Unanswered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the fake backend does with a posted request.
+    #[derive(Clone, Copy)]
+    enum Backend {
+        /// Answers `err` after `delay` ns; the poll does not wake up for it (the event went to
+        /// another vCPU), it only returns at its timeout.
+        AnswerUnnoticed { delay: u64, err: i32 },
+        /// Clears the bit without answering for the first `stale` posts (a late clear from an
+        /// earlier request), then answers at once.
+        StaleClears { stale: u32, err: i32 },
+        /// Never answers.
+        Silent,
+    }
+
+    struct Fake {
+        backend: Backend,
+        now: u64,
+        active: bool,
+        err: i32,
+        posted_at: u64,
+        posts: u32,
+        polls: u32,
+        longest_poll: u64,
+    }
+
+    impl Fake {
+        fn new(backend: Backend) -> Fake {
+            Fake {
+                backend,
+                now: 1_000,
+                active: false,
+                // A stale answer of an earlier request.
+                err: -5,
+                posted_at: 0,
+                posts: 0,
+                polls: 0,
+                longest_poll: 0,
+            }
+        }
+
+        /// The backend, at the current time.
+        fn step(&mut self) {
+            if !self.active {
+                return;
+            }
+            match self.backend {
+                Backend::AnswerUnnoticed { delay, err } => {
+                    if self.now >= self.posted_at + delay {
+                        self.err = err;
+                        self.active = false;
+                    }
+                }
+                Backend::StaleClears { stale, err } => {
+                    if self.posts > stale {
+                        self.err = err;
+                    }
+                    self.active = false;
+                }
+                Backend::Silent => {}
+            }
+        }
+    }
+
+    impl Channel for Fake {
+        fn write_request(&mut self) -> bool {
+            self.err = ERR_UNANSWERED;
+            true
+        }
+        fn set_active_and_notify(&mut self) {
+            self.active = true;
+            self.posts += 1;
+            self.posted_at = self.now;
+        }
+        fn active(&mut self) -> bool {
+            self.step();
+            self.active
+        }
+        fn clear_active(&mut self) {
+            self.active = false;
+        }
+        fn err(&mut self) -> i32 {
+            self.err
+        }
+        fn clear_pending(&mut self) {}
+        fn poll(&mut self, ns: u64) {
+            // Never woken early: the worst case.
+            self.polls += 1;
+            self.longest_poll = self.longest_poll.max(ns);
+            self.now += ns;
+        }
+        fn now_ns(&mut self) -> u64 {
+            self.now
+        }
+    }
+
+    #[test]
+    fn a_missed_wakeup_costs_one_slice_not_the_deadline() {
+        let mut f = Fake::new(Backend::AnswerUnnoticed {
+            delay: 5_000_000,
+            err: 0,
+        });
+        assert_eq!(round_trip(&mut f), Outcome::Answered);
+        assert_eq!(f.err, 0);
+        let waited = f.now - 1_000;
+        assert!(waited >= 5_000_000 && waited <= 5_000_000 + POLL_SLICE_NS, "waited {waited}");
+        assert!(f.longest_poll <= POLL_SLICE_NS);
+        assert_eq!(f.posts, 1);
+    }
+
+    #[test]
+    fn a_clear_without_an_answer_is_not_an_answer() {
+        let mut f = Fake::new(Backend::StaleClears { stale: 1, err: -2 });
+        assert_eq!(round_trip(&mut f), Outcome::Answered);
+        // The real answer, not the sentinel nor the earlier request's answer.
+        assert_eq!(f.err, -2);
+        assert_eq!(f.posts, 2);
+    }
+
+    #[test]
+    fn a_backend_that_only_clears_gets_no_answer_taken() {
+        let mut f = Fake::new(Backend::StaleClears {
+            stale: u32::MAX,
+            err: 0,
+        });
+        assert_eq!(round_trip(&mut f), Outcome::Unanswered);
+        assert_eq!(f.posts, MAX_POSTS);
+        assert_eq!(f.err, ERR_UNANSWERED);
+    }
+
+    #[test]
+    fn a_silent_backend_times_out_and_the_request_is_withdrawn() {
+        let mut f = Fake::new(Backend::Silent);
+        assert_eq!(round_trip(&mut f), Outcome::TimedOut);
+        assert!(!f.active);
+        assert_eq!(f.posts, 1);
+        let waited = f.now - 1_000;
+        assert!(waited >= OP_TIMEOUT_NS && waited <= OP_TIMEOUT_NS + POLL_SLICE_NS);
+        assert!(f.longest_poll <= POLL_SLICE_NS);
+        assert!(f.polls >= (OP_TIMEOUT_NS / POLL_SLICE_NS) as u32);
+    }
+
+    #[test]
+    fn no_backend_answer_is_the_sentinel() {
+        // C and Rust backends answer 0, XEN_PCI_ERR_* or a negative errno.
+        for err in [0, -1, -2, -3, -4, -5, -4095] {
+            assert_ne!(err, ERR_UNANSWERED);
+        }
+    }
+}

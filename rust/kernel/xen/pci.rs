@@ -4,7 +4,8 @@
 //!
 //! - In the initial domain, the registry of the domains PCI devices are assigned to
 //!   ([`DomainOwner`], [`domain_owner`]), which the MSI code consults to set up interrupts
-//!   for the right domain.
+//!   for the right domain, and Xen's protection of the MSI-X tables of devices a backend
+//!   holds ([`MsixPreparation`]).
 //! - In a PV guest, the hooks through which the architecture code asks the PCI frontend driver
 //!   to enable and disable MSI and MSI-X ([`FrontendOps`], [`FrontendOpsRegistration`]): a PV
 //!   guest cannot program MSI itself, the backend does it on its behalf.
@@ -20,6 +21,7 @@ use crate::{
 
 #[cfg(CONFIG_XEN_DOM0)]
 use crate::{
+    error::to_result,
     sync::aref::ARef,
     xen::DomId, //
 };
@@ -126,6 +128,101 @@ impl Drop for DomainOwner {
         // SAFETY: By the type invariant the device is registered by `self`, and alive.
         let _ = unsafe { bindings::xen_unregister_device_domain_owner(raw_pci_dev(&self.dev)) };
     }
+}
+
+/// Xen's protection of the MSI-X table and pending-bit array of a device a PCI backend holds,
+/// lifted when dropped.
+///
+/// Before a backend lets a guest map a device's BARs, the initial domain tells Xen where the
+/// device's MSI-X table and pending-bit array are (`PHYSDEVOP_prepare_msix`): Xen then makes
+/// those pages read-only for every domain, so that only Xen programs the vectors. Without it,
+/// Xen sees the first MSI-X setup done on a guest's behalf as an insecure use of MSI-X and
+/// crashes the guest. Dropping the preparation (`PHYSDEVOP_release_msix`) tells Xen that the
+/// device's memory layout may change again, as when the backend lets the device go.
+///
+/// Xen reads the table's location from the BARs and needs the device's memory decoding
+/// enabled: prepare a device while it is enabled.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::{device::Bound, pci, xen::pci::MsixPreparation};
+///
+/// fn seize(pdev: &pci::Device<Bound>) -> Option<MsixPreparation> {
+///     // Xen needs the device's memory decoding on.
+///     pdev.enable_device().ok()?;
+///     let prepared = MsixPreparation::prepare(pdev).ok().flatten();
+///     pdev.disable_device();
+///     prepared
+/// }
+/// ```
+///
+/// # Invariants
+///
+/// Xen accepted `PHYSDEVOP_prepare_msix` for `dev`, and it has not been released since.
+#[cfg(CONFIG_XEN_DOM0)]
+pub struct MsixPreparation {
+    dev: ARef<pci::Device>,
+}
+
+#[cfg(CONFIG_XEN_DOM0)]
+impl MsixPreparation {
+    /// Asks Xen to protect the MSI-X table of `dev`.
+    ///
+    /// Returns [`None`] when there is nothing to protect: the device has no MSI-X capability,
+    /// or Xen does not know the operation (Xen before 4.3, where nothing needs it). Fails with
+    /// the error Xen returned otherwise: [`ENXIO`] when the device's memory decoding is off,
+    /// [`EBUSY`] when its MSI-X is in use.
+    pub fn prepare(dev: &pci::Device<crate::device::Bound>) -> Result<Option<Self>> {
+        // SAFETY: `raw_pci_dev(dev)` is a valid `struct pci_dev`; `msix_cap` is set once when
+        // the device is added to its bus.
+        if unsafe { (*raw_pci_dev(dev)).msix_cap } == 0 {
+            return Ok(None);
+        }
+        match physdev_msix(dev, bindings::PHYSDEVOP_prepare_msix) {
+            Ok(()) => Ok(Some(Self { dev: dev.into() })),
+            Err(e) if e == ENOSYS => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Returns the device.
+    #[inline]
+    pub fn device(&self) -> &pci::Device {
+        &self.dev
+    }
+}
+
+#[cfg(CONFIG_XEN_DOM0)]
+impl Drop for MsixPreparation {
+    fn drop(&mut self) {
+        // By the type invariant Xen holds a preparation of the device, which this ends.
+        if let Err(e) = physdev_msix(&self.dev, bindings::PHYSDEVOP_release_msix) {
+            // Xen refuses only while MSI-X is still in use (the device stays protected).
+            dev_warn!(self.dev.as_ref(), "MSI-X release failed: {:?}\n", e);
+        }
+    }
+}
+
+/// Issues the MSI-X physdev operation `cmd` (`PHYSDEVOP_prepare_msix` or
+/// `PHYSDEVOP_release_msix`) for `dev`.
+#[cfg(CONFIG_XEN_DOM0)]
+fn physdev_msix(dev: &pci::Device, cmd: u32) -> Result {
+    let devfn = dev.devfn();
+    let mut arg = bindings::physdev_pci_device {
+        // Xen's segments are 16 bits wide, as are Linux's PCI domains under Xen.
+        seg: u16::try_from(dev.domain_nr()).map_err(|_| ENODEV)?,
+        bus: dev.bus_number(),
+        devfn,
+    };
+    // `cmd` is one of the two operations above, both small constants.
+    let cmd = i32::try_from(cmd).map_err(|_| EINVAL)?;
+    // SAFETY: `arg` is a valid `struct physdev_pci_device`, the argument of both operations,
+    // which Xen only reads during the call.
+    let ret = unsafe {
+        bindings::HYPERVISOR_physdev_op(cmd, core::ptr::from_mut(&mut arg).cast())
+    };
+    to_result(ret)
 }
 
 /// Returns the physical IRQ (pirq) Xen bound to the MSI or MSI-X vector `index` of `dev`: for

@@ -34,7 +34,10 @@ use kernel::{
     },
     xen::{
         self,
-        pci::DomainOwner,
+        pci::{
+            DomainOwner,
+            MsixPreparation, //
+        },
         DomId, //
     },
 };
@@ -498,6 +501,9 @@ pub(crate) struct Stub;
 /// Per-device data of the PCI driver: the device's entry in the registry.
 pub(crate) struct StubData<'bound> {
     seized: Arc<Seized>,
+    /// Xen's protection of the device's MSI-X table, from the seize until the driver is
+    /// unbound (after `unbind`), for a device with MSI-X.
+    _msix: Option<MsixPreparation>,
     /// The dom0 handler of the device's INTx line, freed when the driver is unbound (after
     /// `unbind`).
     _intx: Option<IntxRegistration<'bound>>,
@@ -549,6 +555,17 @@ impl Stub {
             pdev.disable_device();
         }
         result
+    }
+
+    /// Asks Xen to protect the device's MSI-X table before any guest can map its BARs, while the
+    /// device is still enabled from [`Stub::try_probe`] (Xen reads the table's location through
+    /// the memory decoding). A failure is reported, not fatal, as by C: Xen then refuses or
+    /// kills a guest that enables MSI-X on the device, and the device works without MSI-X.
+    fn prepare_msix(pdev: &pci::Device<Core<'_>>) -> Option<MsixPreparation> {
+        MsixPreparation::prepare(pdev)
+            .inspect_err(|e| dev_err!(pdev.as_ref(), "MSI-X preparation failed: {:?}\n", e))
+            .ok()
+            .flatten()
     }
 
     /// The end of a successful seize: registers the dom0 INTx handler while the line is routed
@@ -647,6 +664,7 @@ impl pci::Driver for Stub {
         // allocation leaves the device untouched and unlisted.
         try_init!(StubData {
             seized: Self::try_probe(pdev)?,
+            _msix: Self::prepare_msix(pdev),
             _intx: Self::finish_probe(pdev, seized),
         }? Error)
     }

@@ -5,8 +5,9 @@
 #   xen      Xen's hypervisor binary, from Debian's package (cached)
 #   rootfs   the dom0 root file system: a minimal Debian with the Xen tools (cached)
 #   domU     the guest's initramfs: busybox, the selftests, both frontends,
-#            roguefront and the evtchn/gntalloc drivers it uses, and the
-#            xenpci_edu test driver (built here, out of tree)
+#            roguefront and the evtchn/gntalloc drivers it uses, the
+#            xenpci_edu test driver (built here, out of tree), and the NVMe
+#            and e1000e drivers for the lab devices
 #   dom0     dom0's initramfs: the cached root file system plus this build's
 #            modules, the selftests, the guest kernel and the guest initramfs
 # Output goes to $OUT (default: out/ in the repository).
@@ -104,7 +105,11 @@ domU() {
 	cp "$tree/tools/testing/selftests/kselftest/ktap_helpers.sh" "$w/xenpci/"
 	gcc -O2 -static -Wall -o "$w/bin/cfgbench" "$top/selftests/xen-pci/cfgbench.c"
 	gcc -O2 -static -Wall -o "$w/bin/roguefront" "$top/selftests/xen-pci/roguefront.c"
+	gcc -O2 -static -Wall -o "$w/bin/dio" "$top/selftests/xen-pci/dio.c"
 	cp "$tree/drivers/pcifront/pcifront.ko" "$tree/drivers/pci/xen-pcifront.ko" "$edu" "$w/lib/modules/$kver/"
+	# The drivers of the lab devices (the devices boot): only the guest has them.
+	cp "$tree/drivers/nvme/host/nvme-core.ko" "$tree/drivers/nvme/host/nvme.ko" \
+		"$tree/drivers/net/ethernet/intel/e1000e/e1000e.ko" "$w/lib/modules/$kver/"
 	# For roguefront (the hostile groups): a frontend from user space.
 	cp "$tree/drivers/xen/xen-evtchn.ko" "$tree/drivers/xen/xen-gntalloc.ko" "$w/lib/modules/$kver/"
 	# A xenstore client, for the second result path (guest -> xenstore -> dom0).

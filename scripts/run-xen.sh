@@ -21,6 +21,9 @@
 #   CPU         QEMU CPU model (default Nehalem: no AVX/XSAVE, see Documentation)
 #   IOMMU       intel (default) or none
 #   DEVICES     QEMU's device options (default: QEMU's edu, the device under test)
+#   LAB_DEVICES QEMU's device options of the devices boot (default: edu, a NIC
+#               with MSI-X, a multi-function device, an NVMe drive behind a
+#               PCIe root port backed by a file made here; see dom0/devices.sh)
 #   LAB_RETRIES reruns of a boot allowed for a failure the log ties to the lab
 #               (default 1)
 #   OUT         where the images are (default out/)
@@ -38,6 +41,12 @@ CPU=${CPU:-Nehalem}
 IOMMU=${IOMMU:-intel}
 LAB_RETRIES=${LAB_RETRIES:-1}
 DEVICES=${DEVICES--device edu,id=edu0}
+NVME_IMG=$OUT/work/nvme.img
+LAB_DEVICES=${LAB_DEVICES-"-device edu,id=edu0 -device e1000e,addr=04.0 \
+-device virtio-net-pci,disable-legacy=on,multifunction=on,addr=05.0 \
+-device virtio-rng-pci,disable-legacy=on,addr=05.1 \
+-device pcie-root-port,id=rp1,chassis=1,addr=06.0 \
+-drive file=$NVME_IMG,if=none,id=nvm,format=raw -device nvme,serial=xenpci1,bus=rp1,drive=nvm"}
 LOGDIR=${LOGDIR:-$OUT/logs}
 # Seconds from QEMU's start to dom0's first group, and from its last group to
 # QEMU's exit (measured: see Documentation/dev-guide.rst, "Time budgets").
@@ -49,7 +58,7 @@ for f in xen vmlinuz dom0.cpio; do
 done
 
 boot() {
-	local log=$1 plan=$2 limit=$3 iommu=
+	local log=$1 plan=$2 limit=$3 devices=$4 iommu=
 	[ "$IOMMU" = intel ] && iommu="-device intel-iommu,intremap=on,caching-mode=on"
 	local xen_cmd="console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=2 loglvl=all guest_loglvl=all iommu=verbose"
 	local dom0_cmd="console=hvc0 earlyprintk=xen loglevel=6 xenpci.plan=${plan//,/+} xenpci.scale=$TIME_SCALE ${DOM0_EXTRA:-}"
@@ -57,10 +66,10 @@ boot() {
 	timeout --foreground -k 10 "$limit" qemu-system-x86_64 \
 		-machine q35,accel=tcg -cpu "$CPU" -m 2G -smp 2 -nic none \
 		-display none -no-reboot -serial stdio -monitor none \
-		$iommu $DEVICES \
+		$iommu $devices \
 		-kernel "$OUT/xen" -append "$xen_cmd" \
 		-initrd "$OUT/vmlinuz $dom0_cmd,$OUT/dom0.cpio" \
-		< /dev/null 2>&1 | tr -d '\r' > "$log"
+		< /dev/null 2>&1 | stdbuf -oL tr -d '\r' > "$log"
 }
 
 # The groups.conf column $2 of group $1 (empty for an unknown group).
@@ -96,7 +105,15 @@ for b in "${boots[@]}"; do
 		log=$LOGDIR/xen-$stamp-$b-$attempt.log
 		log "boot $b: groups $plan, QEMU limit $limit s (cpu $CPU, iommu $IOMMU), log $log"
 		t0=$SECONDS
-		boot "$log" "$plan" "$limit"
+		devices=$DEVICES
+		if [ "$b" = devices ] || { [ "$b" = one ] && for g in ${plan//,/ }; do
+			[ "$(conf "$g" 2)" = devices ] && break; done; }; then
+			# A fresh drive for every boot (the guest writes to it).
+			mkdir -p "$(dirname "$NVME_IMG")"
+			rm -f "$NVME_IMG" && truncate -s 16M "$NVME_IMG"
+			devices=$LAB_DEVICES
+		fi
+		boot "$log" "$plan" "$limit" "$devices"
 		secs=$((SECONDS - t0))
 		log "boot $b: QEMU ran $secs s"
 		ln -sf "$(basename "$log")" "$LOGDIR/latest.log"

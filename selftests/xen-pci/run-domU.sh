@@ -58,6 +58,20 @@ if [ "$FRONT" = rogue ]; then
 	ktap_print_totals
 	exit 0
 fi
+if [ "$(cmdline_arg hotplug 0)" != 0 ]; then
+	# The devices boot: the NVMe drive attached and detached while the guest runs.
+	domU_hotplug_tests
+	end_phase 1
+	ktap_print_totals
+	exit 0
+fi
+if [ "$(cmdline_arg multi 0)" = 1 ]; then
+	# The devices boot: every lab device in one guest.
+	domU_multi_tests
+	end_phase 1
+	ktap_print_totals
+	exit 0
+fi
 domU_device_tests
 end_phase 1
 if [ "$(cmdline_arg detach 0)" = 1 ]; then

@@ -75,7 +75,7 @@ rogue_guest() {
 rogue_destroy() {
 	local mode=$1 did=$ROGUE_DID
 	ktap_check "$mode guest destroyed" timeout 60 xl destroy $GUEST
-	busybox pkill -f "tail -F $GUEST_LOG" 2>/dev/null
+	stop_guest_console
 	ktap_check "$mode guest gone" wait_secs 20 guest_gone
 	if wait_secs 30 be_gone "$did"; then
 		ktap_test_pass "$mode guest: backend device pci-$did-0 gone"

@@ -289,12 +289,23 @@ find_guest() {
 	fi
 }
 
+# Streams the guest's console into dom0's, once per guest (prefixed "(domU) ").
+stream_guest_console() {
+	[ "${STREAMING:-}" = "$GUEST_LOG" ] && return
+	tail -F "$GUEST_LOG" 2>/dev/null | sed -u 's/^/(domU) /' &
+	STREAMING=$GUEST_LOG
+}
+stop_guest_console() {
+	busybox pkill -f "tail -F $GUEST_LOG" 2>/dev/null
+	STREAMING=
+}
+
 # Streams the guest's console, waits up to $2 s for its phase-1 results and
 # emits them after a result described as $3: that the guest reported exactly
 # $4 results (its plan). Always 1 + $4 results.
 guest_phase1() {
 	local did=$1 secs=$2 desc=$3 want=$4
-	tail -F "$GUEST_LOG" 2>/dev/null | sed -u 's/^/(domU) /' &
+	stream_guest_console
 	wait_secs "$secs" guest_count "$did" phase1 || wait_for 5 grep -q XENPCI-DOMU-PHASE1 "$GUEST_LOG"
 	collect_phase "$did" 1 > /tmp/lines || echo "# the guest reported nothing for phase 1"
 	ktap_check "$desc" guest_reported "$want"
@@ -383,7 +394,7 @@ passthrough_test() {
 
 	timeout 30 xl destroy $GUEST
 	# Stop streaming this guest's console (tail -F would follow the next one).
-	busybox pkill -f "tail -F $GUEST_LOG" 2>/dev/null
+	stop_guest_console
 	ktap_test_result "guest destroyed" wait_for 20 guest_gone
 	[ "${GRANTS:-0}" = 1 ] &&
 		ktap_test_result "the grants ended with the guest's release of the device" wait_for 20 grants_gone

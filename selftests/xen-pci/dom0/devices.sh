@@ -1,0 +1,285 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# The devices boot (groups.conf): besides edu, QEMU gives dom0 a NIC with
+# MSI-X (e1000e), a multi-function device (two virtio functions in one slot)
+# and an NVMe controller behind a PCIe root port (scripts/run-xen.sh,
+# LAB_DEVICES). dom0 has no driver for any of them. Each group gives one guest
+# every lab device at once, through xl, and the guest (domU/devices.sh) checks
+# the addresses it sees, publishes its view of their config spaces, and does
+# real I/O with its own drivers.
+#
+# The guest's view (every device's address, its 256-byte header and a checksum
+# of its extended config space) is kept per topology: the C pair's (c-devices,
+# c-devices-pt, which run first) is the reference the other pairings' views
+# are compared with, byte for byte (Documentation/testing.rst).
+
+# The lab devices, by ID, in the order the guest gets them.
+LAB_IDS="1234:11e8 8086:10d3 1af4:1041 1af4:1044 1b36:0010"
+
+lab_bdfs() {
+	local id
+	for id in $LAB_IDS; do
+		lspci -D -n -d "$id" | awk 'NR == 1 { print $1 }'
+	done
+}
+
+id_of() {
+	local d=/sys/bus/pci/devices/$1 v i
+	v=$(cat "$d/vendor") i=$(cat "$d/device")
+	echo "${v#0x}:${i#0x}"
+}
+
+# What the guest must see, BDF/vvvv:dddd per device. Virtual bus: a new slot
+# of bus 0 for each host slot, in the order given, each function keeping its
+# number (functions of one slot share it). passthrough=1: the host addresses.
+expected_view() {
+	local mode=$1 b key next=0
+	declare -A slot=()
+	for b in $DEVS; do
+		if [ "$mode" = pt ]; then
+			echo "$b/$(id_of "$b")"
+			continue
+		fi
+		key=${b%.*}
+		if [ -z "${slot[$key]+x}" ]; then
+			slot[$key]=$next
+			next=$((next + 1))
+		fi
+		printf '0000:00:%02x.%s/%s\n' "${slot[$key]}" "${b##*.}" "$(id_of "$b")"
+	done
+}
+
+expected_roots() {
+	local b
+	if [ "$1" = pt ]; then
+		for b in $DEVS; do echo "${b%:*}"; done | sort -u
+	else
+		echo 0000:00
+	fi
+}
+
+# The backend's root-N entries (passthrough=1) are the host's buses of the devices.
+be_roots() {
+	local did=$1 be n i got want
+	be=/local/domain/0/backend/pci/$did/0
+	n=$(timeout 10 xenstore-read "$be/root_num" 2>/dev/null)
+	got=$(i=0; while [ "$i" -lt "${n:-0}" ]; do
+		timeout 10 xenstore-read "$be/root-$i"; i=$((i + 1)); done | sort)
+	want=$(expected_roots pt)
+	[ -n "$got" ] && [ "$got" = "$want" ] && return 0
+	echo "# root_num '$n', roots: $(echo $got); expected: $(echo $want)"
+	return 1
+}
+
+# dom0's reading of the whole config space of host device $1, in hex.
+hw_hex() { od -A n -t x1 -v "/sys/bus/pci/devices/$1/config" | tr -d ' \n'; }
+
+# Waits for the guest's view of its devices (domU/devices.sh, publish_view),
+# reads the hardware's config spaces, and lets the guest go on. Writes one
+# line per device to $2: guest address, config size, the guest's bytes and
+# the hardware's, in hex.
+take_view() {
+	local did=$1 out=$2 n i k gbdf size hex
+	wait_secs 240 guest_count "$did" view/count || { echo "# the guest published no view"; return 1; }
+	n=$(guest_count "$did" view/count)
+	: > "$out"
+	for ((i = 0; i < n; i++)); do
+		gbdf=$(guest_count "$did" "view/$i/bdf") size=$(guest_count "$did" "view/$i/size")
+		hex=
+		for ((k = 0; k * 512 < size; k++)); do hex+=$(guest_count "$did" "view/$i/c$k"); done
+		[ -n "${HOST_OF[$gbdf]:-}" ] || { echo "# the guest has $gbdf, which dom0 did not give it"; continue; }
+		echo "$gbdf $size $hex $(hw_hex "${HOST_OF[$gbdf]}" | cut -c1-$((size * 2)))" >> "$out"
+	done
+	timeout 10 xenstore-write "$(xs_guest "$did")/snapped" 1
+	awk '{ printf "# view: %s size %s, %d bytes read by the guest\n", $1, $2, length($3) / 2 }' "$out"
+	view_complete "$out" "$(echo $DEVS | wc -w)"
+}
+
+view_complete() {
+	local n
+	n=$(awk -v ok=0 'length($3) == 2 * $2 && length($4) == 2 * $2 { ok++ } END { print ok }' "$1" 2>/dev/null)
+	[ "${n:-0}" = "$2" ] || { echo "# the view has ${n:-0} complete devices, the guest has $2"; return 1; }
+}
+
+# The view in $1 is the C pair's ($2), byte for byte, except where both pairs
+# read the hardware's own value and the hardware changed between the two
+# guests (status bits, registers the previous guest's drivers wrote that its
+# release does not reset). Other differences are listed per device and offset.
+same_view() {
+	local mine=$1 ref=$2
+	[ -s "$ref" ] || { echo "# no view of the C pair in this boot ($ref): its group runs first"; return 1; }
+	awk 'NR == FNR { size[$1] = $2; g[$1] = $3; h[$1] = $4; n++; next }
+	{
+		m++
+		if (!($1 in g)) { print "# " $1 ": not in the C pair view"; bad = 1; next }
+		if ($2 != size[$1]) { print "# " $1 ": config size " $2 ", C pair " size[$1]; bad = 1; next }
+		shown = 0
+		for (i = 0; i < $2; i++) {
+			mg = substr($3, i * 2 + 1, 2); cg = substr(g[$1], i * 2 + 1, 2)
+			if (mg == cg) continue
+			mh = substr($4, i * 2 + 1, 2); ch = substr(h[$1], i * 2 + 1, 2)
+			if (mg == mh && cg == ch) { hw++; continue }
+			bad = 1
+			if (shown++ < 16)
+				printf "# %s: offset 0x%03x reads %s (hardware %s), the C pair read %s (hardware %s)\n",
+					$1, i, mg, mh, cg, ch
+		}
+	}
+	END {
+		if (m != n) { print "# " m " devices, the C pair view has " n; bad = 1 }
+		if (hw) print "# " hw " byte(s) differ where both pairs read the hardware value, which changed between them"
+		exit bad
+	}' "$ref" "$mine"
+}
+
+assignable_add_all() {
+	local b
+	for b in $DEVS; do timeout 60 xl pci-assignable-add "$b" || return 1; done
+}
+assignable_remove_all() {
+	local b rc=0
+	for b in $DEVS; do timeout 60 xl pci-assignable-remove -r "$b" || rc=1; done
+	return $rc
+}
+all_bound_to_pciback() {
+	local b
+	for b in $DEVS; do
+		[ "$(driver_of "$b")" = pciback ] || { echo "# $b is bound to '$(driver_of "$b")'"; return 1; }
+	done
+}
+
+# The number of results of devices_test: declared before the first one.
+devices_plan() {
+	local back=$1 front=$2 n=8
+	n=$((n + 1 + $(multi_plan)))		# the guest's results
+	[ "$3" = pt ] && n=$((n + 1))		# the backend's roots
+	[ "$back/$front" != c/c ] && n=$((n + 1))	# the view compared
+	echo "$n"
+}
+
+# devices_test BACKEND FRONTEND vbus|pt
+devices_test() {
+	local back=$1 front=$2 mode=$3 did list b view
+	ktap_print_header
+	ktap_set_plan "$(devices_plan "$back" "$front" "$mode")"
+	rotate_guest_log
+	DEVS=$(lab_bdfs)
+	echo "# lab devices: $(echo $DEVS)"
+	[ "$(echo $DEVS | wc -w)" = "$(echo $LAB_IDS | wc -w)" ] ||
+		ktap_exit_fail_msg "the lab devices are not all there (IDs $LAB_IDS)"
+	[ "$mode" = pt ] && BACKEND_ARGS=passthrough=1
+	HIDE=0 ktap_test_result "$back backend loads" backend_load "$back"
+	ktap_check "xl pci-assignable-add of every lab device" assignable_add_all
+	list=$(expected_view "$mode")
+	declare -gA HOST_OF=()
+	set -- $DEVS
+	for b in $list; do HOST_OF[${b%%/*}]=$1; shift; done
+	cat > /tmp/$GUEST.cfg <<CFG
+name = "$GUEST"
+type = "pv"
+kernel = "/xenpci/vmlinuz-domU"
+ramdisk = "/xenpci/domU.cpio.gz"
+extra = "console=hvc0 loglevel=6 kunit.enable=0 xenpci.front=$front xenpci.multi=1 xenpci.expect=$(echo $list | tr ' ' '+') xenpci.roots=$(echo $(expected_roots "$mode") | tr ' ' '+')"
+memory = 256
+vcpus = 1
+on_poweroff = "destroy"
+on_crash = "destroy"
+pci = [ $(for b in $DEVS; do printf "'%s', " "$b"; done) ]
+CFG
+	ktap_check "xl create with every lab device in pci=[...]" timeout 120 xl create /tmp/$GUEST.cfg
+	find_guest
+	did=$GUEST_DID
+	stream_guest_console
+	[ "$mode" = pt ] && ktap_check "the backend lists the devices' host buses as roots" be_roots "$did"
+	view=/tmp/view-$mode-$back-$front
+	ktap_check "dom0 got the guest's view of all $(echo $DEVS | wc -w) devices and read the hardware's" \
+		take_view "$did" "$view"
+	guest_phase1 "$did" 300 "guest reported its device checks" "$(multi_plan)"
+	[ "$back/$front" != c/c ] &&
+		ktap_check "the guest's view is the C pair's, byte for byte" same_view "$view" "/tmp/view-$mode-c-c"
+
+	timeout 30 xl destroy $GUEST
+	stop_guest_console
+	ktap_test_result "guest destroyed" wait_for 20 guest_gone
+	ktap_check "the devices are still with pciback" all_bound_to_pciback
+	ktap_check "xl pci-assignable-remove of every lab device" assignable_remove_all
+	ktap_test_result "$back backend unloads" wait_for 10 backend_unload "$back"
+	ktap_finished
+}
+
+# The C pair first in each topology: its view is the reference.
+group_c_devices() { devices_test c c vbus; }
+group_rust_devices() { devices_test rust rust vbus; }
+group_rustback_cfront_devices() { devices_test rust c vbus; }
+group_cback_rustfront_devices() { devices_test c rust vbus; }
+group_c_devices_pt() { devices_test c c pt; }
+group_rust_devices_pt() { devices_test rust rust pt; }
+
+# ---- Hot attach: the guest starts with edu; the NVMe drive is attached to it
+# (xl pci-attach) and detached again (xl pci-detach) HOTPLUG_CYCLES times, the
+# guest doing direct I/O on it after each attach (domU_hotplug_tests).
+HOTPLUG_CYCLES=10
+
+xs_guest_is() { [ "$(timeout 10 xenstore-read "$(xs_guest "$1")/$2" 2>/dev/null)" = "$3" ]; }
+
+hotplug_plan() {
+	echo $((8 + 2 * HOTPLUG_CYCLES + 1 + $(guest_hotplug_plan "$HOTPLUG_CYCLES")))
+}
+
+# One cycle: attach, tell the guest, wait for its I/O, detach, wait for the
+# guest to see the drive go. The guest reports what it saw.
+hotplug_attach() {
+	timeout 60 xl pci-attach "$GUEST" "$NVME_BDF" || return 1
+	timeout 10 xenstore-write "$(xs_guest "$1")/cycle" "$2" || return 1
+	wait_secs 150 xs_guest_is "$1" acked "$2" || { echo "# the guest did not finish its I/O"; return 1; }
+}
+hotplug_detach() {
+	timeout 60 xl pci-detach "$GUEST" "$NVME_BDF" || return 1
+	wait_secs 120 xs_guest_is "$1" gone "$2" || { echo "# the guest did not see the drive go"; return 1; }
+}
+
+# hotplug_test BACKEND FRONTEND
+hotplug_test() {
+	local back=$1 front=$2 did c
+	ktap_print_header
+	ktap_set_plan "$(hotplug_plan)"
+	rotate_guest_log
+	NVME_BDF=$(lspci -D -n -d 1b36:0010 | awk 'NR == 1 { print $1 }')
+	DEVS="$BDF $NVME_BDF"
+	[ -n "$NVME_BDF" ] || ktap_exit_fail_msg "no NVMe drive (1b36:0010) in this boot"
+	HIDE=0 ktap_test_result "$back backend loads" backend_load "$back"
+	ktap_check "xl pci-assignable-add of edu and the NVMe drive" assignable_add_all
+	cat > /tmp/$GUEST.cfg <<CFG
+name = "$GUEST"
+type = "pv"
+kernel = "/xenpci/vmlinuz-domU"
+ramdisk = "/xenpci/domU.cpio.gz"
+extra = "console=hvc0 loglevel=6 kunit.enable=0 xenpci.front=$front xenpci.hotplug=$HOTPLUG_CYCLES"
+memory = 256
+vcpus = 1
+on_poweroff = "destroy"
+on_crash = "destroy"
+pci = [ '$BDF' ]
+CFG
+	ktap_check "xl create with edu" timeout 120 xl create /tmp/$GUEST.cfg
+	find_guest
+	did=$GUEST_DID
+	stream_guest_console
+	ktap_check "the guest is ready for the attach" wait_secs 180 xs_guest_is "$did" ready 1
+	for ((c = 1; c <= HOTPLUG_CYCLES; c++)); do
+		ktap_check "attach $c: xl pci-attach, the guest's I/O done" hotplug_attach "$did" "$c"
+		ktap_check "detach $c: xl pci-detach, the guest saw the drive go" hotplug_detach "$did" "$c"
+	done
+	guest_phase1 "$did" 120 "guest reported its hot-attach checks" "$(guest_hotplug_plan "$HOTPLUG_CYCLES")"
+	timeout 30 xl destroy $GUEST
+	stop_guest_console
+	ktap_test_result "guest destroyed" wait_for 20 guest_gone
+	ktap_check "the devices are still with pciback" all_bound_to_pciback
+	ktap_check "xl pci-assignable-remove of edu and the NVMe drive" assignable_remove_all
+	ktap_test_result "$back backend unloads" wait_for 10 backend_unload "$back"
+	ktap_finished
+}
+
+group_rust_hotplug() { hotplug_test rust rust; }
+group_rustback_cfront_hotplug() { hotplug_test rust c; }
+group_cback_rustfront_hotplug() { hotplug_test c rust; }

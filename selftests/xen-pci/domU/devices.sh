@@ -1,0 +1,203 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Guest checks of the lab devices (the devices boot, dom0/devices.sh): one
+# guest gets every lab device at once, checks the addresses it sees, publishes
+# its view of their config spaces for dom0 to compare between the pairings,
+# and does real I/O with its own drivers: the NVMe drive with direct I/O
+# through its MSI-X queue vectors; the NIC's driver binds and enables MSI-X
+# (the guest has no IP stack to bring the interface up with).
+#
+# From dom0, on the command line:
+#   xenpci.multi=1     run these checks instead of domU/device.sh's
+#   xenpci.expect=     the addresses and IDs the guest must see, exactly:
+#                      BDF/vvvv:dddd+BDF/vvvv:dddd+...
+#   xenpci.roots=      its root buses: 0000:00+0000:01
+
+# BDF/vvvv:dddd of every PCI device the guest has, sorted.
+guest_devices() {
+	for d in /sys/bus/pci/devices/*; do
+		[ -e "$d/config" ] || continue
+		v=$(cat "$d/vendor") i=$(cat "$d/device")
+		echo "${d##*/}/${v#0x}:${i#0x}"
+	done | sort
+}
+
+# The guest's address of the device with ID $1 (vvvv:dddd).
+guest_bdf_of() {
+	guest_devices | sed -n "s#^\([^/]*\)/$1\$#\1#p" | head -n 1
+}
+
+# Every expected device appears, and no other.
+devices_as_expected() {
+	want=$(cmdline_arg expect | tr '+' '\n' | sort)
+	[ -n "$want" ] || { echo "# no xenpci.expect= from dom0"; return 1; }
+	for e in $want; do
+		wait_for 60 test -e "/sys/bus/pci/devices/${e%%/*}/config" ||
+			echo "# ${e%%/*} did not appear"
+	done
+	got=$(guest_devices)
+	[ "$got" = "$want" ] && return 0
+	echo "$got" | sed 's/^/# guest sees: /'
+	echo "$want" | sed 's/^/# expected:  /'
+	return 1
+}
+
+# The two functions of QEMU's multi-function virtio device (1af4:1041 at
+# function 0, 1af4:1044 at function 1) share one slot and keep their numbers.
+functions_share_slot() {
+	a=$(guest_bdf_of 1af4:1041) b=$(guest_bdf_of 1af4:1044)
+	echo "# function 0 at '$a', function 1 at '$b'"
+	[ -n "$a" ] && [ -n "$b" ] && [ "${a%.*}" = "${b%.*}" ] &&
+		[ "${a##*.}" = 0 ] && [ "${b##*.}" = 1 ]
+}
+
+# The guest's root buses are the ones dom0 expects.
+roots_as_expected() {
+	want=$(cmdline_arg roots | tr '+' '\n' | sort)
+	got=$(for b in /sys/class/pci_bus/*; do
+		[ -e "$b/device" ] || continue
+		# A root bus's device is its host bridge, not a PCI device.
+		[ -e "$b/device/config" ] && continue
+		echo "${b##*/}"
+	done | sort)
+	[ -n "$want" ] && [ "$got" = "$want" ] && return 0
+	echo "# root buses: $(echo $got), expected: $(echo $want)"
+	return 1
+}
+
+xs_is() { [ "$(xenstore-read "$XS/$1" 2>/dev/null)" = "$2" ]; }
+
+# The guest's view of each device, before any guest driver touches it: its
+# address, config size and whole config space in hex, under data/xenpci/view/
+# (N/bdf, N/size, N/cK: 512 bytes per chunk, as xenstored limits a guest's
+# values to 2048 bytes; and count), for dom0 to compare
+# between the pairings. dom0 then reads the hardware's config spaces and
+# writes data/xenpci/snapped: the guest waits for it before its drivers change
+# anything.
+publish_view() {
+	n=0
+	for d in /sys/bus/pci/devices/*; do
+		[ -e "$d/config" ] || continue
+		size=$(stat -c %s "$d/config")
+		xenstore-write "$XS/view/$n/bdf" "${d##*/}" "$XS/view/$n/size" "$size" || return 1
+		k=0
+		while [ $((k * 512)) -lt "$size" ]; do
+			xenstore-write "$XS/view/$n/c$k" \
+				"$(od -A n -t x1 -v -j $((k * 512)) -N 512 "$d/config" | tr -d ' \n')" || return 1
+			k=$((k + 1))
+		done
+		echo "# view: ${d##*/} size $size"
+		n=$((n + 1))
+	done
+	xenstore-write "$XS/view/count" "$n" && [ "$n" -gt 0 ] || return 1
+	wait_for 120 xs_is snapped 1 || { echo "# dom0 did not read the hardware"; return 1; }
+}
+
+# MSI-X is enabled on device $1, with $2 vectors or more.
+msix_on() {
+	d=/sys/bus/pci/devices/$1
+	n=$(ls "$d/msi_irqs" 2>/dev/null | wc -l)
+	echo "# $1: $n MSI vector(s), mode $(cat "$d"/msi_irqs/* 2>/dev/null | sort -u | tr '\n' ' ')"
+	[ "$n" -ge "$2" ] && [ "$(cat "$d"/msi_irqs/* | sort -u)" = msix ]
+}
+
+bound_to() {
+	[ "$(basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)")" = "$2" ] && return 0
+	echo "# $1 is bound to '$(basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)")', not $2"
+	return 1
+}
+
+# Interrupts counted on the guest's IRQ named $1 (/proc/interrupts).
+irq_named() {
+	awk -v n="$1" '$NF == n { for (k = 2; k <= NF && $k ~ /^[0-9]+$/; k++) s += $k } END { print s + 0 }' \
+		/proc/interrupts
+}
+
+nvme_load() { insmod "$MODDIR/nvme-core.ko" && insmod "$MODDIR/nvme.ko"; }
+
+# 4 MiB written and read back with direct I/O, a new pattern each time.
+nvme_io() {
+	seed=$(od -A n -t u8 -N 8 /dev/urandom | tr -d ' ')
+	out=$(dio /dev/nvme0n1 4 "$seed")
+	rc=$?
+	echo "# dio: $out"
+	[ "$rc" = 0 ]
+}
+
+# The I/O queue's vector, an MSI-X vector of the drive, counted the I/O: its
+# count grew by it.
+nvme_queue_counted() {
+	irq=$(awk '$NF == "nvme0q1" { sub(":", "", $1); print $1 }' /proc/interrupts)
+	[ -n "$irq" ] || { echo "# no IRQ is named nvme0q1"; grep nvme /proc/interrupts | sed 's/^/# /'; return 1; }
+	[ -e "/sys/bus/pci/devices/$NVME/msi_irqs/$irq" ] ||
+		{ echo "# nvme0q1 is IRQ $irq, not an MSI-X vector of $NVME"; grep nvme /proc/interrupts | sed 's/^/# /'; return 1; }
+	before=$(irq_named nvme0q1)
+	nvme_io >/dev/null || return 1
+	after=$(irq_named nvme0q1)
+	grep -E 'nvme0q' /proc/interrupts | sed 's/^/# /'
+	[ "$after" -gt "$before" ] || { echo "# nvme0q1 counted $before, then $after"; return 1; }
+}
+
+nvme_bound() { bound_to "$NVME" nvme && msix_on "$NVME" 2; }
+nic_bound() { insmod "$MODDIR/e1000e.ko" && wait_for 30 bound_to "$NIC" e1000e; }
+
+domU_multi_tests() {
+	ktap_check "$FRONT frontend loads" load_frontend
+	ktap_check "the guest sees exactly the expected devices" devices_as_expected
+	ktap_check "the two functions of one slot share it and keep their numbers" functions_share_slot
+	ktap_check "the guest's root buses are the expected ones" roots_as_expected
+	ktap_check "the guest published its view of the devices" publish_view
+	NVME=$(guest_bdf_of 1b36:0010) NIC=$(guest_bdf_of 8086:10d3)
+	echo "# NVMe at ${NVME:-nowhere}, NIC at ${NIC:-nowhere}"
+	ktap_check "nvme driver loads" nvme_load
+	wait_for 30 nvme_bound
+	ktap_check "nvme binds the NVMe controller with MSI-X on" nvme_bound
+	ktap_check "the namespace appears" wait_for 30 test -b /dev/nvme0n1
+	ktap_check "a pattern written with direct I/O reads back the same" nvme_io
+	ktap_check "the NVMe I/O queue's MSI-X vector counts the I/O" nvme_queue_counted
+	ktap_check "e1000e loads and binds the NIC" nic_bound
+	ktap_check "the NIC has MSI-X on" msix_on "$NIC" 1
+}
+
+# ---- Hot attach (xenpci.hotplug=N): the guest starts with edu only; dom0
+# attaches the NVMe drive (xl pci-attach) and detaches it (xl pci-detach) N
+# times. Each cycle, dom0 writes data/xenpci/cycle after the attach and waits
+# for data/xenpci/acked (the guest's I/O done) before the detach, then for
+# data/xenpci/gone.
+
+nvme_ctrl() { ls "/sys/bus/pci/devices/$1/nvme" 2>/dev/null | head -n 1; }
+nvme_present() { [ -n "$(guest_bdf_of 1b36:0010)" ]; }
+nvme_absent() { [ -z "$(guest_bdf_of 1b36:0010)" ]; }
+
+# The attached drive appears, its driver binds, and a pattern written with
+# direct I/O to its namespace reads back the same.
+attached_io() {
+	wait_for 60 nvme_present || { echo "# no NVMe device after the attach"; return 1; }
+	NVME=$(guest_bdf_of 1b36:0010)
+	wait_for 30 nvme_bound || { nvme_bound; return 1; }
+	wait_for 30 test -n "$(nvme_ctrl "$NVME")" || { echo "# no controller on $NVME"; return 1; }
+	ns=/dev/$(nvme_ctrl "$NVME")n1
+	wait_for 30 test -b "$ns" || { echo "# no $ns"; return 1; }
+	seed=$(od -A n -t u8 -N 8 /dev/urandom | tr -d ' ')
+	out=$(dio "$ns" 1 "$seed")
+	rc=$?
+	echo "# $NVME $ns: $out"
+	[ "$rc" = 0 ]
+}
+
+domU_hotplug_tests() {
+	cycles=$(cmdline_arg hotplug 0)
+	ktap_check "$FRONT frontend loads" load_frontend
+	ktap_check "the first device appears" wait_for 30 test -e "$GDEV/config"
+	ktap_check "nvme driver loads" nvme_load
+	xenstore-write "$XS/ready" 1
+	c=1
+	while [ "$c" -le "$cycles" ]; do
+		wait_for 180 xs_is cycle "$c" || echo "# dom0 did not announce attach $c"
+		ktap_check "attach $c: the NVMe drive appears, binds and does direct I/O" attached_io
+		xenstore-write "$XS/acked" "$c"
+		ktap_check "detach $c: the NVMe drive is removed" wait_for 90 nvme_absent
+		xenstore-write "$XS/gone" "$c"
+		c=$((c + 1))
+	done
+}

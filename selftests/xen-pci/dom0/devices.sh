@@ -80,7 +80,7 @@ hw_hex() { od -A n -t x1 -v "/sys/bus/pci/devices/$1/config" | tr -d ' \n'; }
 # the hardware's, in hex.
 take_view() {
 	local did=$1 out=$2 n i k gbdf size hex
-	wait_secs 240 guest_count "$did" view/count || { echo "# the guest published no view"; return 1; }
+	wait_secs 120 guest_count "$did" view/count || { echo "# the guest published no view"; return 1; }
 	n=$(guest_count "$did" view/count)
 	: > "$out"
 	for ((i = 0; i < n; i++)); do
@@ -194,7 +194,7 @@ CFG
 	view=/tmp/view-$mode-$back-$front
 	ktap_check "dom0 got the guest's view of all $(echo $DEVS | wc -w) devices and read the hardware's" \
 		take_view "$did" "$view"
-	guest_phase1 "$did" 300 "guest reported its device checks" "$(multi_plan)"
+	guest_phase1 "$did" 150 "guest reported its device checks" "$(multi_plan)"
 	[ "$back/$front" != c/c ] &&
 		ktap_check "the guest's view is the C pair's, byte for byte" same_view "$view" "/tmp/view-$mode-c-c"
 

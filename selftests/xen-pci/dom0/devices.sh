@@ -174,18 +174,10 @@ devices_test() {
 	declare -gA HOST_OF=()
 	set -- $DEVS
 	for b in $list; do HOST_OF[${b%%/*}]=$1; shift; done
-	cat > /tmp/$GUEST.cfg <<CFG
-name = "$GUEST"
-type = "pv"
-kernel = "/xenpci/vmlinuz-domU"
-ramdisk = "/xenpci/domU.cpio.gz"
-extra = "console=hvc0 loglevel=6 kunit.enable=0 xenpci.front=$front xenpci.multi=1 xenpci.expect=$(echo $list | tr ' ' '+') xenpci.roots=$(echo $(expected_roots "$mode") | tr ' ' '+')"
-memory = 256
-vcpus = 1
-on_poweroff = "destroy"
-on_crash = "destroy"
-pci = [ $(for b in $DEVS; do printf "'%s', " "$b"; done) ]
-CFG
+	{
+		guest_cfg "xenpci.front=$front xenpci.multi=1 xenpci.expect=$(echo $list | tr ' ' '+') xenpci.roots=$(echo $(expected_roots "$mode") | tr ' ' '+')" 256
+		echo "pci = [ $(for b in $DEVS; do printf "'%s', " "$b"; done) ]"
+	} > /tmp/$GUEST.cfg
 	ktap_check "xl create with every lab device in pci=[...]" timeout 120 xl create /tmp/$GUEST.cfg
 	find_guest
 	did=$GUEST_DID
@@ -249,18 +241,10 @@ hotplug_test() {
 	[ -n "$NVME_BDF" ] || ktap_exit_fail_msg "no NVMe drive (1b36:0010) in this boot"
 	HIDE=0 ktap_test_result "$back backend loads" backend_load "$back"
 	ktap_check "xl pci-assignable-add of edu and the NVMe drive" assignable_add_all
-	cat > /tmp/$GUEST.cfg <<CFG
-name = "$GUEST"
-type = "pv"
-kernel = "/xenpci/vmlinuz-domU"
-ramdisk = "/xenpci/domU.cpio.gz"
-extra = "console=hvc0 loglevel=6 kunit.enable=0 xenpci.front=$front xenpci.hotplug=$HOTPLUG_CYCLES"
-memory = 256
-vcpus = 1
-on_poweroff = "destroy"
-on_crash = "destroy"
-pci = [ '$BDF' ]
-CFG
+	{
+		guest_cfg "xenpci.front=$front xenpci.hotplug=$HOTPLUG_CYCLES" 256
+		echo "pci = [ '$BDF' ]"
+	} > /tmp/$GUEST.cfg
 	ktap_check "xl create with edu" timeout 120 xl create /tmp/$GUEST.cfg
 	find_guest
 	did=$GUEST_DID

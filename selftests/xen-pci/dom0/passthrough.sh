@@ -60,19 +60,26 @@ rotate_guest_log() {
 	return 0
 }
 
-write_guest_cfg() {
-	local front=$1 detach=$2
-	cat > /tmp/$GUEST.cfg <<CFG
+# The xl config of the test guest: $1 is added to its kernel command line, $2
+# is its memory in MiB (default 192).
+guest_cfg() {
+	cat <<CFG
 name = "$GUEST"
 type = "pv"
 kernel = "/xenpci/vmlinuz-domU"
 ramdisk = "/xenpci/domU.cpio.gz"
-extra = "console=hvc0 loglevel=6 kunit.enable=0 xenpci.front=$front xenpci.detach=$detach xenpci.guest_bdf=${GUEST_BDF:-0000:00:00.0} xenpci.protect=${PROTECT:-0} xenpci.irq=${IRQ:-0} $(guest_expect)"
-memory = 192
+extra = "console=hvc0 loglevel=6 kunit.enable=0 $1"
+memory = ${2:-192}
 vcpus = 1
 on_poweroff = "destroy"
 on_crash = "destroy"
 CFG
+}
+
+write_guest_cfg() {
+	local front=$1 detach=$2
+	guest_cfg "xenpci.front=$front xenpci.detach=$detach xenpci.guest_bdf=${GUEST_BDF:-0000:00:00.0} xenpci.protect=${PROTECT:-0} xenpci.irq=${IRQ:-0} $(guest_expect)" \
+		> /tmp/$GUEST.cfg
 }
 
 # What libxl_pci.c does for a PV guest, done by hand (MODE=manual).

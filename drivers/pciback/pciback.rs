@@ -127,6 +127,10 @@ struct PcibackModule {
 impl kernel::InPlaceModule for PcibackModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pin_init::pin_init_scope(move || {
+            // Only Xen's initial domain owns the devices it exports (as C).
+            if !kernel::xen::is_initial_domain() {
+                return Err(ENODEV);
+            }
             let patterns = parse_hide_param(module_parameters::hide.value_ref().as_bytes())?;
             // SAFETY: Called once, before the drivers are registered, so before any other use
             // of `SEIZED`.

@@ -503,7 +503,7 @@ pub(crate) struct StubData<'bound> {
     seized: Arc<Seized>,
     /// Xen's protection of the device's MSI-X table, from the seize until the driver is
     /// unbound (after `unbind`), for a device with MSI-X.
-    _msix: Option<MsixPreparation>,
+    _msix: Option<MsixPreparation<'bound>>,
     /// The dom0 handler of the device's INTx line, freed when the driver is unbound (after
     /// `unbind`).
     _intx: Option<IntxRegistration<'bound>>,
@@ -560,8 +560,10 @@ impl Stub {
     /// Asks Xen to protect the device's MSI-X table before any guest can map its BARs, while the
     /// device is still enabled from [`Stub::try_probe`] (Xen reads the table's location through
     /// the memory decoding). A failure is reported, not fatal, as by C: Xen then refuses or
-    /// kills a guest that enables MSI-X on the device, and the device works without MSI-X.
-    fn prepare_msix(pdev: &pci::Device<Core<'_>>) -> Option<MsixPreparation> {
+    /// kills a guest that enables MSI-X on the device: its guest drivers must do without.
+    fn prepare_msix<'bound>(
+        pdev: &'bound pci::Device<Core<'_>>,
+    ) -> Option<MsixPreparation<'bound>> {
         MsixPreparation::prepare(pdev)
             .inspect_err(|e| dev_err!(pdev.as_ref(), "MSI-X preparation failed: {:?}\n", e))
             .ok()

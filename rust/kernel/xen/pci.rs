@@ -140,6 +140,10 @@ impl Drop for DomainOwner {
 /// crashes the guest. Dropping the preparation (`PHYSDEVOP_release_msix`) tells Xen that the
 /// device's memory layout may change again, as when the backend lets the device go.
 ///
+/// A preparation borrows the bound device, like the other resources a driver holds for its
+/// binding: it cannot outlive the binding, so a driver that is unbound and bound again cannot
+/// have an old preparation release the new one.
+///
 /// Xen reads the table's location from the BARs and needs the device's memory decoding
 /// enabled: prepare a device while it is enabled.
 ///
@@ -148,7 +152,7 @@ impl Drop for DomainOwner {
 /// ```
 /// use kernel::{device::Bound, pci, xen::pci::MsixPreparation};
 ///
-/// fn seize(pdev: &pci::Device<Bound>) -> Option<MsixPreparation> {
+/// fn seize(pdev: &pci::Device<Bound>) -> Option<MsixPreparation<'_>> {
 ///     // Xen needs the device's memory decoding on.
 ///     pdev.enable_device().ok()?;
 ///     let prepared = MsixPreparation::prepare(pdev).ok().flatten();
@@ -161,26 +165,32 @@ impl Drop for DomainOwner {
 ///
 /// Xen accepted `PHYSDEVOP_prepare_msix` for `dev`, and it has not been released since.
 #[cfg(CONFIG_XEN_DOM0)]
-pub struct MsixPreparation {
-    dev: ARef<pci::Device>,
+pub struct MsixPreparation<'a> {
+    dev: &'a pci::Device<crate::device::Bound>,
 }
 
 #[cfg(CONFIG_XEN_DOM0)]
-impl MsixPreparation {
+impl<'a> MsixPreparation<'a> {
     /// Asks Xen to protect the MSI-X table of `dev`.
     ///
     /// Returns [`None`] when there is nothing to protect: the device has no MSI-X capability,
-    /// or Xen does not know the operation (Xen before 4.3, where nothing needs it). Fails with
-    /// the error Xen returned otherwise: [`ENXIO`] when the device's memory decoding is off,
-    /// [`EBUSY`] when its MSI-X is in use.
-    pub fn prepare(dev: &pci::Device<crate::device::Bound>) -> Result<Option<Self>> {
+    /// this is not Xen's initial domain, or Xen does not know the operation (Xen before 4.3,
+    /// where nothing needs it). Fails with the error Xen returned otherwise: [`ENXIO`] when
+    /// the device's memory decoding is off, [`EBUSY`] when its MSI-X is in use or the device
+    /// is prepared already.
+    pub fn prepare(dev: &'a pci::Device<crate::device::Bound>) -> Result<Option<Self>> {
+        // Only the initial domain may issue the operation; elsewhere (outside Xen in
+        // particular) there is no hypervisor to call.
+        if !super::is_initial_domain() {
+            return Ok(None);
+        }
         // SAFETY: `raw_pci_dev(dev)` is a valid `struct pci_dev`; `msix_cap` is set once when
         // the device is added to its bus.
         if unsafe { (*raw_pci_dev(dev)).msix_cap } == 0 {
             return Ok(None);
         }
         match physdev_msix(dev, bindings::PHYSDEVOP_prepare_msix) {
-            Ok(()) => Ok(Some(Self { dev: dev.into() })),
+            Ok(()) => Ok(Some(Self { dev })),
             Err(e) if e == ENOSYS => Ok(None),
             Err(e) => Err(e),
         }
@@ -188,16 +198,16 @@ impl MsixPreparation {
 
     /// Returns the device.
     #[inline]
-    pub fn device(&self) -> &pci::Device {
-        &self.dev
+    pub fn device(&self) -> &pci::Device<crate::device::Bound> {
+        self.dev
     }
 }
 
 #[cfg(CONFIG_XEN_DOM0)]
-impl Drop for MsixPreparation {
+impl Drop for MsixPreparation<'_> {
     fn drop(&mut self) {
         // By the type invariant Xen holds a preparation of the device, which this ends.
-        if let Err(e) = physdev_msix(&self.dev, bindings::PHYSDEVOP_release_msix) {
+        if let Err(e) = physdev_msix(self.dev, bindings::PHYSDEVOP_release_msix) {
             // Xen refuses only while MSI-X is still in use (the device stays protected).
             dev_warn!(self.dev.as_ref(), "MSI-X release failed: {:?}\n", e);
         }
@@ -217,8 +227,10 @@ fn physdev_msix(dev: &pci::Device, cmd: u32) -> Result {
     };
     // `cmd` is one of the two operations above, both small constants.
     let cmd = i32::try_from(cmd).map_err(|_| EINVAL)?;
-    // SAFETY: `arg` is a valid `struct physdev_pci_device`, the argument of both operations,
-    // which Xen only reads during the call.
+    // SAFETY: Only called for a `MsixPreparation`, which exists only in Xen's initial domain,
+    // where the hypercall page is set up and both operations are allowed. `arg` is a valid
+    // `struct physdev_pci_device`, the argument of both operations, which Xen only reads
+    // during the call.
     let ret = unsafe {
         bindings::HYPERVISOR_physdev_op(cmd, core::ptr::from_mut(&mut arg).cast())
     };

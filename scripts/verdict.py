@@ -36,6 +36,8 @@ BOOT_CHECK = re.compile(r'^XENPCI-BOOT-CHECK (ok|not ok): (.*)$')
 # A dom0 user-space program that crashed (the kernel's report of it, which
 # dom0 copies to the console as it happens).
 CRASH = re.compile(r'^XENPCI-DOM0-CRASH ')
+# QEMU itself died (an assertion or abort in the emulator, not in a guest).
+EMU_CRASH = re.compile(r'^qemu-system-\S+: .*(Assertion .* failed|[Aa]borted)|^qemu: (fatal|hardware error)')
 LAB = 'XENPCI-LAB-FAILURE'
 
 
@@ -84,6 +86,7 @@ def parse(lines):
     groups, cur = [], None
     lab, crashes = [], []
     boot = Group('boot', 0)
+    boot.emu_crash = None
     boot.plan = 0
     boot.finished = False
     for i, raw in enumerate(lines):
@@ -92,6 +95,8 @@ def parse(lines):
             lab.append((i, line))
         if CRASH.search(line):
             crashes.append((i, line))
+        if EMU_CRASH.search(line) and boot.emu_crash is None:
+            boot.emu_crash = (i, line)
         if line.startswith('XENPCI-END'):
             boot.finished = True
         m = BOOT_CHECK.match(line)
@@ -143,6 +148,8 @@ def parse(lines):
             continue
         if line.startswith('# '):
             cur.comments.append(line)
+    if boot.emu_crash is not None:
+        crashes.append((boot.emu_crash[0], 'EMULATOR ' + boot.emu_crash[1]))
     if boot.checks or boot.finished:
         boot.end = len(lines)
         boot.rc = 0
@@ -211,6 +218,20 @@ def lab_cause(groups, missing, lab, crashes):
     if lab and not groups:
         return lab[0][1]
     failed = [g for g in groups if g.counts()[1]]
+    emu = [(i, line[len('EMULATOR '):]) for i, line in crashes if line.startswith('EMULATOR ')]
+    crashes = [c for c in crashes if not c[1].startswith('EMULATOR ')]
+    if emu:
+        # QEMU died: the lab's, if the only failures are the group it died
+        # in (which never ended, and failed nothing before it died) and the
+        # groups that never began.
+        ei, eline = emu[0]
+        for g in failed:
+            if g.end is not None or g.begin > ei:
+                return None
+            if any(r[0] == 'fail' and r[3] < ei for r in g.results) or any(
+                    not c[0] for c in g.checks) or g.bail:
+                return None
+        return 'QEMU crashed (%s)' % eline.strip()
     if not failed:
         return None if not missing else (lab[0][1] if lab else None)
     why = []

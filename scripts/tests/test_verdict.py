@@ -207,6 +207,27 @@ class Verdict(unittest.TestCase):
         rc, out = self.check(lines, plan='lab,good')
         self.assertEqual(rc, 1, out)
 
+    def test_qemu_crash_mid_group_is_the_lab(self):
+        crash = 'qemu-system-x86_64: system/physmem.c:2678: iotlb_to_section: ' \
+                'Assertion `section_index < d->map.sections_nb\' failed.'
+        lines = group('good', ['1..5'] + ok(3), rc=None, checks=()) + [crash]
+        rc, out = self.check(lines, plan='good,other', end=False)
+        self.assertEqual(rc, 2, out)
+        self.assertIn('QEMU crashed', out)
+
+    def test_qemu_crash_after_a_failure_is_not_the_lab(self):
+        crash = 'qemu-system-x86_64: foo.c:1: f: Assertion `x\' failed.'
+        lines = group('good', ['1..5', 'not ok 1 broken'] + ok(3)[1:], rc=None, checks=()) + [crash]
+        rc, out = self.check(lines, plan='good', end=False)
+        self.assertEqual(rc, 1, out)
+
+    def test_qemu_crash_with_an_earlier_failed_group_is_not_the_lab(self):
+        crash = 'qemu-system-x86_64: foo.c:1: f: Assertion `x\' failed.'
+        lines = group('other', ['1..1', 'not ok 1 broken'], rc=1) + \
+            group('good', ['1..5'] + ok(3), rc=None, checks=()) + [crash]
+        rc, out = self.check(lines, plan='other,good', end=False)
+        self.assertEqual(rc, 1, out)
+
     def test_daemons_down_is_the_lab(self):
         rc, out = self.check(['XENPCI-LAB-FAILURE: the Xen daemons did not start'])
         self.assertEqual(rc, 2, out)

@@ -14,6 +14,7 @@
 //! - I/O goes through small traits the drivers implement over the real device
 //!   and the tests implement over a fake one.
 
+pub(crate) mod aer;
 pub(crate) mod bdf;
 pub(crate) mod conf;
 pub(crate) mod msi;

@@ -674,7 +674,8 @@ mod tests {
                 .filter(|&t| t > self.now)
                 .min()
                 .unwrap_or(u64::MAX);
-            self.now = (self.now + ms).min(wake);
+            // At least 1 ms, so that a wait that sleeps for nothing still ends.
+            self.now = (self.now + ms.max(1)).min(wake);
             !self.signal_at.is_some_and(|t| self.now >= t)
         }
         fn now_ms(&mut self) -> u64 {

@@ -25,6 +25,7 @@ use kernel::{
 #[path = "../xenpci_common/mod.rs"]
 mod common;
 
+mod aer;
 mod conf;
 mod intx;
 mod ops;

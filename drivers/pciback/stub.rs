@@ -16,6 +16,16 @@
 //! held. Lock order: [`SEIZED`], then a device's `inner`. `unbind` takes `inner` with the
 //! device lock held, so nothing may wait for the device lock while holding `inner`: the release
 //! from a guest resets with [`pci::Device::try_reset_function`], which does not wait.
+//!
+//! The claim of an exported device holds the guest's backend state ([`Shared`]), which holds
+//! the device in its topology: the cycle ends when the claim is dropped, which every way out of
+//! an export does (`release`, `unclaim`, `unbind`).
+//!
+//! # AER
+//!
+//! The PCI core's error recovery calls this driver's [`pci::ErrorHandler`] for a seized device
+//! (with its device lock held); for a device exported to a guest each step is forwarded to the
+//! guest ([`crate::aer`]). No lock of this module is held while the guest is waited for.
 
 use kernel::{
     device::{
@@ -44,6 +54,10 @@ use kernel::{
 
 use crate::{
     common::{
+        aer::{
+            AerStep,
+            ChannelState, //
+        },
         bdf::{
             Bdf,
             BdfPattern, //
@@ -68,6 +82,7 @@ use crate::{
         IntxRegistration,
         IntxState, //
     },
+    xenbus::Shared,
 };
 
 /// The seize list and the seized devices.
@@ -148,6 +163,8 @@ kernel::sync::global_lock! {
 /// A device exported to a guest: the claim that keeps other backends away.
 struct Claim {
     domain: DomId,
+    /// The guest's backend state, where AER requests for the device go.
+    backend: Arc<Shared>,
     /// The device's entry in the domain-owner registry, removed when dropped.
     _owner: DomainOwner,
 }
@@ -226,10 +243,11 @@ impl Seized {
         }
     }
 
-    /// Finds the seized device at `bdf` and claims it for `domain`.
+    /// Finds the seized device at `bdf` and claims it for the guest of `backend`.
     ///
     /// Fails if no device at `bdf` is bound to `pciback`, or if it is already claimed.
-    pub(crate) fn claim(bdf: Bdf, domain: DomId) -> Result<Arc<Self>, ClaimError> {
+    pub(crate) fn claim(bdf: Bdf, backend: &Arc<Shared>) -> Result<Arc<Self>, ClaimError> {
+        let domain = backend.domid();
         let this = SEIZED
             .lock()
             .devices
@@ -262,11 +280,17 @@ impl Seized {
         }
         inner.claim = Some(Claim {
             domain,
+            backend: backend.clone(),
             _owner: owner,
         });
         drop(inner);
 
         Ok(this)
+    }
+
+    /// The backend of the guest the device is exported to, if any.
+    pub(crate) fn backend(&self) -> Option<Arc<Shared>> {
+        self.inner.lock().claim.as_ref().map(|c| c.backend.clone())
     }
 
     /// Finds the seized device at `bdf` (bound to `pciback`).
@@ -657,6 +681,7 @@ impl pci::Driver for Stub {
     const ID_TABLE: pci::IdTable<Self::IdInfo> = &ANY_DEVICE;
     const ATTRIBUTE_GROUPS: Option<&'static driver::attribute::Groups> =
         Some(&crate::sysfs::STUB_ATTRIBUTES);
+    const ERROR_HANDLERS: Option<pci::ErrorHandlers<Self>> = Some(pci::ErrorHandlers::TABLE);
 
     fn probe<'bound>(
         pdev: &'bound pci::Device<Core<'_>>,
@@ -709,5 +734,41 @@ impl pci::Driver for Stub {
 
         pdev.clear_dev_assigned();
         dev_info!(dev, "released {}\n", format_args!("{}", seized.bdf));
+    }
+}
+
+/// The PCI core's error recovery of a seized device: each step goes to the guest the device is
+/// exported to (see [`crate::aer`]).
+#[vtable]
+impl pci::ErrorHandler for Stub {
+    fn error_detected<'bound>(
+        pdev: &'bound pci::Device<Core<'_>>,
+        this: Pin<&StubData<'bound>>,
+        state: pci::ChannelState,
+    ) -> pci::ErsResult {
+        let state = match state {
+            pci::ChannelState::Normal => ChannelState::Normal,
+            pci::ChannelState::Frozen => ChannelState::Frozen,
+            pci::ChannelState::PermFailure => ChannelState::PermFailure,
+        };
+        crate::aer::recover(pdev, &this.seized, AerStep::ErrorDetected(state))
+    }
+
+    fn mmio_enabled<'bound>(
+        pdev: &'bound pci::Device<Core<'_>>,
+        this: Pin<&StubData<'bound>>,
+    ) -> pci::ErsResult {
+        crate::aer::recover(pdev, &this.seized, AerStep::MmioEnabled)
+    }
+
+    fn slot_reset<'bound>(
+        pdev: &'bound pci::Device<Core<'_>>,
+        this: Pin<&StubData<'bound>>,
+    ) -> pci::ErsResult {
+        crate::aer::recover(pdev, &this.seized, AerStep::SlotReset)
+    }
+
+    fn resume<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&StubData<'bound>>) {
+        crate::aer::recover(pdev, &this.seized, AerStep::Resume);
     }
 }

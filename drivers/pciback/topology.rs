@@ -87,6 +87,14 @@ impl Topology {
         self.devs.iter().find(|e| e.guest == guest).map(|e| &e.dev)
     }
 
+    /// Where the guest sees `dev`, if it is exported here.
+    pub(crate) fn guest_of(&self, dev: &Seized) -> Option<Bdf> {
+        self.devs
+            .iter()
+            .find(|e| core::ptr::eq::<Seized>(&*e.dev, dev))
+            .map(|e| e.guest)
+    }
+
     /// Removes the device the guest addresses as `guest`.
     pub(crate) fn remove(&mut self, guest: Bdf) -> Option<Arc<Seized>> {
         let i = self.devs.iter().position(|e| e.guest == guest)?;

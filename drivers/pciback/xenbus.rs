@@ -22,9 +22,19 @@
 //! before finds no connection and does nothing, and none is queued or running once it returns,
 //! so none runs after `unbind` or after the module is unloaded.
 //!
-//! Lock order: `Shared::conn`, then `Shared::topo`, then a device's own lock (see `stub`).
-//! One request is served at a time per guest: the channel is bound with late EOI and stays
-//! masked until the work item acknowledges it.
+//! Lock order: `Shared::aer`, then `Shared::conn`, then `Shared::topo`, then a device's own lock
+//! (see `stub`). One request is served at a time per guest: the channel is bound with late EOI
+//! and stays masked until the work item acknowledges it.
+//!
+//! # AER
+//!
+//! [`Shared::forward_aer`] posts one step of dom0's error recovery of an exported device in the
+//! `aer_op` slot of the page and waits for the guest's answer (see `common::aer`). It runs in
+//! the stub's error handler, with the device lock of the PCI device held, and takes `aer` for
+//! the whole exchange (one slot per page), `conn` only for each look at the page: the work item
+//! keeps serving the guest's configuration requests meanwhile (the guest driver's handler makes
+//! some). The event-channel handler wakes it when the guest clears `_XEN_PCIB_active`, and
+//! [`disconnect`] when the page goes; the wait also re-checks in slices.
 
 use kernel::{
     device::{
@@ -35,18 +45,25 @@ use kernel::{
         self,
         IrqReturn, //
     },
-    new_mutex, new_work,
+    new_condvar, new_mutex, new_work,
     prelude::*,
     str::CString,
     sync::{
         atomic::{
+            Acquire,
             AtomicFlag,
             Full,
             Relaxed,
             Release, //
         },
         Arc,
+        CondVar,
         Mutex, //
+    },
+    time::{
+        msecs_to_jiffies,
+        Instant,
+        Monotonic, //
     },
     workqueue::{
         self,
@@ -81,7 +98,25 @@ use kernel::{
 };
 
 use crate::{
-    common::{pciif::XEN_PCI_MAGIC, xs},
+    common::{
+        aer::{
+            self,
+            AerStep,
+            AerWait,
+            Delivery,
+            WaitEnd, //
+        },
+        pciif::{
+            AerOp,
+            OFFSET_AER_OP,
+            OFFSET_AER_OP_ERR,
+            OFFSET_FLAGS,
+            XEN_PCIB_ACTIVE,
+            XEN_PCIB_AERHANDLER,
+            XEN_PCI_MAGIC, //
+        },
+        xs,
+    },
     ops,
     stub::Seized,
     topology::{
@@ -108,18 +143,29 @@ struct Kick {
 
 impl evtchn::Handler for Kick {
     fn handle(&self, irq: &Irq) -> IrqReturn {
+        // The guest's answer to an AER request: wake the waiter.
+        let aer_answer = self.shared.aer_waiting.load(Acquire) && !aer_active(&self.page);
+        if aer_answer {
+            self.shared.aer_done.notify_all();
+        }
         if ops::op_pending(&self.page) && !self.shared.queued.xchg(true, Full) {
             // Acknowledged by the work item once the request is answered.
-            if workqueue::system().enqueue(self.shared.clone()).is_err() {
-                self.shared.queued.store(false, Relaxed);
-                irq.lateeoi(Eoi::Spurious);
+            if workqueue::system().enqueue(self.shared.clone()).is_ok() {
+                return IrqReturn::Handled;
             }
-        } else {
-            // Nothing to do: counts towards throttling a guest that kicks for nothing.
-            irq.lateeoi(Eoi::Spurious);
+            self.shared.queued.store(false, Relaxed);
         }
+        // Nothing else to do: an event for nothing counts towards throttling a guest that
+        // kicks for nothing.
+        irq.lateeoi(if aer_answer { Eoi::Handled } else { Eoi::Spurious });
         IrqReturn::Handled
     }
+}
+
+/// Whether `_XEN_PCIB_active` is set: an AER request is posted and not answered yet.
+fn aer_active(page: &kernel::xen::grant::SharedMemory) -> bool {
+    page.atomic_u32(OFFSET_FLAGS)
+        .is_ok_and(|flags| flags.load(Acquire) & XEN_PCIB_ACTIVE != 0)
 }
 
 /// The per-guest state shared with the event channel and the work item.
@@ -127,6 +173,8 @@ impl evtchn::Handler for Kick {
 pub(crate) struct Shared {
     /// The guest.
     domid: DomId,
+    /// Our own (the backend device's) directory.
+    nodename: CString,
     /// The frontend's directory.
     frontend: CString,
     /// The exported devices.
@@ -139,6 +187,14 @@ pub(crate) struct Shared {
     queued: AtomicFlag,
     #[pin]
     work: Work<Shared>,
+    /// Held for the whole of an AER request: one `aer_op` slot.
+    #[pin]
+    aer: Mutex<()>,
+    /// Signalled when the guest answers an AER request, or disconnects.
+    #[pin]
+    aer_done: CondVar,
+    /// An AER request is posted and its answer awaited.
+    aer_waiting: AtomicFlag,
 }
 
 kernel::impl_has_work! {
@@ -223,7 +279,7 @@ fn read_num_devs(dev: &xenbus::Device<Bound>) -> Result<u32> {
 /// Claims the device named by `dev-i`, places it, and publishes `vdev-i` and `state-i`.
 ///
 /// On failure nothing stays claimed or placed.
-fn export_index(dev: &xenbus::Device<Bound>, shared: &Shared, i: u32) -> Result {
+fn export_index(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>, i: u32) -> Result {
     let node = dev.nodename();
     let value = Nil.read(node, cstr_key(&xs::dev_key(i))?)?;
     let host = xs::parse_dev(&value).map_err(|e| {
@@ -231,7 +287,7 @@ fn export_index(dev: &xenbus::Device<Bound>, shared: &Shared, i: u32) -> Result 
         EINVAL
     })?;
 
-    let seized = Seized::claim(host, shared.domid).map_err(|e| {
+    let seized = Seized::claim(host, shared).map_err(|e| {
         dev.dev_fatal(
             e.to_error(),
             fmt!(
@@ -428,6 +484,8 @@ fn disconnect(shared: &Shared) {
     // Unbinding waits for a running handler, and nothing else queues the work item without the
     // connection: only a run that saw it (before it was taken) can have queued one.
     drop(conn);
+    // An AER request waiting for this guest gives up.
+    shared.aer_done.notify_all();
     // That run, or the one it queued, finds no connection and stops.
     shared.work.flush();
 }
@@ -441,7 +499,7 @@ fn release_all(shared: &Shared) {
 }
 
 /// The toolstack attached (`state-i` 1) or detached (`state-i` 5) devices of a running guest.
-fn reconfigure(dev: &xenbus::Device<Bound>, shared: &Shared) {
+fn reconfigure(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>) {
     if read_own_u32(dev, xs::STATE).ok() != Some(u32::from(XenbusState::Reconfiguring)) {
         return;
     }
@@ -452,7 +510,7 @@ fn reconfigure(dev: &xenbus::Device<Bound>, shared: &Shared) {
 
 /// Exports the devices whose `state-i` is Initialising and releases those whose `state-i` is
 /// Closing. Errors are reported with `dev_fatal`.
-fn update_devices(dev: &xenbus::Device<Bound>, shared: &Shared) -> Result {
+fn update_devices(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>) -> Result {
     let num = match read_num_devs(dev) {
         Ok(n) => n,
         Err(e) => {
@@ -496,6 +554,105 @@ fn update_devices(dev: &xenbus::Device<Bound>, shared: &Shared) -> Result {
     Ok(())
 }
 
+impl Shared {
+    /// The guest.
+    pub(crate) fn domid(&self) -> DomId {
+        self.domid
+    }
+
+    /// Asks the guest's driver of the exported device `dev` to take part in the recovery step
+    /// `step`, and waits for its answer (see the module documentation).
+    ///
+    /// Sleeps for up to [`aer::AER_TIMEOUT_MS`]. Must not be called with any lock of `self`
+    /// held.
+    pub(crate) fn forward_aer(&self, dev: &Seized, step: AerStep) -> Delivery {
+        let Some(guest) = self.topo.lock().guest_of(dev) else {
+            return Delivery::NotExported;
+        };
+        let mut slot = self.aer.lock();
+        {
+            let conn = self.conn.lock();
+            let Some(conn) = conn.as_ref() else {
+                return Delivery::NotConnected;
+            };
+            let page = &conn.evtchn.handler().page;
+            let Ok(flags) = page.atomic_u32(OFFSET_FLAGS) else {
+                return Delivery::NotConnected;
+            };
+            let current = flags.load(Acquire);
+            if current & XEN_PCIB_AERHANDLER == 0 {
+                return Delivery::NoHandler;
+            }
+            if current & XEN_PCIB_ACTIVE != 0 {
+                return Delivery::Busy;
+            }
+            let request = AerOp::request(step, guest).to_bytes();
+            if page.copy_from_slice(OFFSET_AER_OP, &request).is_err() {
+                return Delivery::NotConnected;
+            }
+            self.aer_waiting.store(true, Relaxed);
+            // One atomic step, whatever the guest writes meanwhile; `Full` orders the request's
+            // stores before the bit (C's `wmb()`).
+            flags.fetch_or(XEN_PCIB_ACTIVE, Full);
+            conn.evtchn.irq().notify();
+        }
+
+        let end = aer::wait_answer(&mut AerWaiter {
+            shared: self,
+            slot: &mut slot,
+            start: Instant::<Monotonic>::now(),
+        });
+        self.aer_waiting.store(false, Relaxed);
+        if end != WaitEnd::Answered {
+            return Delivery::NoAnswer;
+        }
+        let conn = self.conn.lock();
+        match conn
+            .as_ref()
+            .map(|c| c.evtchn.handler().page.read::<i32>(OFFSET_AER_OP_ERR))
+        {
+            Some(Ok(raw)) => Delivery::Answered(raw),
+            _ => Delivery::NoAnswer,
+        }
+    }
+
+    /// Marks the guest as failed in its AER recovery: `aerState` = `aerfail` in our directory,
+    /// as C `kill_domain_by_device` does (C writes it at a path fixed to backend domain 0, the
+    /// same for a backend in dom0). No toolstack reads it today.
+    pub(crate) fn mark_aer_failed(&self) -> Result {
+        Nil.write(&self.nodename, xs::AER_STATE, xs::AER_STATE_FAILED)
+    }
+}
+
+/// The page during [`Shared::forward_aer`]'s wait.
+struct AerWaiter<'a, 'b> {
+    shared: &'a Shared,
+    /// The guard of `Shared::aer`, which the condition variable releases while sleeping.
+    slot: &'a mut kernel::sync::MutexGuard<'b, ()>,
+    start: Instant<Monotonic>,
+}
+
+impl AerWait for AerWaiter<'_, '_> {
+    fn active(&mut self) -> Option<bool> {
+        let conn = self.shared.conn.lock();
+        conn.as_ref().map(|c| aer_active(&c.evtchn.handler().page))
+    }
+
+    fn sleep(&mut self, ms: u64) -> bool {
+        let jiffies = msecs_to_jiffies(u32::try_from(ms).unwrap_or(u32::MAX));
+        !matches!(
+            self.shared
+                .aer_done
+                .wait_interruptible_timeout(self.slot, jiffies),
+            kernel::sync::CondVarTimeoutResult::Signal { .. }
+        )
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
 impl xenbus::Driver for Backend {
     type IdInfo = ();
     type Data<'bound> = BackendData<'bound>;
@@ -508,14 +665,19 @@ impl xenbus::Driver for Backend {
         pin_init::pin_init_scope(move || {
             let frontend = dev.otherend().ok_or(ENODEV)?;
             let frontend = CString::try_from_fmt(fmt!("{frontend}"))?;
+            let nodename = CString::try_from_fmt(fmt!("{}", dev.nodename()))?;
             let shared = Arc::pin_init(
                 try_pin_init!(Shared {
                     domid: dev.otherend_id(),
+                    nodename,
                     frontend,
                     topo <- new_mutex!(Topology::new(crate::passthrough())),
                     conn <- new_mutex!(None),
                     queued: AtomicFlag::new(false),
                     work <- new_work!("pciback::op"),
+                    aer <- new_mutex!(()),
+                    aer_done <- new_condvar!("pciback::aer_done"),
+                    aer_waiting: AtomicFlag::new(false),
                 }),
                 GFP_KERNEL,
             )?;

@@ -29,6 +29,11 @@ pub(crate) const EVENT_CHANNEL: &CStr = c"event-channel";
 pub(crate) const MAGIC: &CStr = c"magic";
 /// Standard node: xenbus state.
 pub(crate) const STATE: &CStr = c"state";
+/// Backend node the backend writes when the guest failed a PCIe AER recovery step (C
+/// `kill_domain_by_device`); the value is [`AER_STATE_FAILED`]. No current toolstack reads it.
+pub(crate) const AER_STATE: &CStr = c"aerState";
+/// Value of [`AER_STATE`].
+pub(crate) const AER_STATE_FAILED: &CStr = c"aerfail";
 
 /// A xenbus device state (`enum xenbus_state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -24,6 +24,7 @@ use kernel::{
             Atomic,
             Full, //
         },
+        Arc,
         SpinLockIrq,
     },
     time::{
@@ -47,27 +48,32 @@ use kernel::{
     },
 };
 
-use crate::common::{
-    pciif::{
-        self,
-        RawOp, //
-    },
-    roundtrip::{
-        self,
-        Outcome, //
+use crate::{
+    aer::AerJob,
+    common::{
+        pciif::{
+            self,
+            RawOp, //
+        },
+        roundtrip::{
+            self,
+            Outcome, //
+        },
     },
 };
 
 /// The event channel's handler.
 ///
-/// The backend signals the channel after each answer, and would signal AER requests on it; the
-/// answers are collected by polling in [`OpChannel::round_trip`], and AER is not supported (the
-/// frontend does not set `_XEN_PCIB_AERHANDLER`, so the backend never sends AER requests). The
-/// handler has nothing to do.
-pub(crate) struct Events;
+/// The backend signals the channel after each answer, and when it posts an AER request. The
+/// answers are collected by polling in [`OpChannel::round_trip`]; the handler kicks the AER job,
+/// which only runs when a request is flagged.
+pub(crate) struct Events {
+    aer: Arc<AerJob>,
+}
 
 impl evtchn::Handler for Events {
     fn handle(&self, _irq: &Irq) -> IrqReturn {
+        self.aer.kick();
         IrqReturn::Handled
     }
 }
@@ -84,7 +90,7 @@ struct SlotState {
 /// The other domain may write the page at any time: it is only accessed through
 /// [`kernel::xen::grant::SharedMemory`]'s volatile and atomic accessors, and answers are copied
 /// out before use.
-#[pin_data]
+#[pin_data(PinnedDrop)]
 pub(crate) struct OpChannel<'a> {
     /// Held (with interrupts disabled) for the whole of each round trip.
     #[pin]
@@ -99,8 +105,12 @@ pub(crate) struct OpChannel<'a> {
 
 impl<'a> OpChannel<'a> {
     /// Sets up the channel: `ring` (granted, zeroed) and the event channel `port` (allocated for
-    /// the backend), which is bound here.
-    pub(crate) fn new(ring: SharedRing, port: LocalPort<'a>) -> impl PinInit<Self, Error> + 'a {
+    /// the backend), which is bound here; `aer` serves the backend's AER requests on it.
+    pub(crate) fn new(
+        ring: SharedRing,
+        port: LocalPort<'a>,
+        aer: Arc<AerJob>,
+    ) -> impl PinInit<Self, Error> + 'a {
         // SAFETY: The registration is a field of the `OpChannel`, which is pinned, dropped in
         // place and never leaked (it lives in the device's driver data).
         let events = unsafe {
@@ -109,7 +119,7 @@ impl<'a> OpChannel<'a> {
                 EoiMode::Auto,
                 irq::Flags::TRIGGER_NONE,
                 c"pcifront",
-                Ok(Events),
+                Ok(Events { aer }),
             )
         };
 
@@ -118,13 +128,32 @@ impl<'a> OpChannel<'a> {
             ring,
             events <- events,
         })
+        .pin_chain(|this| {
+            // SAFETY: `this` is pinned, and its drop detaches the job before any field goes
+            // (`PinnedDrop` runs first).
+            unsafe { this.events.handler().aer.attach(&this) };
+            Ok(())
+        })
     }
 
-    /// Allocates and grants the shared page to the other end of `dev`.
-    ///
-    /// The flags word starts zeroed: `_XEN_PCIB_AERHANDLER` stays clear, as AER is not supported.
+    /// The shared page.
+    pub(crate) fn ring(&self) -> &SharedRing {
+        &self.ring
+    }
+
+    /// The event channel's IRQ, to signal the backend.
+    pub(crate) fn irq(&self) -> &Irq {
+        self.events.irq()
+    }
+
+    /// Allocates and grants the shared page to the other end of `dev`, with
+    /// `_XEN_PCIB_AERHANDLER` set: this frontend takes the backend's AER requests (as C, which
+    /// sets it whatever the guest's drivers).
     pub(crate) fn alloc_ring(dev: &xenbus::Device<Bound>) -> Result<SharedRing> {
-        SharedRing::new(dev, 1, GFP_KERNEL)
+        let ring = SharedRing::new(dev, 1, GFP_KERNEL)?;
+        ring.atomic_u32(pciif::OFFSET_FLAGS)?
+            .fetch_or(pciif::XEN_PCIB_AERHANDLER, Full);
+        Ok(ring)
     }
 
     /// Returns the grant reference of the shared page, to publish as `pci-op-ref`.
@@ -228,6 +257,8 @@ impl<'a> OpChannel<'a> {
         let Ok(flags) = self.ring.atomic_u32(pciif::OFFSET_FLAGS) else {
             return;
         };
+        // The poll below may consume the event of an AER request: look for one afterwards.
+        let _kick = KickAer(&self.events.handler().aer);
         let mut page = Page {
             ring: &self.ring,
             flags,
@@ -343,4 +374,22 @@ impl roundtrip::Channel for Page<'_> {
 /// [`PcibiosError::DeviceNotFound`].
 fn pcibios_error(code: i32) -> PcibiosError {
     PcibiosError::from_raw(code).unwrap_or(PcibiosError::DeviceNotFound)
+}
+
+#[pinned_drop]
+impl PinnedDrop for OpChannel<'_> {
+    fn drop(self: Pin<&mut Self>) {
+        // Before the event channel and the page go.
+        self.events.handler().aer.detach();
+    }
+}
+
+/// Kicks the AER job when dropped: at the end of a round trip, whichever way it ends (C
+/// reschedules its AER work there too).
+struct KickAer<'a>(&'a Arc<AerJob>);
+
+impl Drop for KickAer<'_> {
+    fn drop(&mut self) {
+        self.0.kick();
+    }
 }

@@ -8,8 +8,9 @@
 //! with configuration space accessors that forward each access to the backend ([`bus`], [`ops`]),
 //! and lets the PCI core enumerate the devices and bind their drivers.
 //!
-//! MSI and MSI-X are enabled through the backend ([`msi`]). Not supported (unlike the C
-//! `xen-pcifront`): PCIe AER notifications from the backend.
+//! MSI and MSI-X are enabled through the backend ([`msi`]). The backend's PCIe AER requests
+//! (dom0's error recovery of an exported device) are handed to the guest's driver of the device
+//! ([`aer`]).
 
 use kernel::{
     driver,
@@ -26,6 +27,7 @@ use kernel::{
 #[path = "../xenpci_common/mod.rs"]
 mod common;
 
+mod aer;
 mod bus;
 mod msi;
 mod ops;

@@ -38,6 +38,7 @@ use kernel::{
 };
 
 use crate::{
+    aer::AerJob,
     bus::{
         Roots,
         Scan, //
@@ -93,10 +94,11 @@ impl xenbus::Driver for PcifrontDriver {
             let gref = OpChannel::grant_ref(&ring)?;
             let port = LocalPort::alloc(dev)?;
             let evtchn = port.port();
+            let aer = AerJob::new()?;
 
             Ok(try_pin_init!(Front {
                 link <- new_mutex!(Link::Waiting, "pcifront_link"),
-                chan <- OpChannel::new(ring, port),
+                chan <- OpChannel::new(ring, port, aer),
                 _: {
                     publish(dev, gref, evtchn)?;
                     dev.switch_state(XenbusState::Initialised)?;

@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! PCIe AER: the backend relays the steps of dom0's error recovery of a device to this guest
+//! (`aer_op` on the shared page, `_XEN_PCIB_active`), and the guest's driver of the device
+//! answers, as with C `pcifront`.
+//!
+//! The event channel's handler (and every configuration round trip, whose poll may consume the
+//! event) kicks [`AerJob`] when the backend has flagged a request; the job runs in process
+//! context on the system workqueue, one request at a time: it finds the device, checks it is
+//! behind this connection's root buses, calls the bound driver's handler with the device lock
+//! held ([`pci::Device::with_error_handlers`]), writes the answer into `aer_op.err`, clears
+//! `_XEN_PCIB_active` and signals the backend. The rules of the answer are the shared code's
+//! (`common::aer`).
+//!
+//! # Lifetime
+//!
+//! The job reaches its [`OpChannel`] through a pointer set once the channel is pinned
+//! ([`AerJob::attach`]) and cleared by the channel's drop ([`AerJob::detach`]) before anything of
+//! it goes; the pointer is only read under the job's lock, and nothing queues the job without
+//! it. `detach` then flushes the job: a run that read the pointer has finished when it returns,
+//! and none is queued any more, so none runs after the channel (or the module) is gone.
+
+use core::ptr::NonNull;
+
+use kernel::{
+    new_spinlock_irq, new_work,
+    pci::{
+        self,
+        RootBus, //
+    },
+    prelude::*,
+    sync::{
+        atomic::{
+            Acquire,
+            AtomicFlag,
+            Full,
+            Relaxed,
+            Release, //
+        },
+        Arc,
+        SpinLockIrq,
+    },
+    workqueue::{
+        self,
+        Work,
+        WorkItem, //
+    },
+};
+
+use crate::{
+    bus::RootOps,
+    common::{
+        aer::{
+            self,
+            AerStep,
+            ChannelState,
+            DriverOutcome,
+            ErsResult, //
+        },
+        bdf::Bdf,
+        pciif::{
+            AerOp,
+            AER_OP_SIZE,
+            OFFSET_AER_OP,
+            OFFSET_AER_OP_ERR,
+            OFFSET_FLAGS,
+            XEN_PCIB_ACTIVE, //
+        },
+    },
+    ops::OpChannel,
+};
+
+/// The channel an [`AerJob`] serves.
+///
+/// # Invariants
+///
+/// Points to a pinned [`OpChannel`] that stays valid until it is removed from
+/// [`AerJob::chan`] and [`AerJob::detach`] returns (see the module documentation).
+struct ChanPtr(NonNull<OpChannel<'static>>);
+
+// SAFETY: The pointer is only dereferenced as a shared reference, and `OpChannel`'s shared
+// methods may be used from any thread (its state is behind locks and atomics).
+unsafe impl Send for ChanPtr {}
+
+/// The work item that serves the backend's AER requests of one connection.
+#[pin_data]
+pub(crate) struct AerJob {
+    /// The channel, between [`AerJob::attach`] and [`AerJob::detach`].
+    #[pin]
+    chan: SpinLockIrq<Option<ChanPtr>>,
+    /// The work item is queued or running.
+    queued: AtomicFlag,
+    #[pin]
+    work: Work<AerJob>,
+}
+
+kernel::impl_has_work! {
+    impl HasWork<Self> for AerJob { self.work }
+}
+
+impl AerJob {
+    /// Creates the job of a channel not set up yet.
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            try_pin_init!(AerJob {
+                chan <- new_spinlock_irq!(None, "pcifront_aer_chan"),
+                queued: AtomicFlag::new(false),
+                work <- new_work!("pcifront::aer"),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Lets the job serve `chan`.
+    ///
+    /// # Safety
+    ///
+    /// `chan` must be pinned, and must call [`AerJob::detach`] before any of it is dropped.
+    pub(crate) unsafe fn attach(&self, chan: &OpChannel<'_>) {
+        // INVARIANT: Guaranteed by the safety requirements of this function.
+        *self.chan.lock() = Some(ChanPtr(NonNull::from(chan).cast()));
+    }
+
+    /// Stops the job for good: it serves nothing more once this returns.
+    pub(crate) fn detach(&self) {
+        // Nothing queues the job after this (see `kick`)...
+        drop(self.chan.lock().take());
+        // ...and a run that took the pointer before has finished when this returns.
+        self.work.flush();
+    }
+
+    /// Queues the job if the backend has flagged a request and the job is not queued or running.
+    ///
+    /// May be called in any context, with interrupts disabled included.
+    pub(crate) fn kick(self: &Arc<Self>) {
+        // Held while queueing, so that `detach` cannot miss a job queued now.
+        let chan = self.chan.lock();
+        let Some(ptr) = chan.as_ref() else {
+            return;
+        };
+        // SAFETY: By the type invariant of `ChanPtr` the channel is valid while the pointer is
+        // in `self.chan`, whose lock is held.
+        let chan_ref = unsafe { ptr.0.as_ref() };
+        if !aer_requested(chan_ref) || self.queued.xchg(true, Full) {
+            return;
+        }
+        if workqueue::system().enqueue(self.clone()).is_err() {
+            self.queued.store(false, Relaxed);
+        }
+    }
+}
+
+impl WorkItem for AerJob {
+    type Pointer = Arc<AerJob>;
+
+    fn run(this: Arc<AerJob>) {
+        let ptr = this.chan.lock().as_ref().map(|p| p.0);
+        if let Some(ptr) = ptr {
+            // SAFETY: By the type invariant of `ChanPtr` the channel stays valid until `detach`
+            // returns, and `detach` waits for this run (it flushes the job after taking the
+            // pointer).
+            serve(unsafe { ptr.as_ref() });
+        }
+        this.queued.store(false, Release);
+        // A request flagged while this ran found the job queued and did not queue it again.
+        this.kick();
+    }
+}
+
+/// Whether the backend has flagged an AER request.
+fn aer_requested(chan: &OpChannel<'_>) -> bool {
+    chan.ring()
+        .atomic_u32(OFFSET_FLAGS)
+        .is_ok_and(|flags| flags.load(Acquire) & XEN_PCIB_ACTIVE != 0)
+}
+
+/// Copies the request out of the page.
+fn read_request(chan: &OpChannel<'_>) -> Option<[u8; AER_OP_SIZE]> {
+    let mut bytes = [0u8; AER_OP_SIZE];
+    chan.ring().copy_to_slice(OFFSET_AER_OP, &mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// Serves the flagged request, if any.
+fn serve(chan: &OpChannel<'_>) {
+    let ring = chan.ring();
+    let Ok(flags) = ring.atomic_u32(OFFSET_FLAGS) else {
+        return;
+    };
+    if flags.load(Acquire) & XEN_PCIB_ACTIVE == 0 {
+        return;
+    }
+    // Copied out once: the backend's page may change while the driver runs.
+    let Some(request) = read_request(chan) else {
+        return;
+    };
+    let op = AerOp::from_bytes(&request);
+    let answer = match aer::decode_request(&op) {
+        Ok((step, addr)) => aer::frontend_answer(step, call_driver(chan, step, addr)),
+        Err(e) => {
+            pr_err!("AER request refused: {}\n", e);
+            ErsResult::None
+        }
+    };
+
+    // A backend that gave up on the request (C clears the bit at its timeout) may have posted
+    // another one meanwhile: answering it with this answer, or clearing its bit, would be wrong.
+    // The next run serves it.
+    if flags.load(Acquire) & XEN_PCIB_ACTIVE == 0 || read_request(chan) != Some(request) {
+        pr_warn!("AER request withdrawn by the backend before the answer\n");
+        return;
+    }
+    // Offsets inside the page: cannot fail.
+    let _ = ring.write(OFFSET_AER_OP_ERR, answer.raw());
+    // One atomic step; `Full` publishes the answer first (C's `wmb()`).
+    flags.fetch_and(!XEN_PCIB_ACTIVE, Full);
+    chan.irq().notify();
+}
+
+/// Calls the handler for `step` of the driver bound to the guest device `addr`, if it is behind
+/// this connection.
+fn call_driver(chan: &OpChannel<'_>, step: AerStep, addr: Bdf) -> DriverOutcome {
+    let Some(pdev) = pci::Device::get_by_slot(addr.domain().into(), addr.bus(), addr.devfn())
+    else {
+        pr_err!("AER {}: no device {}\n", step, addr);
+        return DriverOutcome::NoDevice;
+    };
+    // Only devices of this connection: the backend has no business with the others.
+    let ours = RootBus::<RootOps>::with_device_ops(&pdev, |ops| {
+        core::ptr::eq(
+            core::ptr::from_ref(ops.chan()).cast::<()>(),
+            core::ptr::from_ref(chan).cast::<()>(),
+        )
+    })
+    .unwrap_or(false);
+    if !ours {
+        pr_err!("AER {}: {} is not behind this frontend\n", step, addr);
+        return DriverOutcome::NoDevice;
+    }
+
+    let outcome = pdev.with_error_handlers(|handlers| {
+        let Some(handlers) = handlers else {
+            return DriverOutcome::NoDriver;
+        };
+        if !handlers.has_error_detected() {
+            return DriverOutcome::NoErrorDetected;
+        }
+        let vote = match step {
+            AerStep::ErrorDetected(state) => handlers.error_detected(match state {
+                ChannelState::Normal => pci::ChannelState::Normal,
+                ChannelState::Frozen => pci::ChannelState::Frozen,
+                ChannelState::PermFailure => pci::ChannelState::PermFailure,
+            }),
+            AerStep::MmioEnabled => handlers.mmio_enabled(),
+            AerStep::SlotReset => handlers.slot_reset(),
+            AerStep::Resume => {
+                return if handlers.resume() {
+                    DriverOutcome::Resumed
+                } else {
+                    DriverOutcome::NoHandler
+                };
+            }
+        };
+        vote.map_or(DriverOutcome::NoHandler, |v| DriverOutcome::Voted(from_pci(v)))
+    });
+    let dev: &kernel::device::Device = (*pdev).as_ref();
+    dev_info!(dev, "AER {} from the backend: {:?}\n", step, outcome);
+    outcome
+}
+
+fn from_pci(result: pci::ErsResult) -> ErsResult {
+    match result {
+        pci::ErsResult::None => ErsResult::None,
+        pci::ErsResult::CanRecover => ErsResult::CanRecover,
+        pci::ErsResult::NeedReset => ErsResult::NeedReset,
+        pci::ErsResult::Disconnect => ErsResult::Disconnect,
+        pci::ErsResult::Recovered => ErsResult::Recovered,
+        pci::ErsResult::NoAerDriver => ErsResult::NoAerDriver,
+    }
+}

@@ -123,8 +123,7 @@ impl ErsResult {
 ///     type IdInfo = ();
 ///     type Data<'bound> = Self;
 ///     const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
-///     const ERROR_HANDLERS: Option<&'static pci::ErrorHandlers<Self>> =
-///         Some(&pci::ErrorHandlers::TABLE);
+///     const ERROR_HANDLERS: Option<pci::ErrorHandlers<Self>> = Some(pci::ErrorHandlers::TABLE);
 ///
 ///     fn probe<'bound>(
 ///         _pdev: &'bound pci::Device<Core<'_>>,
@@ -192,12 +191,23 @@ pub trait ErrorHandler: Driver {
 /// The `struct pci_error_handlers` of the driver `T`, built from its [`ErrorHandler`]
 /// implementation: [`ErrorHandlers::TABLE`].
 ///
+/// The type names the driver, so that [`Driver::ERROR_HANDLERS`](super::Driver::ERROR_HANDLERS)
+/// only takes the table of the driver itself: the callbacks borrow the driver data as `T`'s.
+///
 /// # Invariants
 ///
 /// The callbacks in the table are those of [`ErrorHandlers::TABLE`] for `T`: they expect the
 /// driver data of `T`.
 #[repr(transparent)]
-pub struct ErrorHandlers<T: ?Sized>(bindings::pci_error_handlers, PhantomData<fn() -> T>);
+pub struct ErrorHandlers<T: ?Sized>(bindings::pci_error_handlers, PhantomData<*const T>);
+
+impl<T: ?Sized> Clone for ErrorHandlers<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: ?Sized> Copy for ErrorHandlers<T> {}
 
 impl<T: ErrorHandler> ErrorHandlers<T> {
     /// The table of `T`'s callbacks; a callback `T` does not implement is left NULL.
@@ -287,9 +297,10 @@ impl<T: ErrorHandler> ErrorHandlers<T> {
 }
 
 impl<T: ?Sized> ErrorHandlers<T> {
-    /// Returns the C table, for `struct pci_driver`'s `err_handler`.
-    pub(crate) fn as_raw(&self) -> *const bindings::pci_error_handlers {
-        &self.0
+    /// Returns the C table, for `struct pci_driver`'s `err_handler` (which must then only be
+    /// used for the driver `T`).
+    pub(crate) const fn into_raw(self) -> bindings::pci_error_handlers {
+        self.0
     }
 }
 

@@ -32,7 +32,11 @@ use crate::{
 ///
 /// Runs in the PCI core's recovery, with the device lock of `pdev` held; may sleep for up to
 /// [`aer::AER_TIMEOUT_MS`].
-pub(crate) fn recover(pdev: &pci::Device<Core<'_>>, seized: &Seized, step: AerStep) -> pci::ErsResult {
+pub(crate) fn recover(
+    pdev: &pci::Device<Core<'_>>,
+    seized: &Seized,
+    step: AerStep,
+) -> pci::ErsResult {
     let dev: &device::Device = pdev.as_ref();
     let backend = seized.backend();
     let delivery = match &backend {
@@ -42,35 +46,60 @@ pub(crate) fn recover(pdev: &pci::Device<Core<'_>>, seized: &Seized, step: AerSt
     let domain = backend.as_ref().map_or(0, |b| b.domid().as_raw());
 
     match delivery {
-        Delivery::NotExported => dev_info!(dev, "AER {}: not exported to a guest\n", step),
+        Delivery::NotExported => dev_info!(
+            dev,
+            "AER {}: not exported to a guest\n",
+            format_args!("{step}")
+        ),
         Delivery::NotConnected => {
-            dev_err!(dev, "AER {}: guest {} is not connected\n", step, domain)
+            dev_err!(
+                dev,
+                "AER {}: guest {} is not connected\n",
+                format_args!("{step}"),
+                domain
+            )
         }
         Delivery::NoHandler => {
-            dev_err!(dev, "AER {}: guest {} has no AER handler\n", step, domain)
+            dev_err!(
+                dev,
+                "AER {}: guest {} has no AER handler\n",
+                format_args!("{step}"),
+                domain
+            )
         }
         Delivery::Busy => dev_err!(
             dev,
             "AER {}: guest {} has not answered an earlier request: not asked\n",
-            step,
+            format_args!("{step}"),
             domain
         ),
         Delivery::NoAnswer => dev_err!(
             dev,
             "AER {}: no answer from guest {} (it has {} s)\n",
-            step,
+            format_args!("{step}"),
             domain,
             aer::AER_TIMEOUT_MS / 1000
         ),
         Delivery::Answered(raw) => {
-            dev_info!(dev, "AER {}: guest {} answered {}\n", step, domain, raw)
+            dev_info!(
+                dev,
+                "AER {}: guest {} answered {}\n",
+                format_args!("{step}"),
+                domain,
+                raw
+            )
         }
     }
 
     let outcome = aer::backend_outcome(step, delivery);
     if outcome.mark_failed {
         if let Some(backend) = &backend {
-            dev_err!(dev, "AER {}: guest {} failed the recovery\n", step, domain);
+            dev_err!(
+                dev,
+                "AER {}: guest {} failed the recovery\n",
+                format_args!("{step}"),
+                domain
+            );
             if let Err(e) = backend.mark_aer_failed() {
                 dev_err!(dev, "cannot write aerState: {:?}\n", e);
             }

@@ -38,7 +38,7 @@ use kernel::{
             Release, //
         },
         Arc,
-        SpinLockIrq,
+        SpinLockIrq, //
     },
     workqueue::{
         self,
@@ -198,7 +198,7 @@ fn serve(chan: &OpChannel<'_>) {
     let answer = match aer::decode_request(&op) {
         Ok((step, addr)) => aer::frontend_answer(step, call_driver(chan, step, addr)),
         Err(e) => {
-            pr_err!("AER request refused: {}\n", e);
+            pr_err!("AER request refused: {}\n", format_args!("{e}"));
             ErsResult::None
         }
     };
@@ -222,7 +222,11 @@ fn serve(chan: &OpChannel<'_>) {
 fn call_driver(chan: &OpChannel<'_>, step: AerStep, addr: Bdf) -> DriverOutcome {
     let Some(pdev) = pci::Device::get_by_slot(addr.domain().into(), addr.bus(), addr.devfn())
     else {
-        pr_err!("AER {}: no device {}\n", step, addr);
+        pr_err!(
+            "AER {}: no device {}\n",
+            format_args!("{step}"),
+            format_args!("{addr}")
+        );
         return DriverOutcome::NoDevice;
     };
     // Only devices of this connection: the backend has no business with the others.
@@ -234,7 +238,11 @@ fn call_driver(chan: &OpChannel<'_>, step: AerStep, addr: Bdf) -> DriverOutcome 
     })
     .unwrap_or(false);
     if !ours {
-        pr_err!("AER {}: {} is not behind this frontend\n", step, addr);
+        pr_err!(
+            "AER {}: {} is not behind this frontend\n",
+            format_args!("{step}"),
+            format_args!("{addr}")
+        );
         return DriverOutcome::NoDevice;
     }
 
@@ -261,10 +269,17 @@ fn call_driver(chan: &OpChannel<'_>, step: AerStep, addr: Bdf) -> DriverOutcome 
                 };
             }
         };
-        vote.map_or(DriverOutcome::NoHandler, |v| DriverOutcome::Voted(from_pci(v)))
+        vote.map_or(DriverOutcome::NoHandler, |v| {
+            DriverOutcome::Voted(from_pci(v))
+        })
     });
     let dev: &kernel::device::Device = (*pdev).as_ref();
-    dev_info!(dev, "AER {} from the backend: {:?}\n", step, outcome);
+    dev_info!(
+        dev,
+        "AER {} from the backend: {:?}\n",
+        format_args!("{step}"),
+        outcome
+    );
     outcome
 }
 

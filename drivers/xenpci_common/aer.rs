@@ -435,8 +435,8 @@ pub(crate) fn backend_outcome(step: AerStep, delivery: Delivery) -> Outcome {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::pciif::{OFFSET_AER_OP, SHARED_INFO_SIZE};
+    use super::*;
 
     fn dev(domain: u16, bus: u8, slot: u8, func: u8) -> Bdf {
         Bdf::new(domain, bus, slot, func).unwrap()
@@ -466,7 +466,11 @@ mod tests {
         for raw in [0, 4, u32::MAX] {
             assert_eq!(ChannelState::from_raw(raw), None);
         }
-        for s in [ChannelState::Normal, ChannelState::Frozen, ChannelState::PermFailure] {
+        for s in [
+            ChannelState::Normal,
+            ChannelState::Frozen,
+            ChannelState::PermFailure,
+        ] {
             assert_eq!(ChannelState::from_raw(s.raw()), Some(s));
         }
     }
@@ -495,7 +499,10 @@ mod tests {
 
     #[test]
     fn aer_op_bytes() {
-        let op = AerOp::request(AerStep::ErrorDetected(ChannelState::Frozen), dev(1, 2, 3, 4));
+        let op = AerOp::request(
+            AerStep::ErrorDetected(ChannelState::Frozen),
+            dev(1, 2, 3, 4),
+        );
         assert_eq!(
             (op.cmd, op.err, op.domain, op.bus, op.devfn),
             (6, 2, 1, 2, (3 << 3) | 4)
@@ -527,7 +534,10 @@ mod tests {
             AerStep::SlotReset,
             AerStep::Resume,
         ] {
-            assert_eq!(decode_request(&AerOp::request(step, addr)), Ok((step, addr)));
+            assert_eq!(
+                decode_request(&AerOp::request(step, addr)),
+                Ok((step, addr))
+            );
         }
         // The state only matters for aer_detected.
         let mut op = AerOp::request(AerStep::SlotReset, addr);
@@ -576,8 +586,14 @@ mod tests {
             ErsResult::Disconnect
         );
         // Missing mmio_enabled / slot_reset: recovered; missing error_detected: no vote.
-        assert_eq!(frontend_answer(AerStep::MmioEnabled, NoHandler), ErsResult::Recovered);
-        assert_eq!(frontend_answer(AerStep::SlotReset, NoHandler), ErsResult::Recovered);
+        assert_eq!(
+            frontend_answer(AerStep::MmioEnabled, NoHandler),
+            ErsResult::Recovered
+        );
+        assert_eq!(
+            frontend_answer(AerStep::SlotReset, NoHandler),
+            ErsResult::Recovered
+        );
         assert_eq!(frontend_answer(detected, NoHandler), ErsResult::None);
         // resume: always NONE.
         assert_eq!(frontend_answer(AerStep::Resume, Resumed), ErsResult::None);
@@ -616,21 +632,57 @@ mod tests {
             assert_eq!(out(step, Delivery::Busy), (d, false));
             assert_eq!(out(step, Delivery::NoAnswer), (d, false));
         }
-        assert_eq!(out(detected, Delivery::NoHandler), (ErsResult::CanRecover, true));
-        assert_eq!(out(AerStep::Resume, Delivery::NoHandler), (ErsResult::Recovered, true));
-        assert_eq!(out(AerStep::MmioEnabled, Delivery::NoHandler), (ErsResult::Recovered, false));
-        assert_eq!(out(AerStep::SlotReset, Delivery::NoHandler), (ErsResult::Recovered, false));
+        assert_eq!(
+            out(detected, Delivery::NoHandler),
+            (ErsResult::CanRecover, true)
+        );
+        assert_eq!(
+            out(AerStep::Resume, Delivery::NoHandler),
+            (ErsResult::Recovered, true)
+        );
+        assert_eq!(
+            out(AerStep::MmioEnabled, Delivery::NoHandler),
+            (ErsResult::Recovered, false)
+        );
+        assert_eq!(
+            out(AerStep::SlotReset, Delivery::NoHandler),
+            (ErsResult::Recovered, false)
+        );
 
-        assert_eq!(out(detected, Delivery::Answered(3)), (ErsResult::NeedReset, false));
-        assert_eq!(out(detected, Delivery::Answered(2)), (ErsResult::CanRecover, false));
-        assert_eq!(out(AerStep::SlotReset, Delivery::Answered(5)), (ErsResult::Recovered, false));
-        assert_eq!(out(detected, Delivery::Answered(1)), (ErsResult::None, true));
-        assert_eq!(out(AerStep::MmioEnabled, Delivery::Answered(4)), (ErsResult::Disconnect, true));
+        assert_eq!(
+            out(detected, Delivery::Answered(3)),
+            (ErsResult::NeedReset, false)
+        );
+        assert_eq!(
+            out(detected, Delivery::Answered(2)),
+            (ErsResult::CanRecover, false)
+        );
+        assert_eq!(
+            out(AerStep::SlotReset, Delivery::Answered(5)),
+            (ErsResult::Recovered, false)
+        );
+        assert_eq!(
+            out(detected, Delivery::Answered(1)),
+            (ErsResult::None, true)
+        );
+        assert_eq!(
+            out(AerStep::MmioEnabled, Delivery::Answered(4)),
+            (ErsResult::Disconnect, true)
+        );
         // Garbage from the guest never reaches dom0's PCI core.
-        assert_eq!(out(AerStep::SlotReset, Delivery::Answered(99)), (ErsResult::None, true));
-        assert_eq!(out(detected, Delivery::Answered(6)), (ErsResult::None, true));
+        assert_eq!(
+            out(AerStep::SlotReset, Delivery::Answered(99)),
+            (ErsResult::None, true)
+        );
+        assert_eq!(
+            out(detected, Delivery::Answered(6)),
+            (ErsResult::None, true)
+        );
         // The answer to resume is ignored.
-        assert_eq!(out(AerStep::Resume, Delivery::Answered(4)), (ErsResult::Recovered, false));
+        assert_eq!(
+            out(AerStep::Resume, Delivery::Answered(4)),
+            (ErsResult::Recovered, false)
+        );
     }
 
     /// A guest for [`wait_answer`]: clears the bit at `answer_at` ms (if ever), disconnects at

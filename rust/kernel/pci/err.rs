@@ -431,7 +431,10 @@ impl Device {
 
         // INVARIANT: The driver is bound, `handlers` is its table and the device lock is held
         // until `_lock` is dropped, after `f` returns.
-        let bound = BoundErrorHandlers { dev: self, handlers };
+        let bound = BoundErrorHandlers {
+            dev: self,
+            handlers,
+        };
         f(Some(&bound))
     }
 }

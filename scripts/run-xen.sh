@@ -22,8 +22,11 @@
 #   IOMMU       intel (default) or none
 #   DEVICES     QEMU's device options (default: QEMU's edu, the device under test)
 #   LAB_DEVICES QEMU's device options of the devices boot (default: edu, a NIC
-#               with MSI-X, a multi-function device, an NVMe drive behind a
-#               PCIe root port backed by a file made here; see dom0/devices.sh)
+#               with MSI-X and AER behind a PCIe root port, a multi-function
+#               device, an NVMe drive behind another root port backed by a
+#               file made here; see dom0/devices.sh). That boot's QEMU has a
+#               monitor, through which scripts/qemu-inject.py injects the
+#               PCIe errors dom0 asks for.
 #   LAB_RETRIES reruns of a boot allowed for a failure the log ties to the lab
 #               (default 1)
 #   OUT         where the images are (default out/)
@@ -42,11 +45,12 @@ IOMMU=${IOMMU:-intel}
 LAB_RETRIES=${LAB_RETRIES:-1}
 DEVICES=${DEVICES--device edu,id=edu0}
 NVME_IMG=$OUT/work/nvme.img
-LAB_DEVICES=${LAB_DEVICES-"-device edu,id=edu0 -device e1000e,addr=04.0 \
+LAB_DEVICES=${LAB_DEVICES-"-device edu,id=edu0 \
 -device virtio-net-pci,disable-legacy=on,multifunction=on,addr=05.0 \
 -device virtio-rng-pci,disable-legacy=on,addr=05.1 \
 -device pcie-root-port,id=rp1,chassis=1,addr=06.0 \
--drive file=$NVME_IMG,if=none,id=nvm,format=raw -device nvme,serial=xenpci1,bus=rp1,drive=nvm"}
+-drive file=$NVME_IMG,if=none,id=nvm,format=raw -device nvme,serial=xenpci1,bus=rp1,drive=nvm \
+-device pcie-root-port,id=rp2,chassis=2,addr=07.0 -device e1000e,id=nic0,bus=rp2"}
 LOGDIR=${LOGDIR:-$OUT/logs}
 # Seconds from QEMU's start to dom0's first group, and from its last group to
 # QEMU's exit (measured: see Documentation/dev-guide.rst, "Time budgets").
@@ -58,18 +62,32 @@ for f in xen vmlinuz dom0.cpio; do
 done
 
 boot() {
-	local log=$1 plan=$2 limit=$3 devices=$4 iommu=
+	local log=$1 plan=$2 limit=$3 devices=$4 inject=${5:-} iommu= mondir= watcher=
+	local monitor=(-monitor none)
 	[ "$IOMMU" = intel ] && iommu="-device intel-iommu,intremap=on,caching-mode=on"
 	local xen_cmd="console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=2 loglvl=all guest_loglvl=all iommu=verbose"
 	local dom0_cmd="console=hvc0 earlyprintk=xen loglevel=6 xenpci.plan=${plan//,/+} xenpci.scale=$TIME_SCALE ${DOM0_EXTRA:-}"
+	: > "$log"
+	if [ -n "$inject" ]; then
+		# A monitor for the errors dom0 asks for (dom0/devices.sh, aer_inject).
+		mondir=$(mktemp -d /tmp/xenpci-monitor.XXXXXX)
+		monitor=(-monitor "unix:$mondir/sock,server=on,wait=off")
+		python3 "$top/scripts/qemu-inject.py" "$log" "$mondir/sock" > "$log.monitor" 2>&1 &
+		watcher=$!
+	fi
 	# shellcheck disable=SC2086
 	timeout --foreground -k 10 "$limit" qemu-system-x86_64 \
 		-machine q35,accel=tcg -cpu "$CPU" -m 2G -smp 2 -nic none \
-		-display none -no-reboot -serial stdio -monitor none \
+		-display none -no-reboot -serial stdio "${monitor[@]}" \
 		$iommu $devices \
 		-kernel "$OUT/xen" -append "$xen_cmd" \
 		-initrd "$OUT/vmlinuz $dom0_cmd,$OUT/dom0.cpio" \
 		< /dev/null 2>&1 | stdbuf -oL tr -d '\r' > "$log"
+	if [ -n "$watcher" ]; then
+		kill "$watcher" 2>/dev/null
+		wait "$watcher" 2>/dev/null
+		rm -rf "$mondir"
+	fi
 }
 
 # The groups.conf column $2 of group $1 (empty for an unknown group).
@@ -105,15 +123,15 @@ for b in "${boots[@]}"; do
 		log=$LOGDIR/xen-$stamp-$b-$attempt.log
 		log "boot $b: groups $plan, QEMU limit $limit s (cpu $CPU, iommu $IOMMU), log $log"
 		t0=$SECONDS
-		devices=$DEVICES
+		devices=$DEVICES inject=
 		if [ "$b" = devices ] || { [ "$b" = one ] && for g in ${plan//,/ }; do
 			[ "$(conf "$g" 2)" = devices ] && break; done; }; then
 			# A fresh drive for every boot (the guest writes to it).
 			mkdir -p "$(dirname "$NVME_IMG")"
 			rm -f "$NVME_IMG" && truncate -s 16M "$NVME_IMG"
-			devices=$LAB_DEVICES
+			devices=$LAB_DEVICES inject=1
 		fi
-		boot "$log" "$plan" "$limit" "$devices"
+		boot "$log" "$plan" "$limit" "$devices" "$inject"
 		secs=$((SECONDS - t0))
 		log "boot $b: QEMU ran $secs s"
 		ln -sf "$(basename "$log")" "$LOGDIR/latest.log"
@@ -147,6 +165,10 @@ for b in "${boots[@]}"; do
 					grep -vE '^(ok|not ok) ' | tail -n 80 | sed 's/^/# /'
 			fi
 		done
+		if [ -s "$log.monitor" ]; then
+			echo "# --- QEMU's monitor ($log.monitor) ---"
+			sed 's/^/# /' "$log.monitor"
+		fi
 		if ! grep -q 'XENPCI-END' "$log"; then
 			echo "# --- end of the log ($log) ---"
 			grep -v '^(XEN) .*\(mm.c\|p2m\|grant_table.c\)' "$log" | tail -n 40 | sed 's/^/# /'

@@ -70,5 +70,7 @@ guest_plan() {
 # The number of results of the guest's checks of the lab devices
 # (domU/devices.sh, domU_multi_tests), for dom0's plan (dom0/devices.sh).
 multi_plan() { echo 12; }
+# ... of its PCIe AER checks (domU_aer_tests, phase 2 of the virtual-bus groups)
+guest_aer_plan() { echo 4; }
 # ... and of its hot-attach checks (domU_hotplug_tests) for $1 cycles.
 guest_hotplug_plan() { echo $((3 + 2 * $1)); }

@@ -69,6 +69,10 @@ if [ "$(cmdline_arg multi 0)" = 1 ]; then
 	# The devices boot: every lab device in one guest.
 	domU_multi_tests
 	end_phase 1
+	if [ "$(cmdline_arg aer 0)" = 1 ]; then
+		domU_aer_tests
+		end_phase 2
+	fi
 	ktap_print_totals
 	exit 0
 fi

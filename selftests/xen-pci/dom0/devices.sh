@@ -1,12 +1,15 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The devices boot (groups.conf): besides edu, QEMU gives dom0 a NIC with
-# MSI-X (e1000e), a multi-function device (two virtio functions in one slot)
-# and an NVMe controller behind a PCIe root port (scripts/run-xen.sh,
-# LAB_DEVICES). dom0 has no driver for any of them. Each group gives one guest
-# every lab device at once, through xl, and the guest (domU/devices.sh) checks
-# the addresses it sees, publishes its view of their config spaces, and does
-# real I/O with its own drivers.
+# MSI-X and AER (e1000e) behind a PCIe root port, a multi-function device (two
+# virtio functions in one slot) and an NVMe controller behind another root
+# port (scripts/run-xen.sh, LAB_DEVICES). dom0 has no driver for any of them
+# (its PCIe port driver has the root ports). Each group gives one guest every
+# lab device at once, through xl, and the guest (domU/devices.sh) checks the
+# addresses it sees, publishes its view of their config spaces, and does real
+# I/O with its own drivers. In the virtual-bus groups, QEMU then injects PCIe
+# errors into the NIC, and dom0's AER service recovers it with the guest's
+# driver (aer_tests).
 #
 # The guest's view (every device's address, its 256-byte header and a checksum
 # of its extended config space) is kept per topology: the C pair's (c-devices,
@@ -180,12 +183,99 @@ all_bound_to_pciback() {
 	done
 }
 
+# ---- PCIe AER. dom0 asks the host on its console for an error in the NIC
+# (QEMU's monitor command pcie_aer_inject_error, sent by scripts/qemu-inject.py
+# for a line "XENPCI-QEMU-AER SEQ [-c] QEMU_ID ERROR"); dom0's AER service
+# (its root port's) recovers the NIC, and the backend forwards each step of
+# the recovery to the guest's e1000e driver (Documentation/status.rst, "PCIe
+# AER").
+AER_QEMU_ID=nic0	# the NIC's QEMU id (scripts/run-xen.sh, LAB_DEVICES)
+AER_SEQ=0
+
+# dom0's AER counter $2 (TOTAL_ERR_COR, TOTAL_ERR_NONFATAL) of device $1.
+aer_count() {
+	awk -v k="$2" '$1 == k { print $2 }' "/sys/bus/pci/devices/$1/aer_dev_${3}" 2>/dev/null
+}
+aer_counted() { [ "$(aer_count "$1" "$2" "$3")" -gt "$4" ] 2>/dev/null; }
+recovery_ended() { klog | grep -qE 'device recovery (successful|failed)'; }
+
+# aer_inject correctable|nonfatal: asks for the error (twice, should the
+# first request be lost on the console) and waits until dom0 counted it and,
+# for a non-fatal one, until its recovery ended. The kernel log from the
+# request on is klog's.
+aer_inject() {
+	local kind=$1 key=TOTAL_ERR_COR file=correctable req="-c $AER_QEMU_ID RCVR" before try
+	if [ "$kind" = nonfatal ]; then
+		# Poisoned TLP: uncorrectable, non-fatal by QEMU's default severities.
+		key=TOTAL_ERR_NONFATAL file=nonfatal req="$AER_QEMU_ID POISON_TLP"
+	fi
+	before=$(aer_count "$NIC_BDF" "$key" "$file")
+	[ -n "$before" ] || { echo "# $NIC_BDF has no AER statistics: dom0 has no AER service for it"; return 1; }
+	AER_SEQ=$((AER_SEQ + 1))
+	klog_mark
+	for try in 1 2; do
+		echo "XENPCI-QEMU-AER $AER_SEQ $req"
+		wait_secs $((try * 30)) aer_counted "$NIC_BDF" "$key" "$file" "$before" && break
+	done
+	if ! aer_counted "$NIC_BDF" "$key" "$file" "$before"; then
+		echo "# dom0 counted no $kind error of $NIC_BDF ($key $before)"
+		klog | tail -n 20 | sed 's/^/# dom0: /'
+		return 1
+	fi
+	[ "$kind" = nonfatal ] || return 0
+	wait_secs 200 recovery_ended
+	klog | grep -E 'AER|recovery|reset|pciback' | tail -n 20 | sed 's/^/# dom0: /'
+	klog | grep -q 'device recovery successful'
+}
+
+link_reset() { klog | grep -q 'Port link has been reset'; }
+no_link_reset() { ! link_reset; }
+# The backend's aerState, where C's marks a guest that failed the recovery.
+aer_state() { timeout 10 xenstore-read "/local/domain/0/backend/pci/$1/0/aerState" 2>/dev/null; }
+not_marked() {
+	local v
+	v=$(aer_state "$1") || return 0
+	echo "# aerState is '$v'"
+	return 1
+}
+marked_failed() { [ "$(aer_state "$1")" = aerfail ] || { echo "# aerState is '$(aer_state "$1")'"; return 1; }; }
+ask_guest() {
+	timeout 10 xenstore-write "$(xs_guest "$1")/aer" "$2" && wait_secs 60 xs_guest_is "$1" aer-done "$2"
+}
+
+# The checks of aer_tests that are more than one step.
+cor_untouched() { aer_inject correctable && no_link_reset && not_marked "$1"; }
+recovered_without_guest() { aer_inject nonfatal && no_link_reset; }
+
+aer_plan() { echo $((6 + 1 + $(guest_aer_plan))); }
+
+# With the guest of devices_test running, its e1000e bound with MSI-X on.
+aer_tests() {
+	local did=$1
+	NIC_BDF=$(lspci -D -n -d 8086:10d3 | awk 'NR == 1 { print $1 }')
+	echo "# AER: the NIC is $NIC_BDF, QEMU's $AER_QEMU_ID"
+	ktap_check "AER: a correctable error is counted by dom0, and touches no guest (no reset, no mark)" \
+		cor_untouched "$did"
+	ktap_check "AER: dom0 recovers the NIC from a non-fatal error" aer_inject nonfatal
+	ktap_check "AER: the guest's e1000e voted for a reset, and dom0's root port reset the link" link_reset
+	ktap_check "AER: the guest is not marked failed (no aerState)" not_marked "$did"
+	ktap_check "AER: the guest checked its NIC after the recovery" ask_guest "$did" check
+	# Without a driver, the guest can only answer 'no result': as C, the
+	# guest is marked failed and dom0 recovers the device without it.
+	ask_guest "$did" unbind
+	ktap_check "AER: with no driver on the NIC in the guest, dom0 still recovers it, without a reset" \
+		recovered_without_guest
+	ktap_check "AER: ... and marks the guest failed (aerState = aerfail)" marked_failed "$did"
+	guest_phase 2 "$did" 60 "guest reported its AER checks" "$(guest_aer_plan)"
+}
+
 # The number of results of devices_test: declared before the first one.
 devices_plan() {
 	local back=$1 front=$2 n=8
 	n=$((n + 1 + $(multi_plan)))		# the guest's results
 	[ "$3" = pt ] && n=$((n + 1))		# the backend's roots
 	[ "$back/$front" != c/c ] && n=$((n + 1))	# the view compared
+	[ "$3" = vbus ] && n=$((n + $(aer_plan)))	# PCIe AER
 	echo "$n"
 }
 
@@ -208,7 +298,7 @@ devices_test() {
 	set -- $DEVS
 	for b in $list; do HOST_OF[${b%%/*}]=$1; shift; done
 	{
-		guest_cfg "xenpci.front=$front xenpci.multi=1 xenpci.expect=$(echo $list | tr ' ' '+') xenpci.roots=$(echo $(expected_roots "$mode") | tr ' ' '+')" 256
+		guest_cfg "xenpci.front=$front xenpci.multi=1 xenpci.aer=$([ "$mode" = vbus ] && echo 1 || echo 0) xenpci.expect=$(echo $list | tr ' ' '+') xenpci.roots=$(echo $(expected_roots "$mode") | tr ' ' '+')" 256
 		echo "pci = [ $(for b in $DEVS; do printf "'%s', " "$b"; done) ]"
 	} > /tmp/$GUEST.cfg
 	ktap_check "xl create with every lab device in pci=[...]" timeout 120 xl create /tmp/$GUEST.cfg
@@ -223,6 +313,7 @@ devices_test() {
 	guest_phase1 "$did" 90 "guest reported its device checks" "$(multi_plan)"
 	[ "$back/$front" != c/c ] &&
 		ktap_check "the guest's view is the C pair's, byte for byte" same_view "$view" "/tmp/view-$mode-c-c"
+	[ "$mode" = vbus ] && aer_tests "$did"
 
 	timeout 30 xl destroy $GUEST
 	stop_guest_console

@@ -307,17 +307,20 @@ stop_guest_console() {
 	STREAMING=
 }
 
-# Streams the guest's console, waits up to $2 s for its phase-1 results and
-# emits them after a result described as $3: that the guest reported exactly
-# $4 results (its plan). Always 1 + $4 results.
-guest_phase1() {
-	local did=$1 secs=$2 desc=$3 want=$4
+# guest_phase PHASE DID SECS DESC WANT: streams the guest's console, waits up
+# to SECS s for its results of PHASE and emits them after a result described
+# as DESC: that the guest reported exactly WANT results (its plan). Always
+# 1 + WANT results.
+guest_phase() {
+	local phase=$1 did=$2 secs=$3 desc=$4 want=$5
 	stream_guest_console
-	wait_secs "$secs" guest_count "$did" phase1 || wait_for 5 grep -q XENPCI-DOMU-PHASE1 "$GUEST_LOG"
-	collect_phase "$did" 1 > /tmp/lines || echo "# the guest reported nothing for phase 1"
+	wait_secs "$secs" guest_count "$did" "phase$phase" ||
+		wait_for 5 grep -q "XENPCI-DOMU-PHASE$phase" "$GUEST_LOG"
+	collect_phase "$did" "$phase" > /tmp/lines || echo "# the guest reported nothing for phase $phase"
 	ktap_check "$desc" guest_reported "$want"
 	emit_guest_lines "$want" < /tmp/lines
 }
+guest_phase1() { guest_phase 1 "$@"; }
 
 # Per-assignment grants (GRANTS=1): the Rust pciback ends them when the guest
 # releases the device (C keeps permissive for the next guest).

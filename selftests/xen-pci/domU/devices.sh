@@ -159,6 +159,33 @@ domU_multi_tests() {
 	ktap_check "the NIC has MSI-X on" msix_on "$NIC" 1
 }
 
+# ---- PCIe AER (xenpci.aer=1, phase 2): dom0 injects errors into the NIC and
+# asks the guest, through data/xenpci/aer, to check the NIC after a recovery
+# ("check") and to unbind its driver ("unbind"); the guest answers in
+# data/xenpci/aer-done. e1000e's handlers disable the device and its MSI-X
+# (error_detected, which votes for a reset), enable the device again
+# (slot_reset) and MSI-X (resume): a step that did not reach the driver
+# leaves the NIC disabled or without MSI-X.
+
+asked() { xs_is aer "$1"; }
+nic_enabled() { [ "$(cat "/sys/bus/pci/devices/$NIC/enable")" = 1 ]; }
+nic_unbind() {
+	echo "$NIC" > /sys/bus/pci/drivers/e1000e/unbind &&
+		[ ! -e "/sys/bus/pci/devices/$NIC/driver" ]
+}
+
+domU_aer_tests() {
+	NIC=$(guest_bdf_of 8086:10d3)
+	wait_for 600 asked check || echo "# dom0 did not ask for the check after its recovery"
+	ktap_check "AER: after the recovery, e1000e still drives the NIC" bound_to "$NIC" e1000e
+	ktap_check "AER: slot_reset reached e1000e: the NIC is enabled again" nic_enabled
+	ktap_check "AER: resume reached e1000e: the NIC has MSI-X on again" msix_on "$NIC" 1
+	xenstore-write "$XS/aer-done" check
+	wait_for 120 asked unbind || echo "# dom0 did not ask for the unbind"
+	ktap_check "AER: e1000e unbinds from the NIC" nic_unbind
+	xenstore-write "$XS/aer-done" unbind
+}
+
 # ---- Hot attach (xenpci.hotplug=N): the guest starts with edu only; dom0
 # attaches the NVMe drive (xl pci-attach) and detaches it (xl pci-detach) N
 # times. Each cycle, dom0 writes data/xenpci/cycle after the attach and waits

@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Unit tests of scripts/qemu-inject.py: only dom0's own request lines reach
+QEMU's monitor, each once, as the one HMP command they may name."""
+
+import importlib.util
+import os
+import socket
+import tempfile
+import threading
+import time
+import unittest
+
+spec = importlib.util.spec_from_file_location(
+    'qemu_inject', os.path.join(os.path.dirname(__file__), '..', 'qemu-inject.py'))
+qi = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(qi)
+
+
+class FakeMonitor:
+    """An HMP monitor on a Unix socket that records the commands it gets."""
+
+    def __init__(self, path):
+        self.commands = []
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(4)
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b'QEMU 10 monitor - type \'help\'\r\n(qemu) ')
+                data = b''
+                while not data.endswith(b'\n'):
+                    chunk = conn.recv(1024)
+                    if not chunk:
+                        break
+                    data += chunk
+                cmd = data.decode().strip()
+                self.commands.append(cmd)
+                conn.sendall(cmd.encode() + b'\r\n\x1b[Kdone\r\n(qemu) ')
+
+
+class Parse(unittest.TestCase):
+    def test_requests(self):
+        self.assertEqual(qi.parse('XENPCI-QEMU-AER 1 nic0 POISON_TLP\n'),
+                         (1, 'pcie_aer_inject_error nic0 POISON_TLP'))
+        self.assertEqual(qi.parse('XENPCI-QEMU-AER 12 -c nic0 RCVR\r\n'),
+                         (12, 'pcie_aer_inject_error -c nic0 RCVR'))
+
+    def test_not_requests(self):
+        for line in ['(domU) XENPCI-QEMU-AER 1 nic0 POISON_TLP',  # a guest's console
+                     'XENPCI-QEMU-AER 1 nic0 POISON_TLP; quit',
+                     'XENPCI-QEMU-AER 1 nic0 POISON_TLP\nquit',
+                     'XENPCI-QEMU-AER 1 -a nic0 POISON_TLP',
+                     'XENPCI-QEMU-AER x nic0 POISON_TLP',
+                     'XENPCI-QEMU-AER 1 nic0',
+                     'XENPCI-QEMU-AER 1 nic0 poison',
+                     ' XENPCI-QEMU-AER 1 nic0 POISON_TLP']:
+            self.assertIsNone(qi.parse(line), line)
+
+
+class Follow(unittest.TestCase):
+    def test_each_request_once(self):
+        with tempfile.TemporaryDirectory() as d:
+            sock, log = os.path.join(d, 'sock'), os.path.join(d, 'log')
+            mon = FakeMonitor(sock)
+            with open(log, 'w') as f:
+                f.write('boot\n(domU) XENPCI-QEMU-AER 1 nic0 SDN\n'
+                        'XENPCI-QEMU-AER 1 nic0 POISON_TLP\n'
+                        'XENPCI-QEMU-AER 1 nic0 POISON_TLP\n'  # repeated: once
+                        'XENPCI-QEMU-AER 2 -c nic0 RCV')  # not a whole line yet
+            threading.Thread(target=qi.follow, args=(log, sock, 0.05), daemon=True).start()
+            time.sleep(0.5)
+            with open(log, 'a') as f:
+                f.write('R\n')
+            end = time.monotonic() + 5
+            while len(mon.commands) < 2 and time.monotonic() < end:
+                time.sleep(0.05)
+            time.sleep(0.3)
+            mon.srv.close()
+            self.assertEqual(mon.commands, ['pcie_aer_inject_error nic0 POISON_TLP',
+                                            'pcie_aer_inject_error -c nic0 RCVR'])
+
+    def test_answer_is_one_clean_line(self):
+        with tempfile.TemporaryDirectory() as d:
+            sock = os.path.join(d, 'sock')
+            mon = FakeMonitor(sock)
+            self.assertEqual(qi.send(sock, 'pcie_aer_inject_error nic0 SDN'),
+                             'pcie_aer_inject_error nic0 SDN done')
+            mon.srv.close()
+
+
+if __name__ == '__main__':
+    unittest.main()

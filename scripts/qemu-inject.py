@@ -6,16 +6,18 @@ dom0 cannot reach QEMU's monitor: it asks on its console, which QEMU's serial
 port writes into the boot's log. This follows the log while QEMU runs and, for
 each request line
 
-    XENPCI-QEMU-AER SEQ [-c] QEMU_ID ERROR
+    XENPCI-QEMU-AER SEQ QEMU_ID ERROR
 
 (at the start of a line, so a guest's console, which dom0 streams prefixed with
 "(domU) ", cannot ask), sends QEMU's HMP command
-"pcie_aer_inject_error [-c] QEMU_ID ERROR" to the monitor socket, once per SEQ
+"pcie_aer_inject_error QEMU_ID ERROR" (QEMU knows from the
+error's name whether it is correctable) to the monitor socket, once per SEQ
 (dom0 repeats a request whose effect it did not see, in case its line was
 mangled on the console). Nothing else reaches the monitor. What the monitor
 answered is printed, one line per request.
 
-Usage: qemu-inject.py LOG SOCKET
+Usage: qemu-inject.py LOG SOCKET [PID]
+Ends when killed, or when process PID (the runner) is gone.
 """
 
 import os
@@ -24,7 +26,7 @@ import socket
 import sys
 import time
 
-REQUEST = re.compile(r'^XENPCI-QEMU-AER ([0-9]{1,6}) ((?:-c )?[a-z][a-z0-9_-]{0,31} [A-Z][A-Z_]{1,31})$')
+REQUEST = re.compile(r'^XENPCI-QEMU-AER ([0-9]{1,6}) ([a-z][a-z0-9_-]{0,31} [A-Z][A-Z_]{1,31})$')
 PROMPT = b'(qemu) '
 
 
@@ -36,10 +38,14 @@ def parse(line):
     return int(m.group(1)), 'pcie_aer_inject_error ' + m.group(2)
 
 
-def clean(data):
-    """The monitor's output as one printable line (it echoes with escape sequences)."""
+def clean(data, command):
+    """The monitor's answer to COMMAND as one printable line: it echoes the
+    command as typed, one character at a time, with escape sequences."""
     text = re.sub(r'\x1b\[[0-9;]*[A-Za-z]', '', data.decode('utf-8', 'replace'))
     text = text.replace(PROMPT.decode(), ' ')
+    at = text.rfind(command)
+    if at >= 0:
+        text = text[at + len(command):]
     return ' '.join(''.join(c for c in text if c.isprintable() or c.isspace()).split())
 
 
@@ -62,16 +68,26 @@ def send(path, command, timeout=20.0):
         sock.connect(path)
         read_until_prompt(sock, deadline)  # the banner
         sock.sendall(command.encode() + b'\n')
-        return clean(read_until_prompt(sock, deadline))
+        return clean(read_until_prompt(sock, deadline), command)
 
 
-def follow(log, path, poll=0.2):
-    """Serves the requests in LOG until killed."""
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def follow(log, path, poll=0.2, pid=None):
+    """Serves the requests in LOG until killed or until PID is gone."""
     seen = set()
     while not os.path.exists(log):
         time.sleep(poll)
     pos, partial = 0, ''
-    while True:
+    while pid is None or alive(pid):
         with open(log, 'r', errors='replace') as f:
             if os.fstat(f.fileno()).st_size < pos:
                 pos, partial = 0, ''  # truncated: the boot started over
@@ -94,9 +110,9 @@ def follow(log, path, poll=0.2):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
-    follow(sys.argv[1], sys.argv[2])
+    follow(sys.argv[1], sys.argv[2], pid=int(sys.argv[3]) if len(sys.argv) == 4 else None)
 
 
 if __name__ == '__main__':

@@ -4,7 +4,8 @@
 # Run the test layers, fastest first, and end with one line
 # "N passed, N failed, N skipped" over all of them.
 #   test.sh host   host tests: cargo test of the shared protocol/policy code,
-#                  and the unit tests of the verdict (scripts/tests/)
+#                  and the unit tests of the host scripts: the verdict and
+#                  qemu-inject.py (scripts/tests/)
 #   test.sh all    host tests, kernel + image build, the harness's own boot
 #                  (scripts/harness-test.sh), then the Xen tests (PLAN=...)
 set -uo pipefail

@@ -42,21 +42,24 @@ class FakeMonitor:
                     data += chunk
                 cmd = data.decode().strip()
                 self.commands.append(cmd)
-                conn.sendall(cmd.encode() + b'\r\n\x1b[Kdone\r\n(qemu) ')
+                # QEMU echoes what it reads, a character at a time.
+                echo = b''.join(cmd[:i].encode() + b'\x1b[K' for i in range(1, len(cmd) + 1))
+                conn.sendall(echo + b'\r\ndone\r\n(qemu) ')
 
 
 class Parse(unittest.TestCase):
     def test_requests(self):
         self.assertEqual(qi.parse('XENPCI-QEMU-AER 1 nic0 POISON_TLP\n'),
                          (1, 'pcie_aer_inject_error nic0 POISON_TLP'))
-        self.assertEqual(qi.parse('XENPCI-QEMU-AER 12 -c nic0 RCVR\r\n'),
-                         (12, 'pcie_aer_inject_error -c nic0 RCVR'))
+        self.assertEqual(qi.parse('XENPCI-QEMU-AER 12 nic0 RCVR\r\n'),
+                         (12, 'pcie_aer_inject_error nic0 RCVR'))
 
     def test_not_requests(self):
         for line in ['(domU) XENPCI-QEMU-AER 1 nic0 POISON_TLP',  # a guest's console
                      'XENPCI-QEMU-AER 1 nic0 POISON_TLP; quit',
                      'XENPCI-QEMU-AER 1 nic0 POISON_TLP\nquit',
                      'XENPCI-QEMU-AER 1 -a nic0 POISON_TLP',
+                     'XENPCI-QEMU-AER 1 -c nic0 RCVR',
                      'XENPCI-QEMU-AER x nic0 POISON_TLP',
                      'XENPCI-QEMU-AER 1 nic0',
                      'XENPCI-QEMU-AER 1 nic0 poison',
@@ -73,7 +76,7 @@ class Follow(unittest.TestCase):
                 f.write('boot\n(domU) XENPCI-QEMU-AER 1 nic0 SDN\n'
                         'XENPCI-QEMU-AER 1 nic0 POISON_TLP\n'
                         'XENPCI-QEMU-AER 1 nic0 POISON_TLP\n'  # repeated: once
-                        'XENPCI-QEMU-AER 2 -c nic0 RCV')  # not a whole line yet
+                        'XENPCI-QEMU-AER 2 nic0 RCV')  # not a whole line yet
             threading.Thread(target=qi.follow, args=(log, sock, 0.05), daemon=True).start()
             time.sleep(0.5)
             with open(log, 'a') as f:
@@ -84,14 +87,13 @@ class Follow(unittest.TestCase):
             time.sleep(0.3)
             mon.srv.close()
             self.assertEqual(mon.commands, ['pcie_aer_inject_error nic0 POISON_TLP',
-                                            'pcie_aer_inject_error -c nic0 RCVR'])
+                                            'pcie_aer_inject_error nic0 RCVR'])
 
     def test_answer_is_one_clean_line(self):
         with tempfile.TemporaryDirectory() as d:
             sock = os.path.join(d, 'sock')
             mon = FakeMonitor(sock)
-            self.assertEqual(qi.send(sock, 'pcie_aer_inject_error nic0 SDN'),
-                             'pcie_aer_inject_error nic0 SDN done')
+            self.assertEqual(qi.send(sock, 'pcie_aer_inject_error nic0 SDN'), 'done')
             mon.srv.close()
 
 

@@ -45,12 +45,15 @@ IOMMU=${IOMMU:-intel}
 LAB_RETRIES=${LAB_RETRIES:-1}
 DEVICES=${DEVICES--device edu,id=edu0}
 NVME_IMG=$OUT/work/nvme.img
+# rp2 is a 2.5 GT/s port: after a secondary bus reset QEMU's root port does not
+# set Data Link Layer Link Active again, which Linux waits for on ports faster
+# than 5 GT/s (the AER recovery's link reset would fail).
 LAB_DEVICES=${LAB_DEVICES-"-device edu,id=edu0 \
 -device virtio-net-pci,disable-legacy=on,multifunction=on,addr=05.0 \
 -device virtio-rng-pci,disable-legacy=on,addr=05.1 \
 -device pcie-root-port,id=rp1,chassis=1,addr=06.0 \
 -drive file=$NVME_IMG,if=none,id=nvm,format=raw -device nvme,serial=xenpci1,bus=rp1,drive=nvm \
--device pcie-root-port,id=rp2,chassis=2,addr=07.0 -device e1000e,id=nic0,bus=rp2"}
+-device pcie-root-port,id=rp2,chassis=2,addr=07.0,x-speed=2_5,x-width=1 -device e1000e,id=nic0,bus=rp2"}
 LOGDIR=${LOGDIR:-$OUT/logs}
 # Seconds from QEMU's start to dom0's first group, and from its last group to
 # QEMU's exit (measured: see Documentation/dev-guide.rst, "Time budgets").
@@ -72,7 +75,7 @@ boot() {
 		# A monitor for the errors dom0 asks for (dom0/devices.sh, aer_inject).
 		mondir=$(mktemp -d /tmp/xenpci-monitor.XXXXXX)
 		monitor=(-monitor "unix:$mondir/sock,server=on,wait=off")
-		python3 "$top/scripts/qemu-inject.py" "$log" "$mondir/sock" > "$log.monitor" 2>&1 &
+		python3 "$top/scripts/qemu-inject.py" "$log" "$mondir/sock" $$ > "$log.monitor" 2>&1 &
 		watcher=$!
 	fi
 	# shellcheck disable=SC2086

@@ -288,6 +288,26 @@ impl Seized {
         Ok(this)
     }
 
+    /// Puts the seize-time configuration state back after dom0's error recovery reset the
+    /// device: the PCI core's recovery resets without restoring anything (it leaves that to
+    /// the drivers' `slot_reset`), which leaves the BARs and Command cleared. The guest's driver,
+    /// told next that the slot was reset, can only write the registers the engine lets it,
+    /// and the BARs are virtual: it could not map the device again. (C `xen-pciback` does not
+    /// restore: the guest's driver then fails, e.g. `e1000e` gets no MSI-X, `ENXIO`, with the
+    /// memory space off.)
+    pub(crate) fn restore_after_error_reset(&self, pdev: &pci::Device<Bound>) {
+        let inner = self.inner.lock();
+        if let Some(golden) = &inner.golden {
+            if let Err(e) = golden.restore(pdev) {
+                dev_warn!(
+                    pdev.as_ref(),
+                    "cannot restore the configuration state after the reset: {:?}\n",
+                    e
+                );
+            }
+        }
+    }
+
     /// The backend of the guest the device is exported to, if any.
     pub(crate) fn backend(&self) -> Option<Arc<Shared>> {
         self.inner.lock().claim.as_ref().map(|c| c.backend.clone())
@@ -765,6 +785,7 @@ impl pci::ErrorHandler for Stub {
         pdev: &'bound pci::Device<Core<'_>>,
         this: Pin<&StubData<'bound>>,
     ) -> pci::ErsResult {
+        this.seized.restore_after_error_reset(pdev);
         crate::aer::recover(pdev, &this.seized, AerStep::SlotReset)
     }
 

@@ -69,7 +69,7 @@ if [ "$(cmdline_arg multi 0)" = 1 ]; then
 	# The devices boot: every lab device in one guest.
 	domU_multi_tests
 	end_phase 1
-	if [ "$(cmdline_arg aer 0)" = 1 ]; then
+	if [ "$(cmdline_arg aer 0)" != 0 ]; then
 		domU_aer_tests
 		end_phase 2
 	fi

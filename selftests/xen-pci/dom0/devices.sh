@@ -183,14 +183,17 @@ all_bound_to_pciback() {
 	done
 }
 
-# ---- PCIe AER. dom0 asks the host on its console for an error in the NIC
-# (QEMU's monitor command pcie_aer_inject_error, sent by scripts/qemu-inject.py
-# for a line "XENPCI-QEMU-AER SEQ [-c] QEMU_ID ERROR"); dom0's AER service
-# (its root port's) recovers the NIC, and the backend forwards each step of
-# the recovery to the guest's e1000e driver (Documentation/status.rst, "PCIe
-# AER").
-AER_QEMU_ID=nic0	# the NIC's QEMU id (scripts/run-xen.sh, LAB_DEVICES)
-AER_SEQ=0
+# ---- PCIe AER. dom0 asks the host on its console for an error in the NIC's
+# root port (QEMU's monitor command pcie_aer_inject_error, sent by
+# scripts/qemu-inject.py for a line "XENPCI-QEMU-AER SEQ QEMU_ID ERROR");
+# dom0's AER service recovers the port and every device below it, the NIC
+# included, and the backend forwards each step of the NIC's recovery to the
+# guest's e1000e driver (Documentation/status.rst, "PCIe AER"). QEMU's e1000e
+# cannot signal an error itself: the error reporting enables of its Device
+# Control register are read-only zero in QEMU.
+AER_QEMU_ID=rp2	# the NIC's root port's QEMU id (scripts/run-xen.sh, LAB_DEVICES)
+# The requests' numbers, unique in the boot (the host serves each number once).
+AER_SEQ_FILE=/run/xenpci-aer-seq
 
 # dom0's AER counter $2 (TOTAL_ERR_COR, TOTAL_ERR_NONFATAL) of device $1.
 aer_count() {
@@ -199,33 +202,49 @@ aer_count() {
 aer_counted() { [ "$(aer_count "$1" "$2" "$3")" -gt "$4" ] 2>/dev/null; }
 recovery_ended() { klog | grep -qE 'device recovery (successful|failed)'; }
 
-# aer_inject correctable|nonfatal: asks for the error (twice, should the
-# first request be lost on the console) and waits until dom0 counted it and,
-# for a non-fatal one, until its recovery ended. The kernel log from the
-# request on is klog's.
+# aer_inject correctable|nonfatal: asks for the error in the root port (twice,
+# should the first request be lost on the console) and waits until dom0
+# counted it and, for a non-fatal one, until its recovery ended. The kernel
+# log from the request on is klog's.
 aer_inject() {
-	local kind=$1 key=TOTAL_ERR_COR file=correctable req="-c $AER_QEMU_ID RCVR" before try
+	# Receiver error: correctable (QEMU knows it by its name).
+	local kind=$1 key=TOTAL_ERR_COR file=correctable req="$AER_QEMU_ID RCVR" before try seq
 	if [ "$kind" = nonfatal ]; then
 		# Poisoned TLP: uncorrectable, non-fatal by QEMU's default severities.
 		key=TOTAL_ERR_NONFATAL file=nonfatal req="$AER_QEMU_ID POISON_TLP"
 	fi
-	before=$(aer_count "$NIC_BDF" "$key" "$file")
-	[ -n "$before" ] || { echo "# $NIC_BDF has no AER statistics: dom0 has no AER service for it"; return 1; }
-	AER_SEQ=$((AER_SEQ + 1))
+	before=$(aer_count "$RP_BDF" "$key" "$file")
+	[ -n "$before" ] || { echo "# $RP_BDF has no AER statistics: dom0 has no AER service for it"; return 1; }
+	seq=$(( $(cat "$AER_SEQ_FILE" 2>/dev/null || echo 0) + 1 ))
+	echo "$seq" > "$AER_SEQ_FILE"
 	klog_mark
 	for try in 1 2; do
-		echo "XENPCI-QEMU-AER $AER_SEQ $req"
-		wait_secs $((try * 30)) aer_counted "$NIC_BDF" "$key" "$file" "$before" && break
+		echo "XENPCI-QEMU-AER $seq $req"
+		wait_secs $((try * 30)) aer_counted "$RP_BDF" "$key" "$file" "$before" && break
 	done
-	if ! aer_counted "$NIC_BDF" "$key" "$file" "$before"; then
-		echo "# dom0 counted no $kind error of $NIC_BDF ($key $before)"
+	if ! aer_counted "$RP_BDF" "$key" "$file" "$before"; then
+		echo "# dom0 counted no $kind error of $RP_BDF ($key $before)"
 		klog | tail -n 20 | sed 's/^/# dom0: /'
+		aer_diag
 		return 1
 	fi
 	[ "$kind" = nonfatal ] || return 0
 	wait_secs 200 recovery_ended
-	klog | grep -E 'AER|recovery|reset|pciback' | tail -n 20 | sed 's/^/# dom0: /'
-	klog | grep -q 'device recovery successful'
+	klog | grep -E 'AER|recovery|reset|pciback|Link|link|ready' | tail -n 24 | sed 's/^/# dom0: /'
+	klog | grep -q 'device recovery successful' && return 0
+	aer_diag
+	return 1
+}
+
+# What dom0 knows of AER, for a failure: its port services, its boot log
+# about AER, the error reporting enables of the NIC and its root port.
+aer_diag() {
+	local rp=$RP_BDF
+	echo "# port services: $(ls /sys/bus/pci_express/devices 2>/dev/null | tr '\n' ' ')"
+	dmesg | grep -iE 'aer|_osc|pcieport|pcie_ports' | head -n 20 | sed 's/^/# dom0: /'
+	lspci -vvv -s "$rp" 2>/dev/null | grep -E 'LnkCap|LnkSta|SltCap|DevCtl|RootCap|RootCtl|RootCmd|RootSta|UESta|CESta|Kernel driver' |
+		sed "s/^/# $rp: /"
+	lspci -vvv -s "$NIC_BDF" 2>/dev/null | grep -E 'DevCtl|DevSta|UESta|CESta|UESvrt' | sed "s/^/# $NIC_BDF: /"
 }
 
 link_reset() { klog | grep -q 'Port link has been reset'; }
@@ -247,13 +266,14 @@ ask_guest() {
 cor_untouched() { aer_inject correctable && no_link_reset && not_marked "$1"; }
 recovered_without_guest() { aer_inject nonfatal && no_link_reset; }
 
-aer_plan() { echo $((6 + 1 + $(guest_aer_plan))); }
+aer_plan() { echo $((7 + 1 + $(guest_aer_plan))); }
 
 # With the guest of devices_test running, its e1000e bound with MSI-X on.
 aer_tests() {
 	local did=$1
 	NIC_BDF=$(lspci -D -n -d 8086:10d3 | awk 'NR == 1 { print $1 }')
-	echo "# AER: the NIC is $NIC_BDF, QEMU's $AER_QEMU_ID"
+	RP_BDF=$(basename "$(dirname "$(readlink -f "/sys/bus/pci/devices/$NIC_BDF")")")
+	echo "# AER: the NIC is $NIC_BDF, below the root port $RP_BDF (QEMU's $AER_QEMU_ID)"
 	ktap_check "AER: a correctable error is counted by dom0, and touches no guest (no reset, no mark)" \
 		cor_untouched "$did"
 	ktap_check "AER: dom0 recovers the NIC from a non-fatal error" aer_inject nonfatal
@@ -298,7 +318,7 @@ devices_test() {
 	set -- $DEVS
 	for b in $list; do HOST_OF[${b%%/*}]=$1; shift; done
 	{
-		guest_cfg "xenpci.front=$front xenpci.multi=1 xenpci.aer=$([ "$mode" = vbus ] && echo 1 || echo 0) xenpci.expect=$(echo $list | tr ' ' '+') xenpci.roots=$(echo $(expected_roots "$mode") | tr ' ' '+')" 256
+		guest_cfg "xenpci.front=$front xenpci.multi=1 xenpci.aer=$([ "$mode" = vbus ] && echo "$back" || echo 0) xenpci.expect=$(echo $list | tr ' ' '+') xenpci.roots=$(echo $(expected_roots "$mode") | tr ' ' '+')" 256
 		echo "pci = [ $(for b in $DEVS; do printf "'%s', " "$b"; done) ]"
 	} > /tmp/$GUEST.cfg
 	ktap_check "xl create with every lab device in pci=[...]" timeout 120 xl create /tmp/$GUEST.cfg

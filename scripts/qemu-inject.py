@@ -13,7 +13,8 @@ each request line
 "pcie_aer_inject_error QEMU_ID ERROR" (QEMU knows from the
 error's name whether it is correctable) to the monitor socket, once per SEQ
 (dom0 repeats a request whose effect it did not see, in case its line was
-mangled on the console). Nothing else reaches the monitor. What the monitor
+mangled on the console; a request the monitor did not take is sent again when
+repeated). Nothing else reaches the monitor. What the monitor
 answered is printed, one line per request.
 
 Usage: qemu-inject.py LOG SOCKET [PID]
@@ -90,7 +91,8 @@ def follow(log, path, poll=0.2, pid=None):
     while pid is None or alive(pid):
         with open(log, 'r', errors='replace') as f:
             if os.fstat(f.fileno()).st_size < pos:
-                pos, partial = 0, ''  # truncated: the boot started over
+                pos, partial = 0, ''  # truncated: a new boot, numbered afresh
+                seen.clear()
             f.seek(pos)
             chunk = f.read()
             pos = f.tell()
@@ -100,9 +102,9 @@ def follow(log, path, poll=0.2, pid=None):
             req = parse(line)
             if req is None or req[0] in seen:
                 continue
-            seen.add(req[0])
             try:
                 answer = send(path, req[1])
+                seen.add(req[0])  # a request the monitor did not get may come again
             except OSError as e:
                 answer = 'monitor error: %s' % e
             print('request %d: %s: %s' % (req[0], req[1], answer), flush=True)

@@ -179,6 +179,9 @@ struct Inner {
     golden: Option<pci::SavedState>,
     /// The guest enabled the device through its Command register (balanced on release).
     enabled_by_guest: bool,
+    /// dom0's error recovery found the channel frozen: the PCI core resets the device whatever
+    /// the votes, and calls `slot_reset` only if one of them asked for a reset.
+    frozen_recovery: bool,
     /// The guest the device is exported to.
     claim: Option<Claim>,
 }
@@ -295,8 +298,16 @@ impl Seized {
     /// and the BARs are virtual: it could not map the device again. (C `xen-pciback` does not
     /// restore: the guest's driver then fails, e.g. `e1000e` gets no MSI-X, `ENXIO`, with the
     /// memory space off.)
-    pub(crate) fn restore_after_error_reset(&self, pdev: &pci::Device<Bound>) {
-        let inner = self.inner.lock();
+    ///
+    /// Called at `slot_reset`, and at `resume` (`at_resume`) where it restores only if the
+    /// channel was frozen and `slot_reset` did not run: the PCI core resets a frozen channel
+    /// even when every vote was to recover without a reset.
+    pub(crate) fn restore_after_error_reset(&self, pdev: &pci::Device<Bound>, at_resume: bool) {
+        let mut inner = self.inner.lock();
+        if at_resume && !inner.frozen_recovery {
+            return;
+        }
+        inner.frozen_recovery = false;
         if let Some(golden) = &inner.golden {
             if let Err(e) = golden.restore(pdev) {
                 dev_warn!(
@@ -306,6 +317,12 @@ impl Seized {
                 );
             }
         }
+    }
+
+    /// Notes the channel state of dom0's error recovery at its first step (see
+    /// [`Seized::restore_after_error_reset`]).
+    pub(crate) fn note_error_detected(&self, frozen: bool) {
+        self.inner.lock().frozen_recovery = frozen;
     }
 
     /// The backend of the guest the device is exported to, if any.
@@ -670,6 +687,7 @@ impl Stub {
                     config,
                     golden,
                     enabled_by_guest: false,
+                    frozen_recovery: false,
                     claim: None,
                 }),
             }),
@@ -771,6 +789,8 @@ impl pci::ErrorHandler for Stub {
             pci::ChannelState::Frozen => ChannelState::Frozen,
             pci::ChannelState::PermFailure => ChannelState::PermFailure,
         };
+        this.seized
+            .note_error_detected(matches!(state, ChannelState::Frozen));
         crate::aer::recover(pdev, &this.seized, AerStep::ErrorDetected(state))
     }
 
@@ -785,11 +805,12 @@ impl pci::ErrorHandler for Stub {
         pdev: &'bound pci::Device<Core<'_>>,
         this: Pin<&StubData<'bound>>,
     ) -> pci::ErsResult {
-        this.seized.restore_after_error_reset(pdev);
+        this.seized.restore_after_error_reset(pdev, false);
         crate::aer::recover(pdev, &this.seized, AerStep::SlotReset)
     }
 
     fn resume<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&StubData<'bound>>) {
+        this.seized.restore_after_error_reset(pdev, true);
         crate::aer::recover(pdev, &this.seized, AerStep::Resume);
     }
 }

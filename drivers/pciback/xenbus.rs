@@ -23,17 +23,19 @@
 //! so none runs after `unbind` or after the module is unloaded.
 //!
 //! Lock order: `Shared::aer`, then `Shared::conn`, then `Shared::topo`, then a device's own lock
-//! (see `stub`). One request is served at a time per guest: the channel is bound with late EOI
-//! and stays masked until the work item acknowledges it.
+//! (see `stub`); `Shared::aer_sleep` is taken with `aer` held and nothing else. One request is
+//! served at a time per guest: the channel is bound with late EOI and stays masked until the
+//! work item acknowledges it.
 //!
 //! # AER
 //!
 //! [`Shared::forward_aer`] posts one step of dom0's error recovery of an exported device in the
 //! `aer_op` slot of the page and waits for the guest's answer (see `common::aer`). It runs in
-//! the stub's error handler, with the device lock of the PCI device held, and takes `aer` for
-//! the whole exchange (one slot per page), `conn` only for each look at the page: the work item
-//! keeps serving the guest's configuration requests meanwhile (the guest driver's handler makes
-//! some). The event-channel handler wakes it when the guest clears `_XEN_PCIB_active`, and
+//! the stub's error handler, with the device lock of the PCI device held, and holds `aer` for
+//! the whole exchange (one slot per page: two devices of one guest may be recovered at once,
+//! each by its own root port's AER service, and the second waits for the first's exchange to
+//! end), `conn` only for each look at the page: the work item keeps serving the guest's
+//! configuration requests meanwhile (the guest driver's handler makes some). The event-channel handler wakes it when the guest clears `_XEN_PCIB_active`, and
 //! [`disconnect`] when the page goes; the wait also re-checks in slices.
 
 use kernel::{
@@ -193,6 +195,9 @@ pub(crate) struct Shared {
     /// Signalled when the guest answers an AER request, or disconnects.
     #[pin]
     aer_done: CondVar,
+    /// The lock `aer_done` is waited on with (not `aer`, which the whole exchange holds).
+    #[pin]
+    aer_sleep: Mutex<()>,
     /// An AER request is posted and its answer awaited.
     aer_waiting: AtomicFlag,
 }
@@ -569,7 +574,7 @@ impl Shared {
         let Some(guest) = self.topo.lock().guest_of(dev) else {
             return Delivery::NotExported;
         };
-        let mut slot = self.aer.lock();
+        let _slot = self.aer.lock();
         {
             let conn = self.conn.lock();
             let Some(conn) = conn.as_ref() else {
@@ -599,7 +604,6 @@ impl Shared {
 
         let end = aer::wait_answer(&mut AerWaiter {
             shared: self,
-            slot: &mut slot,
             start: Instant::<Monotonic>::now(),
         });
         self.aer_waiting.store(false, Relaxed);
@@ -625,14 +629,12 @@ impl Shared {
 }
 
 /// The page during [`Shared::forward_aer`]'s wait.
-struct AerWaiter<'a, 'b> {
+struct AerWaiter<'a> {
     shared: &'a Shared,
-    /// The guard of `Shared::aer`, which the condition variable releases while sleeping.
-    slot: &'a mut kernel::sync::MutexGuard<'b, ()>,
     start: Instant<Monotonic>,
 }
 
-impl AerWait for AerWaiter<'_, '_> {
+impl AerWait for AerWaiter<'_> {
     fn active(&mut self) -> Option<bool> {
         let conn = self.shared.conn.lock();
         conn.as_ref().map(|c| aer_active(&c.evtchn.handler().page))
@@ -640,10 +642,13 @@ impl AerWait for AerWaiter<'_, '_> {
 
     fn sleep(&mut self, ms: u64) -> bool {
         let jiffies = msecs_to_jiffies(u32::try_from(ms).unwrap_or(u32::MAX));
+        // A wake-up between the caller's look at the page and this sleep is lost, and costs
+        // one slice: `wait_answer` sleeps in slices.
+        let mut guard = self.shared.aer_sleep.lock();
         !matches!(
             self.shared
                 .aer_done
-                .wait_interruptible_timeout(self.slot, jiffies),
+                .wait_interruptible_timeout(&mut guard, jiffies),
             kernel::sync::CondVarTimeoutResult::Signal { .. }
         )
     }
@@ -677,6 +682,7 @@ impl xenbus::Driver for Backend {
                     work <- new_work!("pciback::op"),
                     aer <- new_mutex!(()),
                     aer_done <- new_condvar!("pciback::aer_done"),
+                    aer_sleep <- new_mutex!(()),
                     aer_waiting: AtomicFlag::new(false),
                 }),
                 GFP_KERNEL,

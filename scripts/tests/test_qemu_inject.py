@@ -89,6 +89,23 @@ class Follow(unittest.TestCase):
             self.assertEqual(mon.commands, ['pcie_aer_inject_error nic0 POISON_TLP',
                                             'pcie_aer_inject_error nic0 RCVR'])
 
+    def test_request_the_monitor_missed_is_sent_again(self):
+        with tempfile.TemporaryDirectory() as d:
+            sock, log = os.path.join(d, 'sock'), os.path.join(d, 'log')
+            with open(log, 'w') as f:
+                f.write('XENPCI-QEMU-AER 7 rp2 RCVR\n')  # no monitor yet
+            threading.Thread(target=qi.follow, args=(log, sock, 0.05), daemon=True).start()
+            time.sleep(0.4)
+            mon = FakeMonitor(sock)
+            with open(log, 'a') as f:
+                f.write('XENPCI-QEMU-AER 7 rp2 RCVR\nXENPCI-QEMU-AER 7 rp2 RCVR\n')
+            end = time.monotonic() + 5
+            while not mon.commands and time.monotonic() < end:
+                time.sleep(0.05)
+            time.sleep(0.3)
+            mon.srv.close()
+            self.assertEqual(mon.commands, ['pcie_aer_inject_error rp2 RCVR'])
+
     def test_answer_is_one_clean_line(self):
         with tempfile.TemporaryDirectory() as d:
             sock = os.path.join(d, 'sock')

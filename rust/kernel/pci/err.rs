@@ -393,7 +393,10 @@ impl Device {
     /// unbind or removal of the device).
     ///
     /// Unlike the PCI core, this neither records the channel state in the device nor sends
-    /// uevents: it only relays the calls. May sleep.
+    /// uevents: it only relays the calls. Drivers expect the calls in the order of a recovery
+    /// (`error_detected` first, then `mmio_enabled` or `slot_reset`, then `resume`), and may
+    /// misbehave, though not unsoundly, when called out of it: the caller keeps the order.
+    /// May sleep.
     ///
     /// # Examples
     ///

@@ -212,6 +212,9 @@ aer_inject() {
 	if [ "$kind" = nonfatal ]; then
 		# Poisoned TLP: uncorrectable, non-fatal by QEMU's default severities.
 		key=TOTAL_ERR_NONFATAL file=nonfatal req="$AER_QEMU_ID POISON_TLP"
+	elif [ "$kind" = fatal ]; then
+		# Surprise down: fatal by QEMU's default severities (a frozen channel).
+		key=TOTAL_ERR_FATAL file=fatal req="$AER_QEMU_ID SDN"
 	fi
 	before=$(aer_count "$RP_BDF" "$key" "$file")
 	[ -n "$before" ] || { echo "# $RP_BDF has no AER statistics: dom0 has no AER service for it"; return 1; }
@@ -228,7 +231,7 @@ aer_inject() {
 		aer_diag
 		return 1
 	fi
-	[ "$kind" = nonfatal ] || return 0
+	[ "$kind" = correctable ] && return 0
 	wait_secs 200 recovery_ended
 	klog | grep -E 'AER|recovery|reset|pciback|Link|link|ready' | tail -n 24 | sed 's/^/# dom0: /'
 	klog | grep -q 'device recovery successful' && return 0
@@ -265,8 +268,25 @@ ask_guest() {
 # The checks of aer_tests that are more than one step.
 cor_untouched() { aer_inject correctable && no_link_reset && not_marked "$1"; }
 recovered_without_guest() { aer_inject nonfatal && no_link_reset; }
+# The NIC's six BARs in the hardware, in hex.
+hw_bars() { od -A n -t x4 -j 16 -N 24 "/sys/bus/pci/devices/$NIC_BDF/config" | tr -s ' ' | sed 's/^ //'; }
+# A fatal error with no driver to vote for a reset: dom0 resets the link all
+# the same (a frozen channel), without slot_reset. The backend must put the
+# BARs back before resume.
+bars_back_after_fatal() {
+	local before after
+	before=$(hw_bars)
+	aer_inject fatal && link_reset || return 1
+	after=$(hw_bars)
+	echo "# the NIC's BARs before: $before; after: $after"
+	[ "$before" = "$after" ] && [ -n "$(echo "$before" | tr -d '0 ')" ]
+}
 
-aer_plan() { echo $((7 + 1 + $(guest_aer_plan))); }
+aer_plan() {
+	local n=$((7 + 1 + $(guest_aer_plan)))
+	[ "$1" = rust ] && n=$((n + 1))	# the fatal error
+	echo "$n"
+}
 
 # With the guest of devices_test running, its e1000e bound with MSI-X on.
 aer_tests() {
@@ -286,6 +306,10 @@ aer_tests() {
 	ktap_check "AER: with no driver on the NIC in the guest, dom0 still recovers it, without a reset" \
 		recovered_without_guest
 	ktap_check "AER: ... and marks the guest failed (aerState = aerfail)" marked_failed "$did"
+	# C xen-pciback does not restore a device its recovery reset.
+	[ "$AER_BACK" = rust ] &&
+		ktap_check "AER: a fatal error: dom0 resets the link, and the backend puts the NIC's BARs back" \
+			bars_back_after_fatal
 	guest_phase 2 "$did" 60 "guest reported its AER checks" "$(guest_aer_plan)"
 }
 
@@ -295,7 +319,7 @@ devices_plan() {
 	n=$((n + 1 + $(multi_plan)))		# the guest's results
 	[ "$3" = pt ] && n=$((n + 1))		# the backend's roots
 	[ "$back/$front" != c/c ] && n=$((n + 1))	# the view compared
-	[ "$3" = vbus ] && n=$((n + $(aer_plan)))	# PCIe AER
+	[ "$3" = vbus ] && n=$((n + $(aer_plan "$back")))	# PCIe AER
 	echo "$n"
 }
 
@@ -333,7 +357,7 @@ devices_test() {
 	guest_phase1 "$did" 90 "guest reported its device checks" "$(multi_plan)"
 	[ "$back/$front" != c/c ] &&
 		ktap_check "the guest's view is the C pair's, byte for byte" same_view "$view" "/tmp/view-$mode-c-c"
-	[ "$mode" = vbus ] && aer_tests "$did"
+	[ "$mode" = vbus ] && AER_BACK=$back aer_tests "$did"
 
 	timeout 30 xl destroy $GUEST
 	stop_guest_console

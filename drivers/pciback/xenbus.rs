@@ -117,6 +117,7 @@ use crate::{
             XEN_PCIB_AERHANDLER,
             XEN_PCI_MAGIC, //
         },
+        vbus::VbusError,
         xs,
     },
     ops,
@@ -281,10 +282,25 @@ fn read_num_devs(dev: &xenbus::Device<Bound>) -> Result<u32> {
     xs::parse_count(&value, xs::NUM_DEVS_MAX).map_err(|_| EINVAL)
 }
 
+/// What became of a `dev-i` the toolstack asked for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Exported {
+    /// Placed, with `vdev-i` published.
+    Yes,
+    /// Refused alone (see [`export_index`]): the other devices are unaffected.
+    Refused,
+}
+
 /// Claims the device named by `dev-i`, places it, and publishes `vdev-i` and `state-i`.
 ///
-/// On failure nothing stays claimed or placed.
-fn export_index(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>, i: u32) -> Result {
+/// A device the topology has no place for (the 33rd slot of the virtual bus, a bridge there) is
+/// refused alone: its error is written to the store with `dev_error`, its `state-i` set to
+/// Closed (no `vdev-i`), and the connection goes on with the other devices. C calls
+/// `xenbus_dev_fatal` instead, which closes the whole backend: the guest loses every device,
+/// and `xl pci-detach` then waits in vain for a Connected backend. A device that cannot be
+/// parsed or claimed is still fatal, as in C. On failure or refusal nothing stays claimed or
+/// placed.
+fn export_index(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>, i: u32) -> Result<Exported> {
     let node = dev.nodename();
     let value = Nil.read(node, cstr_key(&xs::dev_key(i))?)?;
     let host = xs::parse_dev(&value).map_err(|e| {
@@ -306,14 +322,35 @@ fn export_index(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>, i: u32) -> Re
     let added = shared.topo.lock().add(seized.clone());
     let guest = match added {
         Ok(guest) => guest,
-        Err(e) => {
+        Err(AddError::Vbus(e)) => {
             seized.unclaim();
-            let err = match e {
-                AddError::Vbus(crate::common::vbus::VbusError::Full) | AddError::NoMem => ENOMEM,
-                AddError::Vbus(_) => EINVAL,
-            };
-            dev.dev_fatal(err, fmt!("cannot export {}: {e:?}", format_args!("{host}")));
-            return Err(err);
+            let err = if e == VbusError::Full { ENOMEM } else { EINVAL };
+            dev_err!(
+                dev.as_ref(),
+                "refusing {} (dev-{i}): {}; the other devices stay\n",
+                format_args!("{host}"),
+                format_args!("{e}")
+            );
+            dev.dev_error(
+                err,
+                fmt!(
+                    "refusing {} (dev-{i}): {}",
+                    format_args!("{host}"),
+                    format_args!("{e}")
+                ),
+            );
+            Nil.write_fmt(
+                node,
+                cstr_key(&xs::state_key(i))?,
+                fmt!("{}", u32::from(XenbusState::Closed)),
+            )
+            .inspect_err(|e| dev.dev_fatal(*e, fmt!("writing state-{i}")))?;
+            return Ok(Exported::Refused);
+        }
+        Err(AddError::NoMem) => {
+            seized.unclaim();
+            dev.dev_fatal(ENOMEM, fmt!("cannot export {}", format_args!("{host}")));
+            return Err(ENOMEM);
         }
     };
 
@@ -343,7 +380,7 @@ fn export_index(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>, i: u32) -> Re
         shared.domid,
         format_args!("{guest}")
     );
-    Ok(())
+    Ok(Exported::Yes)
 }
 
 /// Publishes the roots not published yet, and `root_num`.
@@ -387,6 +424,7 @@ fn setup(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>) {
         }
     };
     for i in 0..num {
+        // A refused device does not stop the others.
         if export_index(dev, shared, i).is_err() {
             return;
         }
@@ -531,14 +569,16 @@ fn update_devices(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>) -> Result {
             continue;
         };
         if state == u32::from(XenbusState::Initialising) {
-            export_index(dev, shared, i)?;
-            publish_roots(dev, shared)?;
+            if export_index(dev, shared, i)? == Exported::Yes {
+                publish_roots(dev, shared)?;
+            }
         } else if state == u32::from(XenbusState::Closing) {
             let vdev_key = xs::vdev_key(i);
             let key = cstr_key(&vdev_key)?;
             let Ok(value) = Nil.read(node, key) else {
-                dev.dev_fatal(ENOENT, fmt!("reading vdev-{i}"));
-                return Err(ENOENT);
+                // Never exported: a device refused by `export_index` is detached.
+                dev_info!(dev.as_ref(), "dev-{i} detached (it was never exported)\n");
+                continue;
             };
             let Ok(guest) = xs::parse_vdev(&value) else {
                 dev.dev_fatal(EINVAL, fmt!("parsing vdev-{i}"));

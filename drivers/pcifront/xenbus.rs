@@ -360,7 +360,12 @@ fn remove_closing_devices(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots:
         }
 
         let key = xs::vdev_key(i);
-        let value = Nil.read(backend, key.as_cstr().ok_or(EINVAL)?)?;
+        let Ok(value) = Nil.read(backend, key.as_cstr().ok_or(EINVAL)?) else {
+            // A device the backend refused (it publishes no `vdev-N` for it) is detached: there
+            // is nothing to remove. (C's frontend fails the whole connection here.)
+            dev_info!(dev.as_ref(), "{} detached, never exported\n", key.as_str());
+            continue;
+        };
         let vdev = xs::parse_vdev(&value).map_err(|e| {
             dev_err!(
                 dev.as_ref(),

@@ -24,10 +24,14 @@ with_cpu_lock() {
 }
 
 # The default test plan: every group of selftests/xen-pci/groups.conf but the
-# demo (make run), the benchmarks (make bench) and the harness's self-tests.
+# demo (make run), the benchmarks (make bench), the C reference alone (make
+# reference) and the harness's self-tests. With an argument: the groups of
+# that boot.
 default_plan() {
-	awk '{ sub(/#.*/, "") } NF == 0 { next }
+	awk -v only="${1:-}" '{ sub(/#.*/, "") } NF == 0 { next }
 		NF != 5 { print "groups.conf:" NR ": not 5 columns" > "/dev/stderr"; bad = 1; exit 1 }
-		$2 !~ /^(demo|bench|harness)$/ { printf "%s%s", s, $1; s = "," }' \
+		only == "" && $2 !~ /^(demo|bench|reference|harness)$/ || only != "" && $2 == only {
+			printf "%s%s", s, $1; s = ","
+		}' \
 		"$(dirname "${BASH_SOURCE[0]}")/../selftests/xen-pci/groups.conf"
 }

@@ -24,7 +24,8 @@
 #   LAB_DEVICES QEMU's device options of the devices boot (default: edu, a NIC
 #               with MSI-X and AER behind a PCIe root port, a multi-function
 #               device, an NVMe drive behind another root port backed by a
-#               file made here; see dom0/devices.sh). That boot's QEMU has a
+#               file made here, 29 conventional test devices behind a
+#               PCIe-to-PCI bridge; see dom0/devices.sh). That boot's QEMU has a
 #               monitor, through which scripts/qemu-inject.py injects the
 #               PCIe errors dom0 asks for.
 #   LAB_RETRIES reruns of a boot allowed for a failure the log ties to the lab
@@ -48,12 +49,19 @@ NVME_IMG=$OUT/work/nvme.img
 # rp2 is a 2.5 GT/s port: after a secondary bus reset QEMU's root port does not
 # set Data Link Layer Link Active again, which Linux waits for on ports faster
 # than 5 GT/s (the AER recovery's link reset would fail).
+# A conventional PCI bus behind a PCIe-to-PCI bridge, with 29 of QEMU's
+# pci-testdev: the first is one of the lab devices (a conventional device
+# behind a bridge, a root of its own with passthrough=1); with them a guest's
+# virtual bus gets its 32 slots and a 33rd is asked for (dom0/devices.sh,
+# group_rust_slots).
+TESTDEVS=$(for i in $(seq 1 29); do printf -- '-device pci-testdev,bus=pb0,addr=%02x.0 ' "$i"; done)
 LAB_DEVICES=${LAB_DEVICES-"-device edu,id=edu0 \
 -device virtio-net-pci,disable-legacy=on,multifunction=on,addr=05.0 \
 -device virtio-rng-pci,disable-legacy=on,addr=05.1 \
 -device pcie-root-port,id=rp1,chassis=1,addr=06.0 \
 -drive file=$NVME_IMG,if=none,id=nvm,format=raw -device nvme,serial=xenpci1,bus=rp1,drive=nvm \
--device pcie-root-port,id=rp2,chassis=2,addr=07.0,x-speed=2_5,x-width=1 -device e1000e,id=nic0,bus=rp2"}
+-device pcie-root-port,id=rp2,chassis=2,addr=07.0,x-speed=2_5,x-width=1 -device e1000e,id=nic0,bus=rp2 \
+-device pcie-pci-bridge,id=pb0,addr=08.0 $TESTDEVS"}
 LOGDIR=${LOGDIR:-$OUT/logs}
 # Seconds from QEMU's start to dom0's first group, and from its last group to
 # QEMU's exit (measured: see Documentation/dev-guide.rst, "Time budgets").

@@ -72,5 +72,7 @@ guest_plan() {
 multi_plan() { echo 12; }
 # ... of its PCIe AER checks (domU_aer_tests, phase 2 of the virtual-bus groups)
 guest_aer_plan() { echo 4; }
-# ... and of its hot-attach checks (domU_hotplug_tests) for $1 cycles.
-guest_hotplug_plan() { echo $((3 + 2 * $1)); }
+# ... and of its hot-attach checks (domU_hotplug_tests, phase 3) for $1 cycles.
+guest_hotplug_plan() { echo $((2 * $1)); }
+# ... and of its checks of the virtual bus's 33rd slot (domU_slots_tests).
+guest_slots_plan() { echo 5; }

@@ -58,9 +58,9 @@ if [ "$FRONT" = rogue ]; then
 	ktap_print_totals
 	exit 0
 fi
-if [ "$(cmdline_arg hotplug 0)" != 0 ]; then
-	# The devices boot: the NVMe drive attached and detached while the guest runs.
-	domU_hotplug_tests
+if [ "$(cmdline_arg slots 0)" = 1 ]; then
+	# The devices boot: the virtual bus's 33rd slot.
+	domU_slots_tests
 	end_phase 1
 	ktap_print_totals
 	exit 0
@@ -72,6 +72,11 @@ if [ "$(cmdline_arg multi 0)" = 1 ]; then
 	if [ "$(cmdline_arg aer 0)" != 0 ]; then
 		domU_aer_tests
 		end_phase 2
+	fi
+	if [ "$(cmdline_arg hotplug 0)" != 0 ]; then
+		# The NVMe drive detached and attached again while the guest runs.
+		domU_hotplug_tests
+		end_phase 3
 	fi
 	ktap_print_totals
 	exit 0

@@ -2,8 +2,9 @@
 #
 # The devices boot (groups.conf): besides edu, QEMU gives dom0 a NIC with
 # MSI-X and AER (e1000e) behind a PCIe root port, a multi-function device (two
-# virtio functions in one slot) and an NVMe controller behind another root
-# port (scripts/run-xen.sh, LAB_DEVICES). dom0 has no driver for any of them
+# virtio functions in one slot), an NVMe controller behind another root
+# port, and 29 conventional test devices (pci-testdev) behind a PCIe-to-PCI
+# bridge, the first of them a lab device (scripts/run-xen.sh, LAB_DEVICES). dom0 has no driver for any of them
 # (its PCIe port driver has the root ports). Each group gives one guest every
 # lab device at once, through xl, and the guest (domU/devices.sh) checks the
 # addresses it sees, publishes its view of their config spaces, and does real
@@ -16,8 +17,10 @@
 # c-devices-pt, which run first) is the reference the other pairings' views
 # are compared with, byte for byte (Documentation/dev-guide.rst, "The lab devices").
 
-# The lab devices, by ID, in the order the guest gets them.
-LAB_IDS="1234:11e8 8086:10d3 1af4:1041 1af4:1044 1b36:0010"
+# The lab devices, by ID, in the order the guest gets them (1b36:0005: the
+# first of QEMU's pci-testdev, on the conventional bus behind the bridge).
+LAB_IDS="1234:11e8 8086:10d3 1af4:1041 1af4:1044 1b36:0010 1b36:0005"
+TESTDEV_ID=1b36:0005
 
 lab_bdfs() {
 	local id
@@ -320,6 +323,7 @@ devices_plan() {
 	[ "$3" = pt ] && n=$((n + 1))		# the backend's roots
 	[ "$back/$front" != c/c ] && n=$((n + 1))	# the view compared
 	[ "$3" = vbus ] && n=$((n + $(aer_plan "$back")))	# PCIe AER
+	[ "$3" = vbus ] && [ "$back/$front" != c/c ] && n=$((n + $(hotplug_plan)))	# hot attach
 	echo "$n"
 }
 
@@ -342,7 +346,7 @@ devices_test() {
 	set -- $DEVS
 	for b in $list; do HOST_OF[${b%%/*}]=$1; shift; done
 	{
-		guest_cfg "xenpci.front=$front xenpci.multi=1 xenpci.aer=$([ "$mode" = vbus ] && echo "$back" || echo 0) xenpci.expect=$(echo $list | tr ' ' '+') xenpci.roots=$(echo $(expected_roots "$mode") | tr ' ' '+')" 256
+		guest_cfg "xenpci.front=$front xenpci.multi=1 xenpci.aer=$([ "$mode" = vbus ] && echo "$back" || echo 0) xenpci.hotplug=$([ "$mode" = vbus ] && [ "$back/$front" != c/c ] && echo $HOTPLUG_CYCLES || echo 0) xenpci.expect=$(echo $list | tr ' ' '+') xenpci.roots=$(echo $(expected_roots "$mode") | tr ' ' '+')" 256
 		echo "pci = [ $(for b in $DEVS; do printf "'%s', " "$b"; done) ]"
 	} > /tmp/$GUEST.cfg
 	ktap_check "xl create with every lab device in pci=[...]" timeout 120 xl create /tmp/$GUEST.cfg
@@ -358,6 +362,7 @@ devices_test() {
 	[ "$back/$front" != c/c ] &&
 		ktap_check "the guest's view is the C pair's, byte for byte" same_view "$view" "/tmp/view-$mode-c-c"
 	[ "$mode" = vbus ] && AER_BACK=$back aer_tests "$did"
+	[ "$mode" = vbus ] && [ "$back/$front" != c/c ] && hotplug_tests "$did"
 
 	timeout 30 xl destroy $GUEST
 	stop_guest_console
@@ -377,9 +382,10 @@ group_cback_rustfront_devices() { devices_test c rust vbus; }
 group_c_devices_pt() { devices_test c c pt; }
 group_rust_devices_pt() { devices_test rust rust pt; }
 
-# ---- Hot attach: the guest starts with edu; the NVMe drive is attached to it
-# (xl pci-attach) and detached again (xl pci-detach) HOTPLUG_CYCLES times, the
-# guest doing direct I/O on it after each attach (domU_hotplug_tests).
+# ---- Hot attach, in the virtual-bus groups but the C pair's, after AER: the
+# NVMe drive is detached from the running guest (xl pci-detach) and attached
+# again (xl pci-attach) HOTPLUG_CYCLES times, the guest doing direct I/O on it
+# after each attach (domU_hotplug_tests, its phase 3).
 HOTPLUG_CYCLES=10
 
 xs_guest_is() { [ "$(timeout 10 xenstore-read "$(xs_guest "$1")/$2" 2>/dev/null)" = "$3" ]; }
@@ -395,14 +401,17 @@ guest_answer_ok() {
 	xs_guest_is "$1" "$2" "$3 ok" || { echo "# the guest answered '$(guest_count "$1" "$2")' ($2)"; return 1; }
 }
 
-hotplug_plan() {
-	echo $((8 + 2 * HOTPLUG_CYCLES + 1 + $(guest_hotplug_plan "$HOTPLUG_CYCLES")))
-}
+# The results of hotplug_tests, with the guest's.
+hotplug_plan() { echo $((2 * HOTPLUG_CYCLES + 1 + $(guest_hotplug_plan "$HOTPLUG_CYCLES"))); }
 
-# One cycle: attach, announce it to the guest (even when the attach failed:
-# the guest's cycle follows dom0's), wait for the guest's I/O; detach, wait
-# for the guest to see the drive go. The guest's answers carry the cycle's
+# One cycle: detach, wait for the guest to see the drive go; attach, announce
+# it to the guest (even when the attach failed: the guest's cycle follows
+# dom0's), wait for the guest's I/O. The guest's answers carry the cycle's
 # number and its own verdict, which must be ok.
+hotplug_detach() {
+	timeout 60 xl pci-detach "$GUEST" "$NVME_BDF" || return 1
+	guest_answer_ok "$1" gone "$2"
+}
 hotplug_attach() {
 	local rc=0
 	timeout 60 xl pci-attach "$GUEST" "$NVME_BDF" || rc=1
@@ -410,65 +419,161 @@ hotplug_attach() {
 	[ "$rc" = 0 ] || return 1
 	guest_answer_ok "$1" acked "$2"
 }
-hotplug_detach() {
-	timeout 60 xl pci-detach "$GUEST" "$NVME_BDF" || return 1
-	guest_answer_ok "$1" gone "$2"
-}
 
-# hotplug_test BACKEND FRONTEND
-hotplug_test() {
-	local back=$1 front=$2 did c failed=
-	ktap_print_header
-	ktap_set_plan "$(hotplug_plan)"
-	trap devices_cleanup EXIT
-	rotate_guest_log
+# With the guest of devices_test running, its nvme driver bound.
+hotplug_tests() {
+	local did=$1 c failed=
 	NVME_BDF=$(lspci -D -n -d 1b36:0010 | awk 'NR == 1 { print $1 }')
-	DEVS="$BDF $NVME_BDF"
-	[ -n "$NVME_BDF" ] || ktap_exit_fail_msg "no NVMe drive (1b36:0010) in this boot"
-	HIDE=0 ktap_test_result "$back backend loads" backend_load "$back"
-	ktap_check "xl pci-assignable-add of edu and the NVMe drive" assignable_add_all
-	{
-		guest_cfg "xenpci.front=$front xenpci.hotplug=$HOTPLUG_CYCLES" 256
-		echo "pci = [ '$BDF' ]"
-	} > /tmp/$GUEST.cfg
-	ktap_check "xl create with edu" timeout 120 xl create /tmp/$GUEST.cfg
-	find_guest
-	did=$GUEST_DID
-	stream_guest_console
-	ktap_check "the guest is ready for the attach" wait_secs 90 xs_guest_is "$did" ready 1
 	# After a failed cycle the others are failed without being tried (the
 	# guest is told to stop), so that the group ends within its deadline.
 	for ((c = 1; c <= HOTPLUG_CYCLES; c++)); do
 		if [ -n "$failed" ]; then
-			ktap_test_fail "attach $c: not tried after cycle $failed failed"
 			ktap_test_fail "detach $c: not tried after cycle $failed failed"
+			ktap_test_fail "attach $c: not tried after cycle $failed failed"
 			continue
 		fi
-		if hotplug_attach "$did" "$c"; then
-			ktap_test_pass "attach $c: xl pci-attach, the guest's I/O done"
+		if hotplug_detach "$did" "$c"; then
+			ktap_test_pass "detach $c: xl pci-detach of the NVMe drive, the guest saw it go"
 		else
-			ktap_test_fail "attach $c: xl pci-attach, the guest's I/O done"
+			ktap_test_fail "detach $c: xl pci-detach of the NVMe drive, the guest saw it go"
 			failed=$c
 		fi
-		if hotplug_detach "$did" "$c"; then
-			ktap_test_pass "detach $c: xl pci-detach, the guest saw the drive go"
+		if [ -z "$failed" ] && hotplug_attach "$did" "$c"; then
+			ktap_test_pass "attach $c: xl pci-attach of the NVMe drive, the guest's I/O done"
 		else
-			ktap_test_fail "detach $c: xl pci-detach, the guest saw the drive go"
-			failed=$c
+			ktap_test_fail "attach $c: xl pci-attach of the NVMe drive, the guest's I/O done"
+			failed=${failed:-$c}
 		fi
 		[ -n "$failed" ] && timeout 10 xenstore-write "$(xs_guest "$did")/cycle" stop
 	done
-	guest_phase1 "$did" 60 "guest reported its hot-attach checks" "$(guest_hotplug_plan "$HOTPLUG_CYCLES")"
-	timeout 30 xl destroy $GUEST
+	guest_phase 3 "$did" 60 "guest reported its hot-attach checks" "$(guest_hotplug_plan "$HOTPLUG_CYCLES")"
+}
+
+# ---- The virtual bus's 33rd slot. The guest gets 32 slots (the lab devices
+# and 27 more test devices); a 33rd is asked for with xl pci-attach. The
+# backend must refuse that device alone, with its error in the store and the
+# kernel log: the guest keeps its devices, the device stays with pciback,
+# and it can be detached, and attached again once a slot is free
+# (domU_slots_tests). C xen-pciback closes the whole backend instead.
+
+be_read() { timeout 10 xenstore-read "/local/domain/0/backend/pci/$1/0/$2" 2>/dev/null; }
+# The index N of the backend's dev-N for host device $2.
+be_index_of() {
+	local n i
+	n=$(be_read "$1" num_devs)
+	for ((i = 0; i < ${n:-0}; i++)); do
+		[ "$(be_read "$1" "dev-$i")" = "$2" ] && { echo "$i"; return 0; }
+	done
+	return 1
+}
+be_connected() { [ "$(be_read "$1" state)" = 4 ]; }
+guest_done() { wait_secs 90 xs_guest_is "$1" done "$2 ok" || { echo "# the guest answered '$(guest_count "$1" done)'"; return 1; }; }
+ask_step() { timeout 10 xenstore-write "$(xs_guest "$1")/step" "$2" && guest_done "$1" "$2"; }
+
+# The 33rd slot's device ($2) was refused alone.
+refused_alone() {
+	local did=$1 b=$2 i err
+	wait_secs 60 be_connected "$did" || { echo "# the backend's state is '$(be_read "$did" state)'"; return 1; }
+	i=$(be_index_of "$did" "$b") || { echo "# no dev-N names $b"; return 1; }
+	[ "$(be_read "$did" "state-$i")" = 6 ] || { echo "# state-$i is '$(be_read "$did" "state-$i")'"; return 1; }
+	if be_read "$did" "vdev-$i" >/dev/null; then echo "# vdev-$i is published"; return 1; fi
+	err=$(timeout 10 xenstore-read "/local/domain/0/error/backend/pci/$did/0/error" 2>/dev/null)
+	echo "# the backend's error in the store: '$err'"
+	case "$err" in *"refusing $b"*"no more space on root virtual PCI bus"*) ;; *) return 1 ;; esac
+	klog | grep "refusing $b" | sed 's/^/# dom0: /'
+	klog | grep -q "refusing $b.*no more space on root virtual PCI bus"
+}
+# dev-N of $2 is gone from the backend (libxl removes it after the detach).
+be_forgot() { ! be_index_of "$1" "$2" >/dev/null; }
+detached() { timeout 60 xl pci-detach "$GUEST" "$2" && wait_secs 30 be_forgot "$1" "$2"; }
+# The device $2 is exported again at the guest address $3 (vdev-N has two
+# digits of function, as C writes it).
+exported_at() {
+	local i v
+	i=$(be_index_of "$1" "$2") || return 1
+	v=$(be_read "$1" "vdev-$i")
+	echo "# $2 is vdev-$i = '$v'"
+	[ "$v" = "${3%.*}.$(printf %02x "0x${3##*.}")" ]
+}
+reattached() {
+	local i
+	klog_mark
+	timeout 60 xl pci-attach "$GUEST" "$2" || { echo "# xl pci-attach exited $?"; return 1; }
+	if ! wait_secs 60 exported_at "$1" "$2" "$3"; then
+		exported_at "$1" "$2" "$3"
+		echo "# backend state $(be_read "$1" state), num_devs $(be_read "$1" num_devs)"
+		for ((i = 30; i < $(be_read "$1" num_devs); i++)); do
+			echo "# dev-$i $(be_read "$1" "dev-$i") state-$i $(be_read "$1" "state-$i") vdev-$i $(be_read "$1" "vdev-$i")"
+		done
+		klog | grep -i pci | tail -n 20 | sed 's/^/# dom0: /'
+		return 1
+	fi
+	ask_step "$1" "back $3"
+}
+
+slots_plan() { echo $((15 + $(guest_slots_plan))); }
+
+# slots_test BACKEND FRONTEND
+slots_test() {
+	local back=$1 front=$2 did list b last last_guest t
+	ktap_print_header
+	ktap_set_plan "$(slots_plan)"
+	trap devices_cleanup EXIT
+	rotate_guest_log
+	DEVS="$(lab_bdfs) $(lspci -D -n -d "$TESTDEV_ID" | awk 'NR >= 2 && NR <= 28 { print $1 }')"
+	EXTRA=$(lspci -D -n -d "$TESTDEV_ID" | awk 'NR == 29 { print $1 }')
+	last=$(lspci -D -n -d "$TESTDEV_ID" | awk 'NR == 28 { print $1 }')
+	list=$(expected_view vbus)
+	echo "# $(echo $DEVS | wc -w) functions in $(echo "$list" | cut -d. -f1 | sort -u | wc -l) slots; the 33rd: $EXTRA"
+	[ "$(echo "$list" | cut -d. -f1 | sort -u | wc -l)" = 32 ] && [ -n "$EXTRA" ] ||
+		ktap_exit_fail_msg "the lab has not 33 slots' worth of devices"
+	last_guest=$(echo "$list" | awk -v n="$(echo $DEVS | wc -w)" 'NR == n { sub("/.*", ""); print }')
+	HIDE=0 ktap_test_result "$back backend loads" backend_load "$back"
+	DEVS="$DEVS $EXTRA"
+	t=$SECONDS
+	ktap_check "xl pci-assignable-add of 34 functions (33 slots)" assignable_add_all
+	echo "# assignable-add took $((SECONDS - t)) s"
+	{
+		guest_cfg "xenpci.front=$front xenpci.slots=1 xenpci.expect=xs" 256
+		echo "pci = [ $(for b in ${DEVS% *}; do printf "'%s', " "$b"; done) ]"
+	} > /tmp/$GUEST.cfg
+	t=$SECONDS
+	ktap_check "xl create with 32 slots in pci=[...]" timeout 300 xl create /tmp/$GUEST.cfg
+	echo "# xl create took $((SECONDS - t)) s"
+	find_guest
+	did=$GUEST_DID
+	stream_guest_console
+	timeout 10 xenstore-write "$(xs_guest "$did")/expect" "$(echo $list | tr ' ' '+')"
+	ktap_check "the guest is up with its 32 slots" wait_secs 180 xs_guest_is "$did" ready 1
+	klog_mark
+	echo "# xl pci-attach of $EXTRA, a 33rd slot:"
+	timeout 60 xl pci-attach "$GUEST" "$EXTRA"
+	echo "# xl pci-attach exited $?"
+	ktap_check "the backend refuses the 33rd slot alone: its error in the store and the log, state-N Closed, no vdev-N, still Connected" \
+		refused_alone "$did" "$EXTRA"
+	ktap_check "the refused device stays with pciback" eval '[ "$(driver_of "$EXTRA")" = pciback ]'
+	ktap_check "the guest still has its 32 slots, every device answering" ask_step "$did" refused
+	ktap_check "xl pci-detach of the refused device" detached "$did" "$EXTRA"
+	ktap_check "xl pci-detach of the 32nd slot's device ($last as $last_guest), the guest saw it go" \
+		eval 'detached "$did" "$last" && ask_step "$did" "gone $last_guest"'
+	ktap_check "xl pci-attach of the refused device again: exported in the freed slot, the guest uses it" \
+		reattached "$did" "$EXTRA" "$last_guest"
+	guest_phase1 "$did" 60 "guest reported its slot checks" "$(guest_slots_plan)"
+	# xl destroy would detach the 33 functions one by one (about 80 s here):
+	# the backend's directory goes first, and the backend releases them all
+	# (Xen takes its IOMMU assignments back when the domain dies).
+	t=$SECONDS
+	timeout 10 xenstore-rm "/local/domain/0/backend/pci/$did"
+	wait_for 60 be_gone "$did" || echo "# the backend device of domain $did is still there"
+	timeout 120 xl destroy $GUEST
 	stop_guest_console
-	ktap_test_result "guest destroyed" wait_for 20 guest_gone
+	ktap_test_result "guest destroyed" wait_for 60 guest_gone
+	echo "# the backend's release and xl destroy took $((SECONDS - t)) s"
 	ktap_check "the devices are still with pciback" all_bound_to_pciback
-	ktap_check "xl pci-assignable-remove of edu and the NVMe drive" assignable_remove_all
+	ktap_check "xl pci-assignable-remove of every device" assignable_remove_all
 	ktap_test_result "$back backend unloads" wait_for 10 backend_unload "$back"
 	DEVICES_DONE=1
 	ktap_finished
 }
 
-group_rust_hotplug() { hotplug_test rust rust; }
-group_rustback_cfront_hotplug() { hotplug_test rust c; }
-group_cback_rustfront_hotplug() { hotplug_test c rust; }
+group_rust_slots() { slots_test rust rust; }

@@ -233,7 +233,8 @@ guest_reported() {
 	[ "$PHASE_N" = "$1" ] || { echo "# the guest reported $PHASE_N results, its plan is $1"; return 1; }
 }
 
-# The guest's lines for phase $2 (1: device checks, 2: after detach), from
+# The guest's lines for phase $2 (1: device checks, 2: after detach or AER,
+# 3: hot attach), from
 # xenstore, or from the console log when xenstore has none. Sets PHASE_N to
 # the number of lines the guest reported for the phase.
 collect_phase() {
@@ -244,9 +245,9 @@ collect_phase() {
 	# the guest's third result before dom0 reads them.
 	[ "$(cmdline_arg break)" = gap ] && [ "$phase" = 1 ] &&
 		timeout 10 xenstore-rm "$(xs_guest "$did")/tap/3"
-	if [ "$phase" = 2 ]; then
-		first=$(( $(guest_count "$did" phase1) + 1 ))
-		start=XENPCI-DOMU-PHASE1
+	if [ "$phase" -gt 1 ]; then
+		first=$(( $(guest_count "$did" "phase$((phase - 1))") + 1 ))
+		start=XENPCI-DOMU-PHASE$((phase - 1))
 	fi
 	if [ -n "$n" ]; then
 		grep -q "XENPCI-DOMU-PHASE$phase" "$GUEST_LOG" 2>/dev/null ||

@@ -27,9 +27,21 @@ guest_bdf_of() {
 	guest_devices | sed -n "s#^\([^/]*\)/$1\$#\1#p" | head -n 1
 }
 
+# The addresses and IDs the guest must see: xenpci.expect=, or with
+# xenpci.expect=xs, dom0's data/xenpci/expect (a list too long for the
+# command line).
+expected_list() {
+	v=$(cmdline_arg expect)
+	if [ "$v" = xs ]; then
+		wait_for 60 xenstore-read "$XS/expect" >/dev/null
+		v=$(xenstore-read "$XS/expect" 2>/dev/null)
+	fi
+	echo "$v" | tr '+' '\n' | sort
+}
+
 # Every expected device appears, and no other.
 devices_as_expected() {
-	want=$(cmdline_arg expect | tr '+' '\n' | sort)
+	want=$(expected_list)
 	[ -n "$want" ] || { echo "# no xenpci.expect= from dom0"; return 1; }
 	for e in $want; do
 		wait_for 60 test -e "/sys/bus/pci/devices/${e%%/*}/config" ||
@@ -198,11 +210,11 @@ domU_aer_tests() {
 	xenstore-write "$XS/aer-done" unbind
 }
 
-# ---- Hot attach (xenpci.hotplug=N): the guest starts with edu only; dom0
-# attaches the NVMe drive (xl pci-attach) and detaches it (xl pci-detach) N
-# times. Each cycle, dom0 writes data/xenpci/cycle after the attach and waits
-# for data/xenpci/acked (the guest's I/O done) before the detach, then for
-# data/xenpci/gone.
+# ---- Hot attach (xenpci.hotplug=N, phase 3 of the virtual-bus groups but the
+# C pair's): dom0 detaches the NVMe drive (xl pci-detach) and attaches it
+# again (xl pci-attach) N times. Each cycle, the guest answers in
+# data/xenpci/gone once the drive went; dom0 writes data/xenpci/cycle after
+# the attach, and the guest answers in data/xenpci/acked after its I/O.
 
 nvme_ctrl() { ls "/sys/bus/pci/devices/$1/nvme" 2>/dev/null | head -n 1; }
 nvme_has_ctrl() { [ -n "$(nvme_ctrl "$NVME")" ]; }
@@ -225,35 +237,94 @@ attached_io() {
 	[ "$rc" = 0 ]
 }
 
+stopped() { [ "$(xenstore-read "$XS/cycle" 2>/dev/null)" = stop ]; }
 # dom0's announcement of attach $1: "$1" (whether or not the attach worked)
 # or "stop" (dom0 gave up after a failed cycle).
-announced() {
-	v=$(xenstore-read "$XS/cycle" 2>/dev/null)
-	[ "$v" = "$1" ] || [ "$v" = stop ]
-}
+announced() { [ "$(xenstore-read "$XS/cycle" 2>/dev/null)" = "$1" ] || stopped; }
+gone_or_stopped() { nvme_absent || stopped; }
 
 domU_hotplug_tests() {
 	cycles=$(cmdline_arg hotplug 0)
-	ktap_check "$FRONT frontend loads" load_frontend
-	ktap_check "the first device appears" wait_for 30 test -e "$GDEV/config"
-	ktap_check "nvme driver loads" nvme_load
-	xenstore-write "$XS/ready" 1
 	c=1
 	while [ "$c" -le "$cycles" ]; do
-		wait_for 120 announced "$c" || echo "# dom0 did not announce attach $c"
-		if [ "$(xenstore-read "$XS/cycle" 2>/dev/null)" = stop ]; then
-			ktap_test_fail "attach $c: not tried, dom0 stopped after a failed cycle"
+		wait_for 120 gone_or_stopped
+		if stopped; then
 			ktap_test_fail "detach $c: not tried, dom0 stopped after a failed cycle"
+			ktap_test_fail "attach $c: not tried, dom0 stopped after a failed cycle"
 			c=$((c + 1))
 			continue
 		fi
 		# Each answer carries the cycle's number and what the guest saw.
+		if nvme_absent; then r=ok; else r=fail; fi
+		ktap_check "detach $c: the NVMe drive is removed" test "$r" = ok
+		xenstore-write "$XS/gone" "$c $r"
+		wait_for 120 announced "$c" || echo "# dom0 did not announce attach $c"
+		if stopped; then
+			ktap_test_fail "attach $c: not tried, dom0 stopped after a failed cycle"
+			c=$((c + 1))
+			continue
+		fi
 		if attached_io; then r=ok; else r=fail; fi
 		ktap_check "attach $c: the NVMe drive appears, binds and does direct I/O" test "$r" = ok
 		xenstore-write "$XS/acked" "$c $r"
-		if wait_for 60 nvme_absent; then r=ok; else r=fail; fi
-		ktap_check "detach $c: the NVMe drive is removed" test "$r" = ok
-		xenstore-write "$XS/gone" "$c $r"
 		c=$((c + 1))
 	done
+}
+
+# ---- The virtual bus's 33rd slot (xenpci.slots=1, group_rust_slots): the
+# guest starts with 32 slots; dom0 asks for a 33rd with xl pci-attach, which
+# the backend refuses alone, then detaches the refused device and a device of
+# the guest, and attaches the refused one again, into the freed slot. dom0
+# writes each step to data/xenpci/step ("refused", "gone BDF", "back BDF");
+# the guest answers in data/xenpci/done ("STEP ok" or "STEP fail").
+
+# Every device's config space answers a read through the frontend (its
+# vendor ID, read from the device, is the one sysfs cached at the scan).
+configs_readable() {
+	for d in /sys/bus/pci/devices/*; do
+		[ -e "$d/config" ] || continue
+		v=$(od -A n -t x2 -N 2 "$d/config" | tr -d ' ')
+		[ "0x$v" = "$(cat "$d/vendor")" ] || { echo "# ${d##*/}: vendor ID reads '$v'"; return 1; }
+	done
+}
+step_is() { [ "$(xenstore-read "$XS/step" 2>/dev/null)" = "$1" ]; }
+# Waits for step $1, runs the rest as its check, answers.
+slots_step() {
+	step=$1 desc=$2
+	shift 2
+	if ! wait_for 300 step_is "$step"; then
+		ktap_test_fail "$desc (dom0 never asked)"
+		return
+	fi
+	if "$@"; then r=ok; else r=fail; fi
+	ktap_check "$desc" test "$r" = ok
+	xenstore-write "$XS/done" "$step $r"
+}
+absent() { [ ! -e "/sys/bus/pci/devices/$1" ]; }
+back_as_testdev() {
+	wait_for 60 test -e "/sys/bus/pci/devices/$1/config" || { echo "# $1 did not appear"; return 1; }
+	[ "$(cat "/sys/bus/pci/devices/$1/vendor"):$(cat "/sys/bus/pci/devices/$1/device")" = 0x1b36:0x0005 ] &&
+		devices_as_expected && configs_readable
+}
+
+all_as_before() { devices_as_expected && configs_readable; }
+gone_asked() { case "$(xenstore-read "$XS/step" 2>/dev/null)" in "gone "*) true ;; *) false ;; esac; }
+
+domU_slots_tests() {
+	ktap_check "$FRONT frontend loads" load_frontend
+	ktap_check "the guest sees its 32 slots, exactly the expected devices" devices_as_expected
+	xenstore-write "$XS/ready" 1
+	slots_step refused "the refused 33rd slot left the guest's 32 alone, and every device answers" \
+		all_as_before
+	if ! wait_for 300 gone_asked; then
+		ktap_test_fail "the detached device leaves its slot (dom0 never asked)"
+		ktap_test_fail "the refused device, attached again, takes the freed slot and answers (not tried)"
+		return
+	fi
+	step=$(xenstore-read "$XS/step" 2>/dev/null)
+	slot=${step#gone }
+	echo "# dom0 asks: '$step'"
+	slots_step "gone $slot" "the detached device leaves its slot" wait_for 60 absent "$slot"
+	slots_step "back $slot" "the refused device, attached again, takes the freed slot and answers" \
+		back_as_testdev "$slot"
 }

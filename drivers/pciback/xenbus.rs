@@ -325,12 +325,6 @@ fn export_index(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>, i: u32) -> Re
         Err(AddError::Vbus(e)) => {
             seized.unclaim();
             let err = if e == VbusError::Full { ENOMEM } else { EINVAL };
-            dev_err!(
-                dev.as_ref(),
-                "refusing {} (dev-{i}): {}; the other devices stay\n",
-                format_args!("{host}"),
-                format_args!("{e}")
-            );
             dev.dev_error(
                 err,
                 fmt!(
@@ -575,10 +569,17 @@ fn update_devices(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>) -> Result {
         } else if state == u32::from(XenbusState::Closing) {
             let vdev_key = xs::vdev_key(i);
             let key = cstr_key(&vdev_key)?;
-            let Ok(value) = Nil.read(node, key) else {
+            let value = match Nil.read(node, key) {
+                Ok(value) => value,
                 // Never exported: a device refused by `export_index` is detached.
-                dev_info!(dev.as_ref(), "dev-{i} detached (it was never exported)\n");
-                continue;
+                Err(e) if e == ENOENT => {
+                    dev_info!(dev.as_ref(), "dev-{i} detached (it was never exported)\n");
+                    continue;
+                }
+                Err(e) => {
+                    dev.dev_fatal(e, fmt!("reading vdev-{i}"));
+                    return Err(e);
+                }
             };
             let Ok(guest) = xs::parse_vdev(&value) else {
                 dev.dev_fatal(EINVAL, fmt!("parsing vdev-{i}"));

@@ -360,11 +360,15 @@ fn remove_closing_devices(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots:
         }
 
         let key = xs::vdev_key(i);
-        let Ok(value) = Nil.read(backend, key.as_cstr().ok_or(EINVAL)?) else {
+        let value = match Nil.read(backend, key.as_cstr().ok_or(EINVAL)?) {
+            Ok(value) => value,
             // A device the backend refused (it publishes no `vdev-N` for it) is detached: there
             // is nothing to remove. (C's frontend fails the whole connection here.)
-            dev_info!(dev.as_ref(), "{} detached, never exported\n", key.as_str());
-            continue;
+            Err(e) if e == ENOENT => {
+                dev_info!(dev.as_ref(), "{} detached, never exported\n", key.as_str());
+                continue;
+            }
+            Err(e) => return Err(e),
         };
         let vdev = xs::parse_vdev(&value).map_err(|e| {
             dev_err!(

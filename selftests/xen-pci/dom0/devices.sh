@@ -165,7 +165,11 @@ devices_cleanup() {
 	local b
 	[ -n "${DEVICES_DONE:-}" ] && return
 	echo "# the group ended early: cleaning up"
-	timeout 30 xl destroy "$GUEST" >/dev/null 2>&1
+	# The backend's directory first: xl destroy would detach the devices one
+	# by one (rust-slots' 33 functions take about 80 s).
+	b=$(xl domid "$GUEST" 2>/dev/null) && timeout 10 xenstore-rm "/local/domain/0/backend/pci/$b" &&
+		wait_for 30 be_gone "$b"
+	timeout 120 xl destroy "$GUEST" >/dev/null 2>&1
 	for b in $DEVS; do timeout 60 xl pci-assignable-remove -r "$b" >/dev/null 2>&1; done
 	(rmmod pciback; rmmod xen-pciback) >/dev/null 2>&1
 }
@@ -467,7 +471,12 @@ be_index_of() {
 	return 1
 }
 be_connected() { [ "$(be_read "$1" state)" = 4 ]; }
-guest_done() { wait_secs 90 xs_guest_is "$1" done "$2 ok" || { echo "# the guest answered '$(guest_count "$1" done)'"; return 1; }; }
+# The guest's answer to step $2, which must be ok.
+guest_said() { case "$(guest_count "$1" done)" in "$2 "*) true ;; *) false ;; esac; }
+guest_done() {
+	wait_secs 90 guest_said "$1" "$2"
+	xs_guest_is "$1" done "$2 ok" || { echo "# the guest answered '$(guest_count "$1" done)'"; return 1; }
+}
 ask_step() { timeout 10 xenstore-write "$(xs_guest "$1")/step" "$2" && guest_done "$1" "$2"; }
 
 # The 33rd slot's device ($2) was refused alone.
@@ -496,13 +505,14 @@ exported_at() {
 	[ "$v" = "${3%.*}.$(printf %02x "0x${3##*.}")" ]
 }
 reattached() {
-	local i
+	local i n
 	klog_mark
 	timeout 60 xl pci-attach "$GUEST" "$2" || { echo "# xl pci-attach exited $?"; return 1; }
 	if ! wait_secs 60 exported_at "$1" "$2" "$3"; then
 		exported_at "$1" "$2" "$3"
 		echo "# backend state $(be_read "$1" state), num_devs $(be_read "$1" num_devs)"
-		for ((i = 30; i < $(be_read "$1" num_devs); i++)); do
+		n=$(be_read "$1" num_devs)
+		for ((i = 30; i < ${n:-0}; i++)); do
 			echo "# dev-$i $(be_read "$1" "dev-$i") state-$i $(be_read "$1" "state-$i") vdev-$i $(be_read "$1" "vdev-$i")"
 		done
 		klog | grep -i pci | tail -n 20 | sed 's/^/# dom0: /'
@@ -548,9 +558,10 @@ slots_test() {
 	klog_mark
 	echo "# xl pci-attach of $EXTRA, a 33rd slot:"
 	timeout 60 xl pci-attach "$GUEST" "$EXTRA"
-	echo "# xl pci-attach exited $?"
+	ATTACH_RC=$?
+	echo "# xl pci-attach exited $ATTACH_RC (libxl does not wait for the backend's answer)"
 	ktap_check "the backend refuses the 33rd slot alone: its error in the store and the log, state-N Closed, no vdev-N, still Connected" \
-		refused_alone "$did" "$EXTRA"
+		eval '[ "$ATTACH_RC" = 0 ] && refused_alone "$did" "$EXTRA"' 
 	ktap_check "the refused device stays with pciback" eval '[ "$(driver_of "$EXTRA")" = pciback ]'
 	ktap_check "the guest still has its 32 slots, every device answering" ask_step "$did" refused
 	ktap_check "xl pci-detach of the refused device" detached "$did" "$EXTRA"
@@ -567,7 +578,7 @@ slots_test() {
 	wait_for 60 be_gone "$did" || echo "# the backend device of domain $did is still there"
 	timeout 120 xl destroy $GUEST
 	stop_guest_console
-	ktap_test_result "guest destroyed" wait_for 60 guest_gone
+	ktap_test_result "guest destroyed" wait_secs 60 guest_gone
 	echo "# the backend's release and xl destroy took $((SECONDS - t)) s"
 	ktap_check "the devices are still with pciback" all_bound_to_pciback
 	ktap_check "xl pci-assignable-remove of every device" assignable_remove_all

@@ -40,7 +40,9 @@ start_xen() {
 	done
 	mountpoint -q /proc/xen || mount -t xenfs xenfs /proc/xen
 	xenstored --pid-file /run/xenstored.pid || return 1
-	wait_for 10 xenstore-read /local/domain/0/domid || wait_for 10 xenstore-ls / || return 1
+	# Until xenstored serves. (Not /local/domain/0/domid: xen-init-dom0
+	# writes that key, below, so waiting for it cost a whole wait_for.)
+	wait_for 20 xenstore-ls / || return 1
 	xen-init-dom0 >/dev/null || return 1
 	xenconsoled --pid-file /run/xenconsoled.pid --log=guest --log-dir="$CONSOLE_DIR" || return 1
 	log "xen daemons up"

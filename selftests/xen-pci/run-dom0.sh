@@ -71,7 +71,7 @@ kill_session() {
 	while busybox pgrep -s "$sid" >/dev/null 2>&1; do
 		busybox pkill -KILL -s "$sid" 2>/dev/null
 		[ "$SECONDS" -ge "$end" ] && return 1
-		sleep 1
+		nap 1
 	done
 }
 
@@ -169,7 +169,7 @@ run_group() {
 			killed=1
 			break
 		fi
-		sleep 1
+		nap 1
 	done
 	if [ "$killed" = 1 ]; then
 		echo

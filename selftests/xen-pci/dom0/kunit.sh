@@ -122,7 +122,7 @@ kunit_guest_ktap() {
 	did=$(xl domid "$KUNIT_GUEST") || return 1
 	until n=$(timeout 10 xenstore-read "$(kunit_guest_xs "$did")/lines" 2>/dev/null); do
 		if [ "$SECONDS" -ge "$end" ]; then n=""; break; fi
-		sleep 1
+		nap 1
 	done
 	if [ -n "$n" ] && [ "$n" -gt 0 ]; then
 		for ((i = 1; i <= n; i++)); do keys+=("$(kunit_guest_xs "$did")/$i"); done

@@ -284,7 +284,7 @@ wait_secs() {
 	shift
 	until "$@" >/dev/null 2>&1; do
 		[ "$SECONDS" -ge "$end" ] && return 1
-		sleep 0.5
+		nap 0.5
 	done
 }
 

@@ -181,15 +181,23 @@ irq_report() {
 # Print the guest's KTAP result lines $2..$3 from xenstore; a line missing
 # there becomes a failure of its own (the lines after it still count).
 guest_results() {
-	local did=$1 from=$2 to=$3 i line
-	i=$from
-	while [ "$i" -le "$to" ]; do
-		if line=$(timeout 10 xenstore-read "$(xs_guest "$did")/tap/$i" 2>/dev/null); then
+	local did=$1 from=$2 to=$3 i line dir keys=() lines=()
+	dir=$(xs_guest "$did")
+	for ((i = from; i <= to; i++)); do keys+=("$dir/tap/$i"); done
+	[ ${#keys[@]} -gt 0 ] || return 0
+	# One xenstore-read for them all (a process costs about 0.1 s under
+	# TCG); it fails as a whole when a key is missing: then key by key.
+	if mapfile -t lines < <(timeout 30 xenstore-read "${keys[@]}" 2>/dev/null; echo "rc=$?") &&
+		[ "${lines[-1]}" = rc=0 ] && [ ${#lines[@]} = $((${#keys[@]} + 1)) ]; then
+		printf '%s\n' "${lines[@]:0:${#keys[@]}}"
+		return 0
+	fi
+	for ((i = from; i <= to; i++)); do
+		if line=$(timeout 10 xenstore-read "$dir/tap/$i" 2>/dev/null); then
 			echo "$line"
 		else
 			echo "not ok $i guest result $i is missing from xenstore"
 		fi
-		i=$((i + 1))
 	done
 }
 

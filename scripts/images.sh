@@ -10,9 +10,10 @@
 #            and e1000e drivers for the lab devices
 #   dom0     dom0's initramfs: the cached root file system plus this build's
 #            modules, the selftests, the guest kernel and the guest initramfs
+#   base     xen, rootfs and its packed archive: all that needs no kernel
 # Output goes to $OUT (default: out/ in the repository).
 #
-# Usage: images.sh [all|xen|rootfs|domU|dom0]
+# Usage: images.sh [all|base|xen|rootfs|domU|dom0]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/versions.env"
@@ -115,7 +116,9 @@ domU() {
 	# A xenstore client, for the second result path (guest -> xenstore -> dom0).
 	local root; root=$(rootfs_dir)
 	for p in /usr/bin/xenstore-write /usr/bin/xenstore-read; do copy_with_libs "$root" "$p" "$w"; done
-	(cd "$w" && find . | cpio -H newc -o --quiet | gzip -1) > "$OUT/domU.cpio.gz"
+	# Not compressed: libxenguest would unpack it in dom0 at every xl create
+	# (dom0's own initramfs compresses it once).
+	(cd "$w" && find . | cpio -H newc -o --quiet) > "$OUT/domU.cpio"
 }
 
 dom0() {
@@ -134,7 +137,7 @@ dom0() {
 	cp -r "$top/selftests/xen-pci/." "$w/xenpci/"
 	cp "$tree/tools/testing/selftests/kselftest/ktap_helpers.sh" "$w/xenpci/"
 	cp "$tree/arch/x86/boot/bzImage" "$w/xenpci/vmlinuz-domU"
-	cp "$OUT/domU.cpio.gz" "$w/xenpci/"
+	cp "$OUT/domU.cpio" "$w/xenpci/"
 	cp "$OUT/work/domU/bin/cfgbench" "$OUT/work/domU/bin/roguefront" "$w/xenpci/"
 	gcc -O2 -static -Wall -o "$w/xenpci/vecstate" "$top/selftests/xen-pci/vecstate.c"
 	# Two concatenated archives: the cached root, then this build's files over it.
@@ -150,5 +153,7 @@ case "${1:-all}" in
 	domU) rootfs; domU ;;
 	dom0) rootfs; domU; dom0 ;;
 	all) xen; rootfs; domU; dom0 ;;
-	*) die "usage: images.sh [all|xen|rootfs|domU|dom0]" ;;
+	# What needs no kernel: scripts/test.sh makes it while the kernel builds.
+	base) xen; rootfs; rootfs_cpio >/dev/null ;;
+	*) die "usage: images.sh [all|base|xen|rootfs|domU|dom0]" ;;
 esac

@@ -43,7 +43,7 @@ if [ ! -f "$stamp" ] || [ -n "$(find "$stamp" -mmin +720 2>/dev/null)" ]; then
 	touch "$stamp"
 fi
 
-want=(build-essential bc bison flex libelf-dev libssl-dev cpio kmod zstd xz-utils gzip rsync
+want=(build-essential bc bison flex libelf-dev libssl-dev cpio kmod zstd lz4 xz-utils gzip rsync
       python3 busybox-static debootstrap e2fsprogs patch
       "$RUSTC_PKG" "$RUST_SRC_PKG" "libclang-$LIBCLANG_VERSION-dev" "clang-$LIBCLANG_VERSION"
       )

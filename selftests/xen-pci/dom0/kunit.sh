@@ -99,7 +99,7 @@ kunit_guest_cfg() {
 name = "$KUNIT_GUEST"
 type = "pv"
 kernel = "/xenpci/vmlinuz-domU"
-ramdisk = "/xenpci/domU.cpio.gz"
+ramdisk = "/xenpci/domU.cpio"
 extra = "console=hvc0 loglevel=6 xenpci.front=kunit"
 memory = 192
 vcpus = 1

@@ -67,7 +67,7 @@ guest_cfg() {
 name = "$GUEST"
 type = "pv"
 kernel = "/xenpci/vmlinuz-domU"
-ramdisk = "/xenpci/domU.cpio.gz"
+ramdisk = "/xenpci/domU.cpio"
 extra = "console=hvc0 loglevel=6 kunit.enable=0 $1"
 memory = ${2:-192}
 vcpus = 1

@@ -26,11 +26,11 @@ with_cpu_lock() {
 # The default test plan: every group of selftests/xen-pci/groups.conf but the
 # demo (make run), the benchmarks (make bench), the C reference alone (make
 # reference) and the harness's self-tests. With an argument: the groups of
-# that boot.
+# the boots it names (an awk pattern: reference|ref-devices).
 default_plan() {
 	awk -v only="${1:-}" '{ sub(/#.*/, "") } NF == 0 { next }
 		NF != 5 { print "groups.conf:" NR ": not 5 columns" > "/dev/stderr"; bad = 1; exit 1 }
-		only == "" && $2 !~ /^(demo|bench|reference|harness)$/ || only != "" && $2 == only {
+		only == "" && $2 !~ /^(demo|bench|reference|ref-devices|harness)$/ || only != "" && $2 ~ "^(" only ")$" {
 			printf "%s%s", s, $1; s = ","
 		}' \
 		"$(dirname "${BASH_SOURCE[0]}")/../selftests/xen-pci/groups.conf"

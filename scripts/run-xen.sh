@@ -135,8 +135,10 @@ for b in "${boots[@]}"; do
 		log "boot $b: groups $plan, QEMU limit $limit s (cpu $CPU, iommu $IOMMU), log $log"
 		t0=$SECONDS
 		devices=$DEVICES inject=
-		if [ "$b" = devices ] || { [ "$b" = one ] && for g in ${plan//,/ }; do
-			[ "$(conf "$g" 2)" = devices ] && break; done; }; then
+		if [ "$b" = devices ] || [ "$b" = ref-devices ] ||
+			{ [ "$b" = one ] && for g in ${plan//,/ }; do
+				case $(conf "$g" 2) in devices|ref-devices) break ;; esac
+			done; }; then
 			# A fresh drive for every boot (the guest writes to it).
 			mkdir -p "$(dirname "$NVME_IMG")"
 			rm -f "$NVME_IMG" && truncate -s 16M "$NVME_IMG"

@@ -51,9 +51,9 @@ run: images
 bench: images
 	PLAN=$(BENCH_PLAN) scripts/run-xen.sh
 
-# The C drivers alone (xen-pciback with xen-pcifront, and against hostile
-# guests): what the project's documented differences from C are measured
-# against. Results about C, not about this project: not part of make test.
+# The C drivers alone (xen-pciback with xen-pcifront, against hostile guests,
+# and their PCIe AER recovery with the lab devices): what the project's
+# documented differences from C are measured against. Results about C, not about this project: not part of make test.
 reference: images
 	PLAN=$$(. scripts/lib.sh && default_plan 'reference|ref-devices') scripts/run-xen.sh
 

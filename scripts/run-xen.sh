@@ -21,7 +21,7 @@
 #   CPU         QEMU CPU model (default Nehalem: no AVX/XSAVE, see Documentation)
 #   IOMMU       intel (default) or none
 #   DEVICES     QEMU's device options (default: QEMU's edu, the device under test)
-#   LAB_DEVICES QEMU's device options of the devices boot (default: edu, a NIC
+#   LAB_DEVICES QEMU's device options of the devices and ref-devices boots (default: edu, a NIC
 #               with MSI-X and AER behind a PCIe root port, a multi-function
 #               device, an NVMe drive behind another root port backed by a
 #               file made here, 29 conventional test devices behind a
@@ -104,6 +104,15 @@ boot() {
 # The groups.conf column $2 of group $1 (empty for an unknown group).
 conf() { awk -v g="$1" -v c="$2" '!/^#/ && $1 == g { print $c }' "$CONF"; }
 
+# Whether plan $1 has a group of a boot with the lab devices.
+lab_plan() {
+	local g
+	for g in ${1//,/ }; do
+		case $(conf "$g" 2) in devices|ref-devices) return 0 ;; esac
+	done
+	return 1
+}
+
 # The boots of the plan, in order: "family group,group,..." per line.
 boots=() unknown=()
 declare -A of_boot=()
@@ -135,10 +144,7 @@ for b in "${boots[@]}"; do
 		log "boot $b: groups $plan, QEMU limit $limit s (cpu $CPU, iommu $IOMMU), log $log"
 		t0=$SECONDS
 		devices=$DEVICES inject=
-		if [ "$b" = devices ] || [ "$b" = ref-devices ] ||
-			{ [ "$b" = one ] && for g in ${plan//,/ }; do
-				case $(conf "$g" 2) in devices|ref-devices) break ;; esac
-			done; }; then
+		if [ "$b" = devices ] || [ "$b" = ref-devices ] || { [ "$b" = one ] && lab_plan "$plan"; }; then
 			# A fresh drive for every boot (the guest writes to it).
 			mkdir -p "$(dirname "$NVME_IMG")"
 			rm -f "$NVME_IMG" && truncate -s 16M "$NVME_IMG"

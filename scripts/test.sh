@@ -74,9 +74,12 @@ build() {
 	# runs apart (taken here, so kernel.sh and images.sh find it held).
 	with_cpu_lock
 	base=$(mktemp)
-	scripts/images.sh base > "$base" 2>&1 &
+	# A session of its own, so that an interrupt stops debootstrap too.
+	# (build runs in layer's pipeline, a subshell: the lock and
+	# XENPCI_CPU_LOCKED end with it, before the next layer takes its own.)
+	setsid -w scripts/images.sh base > "$base" 2>&1 &
 	pid=$!
-	trap 'kill "$pid" 2>/dev/null' INT TERM
+	trap 'kill -- -"$pid" 2>/dev/null' INT TERM
 	scripts/kernel.sh build || rc=1
 	wait "$pid" || rc=$((rc | 2))
 	trap - INT TERM

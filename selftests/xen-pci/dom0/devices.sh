@@ -8,9 +8,9 @@
 # (its PCIe port driver has the root ports). Each group gives one guest every
 # lab device at once, through xl, and the guest (domU/devices.sh) checks the
 # addresses it sees, publishes its view of their config spaces, and does real
-# I/O with its own drivers. In the virtual-bus groups, QEMU then injects PCIe
-# errors into the NIC, and dom0's AER service recovers it with the guest's
-# driver (aer_tests).
+# I/O with its own drivers. In the virtual-bus groups (the C pair's only in
+# c-devices-aer, make reference), QEMU then injects PCIe errors into the NIC,
+# and dom0's AER service recovers it with the guest's driver (aer_tests).
 #
 # The guest's view (every device's address, its 256-byte header and a checksum
 # of its extended config space) is kept per topology: the C pair's (c-devices,

@@ -13,9 +13,10 @@
 //! [`Seized::inner`] says whether the PCI driver is still bound (`bound`). Whoever holds that
 //! lock while `bound` is `true` may use the device as a [`pci::Device<Bound>`]: `unbind` clears
 //! `bound` under the same lock before it returns, so the device stays bound while the lock is
-//! held. Lock order: [`SEIZED`], then a device's `inner`. `unbind` takes `inner` with the
-//! device lock held, so nothing may wait for the device lock while holding `inner`: the release
-//! from a guest resets with [`pci::Device::try_reset_function`], which does not wait.
+//! held. Lock order: the device lock, [`SEIZED`], then a device's `inner`. `unbind` takes
+//! `inner` with the device lock held, so nothing may wait for the device lock while holding
+//! `inner`: the release from a guest takes the device lock first
+//! ([`pci::Device::lock_for_reset`]), waiting for whoever holds it, then `inner`.
 //!
 //! The claim of an exported device holds the guest's backend state ([`Shared`]), which holds
 //! the device in its topology: the cycle ends when the claim is dropped, which every way out of
@@ -360,9 +361,14 @@ impl Seized {
     /// state, disables what the guest enabled, resets the engine's virtual state, and drops the
     /// claim (and the domain-owner entry).
     ///
-    /// Failures are logged and do not stop the release. If the PCI driver is being unbound at
-    /// the same time, the reset is left to `unbind`, which always resets.
+    /// The reset waits for the device lock, as C's does: whoever holds it (the PCI core's error
+    /// recovery holds it for each step, up to a minute while a guest is asked) delays the
+    /// release; the device is never handed on unreset. Failures are logged and do not stop the
+    /// release. If the PCI driver was unbound meanwhile, `unbind` has reset the device.
     pub(crate) fn release(&self) {
+        // The device lock before `inner`, the order of `unbind` (the driver core takes the
+        // device lock around it): the device cannot be unbound while the lock is held.
+        let lock = self.pdev.lock_for_reset();
         let mut guard = self.inner.lock();
         let inner = &mut *guard;
         let Some(claim) = inner.claim.take() else {
@@ -381,11 +387,8 @@ impl Seized {
 
             // First, while the domain owner is still registered: Xen unmaps the guest's pirqs.
             disable_guest_interrupts(pdev);
-            match pdev.try_reset_function() {
-                Ok(()) => {}
-                Err(e) if e == EAGAIN => {
-                    dev_info!(dev, "reset deferred to the unbind in progress\n");
-                }
+            match lock.reset_function() {
+                Ok(()) => dev_info!(dev, "reset after guest {}\n", claim.domain),
                 Err(e) if e == ENOTTY => dev_info!(dev, "no reset method\n"),
                 Err(e) => dev_warn!(dev, "reset after guest {} failed: {:?}\n", claim.domain, e),
             }
@@ -407,6 +410,7 @@ impl Seized {
             dev_info!(dev, "released by guest {}\n", claim.domain);
         }
         drop(guard);
+        drop(lock);
         drop(claim);
     }
 

@@ -7,7 +7,10 @@
 use super::Device;
 use crate::{
     bindings,
-    device,
+    device::{
+        self,
+        DeviceContext, //
+    },
     error::to_result,
     prelude::*, //
 };
@@ -52,8 +55,8 @@ impl Device<device::Bound> {
     /// Must not be called from a bus callback of this device or of its upstream bridge (`probe`,
     /// `unbind`, ...), where the device core holds the lock this takes: use
     /// [`Device::reset_function_locked`] there. The type system cannot stop this, as a
-    /// [`Device<Core>`](device::Core) dereferences to a [`Device<Bound>`](device::Bound); lockdep
-    /// reports it.
+    /// [`Device<Core>`](device::Core) dereferences to a [`Device<Bound>`](device::Bound), and
+    /// lockdep does not report it (the device lock is not validated by lockdep).
     ///
     /// # Examples
     ///
@@ -81,5 +84,76 @@ impl Device<device::Bound> {
         // SAFETY: By its type invariant `self.as_raw` is always a valid pointer to a
         // `struct pci_dev`.
         to_result(unsafe { bindings::pci_try_reset_function(self.as_raw()) })
+    }
+}
+
+impl<Ctx: DeviceContext> Device<Ctx> {
+    /// Waits for the device lock (`device_lock()`) and holds it until the returned guard is
+    /// dropped, so that a function reset can run the way a bus callback runs it.
+    ///
+    /// While the guard lives, no driver can be bound to or unbound from the device: a driver
+    /// that knows, under the guard, that it is bound, stays bound until the guard is dropped.
+    ///
+    /// Waits for as long as someone else holds the lock (the PCI core's error recovery holds it
+    /// for each step of its recovery of the device). Calling it from a bus callback of this
+    /// device (`probe`, `unbind`, an error handler), where the driver core holds the lock
+    /// already, or with a lock held that such a callback takes, deadlocks, and lockdep does not
+    /// report it (the device lock is not validated by lockdep).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use kernel::{pci, prelude::*};
+    /// // A device comes back from a guest: it must not be handed on before the reset ran, so
+    /// // the reset waits for whoever holds the device lock.
+    /// fn reset_for_next_user(pdev: &pci::Device) -> Result {
+    ///     let lock = pdev.lock_for_reset();
+    ///     lock.reset_function()
+    /// }
+    /// ```
+    pub fn lock_for_reset(&self) -> ResetLock<'_> {
+        let dev: &device::Device<Ctx> = self.as_ref();
+        // SAFETY: By its type invariant `dev.as_raw()` is a valid `struct device`;
+        // `device_lock()` is `mutex_lock(&dev->mutex)`, which may sleep here (this function
+        // may sleep).
+        unsafe { bindings::mutex_lock(&raw mut (*dev.as_raw()).mutex) };
+        // INVARIANT: The device lock was taken above, and is released only by `Drop`.
+        ResetLock {
+            dev: self.as_raw(),
+            _dev: core::marker::PhantomData,
+        }
+    }
+}
+
+/// The device lock of a PCI device, held until dropped (see [`Device::lock_for_reset`]).
+///
+/// # Invariants
+///
+/// `dev` is a valid `struct pci_dev` for `'a`, whose device lock this task holds until the
+/// guard is dropped.
+pub struct ResetLock<'a> {
+    dev: *mut bindings::pci_dev,
+    _dev: core::marker::PhantomData<&'a Device>,
+}
+
+impl ResetLock<'_> {
+    /// Resets the function with the device lock held (`pci_reset_function_locked()`).
+    ///
+    /// Saves the configuration space, disables the device, resets it with the first method
+    /// that works (function level reset, power management reset, bus reset, ...) and restores
+    /// the configuration space. Fails with [`ENOTTY`] if the device has no reset method, or
+    /// with the error of the reset. May sleep for a long time.
+    pub fn reset_function(&self) -> Result {
+        // SAFETY: By the type invariants `self.dev` is a valid `struct pci_dev` whose device
+        // lock is held.
+        to_result(unsafe { bindings::pci_reset_function_locked(self.dev) })
+    }
+}
+
+impl Drop for ResetLock<'_> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants `self.dev` is valid and its device lock was taken by
+        // this task in `Device::lock_for_reset`.
+        unsafe { bindings::mutex_unlock(&raw mut (*self.dev).dev.mutex) };
     }
 }

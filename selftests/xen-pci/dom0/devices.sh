@@ -229,10 +229,10 @@ aer_count() {
 aer_counted() { [ "$(aer_count "$1" "$2" "$3")" -gt "$4" ] 2>/dev/null; }
 recovery_ended() { klog | grep -qE 'device recovery (successful|failed)'; }
 
-# aer_inject correctable|nonfatal: asks for the error in the root port (twice,
-# should the first request be lost on the console) and waits until dom0
-# counted it and, for a non-fatal one, until its recovery ended. The kernel
-# log from the request on is klog's.
+# aer_inject correctable|nonfatal|fatal: asks for the error in the root port
+# (twice, should the first request be lost on the console) and waits until
+# dom0 counted it and, for an uncorrectable one, until its recovery ended
+# (not with AER_NOWAIT=1). The kernel log from the request on is klog's.
 aer_inject() {
 	# Receiver error: correctable (QEMU knows it by its name).
 	local kind=$1 key=TOTAL_ERR_COR file=correctable req="$AER_QEMU_ID RCVR" before try seq
@@ -258,7 +258,7 @@ aer_inject() {
 		aer_diag
 		return 1
 	fi
-	[ "$kind" = correctable ] && return 0
+	{ [ "$kind" = correctable ] || [ "${AER_NOWAIT:-0}" = 1 ]; } && return 0
 	wait_secs 200 recovery_ended
 	klog | grep -E 'AER|recovery|reset|pciback|Link|link|ready' | tail -n 24 | sed 's/^/# dom0: /'
 	klog | grep -q 'device recovery successful' && return 0
@@ -340,6 +340,58 @@ aer_tests() {
 	guest_phase 2 "$did" 60 "guest reported its AER checks" "$(guest_aer_plan)"
 }
 
+# ---- A release during dom0's recovery (the Rust pair, virtual bus, last):
+# the guest is paused while dom0's AER recovery of the NIC asks it for its
+# vote, so the recovery holds the NIC's device lock (up to a minute), and the
+# NIC is detached meanwhile by hand (the backend's state-N and state, then
+# the frontend's state, as libxl and a frontend write them; xl pci-detach
+# would wait for the paused guest). The backend must not hand the NIC on
+# unreset: its release waits for the lock and resets once the unpaused guest
+# answered. (The release used to try the reset without waiting and skip it,
+# "reset deferred".)
+released_by() { klog | grep -q "pciback $NIC_BDF: released by guest $1\$"; }
+reset_by_release() {
+	klog | grep -q "pciback $NIC_BDF: reset after guest $1\$" && released_by "$1" &&
+		! klog | grep -q "pciback $NIC_BDF: reset deferred"
+}
+# Detaches the NIC by hand during the recovery; the first result.
+detach_in_recovery() {
+	local did=$1 i be fe
+	be=/local/domain/0/backend/pci/$did/0
+	i=$(be_index_of "$did" "$NIC_BDF") || { echo "# no dev-N names $NIC_BDF"; return 1; }
+	fe=$(be_read "$did" frontend) || { echo "# the backend names no frontend"; return 1; }
+	timeout 10 xl pause "$GUEST" || { echo "# xl pause failed"; return 1; }
+	PAUSED=1
+	AER_NOWAIT=1 aer_inject nonfatal || return 1
+	# dom0 counted the error: its recovery's first step is under way.
+	wait_secs 2 false
+	if recovery_ended; then echo "# the recovery ended without the paused guest"; return 1; fi
+	timeout 10 xenstore-write "$be/state-$i" 5 "$be/state" 7 &&
+		timeout 10 xenstore-write "$fe/state" 7 || { echo "# cannot write the states"; return 1; }
+	wait_secs 5 false
+	klog | grep -E "pciback $NIC_BDF|recovery" | sed 's/^/# dom0: /'
+	if released_by "$did"; then
+		echo "# the backend released the NIC while the recovery held its device lock"
+		return 1
+	fi
+	echo "# the NIC is not released yet: the release waits for the recovery's step"
+}
+release_in_recovery_tests() {
+	local did=$1
+	PAUSED=0
+	ktap_check "AER: a NIC detached while dom0's recovery waits for the paused guest is not released meanwhile" \
+		detach_in_recovery "$did"
+	[ "$PAUSED" = 1 ] && timeout 10 xl unpause "$GUEST"
+	ktap_check "AER: ... and is reset by its release once the step ended (the guest unpaused)" \
+		wait_secs 120 reset_by_release "$did"
+	klog | grep -E "pciback $NIC_BDF|recovery" | tail -n 8 | sed 's/^/# dom0: /'
+	# The frontend's state as the guest has it (it never switched itself), so
+	# that the backend is Connected again for xl destroy's detaches.
+	timeout 10 xenstore-write "$(be_read "$did" frontend)/state" 4
+	wait_secs 30 be_connected "$did" || echo "# the backend's state is '$(be_read "$did" state)'"
+}
+release_in_recovery() { [ "$1/$2/$3" = rust/rust/vbus ]; }
+
 # AER is tested on the virtual bus; for the C pair only in make reference
 # (C_AER=1, group c-devices-aer): a result about C, not about this project.
 devices_aer() { [ "$3" = vbus ] && { [ "$1/$2" != c/c ] || [ "${C_AER:-0}" = 1 ]; }; }
@@ -352,6 +404,7 @@ devices_plan() {
 	[ "$back/$front" != c/c ] && n=$((n + 1))	# the view compared
 	devices_aer "$back" "$front" "$3" && n=$((n + $(aer_plan "$back")))	# PCIe AER
 	[ "$3" = vbus ] && [ "$back/$front" != c/c ] && n=$((n + $(hotplug_plan)))	# hot attach
+	release_in_recovery "$back" "$front" "$3" && n=$((n + 2))
 	echo "$n"
 }
 
@@ -391,6 +444,7 @@ devices_test() {
 		ktap_check "the guest's view is the C pair's, byte for byte" same_view "$view" "/tmp/view-$mode-c-c"
 	devices_aer "$back" "$front" "$mode" && AER_BACK=$back aer_tests "$did"
 	[ "$mode" = vbus ] && [ "$back/$front" != c/c ] && hotplug_tests "$did"
+	release_in_recovery "$back" "$front" "$mode" && release_in_recovery_tests "$did"
 
 	timeout 30 xl destroy $GUEST
 	stop_guest_console

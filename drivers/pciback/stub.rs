@@ -456,7 +456,7 @@ impl Seized {
             match xen::pci::msi_pirq(pdev, 0) {
                 Some(pirq) => Ok(pirq),
                 None => {
-                    pdev.disable_msi();
+                    guest_msi_off(pdev);
                     Err(OpError::Errno(EIO.to_errno()))
                 }
             }
@@ -484,7 +484,7 @@ impl Seized {
                 match xen::pci::msi_pirq(pdev, entry.entry().into()) {
                     Some(p) => *pirq = p,
                     None => {
-                        pdev.disable_msix();
+                        guest_msix_off(pdev);
                         return Err(OpError::Errno(EIO.to_errno()));
                     }
                 }
@@ -497,9 +497,9 @@ impl Seized {
     pub(crate) fn disable_msi(&self, msix: bool) -> Result<(), PciifError> {
         self.with_bound(|pdev, _| {
             if msix && pdev.msix_enabled() {
-                pdev.disable_msix();
+                guest_msix_off(pdev);
             } else if !msix && pdev.msi_enabled() {
-                pdev.disable_msi();
+                guest_msi_off(pdev);
             }
             self.intx.set_ack(true);
             Ok(())
@@ -550,13 +550,28 @@ fn irq_state(pdev: &pci::Device<Bound>) -> msi::IrqState {
     }
 }
 
+/// Turns off the MSI a guest enabled.
+fn guest_msi_off(pdev: &pci::Device<Bound>) {
+    // SAFETY: Only guests enable MSI on a device bound to this driver
+    // (`Seized::enable_msi`), through Xen: this driver allocates no IRQ vectors and requests
+    // no handler on MSI vectors (its own handler is on the INTx line, `IntxRegistration`).
+    unsafe { pdev.disable_msi() };
+}
+
+/// Turns off the MSI-X a guest enabled.
+fn guest_msix_off(pdev: &pci::Device<Bound>) {
+    // SAFETY: As for `guest_msi_off`: only guests enable MSI-X here (`Seized::enable_msix`),
+    // and no handler of this kernel is on its vectors.
+    unsafe { pdev.disable_msix() };
+}
+
 /// Turns off the MSI or MSI-X a guest enabled.
 fn disable_guest_interrupts(pdev: &pci::Device<Bound>) {
     if pdev.msix_enabled() {
-        pdev.disable_msix();
+        guest_msix_off(pdev);
     }
     if pdev.msi_enabled() {
-        pdev.disable_msi();
+        guest_msi_off(pdev);
     }
 }
 

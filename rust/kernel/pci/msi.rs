@@ -91,10 +91,17 @@ impl Device<device::Bound> {
     }
 
     /// Disables MSI if it is enabled (`pci_disable_msi()`); [`Device::irq`] is the INTx IRQ
-    /// again. Any handler still requested on the MSI vector must have been freed.
-    pub fn disable_msi(&self) {
+    /// again.
+    ///
+    /// # Safety
+    ///
+    /// The MSI vector is freed: no IRQ handler may be requested on it, and no
+    /// [`IrqVectorRegistration`](super::IrqVectorRegistration) may own it, as when MSI was
+    /// enabled by [`Device::enable_msi`] and only ever used through Xen or another party that
+    /// takes no handler of this kernel.
+    pub unsafe fn disable_msi(&self) {
         // SAFETY: By its type invariant `self.as_raw` is always a valid pointer to a
-        // `struct pci_dev`.
+        // `struct pci_dev`; the caller guarantees that nothing uses the vector this frees.
         unsafe { bindings::pci_disable_msi(self.as_raw()) };
     }
 
@@ -142,11 +149,17 @@ impl Device<device::Bound> {
         Some(unsafe { crate::irq::IrqRequest::new(self.as_ref(), irq) })
     }
 
-    /// Disables MSI-X if it is enabled (`pci_disable_msix()`). Any handlers still requested on
-    /// its vectors must have been freed.
-    pub fn disable_msix(&self) {
+    /// Disables MSI-X if it is enabled (`pci_disable_msix()`).
+    ///
+    /// # Safety
+    ///
+    /// The MSI-X vectors are freed: no IRQ handler may be requested on any of them, and no
+    /// [`IrqVectorRegistration`](super::IrqVectorRegistration) may own them, as when MSI-X was
+    /// enabled by [`Device::enable_msix_exact`] and only ever used through Xen or another party
+    /// that takes no handler of this kernel.
+    pub unsafe fn disable_msix(&self) {
         // SAFETY: By its type invariant `self.as_raw` is always a valid pointer to a
-        // `struct pci_dev`.
+        // `struct pci_dev`; the caller guarantees that nothing uses the vectors this frees.
         unsafe { bindings::pci_disable_msix(self.as_raw()) };
     }
 }

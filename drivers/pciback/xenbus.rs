@@ -5,7 +5,7 @@
 //!
 //! # States
 //!
-//! probe: InitWait, then (self-watch) setup: claim and place every `dev-i`, publish `vdev-i`,
+//! probe: InitWait, then (the watch of its own node, `node_changed`) setup: claim and place every `dev-i`, publish `vdev-i`,
 //! `state-i`, the roots; Initialised. Frontend Initialised: map its page, bind its event
 //! channel; Connected. Frontend Reconfiguring: attach (`state-i` 1) or detach (`state-i` 5)
 //! devices; Reconfigured. Frontend Closing or Closed: disconnect. Frontend Closed while the
@@ -91,13 +91,13 @@ use kernel::{
         },
         xenstore::{
             Nil,
-            Store as _,
-            Watch,
-            WatchHandler, //
+            Store as _, //
         },
         DomId,
     },
 };
+
+use core::marker::PhantomData;
 
 use crate::{
     common::{
@@ -238,33 +238,11 @@ impl WorkItem for Shared {
     }
 }
 
-/// The self-watch: runs the setup once the toolstack's nodes are there.
-struct SelfWatch<'bound> {
-    dev: &'bound xenbus::Device<Bound>,
-    shared: Arc<Shared>,
-}
-
-impl WatchHandler for SelfWatch<'_> {
-    fn changed(&self, _path: &CStr, _token: &CStr) {
-        match self.dev.state() {
-            XenbusState::InitWait => setup(self.dev, &self.shared),
-            // Devices added before the frontend connected.
-            XenbusState::Initialised => {
-                // Failures are reported in the store by `dev_fatal`.
-                let _ = update_devices(self.dev, &self.shared);
-            }
-            _ => {}
-        }
-    }
-}
-
 /// Driver data of a bound backend device.
 #[pin_data]
 pub(crate) struct BackendData<'bound> {
     shared: Arc<Shared>,
-    /// Dropped first in `unbind`.
-    #[pin]
-    watch: Mutex<Option<Pin<KBox<Watch<SelfWatch<'bound>>>>>>,
+    _dev: PhantomData<&'bound ()>,
 }
 
 fn cstr_key(buf: &xs::KeyBuf) -> Result<&CStr> {
@@ -300,7 +278,7 @@ enum Exported {
 /// and `xl pci-detach` then waits in vain for a Connected backend. A device that cannot be
 /// parsed or claimed is still fatal, as in C. On failure or refusal nothing stays claimed or
 /// placed.
-fn export_index(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>, i: u32) -> Result<Exported> {
+fn export_index(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>, i: u32) -> Result<Exported> {
     let node = dev.nodename();
     let value = Nil.read(node, cstr_key(&xs::dev_key(i))?)?;
     let host = xs::parse_dev(&value).map_err(|e| {
@@ -378,7 +356,7 @@ fn export_index(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>, i: u32) -> Re
 }
 
 /// Publishes the roots not published yet, and `root_num`.
-fn publish_roots(dev: &xenbus::Device<Bound>, shared: &Shared) -> Result {
+fn publish_roots(dev: &xenbus::Device<Core<'_>>, shared: &Shared) -> Result {
     let node = dev.nodename();
     let (new, count) = {
         let mut topo = shared.topo.lock();
@@ -409,7 +387,7 @@ fn publish_roots(dev: &xenbus::Device<Bound>, shared: &Shared) -> Result {
 }
 
 /// Exports every `dev-i`, then moves to Initialised (and attaches if the frontend is ready).
-fn setup(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>) {
+fn setup(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>) {
     let num = match read_num_devs(dev) {
         Ok(n) => n,
         Err(e) => {
@@ -433,7 +411,7 @@ fn setup(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>) {
 }
 
 /// Connects to the frontend's page and event channel once both ends are Initialised.
-fn attach(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>) {
+fn attach(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>) {
     if dev.state() != XenbusState::Initialised {
         return;
     }
@@ -448,7 +426,7 @@ fn attach(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>) {
     let _ = dev.switch_state(XenbusState::Connected);
 }
 
-fn try_attach(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>, fe: &CStr) -> Result {
+fn try_attach(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>, fe: &CStr) -> Result {
     let gref = Nil.read_u32(fe, xs::PCI_OP_REF)?;
     let port = Nil.read_u32(fe, xs::EVENT_CHANNEL)?;
     let magic = Nil.read(fe, xs::MAGIC)?;
@@ -470,12 +448,13 @@ fn try_attach(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>, fe: &CStr) -> R
         return Ok(());
     }
 
+    let bound: &xenbus::Device<Bound> = dev;
     // SAFETY: The connection built from this reference is stored in `shared.conn` and dropped
     // by `disconnect()`, which `Backend::unbind` always calls, before the device is unbound;
     // nothing else keeps it (the `Kick` handler is owned by the registration, and a work item
     // only borrows it under the lock). The `'static` lifetime is only needed by the work item's
     // `Arc<Shared>`, never used beyond the binding.
-    let dev_static: &'static xenbus::Device<Bound> = unsafe { &*core::ptr::from_ref(dev) };
+    let dev_static: &'static xenbus::Device<Bound> = unsafe { &*core::ptr::from_ref(bound) };
 
     let page = Arc::new(
         MappedRing::new(dev_static, &[GrantRef::from_raw(gref)])?,
@@ -536,7 +515,7 @@ fn release_all(shared: &Shared) {
 }
 
 /// The toolstack attached (`state-i` 1) or detached (`state-i` 5) devices of a running guest.
-fn reconfigure(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>) {
+fn reconfigure(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>) {
     if read_own_u32(dev, xs::STATE).ok() != Some(u32::from(XenbusState::Reconfiguring)) {
         return;
     }
@@ -547,7 +526,7 @@ fn reconfigure(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>) {
 
 /// Exports the devices whose `state-i` is Initialising and releases those whose `state-i` is
 /// Closing. Errors are reported with `dev_fatal`.
-fn update_devices(dev: &xenbus::Device<Bound>, shared: &Arc<Shared>) -> Result {
+fn update_devices(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>) -> Result {
     let num = match read_num_devs(dev) {
         Ok(n) => n,
         Err(e) => {
@@ -730,28 +709,27 @@ impl xenbus::Driver for Backend {
             )?;
             dev.switch_state(XenbusState::InitWait)?;
 
-            let bound: &'bound xenbus::Device<Bound> = dev;
-            let path = CString::try_from_fmt(fmt!("{}", dev.nodename()))?;
-            // SAFETY: The watch is kept in the driver data and dropped in `unbind` (or with the
-            // data), never forgotten.
-            let watch = KBox::pin_init(
-                unsafe {
-                    Watch::new_with_lt(
-                        path,
-                        Ok::<_, Error>(SelfWatch {
-                            dev: bound,
-                            shared: shared.clone(),
-                        }),
-                    )
-                },
-                GFP_KERNEL,
-            )?;
-
             Ok(try_pin_init!(BackendData {
                 shared,
-                watch <- new_mutex!(Some(watch)),
+                _dev: PhantomData,
             }))
         })
+    }
+
+    // The toolstack writes the devices to export (`dev-i`, `num_devs`) and, for a running
+    // guest, their changes (`state-i`) in the backend's own directory.
+    const WATCH_NODE: bool = true;
+
+    fn node_changed<'bound>(dev: &'bound xenbus::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        match dev.state() {
+            XenbusState::InitWait => setup(dev, &this.shared),
+            // Devices added before the frontend connected.
+            XenbusState::Initialised => {
+                // Failures are reported in the store by `dev_fatal`.
+                let _ = update_devices(dev, &this.shared);
+            }
+            _ => {}
+        }
     }
 
     fn otherend_changed<'bound>(
@@ -799,8 +777,6 @@ impl xenbus::Driver for Backend {
     }
 
     fn unbind<'bound>(_dev: &'bound xenbus::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
-        let watch = this.watch.lock().take();
-        drop(watch);
         disconnect(&this.shared);
         release_all(&this.shared);
     }

@@ -11,10 +11,7 @@
 //! - Backend `Closing` or `Closed`: remove the buses; switch to `Closed`.
 
 use kernel::{
-    device::{
-        Bound,
-        Core, //
-    },
+    device::Core,
     new_mutex,
     prelude::*,
     sync::Mutex,
@@ -87,8 +84,6 @@ impl xenbus::Driver for PcifrontDriver {
         dev: &'bound xenbus::Device<Core<'_>>,
         _id_info: &'bound (),
     ) -> impl PinInit<Front<'bound>, Error> + 'bound {
-        let dev: &'bound xenbus::Device<Bound> = dev;
-
         pin_init::pin_init_scope(move || {
             let ring = OpChannel::alloc_ring(dev)?;
             let gref = OpChannel::grant_ref(&ring)?;
@@ -135,7 +130,7 @@ impl xenbus::Driver for PcifrontDriver {
 
 /// Publishes the grant reference of the shared page, the event channel and the protocol version
 /// for the backend, in one transaction.
-fn publish(dev: &xenbus::Device<Bound>, gref: GrantRef, port: Port) -> Result {
+fn publish(dev: &xenbus::Device<Core<'_>>, gref: GrantRef, port: Port) -> Result {
     let node = dev.nodename();
 
     xenstore::transaction(|tx| {

@@ -17,9 +17,13 @@
 //! [`OtherendAction::Unregister`] from [`Driver::otherend_changed`].
 //!
 //! In this bus, the [`device::Core`] context is the one of the driver callbacks: [`Driver::probe`]
-//! and [`Driver::unbind`] run with the device lock held; [`Driver::otherend_changed`] runs in the
-//! `xenwatch` thread without it, but the xenbus core serialises it against probe, unbind and its
-//! own updates of the other end's details.
+//! and [`Driver::unbind`] run with the device lock held; [`Driver::otherend_changed`] and
+//! [`Driver::node_changed`] run in the `xenwatch` thread without it, one at a time, and only
+//! between the return of a successful probe and the unbind (their watches are registered after
+//! the one and unregistered before the other). The callbacks of a device therefore never run at
+//! the same time, which is what [`Device::switch_state`] and [`Device::dev_fatal`], only
+//! available to them, rely on. (The xenbus core switches states too: to Closed after the unbind,
+//! and a frontend's to Closing at system shutdown.)
 //!
 //! C header: [`include/xen/xenbus.h`](srctree/include/xen/xenbus.h)
 
@@ -215,6 +219,39 @@ impl<'a> Device<device::Core<'a>> {
         Some(unsafe { CStr::from_char_ptr(otherend) })
     }
 
+    /// Publishes a new state for this device.
+    ///
+    /// Nothing is written if the device is already in `state`, or if its node vanished. A
+    /// failure to write is reported in the store and moves the device to
+    /// [`XenbusState::Closing`], as [`Device::dev_fatal`] does.
+    ///
+    /// The xenbus core does not serialise state switches (they read, compare and write the
+    /// cached state): only the driver's callbacks switch, which never run at the same time for
+    /// a device (see the module documentation).
+    pub fn switch_state(&self, state: XenbusState) -> Result {
+        // SAFETY: By the type invariant `self.as_raw()` is valid, and the device is bound; the
+        // `Core` context serialises the switches.
+        to_result(unsafe { bindings::xenbus_switch_state(self.as_raw(), state.into()) })
+    }
+
+    /// Reports `err` like [`Device::dev_error`], then moves the device to
+    /// [`XenbusState::Closing`] so that both ends shut the connection down.
+    ///
+    /// It switches the state, so, like [`Device::switch_state`], only the driver's callbacks
+    /// may call it.
+    pub fn dev_fatal(&self, err: Error, args: fmt::Arguments<'_>) {
+        // SAFETY: `self.as_raw()` is valid; the format string is a valid `"%pA"` consuming one
+        // pointer to a `fmt::Arguments` that outlives the call.
+        unsafe {
+            bindings::xenbus_dev_fatal(
+                self.as_raw(),
+                err.to_errno(),
+                c"%pA".as_char_ptr(),
+                core::ptr::from_ref(&args).cast::<c_void>(),
+            )
+        };
+    }
+
     /// Reads the other end's state from the store.
     ///
     /// Anything that is not a valid state, including a missing node, reads as
@@ -232,19 +269,6 @@ impl<'a> Device<device::Core<'a>> {
 }
 
 impl Device<device::Bound> {
-    /// Publishes a new state for this device.
-    ///
-    /// Nothing is written if the device is already in `state`, or if its node vanished. A
-    /// failure to write is reported in the store and moves the device to
-    /// [`XenbusState::Closing`], as [`Device::dev_fatal`] does.
-    ///
-    /// The xenbus core does not serialise concurrent state switches of one device: a driver
-    /// switches from one context at a time, typically its xenbus callbacks.
-    pub fn switch_state(&self, state: XenbusState) -> Result {
-        // SAFETY: By the type invariant `self.as_raw()` is valid, and the device is bound.
-        to_result(unsafe { bindings::xenbus_switch_state(self.as_raw(), state.into()) })
-    }
-
     /// Reports `err` with a formatted message: logs it and writes it to the `error/<nodename>`
     /// node for the toolstack.
     ///
@@ -262,21 +286,6 @@ impl Device<device::Bound> {
         // pointer to a `fmt::Arguments` that outlives the call.
         unsafe {
             bindings::xenbus_dev_error(
-                self.as_raw(),
-                err.to_errno(),
-                c"%pA".as_char_ptr(),
-                core::ptr::from_ref(&args).cast::<c_void>(),
-            )
-        };
-    }
-
-    /// Reports `err` like [`Device::dev_error`], then moves the device to
-    /// [`XenbusState::Closing`] so that both ends shut the connection down.
-    pub fn dev_fatal(&self, err: Error, args: fmt::Arguments<'_>) {
-        // SAFETY: `self.as_raw()` is valid; the format string is a valid `"%pA"` consuming one
-        // pointer to a `fmt::Arguments` that outlives the call.
-        unsafe {
-            bindings::xenbus_dev_fatal(
                 self.as_raw(),
                 err.to_errno(),
                 c"%pA".as_char_ptr(),
@@ -589,6 +598,20 @@ pub trait Driver {
         state: XenbusState,
     ) -> OtherendAction;
 
+    /// Whether the driver watches the device's own node: [`Driver::node_changed`] is called
+    /// only if `true` (backends set it, to see what the toolstack writes there).
+    const WATCH_NODE: bool = false;
+
+    /// Called when the device's own XenStore directory, or a node below it, changed, if
+    /// [`Driver::WATCH_NODE`] is set. Implementing this callback is optional.
+    ///
+    /// Runs in the `xenwatch` thread, from the successful return of [`Driver::probe`] until the
+    /// device is unbound, never at the same time as another callback of the device. Also called
+    /// once right after the probe, whether or not anything changed.
+    fn node_changed<'bound>(dev: &'bound Device<device::Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        let _ = (dev, this);
+    }
+
     /// Unbinds the driver from `dev`. Implementing this callback is optional.
     ///
     /// Called before the driver's data is dropped, and also when the xenbus core fails to
@@ -639,6 +662,32 @@ impl End for Backend {
     const FRONTEND: bool = false;
 }
 
+/// What the adapter keeps for a bound device: the driver's data and the watch of the device's
+/// own node ([`Driver::WATCH_NODE`]).
+///
+/// # Invariants
+///
+/// `xdev` is the device this is the driver data of. If `T::WATCH_NODE`, `node_watch` is
+/// registered from the end of the probe until `remove_callback()` unregisters it, with
+/// `node_changed_callback()` as its callback and the device's `nodename` as its node.
+#[doc(hidden)]
+#[pin_data]
+pub struct AdapterData<'bound, T: Driver> {
+    #[pin]
+    data: T::Data<'bound>,
+    #[pin]
+    node_watch: Opaque<bindings::xenbus_watch>,
+    xdev: *mut bindings::xenbus_device,
+}
+
+impl<'bound, T: Driver> AdapterData<'bound, T> {
+    /// The driver's data.
+    fn data(self: Pin<&Self>) -> Pin<&T::Data<'bound>> {
+        // SAFETY: `data` is structurally pinned (`#[pin]`): it is never moved out of `self`.
+        unsafe { self.map_unchecked(|this| &this.data) }
+    }
+}
+
 /// An adapter for the registration of xenbus drivers of the half `E`.
 ///
 /// Use it through [`FrontendAdapter`] or [`BackendAdapter`] with [`driver::Registration`].
@@ -654,12 +703,12 @@ pub type BackendAdapter<T> = Adapter<T, Backend>;
 
 // SAFETY:
 // - `bindings::xenbus_driver` is a C type declared as `repr(C)`.
-// - `T::Data` is the type of the driver's device private data.
+// - `AdapterData<T>` is the type of the driver's device private data.
 // - `struct xenbus_driver` embeds a `struct device_driver`.
 // - `DEVICE_DRIVER_OFFSET` is the correct byte offset to the embedded `struct device_driver`.
 unsafe impl<T: Driver, E: End> driver::DriverLayout for Adapter<T, E> {
     type DriverType = bindings::xenbus_driver;
-    type DriverData<'bound> = T::Data<'bound>;
+    type DriverData<'bound> = AdapterData<'bound, T>;
     const DEVICE_DRIVER_OFFSET: usize = offset_of!(bindings::xenbus_driver, driver);
 }
 
@@ -755,6 +804,7 @@ impl<T: Driver, E: End> Adapter<T, E> {
         xdev: *mut bindings::xenbus_device,
         id: *const bindings::xenbus_device_id,
     ) -> c_int {
+        let raw = xdev;
         // SAFETY: The xenbus core only ever calls the probe callback with a valid pointer to a
         // `struct xenbus_device`.
         //
@@ -767,9 +817,63 @@ impl<T: Driver, E: End> Adapter<T, E> {
             let info = unsafe { Self::id_info(id) }?;
             let data = T::probe(xdev, info);
 
-            xdev.as_ref().set_drvdata(data)?;
+            xdev.as_ref().set_drvdata(try_pin_init!(AdapterData::<T> {
+                data <- data,
+                node_watch: Opaque::zeroed(),
+                xdev: raw,
+            }))?;
+
+            if T::WATCH_NODE {
+                // SAFETY: The driver data was set just above, as an `AdapterData<T>`.
+                let this = unsafe { xdev.as_ref().drvdata_borrow::<AdapterData<'_, T>>() };
+                let watch = this.node_watch.get();
+                // SAFETY: `watch` is a zeroed, not yet registered `xenbus_watch` in the driver
+                // data, which stays pinned until after `remove_callback()`; `nodename` lives as
+                // long as the device.
+                let ret = unsafe {
+                    (*watch).node = (*raw).nodename;
+                    (*watch).will_handle = None;
+                    (*watch).callback = Some(Self::node_changed_callback);
+                    bindings::register_xenbus_watch(watch)
+                };
+                if let Err(e) = to_result(ret) {
+                    // As if the xenbus core had failed the probe: the driver unbinds, and its
+                    // data goes.
+                    T::unbind(xdev, this.data());
+                    // SAFETY: The driver data is an `AdapterData<T>`, set above; nothing
+                    // borrows it any more.
+                    drop(unsafe { xdev.as_ref().drvdata_obtain::<AdapterData<'_, T>>() });
+                    return Err(e);
+                }
+            }
             Ok(0)
         })
+    }
+
+    /// # Safety
+    ///
+    /// Only called by the XenStore core for a watch registered by `probe_callback()`, with
+    /// valid NUL-terminated strings.
+    unsafe extern "C" fn node_changed_callback(
+        watch: *mut bindings::xenbus_watch,
+        _path: *const c_char,
+        _token: *const c_char,
+    ) {
+        let watch = Opaque::cast_from(watch).cast_mut();
+        // SAFETY: By the type invariant of `AdapterData`, the only watches registered with this
+        // callback are the `node_watch` of the pinned driver data of a bound device, registered
+        // until `remove_callback()` unregisters it (which waits for this call to return).
+        let this = unsafe { &*crate::container_of!(watch, AdapterData<'_, T>, node_watch) };
+        // SAFETY: `this` stays pinned (see above).
+        let this = unsafe { Pin::new_unchecked(this) };
+
+        // SAFETY: By the type invariant `xdev` is the device, valid while bound.
+        //
+        // INVARIANT: This runs in the `xenwatch` thread, between the end of the probe and the
+        // unbind, like `otherend_changed`: a `Core` context (see the module documentation).
+        let xdev = unsafe { &*this.xdev.cast::<Device<device::CoreInternal<'_>>>() };
+
+        T::node_changed(xdev, this.data());
     }
 
     /// Returns the information `T::ID_TABLE` holds for its entry `id`; fails with [`EINVAL`]
@@ -840,12 +944,12 @@ impl<T: Driver, E: End> Adapter<T, E> {
         };
 
         // SAFETY: The xenbus core watches the other end only between a successful return of
-        // `probe_callback()`, which stored a `Pin<KBox<T::Data<'_>>>` with
+        // `probe_callback()`, which stored a `Pin<KBox<AdapterData<T>>>` with
         // `Device::set_drvdata()`, and the call of `remove_callback()`; unregistering the watch
         // waits for this callback to return.
-        let data = unsafe { xdev.as_ref().drvdata_borrow::<T::Data<'_>>() };
+        let this = unsafe { xdev.as_ref().drvdata_borrow::<AdapterData<'_, T>>() };
 
-        T::otherend_changed(xdev, data, state)
+        T::otherend_changed(xdev, this.data(), state)
     }
 
     extern "C" fn remove_callback(xdev: *mut bindings::xenbus_device) {
@@ -857,10 +961,18 @@ impl<T: Driver, E: End> Adapter<T, E> {
 
         // SAFETY: `remove_callback` is only ever called after a successful call to
         // `probe_callback`, hence it's guaranteed that `Device::set_drvdata()` has been called
-        // and stored a `Pin<KBox<T::Data<'_>>>`.
-        let data = unsafe { xdev.as_ref().drvdata_borrow::<T::Data<'_>>() };
+        // and stored a `Pin<KBox<AdapterData<T>>>`.
+        let this = unsafe { xdev.as_ref().drvdata_borrow::<AdapterData<'_, T>>() };
 
-        T::unbind(xdev, data);
+        if T::WATCH_NODE {
+            // SAFETY: By the type invariant of `AdapterData` the watch is registered. This
+            // waits for a running `node_changed_callback()` unless called from the `xenwatch`
+            // thread, where none runs: the callbacks there run one at a time, and this one is
+            // not `node_changed_callback()`, which never unregisters the device.
+            unsafe { bindings::unregister_xenbus_watch(this.node_watch.get()) };
+        }
+
+        T::unbind(xdev, this.data());
     }
 }
 

@@ -40,6 +40,10 @@ use crate::{
     fmt,
     prelude::*,
     str::CString,
+    sync::{
+        Arc,
+        ArcBorrow, //
+    },
     types::Opaque, //
 };
 use core::{
@@ -399,7 +403,9 @@ pub trait WatchHandler: Sync {
 /// creation and removal). The watch is unregistered when dropped, after any call of the handler
 /// in progress on another thread has returned.
 ///
-/// A watch must not be dropped from its own handler.
+/// A watch may be dropped from its own handler (for example by a handler that finds its work
+/// done): the watch is unregistered at once, and the handler's memory lives until that call
+/// returns (each call holds a reference to it).
 ///
 /// # Examples
 ///
@@ -417,18 +423,27 @@ pub trait WatchHandler: Sync {
 ///     }
 /// }
 ///
-/// fn watch_state(dir: &CStr) -> Result<Pin<KBox<Watch<StateWatcher>>>> {
+/// fn watch_state(dir: &CStr) -> Result<Watch<StateWatcher>> {
 ///     let path = CString::try_from_fmt(fmt!("{dir}/state"))?;
-///     KBox::pin_init(Watch::new(path, Ok(StateWatcher)), GFP_KERNEL)
+///     Watch::new(path, Ok(StateWatcher), GFP_KERNEL)
 /// }
 /// ```
 ///
 /// # Invariants
 ///
-/// `watch` is registered with `register_xenbus_watch()`, its `node` points to the string owned
-/// by `path` and its callback expects to find the `xenbus_watch` inside a `Watch<T>`.
-#[pin_data(PinnedDrop)]
+/// `inner.watch` is registered with `register_xenbus_watch()` until the [`Watch`] is dropped.
 pub struct Watch<T: WatchHandler> {
+    inner: Arc<WatchInner<T>>,
+}
+
+/// What a [`Watch`] shares with the calls of its handler in progress.
+///
+/// # Invariants
+///
+/// While registered, `watch.node` points to the string owned by `path` and `watch.callback` is
+/// [`WatchInner::callback`]; the memory is that of an [`Arc`].
+#[pin_data]
+struct WatchInner<T: WatchHandler> {
     #[pin]
     watch: Opaque<bindings::xenbus_watch>,
     path: CString,
@@ -438,28 +453,30 @@ pub struct Watch<T: WatchHandler> {
     _pin: PhantomPinned,
 }
 
-// SAFETY: The C `xenbus_watch` is only touched by the XenStore core under its own locks, and the
-// handler is only shared (`T: Sync`) or moved with the watch (`T: Send`).
-unsafe impl<T: WatchHandler + Send> Send for Watch<T> {}
+// SAFETY: The C `xenbus_watch` is only touched by the XenStore core under its own locks; the
+// handler is shared (`T: Sync`), and dropped by whichever thread drops the last reference
+// (`T: Send`).
+unsafe impl<T: WatchHandler + Send> Send for WatchInner<T> {}
 
-// SAFETY: `&Watch<T>` only gives access to `&T` (`T: Sync`) and to immutable data.
-unsafe impl<T: WatchHandler> Sync for Watch<T> {}
+// SAFETY: `&WatchInner<T>` only gives access to `&T` (`T: Sync`) and to immutable data.
+unsafe impl<T: WatchHandler> Sync for WatchInner<T> {}
 
-impl<T: WatchHandler + 'static> Watch<T> {
+impl<T: WatchHandler + Send + 'static> Watch<T> {
     /// Watches the node `path` (an absolute path, or one relative to the domain's home,
     /// `/local/domain/<domid>`) and everything below it.
     ///
     /// For handlers that borrow data, such as a bound device, see [`Watch::new_with_lt`].
-    pub fn new<'a>(
+    pub fn new(
         path: CString,
-        handler: impl PinInit<T, Error> + 'a,
-    ) -> impl PinInit<Self, Error> + 'a {
+        handler: impl PinInit<T, Error>,
+        flags: crate::alloc::Flags,
+    ) -> Result<Self> {
         // SAFETY: `T: 'static`, so the handler stays valid even if the watch is leaked.
-        unsafe { Self::new_with_lt(path, handler) }
+        unsafe { Self::new_with_lt(path, handler, flags) }
     }
 }
 
-impl<T: WatchHandler> Watch<T> {
+impl<T: WatchHandler + Send> Watch<T> {
     /// Watches the node `path` like [`Watch::new`], with a handler that may borrow data.
     ///
     /// # Safety
@@ -467,70 +484,71 @@ impl<T: WatchHandler> Watch<T> {
     /// Callers must not `mem::forget()` the returned [`Watch`] or otherwise prevent its [`Drop`]
     /// implementation from running: the handler would keep being called after the data it
     /// borrows is gone.
-    pub unsafe fn new_with_lt<'a>(
+    pub unsafe fn new_with_lt(
         path: CString,
-        handler: impl PinInit<T, Error> + 'a,
-    ) -> impl PinInit<Self, Error> + 'a
-    where
-        T: 'a,
-    {
-        try_pin_init!(&this in Self {
-            watch: Opaque::zeroed(),
-            path,
-            handler <- handler,
-            _pin: PhantomPinned,
-            _: {
-                // SAFETY: `this` points to the watch being initialised; `watch` and `path` are
-                // initialised above.
-                let (watch, node) = unsafe {
-                    let this = this.as_ptr();
-                    (Opaque::cast_into(&raw const (*this).watch), (*this).path.as_char_ptr())
-                };
+        handler: impl PinInit<T, Error>,
+        flags: crate::alloc::Flags,
+    ) -> Result<Self> {
+        let inner = Arc::pin_init(
+            try_pin_init!(WatchInner {
+                watch: Opaque::zeroed(),
+                path,
+                handler <- handler,
+                _pin: PhantomPinned,
+            }),
+            flags,
+        )?;
 
-                // SAFETY: `watch` is a zeroed, not yet registered `xenbus_watch` that we own.
-                unsafe {
-                    (*watch).node = node;
-                    (*watch).will_handle = None;
-                    (*watch).callback = Some(Self::callback);
-                }
+        let watch = inner.watch.get();
+        // SAFETY: `watch` is a zeroed, not yet registered `xenbus_watch` in `inner`, which we
+        // own; the string of `path` lives as long as `inner`.
+        unsafe {
+            (*watch).node = inner.path.as_char_ptr();
+            (*watch).will_handle = None;
+            (*watch).callback = Some(WatchInner::<T>::callback);
+        }
 
-                // INVARIANT: On success the watch is registered with `node` pointing to the
-                // string of `path` (whose heap buffer does not move with the `CString`) and the
-                // callback of a `Watch<T>`.
-                //
-                // SAFETY: All fields are initialised, so events may be delivered right away; the
-                // registration is undone in `drop` before the memory goes away (`Self` is pinned).
-                to_result(unsafe { bindings::register_xenbus_watch(watch) })?;
-            },
-        })
+        // SAFETY: All fields are initialised, so events may be delivered right away; the
+        // registration is undone in `drop`, while `Self` holds a reference to `inner`.
+        to_result(unsafe { bindings::register_xenbus_watch(watch) })?;
+
+        // INVARIANT: Registered above.
+        Ok(Self { inner })
     }
 
     /// Returns the watched path.
     #[inline]
     pub fn path(&self) -> &CStr {
-        &self.path
+        &self.inner.path
     }
 
     /// Returns the handler.
     #[inline]
     pub fn handler(&self) -> &T {
-        &self.handler
+        &self.inner.handler
     }
+}
 
+impl<T: WatchHandler> WatchInner<T> {
     /// # Safety
     ///
-    /// Only called by the XenStore core, with `watch` embedded in a registered `Watch<T>` and
-    /// valid NUL-terminated strings.
+    /// Only called by the XenStore core, with `watch` embedded in a registered `WatchInner<T>`
+    /// and valid NUL-terminated strings.
     unsafe extern "C" fn callback(
         watch: *mut bindings::xenbus_watch,
         path: *const c_char,
         token: *const c_char,
     ) {
         let watch = Opaque::cast_from(watch).cast_mut();
+        // SAFETY: By the type invariants the only watches registered with this callback are the
+        // `watch` field of a `WatchInner<T>`.
+        let this = unsafe { crate::container_of!(watch, Self, watch) };
 
-        // SAFETY: By the type invariant the only watches registered with this callback are
-        // embedded in a `Watch<T>`, which stays valid until unregistered.
-        let this = unsafe { &*crate::container_of!(watch, Self, watch) };
+        // SAFETY: That `WatchInner<T>` is in an `Arc`, and while registered the `Watch` holds a
+        // reference to it: the count is not zero. Unregistering waits for this call to return,
+        // unless this very call drops the `Watch`; the reference taken here keeps the memory
+        // until the handler returned.
+        let this: Arc<Self> = unsafe { ArcBorrow::from_raw(this) }.into();
 
         // SAFETY: The XenStore core passes valid strings that outlive the call.
         let (path, token) = unsafe { (CStr::from_char_ptr(path), CStr::from_char_ptr(token)) };
@@ -539,13 +557,13 @@ impl<T: WatchHandler> Watch<T> {
     }
 }
 
-#[pinned_drop]
-impl<T: WatchHandler> PinnedDrop for Watch<T> {
-    fn drop(self: Pin<&mut Self>) {
+impl<T: WatchHandler> Drop for Watch<T> {
+    fn drop(&mut self) {
         // SAFETY: By the type invariant the watch is registered. Unregistering drops its queued
-        // events and waits for a running callback to return (unless called from the callback
-        // itself, which is forbidden), so no reference to `self` remains afterwards.
-        unsafe { bindings::unregister_xenbus_watch(self.watch.get()) };
+        // events and waits for a running call of the handler to return, unless called from
+        // that call (then the call holds its own reference to `inner`): afterwards the XenStore
+        // core holds no pointer to `inner`.
+        unsafe { bindings::unregister_xenbus_watch(self.inner.watch.get()) };
     }
 }
 
@@ -585,7 +603,9 @@ mod tests {
                 Atomic,
                 Relaxed, //
             },
-            Arc, //
+            new_mutex,
+            Arc,
+            Mutex, //
         },
         time::{
             delay::fsleep,
@@ -642,8 +662,9 @@ mod tests {
             },
             GFP_KERNEL,
         )?;
-        let watch = KBox::pin_init(
-            Watch::new(CString::try_from(DIR)?, Ok(Counter(events.clone()))),
+        let watch = Watch::new(
+            CString::try_from(DIR)?,
+            Ok(Counter(events.clone())),
             GFP_KERNEL,
         )?;
         assert_eq!(watch.path(), DIR);
@@ -664,6 +685,85 @@ mod tests {
 
         Nil.remove(DIR, c"")?;
         assert!(!Nil.exists(DIR, c""));
+        Ok(())
+    }
+
+    /// Where the handler of [`drops_itself`] finds its own watch.
+    #[pin_data]
+    struct Slot {
+        #[pin]
+        watch: Mutex<Option<Watch<SelfDropper>>>,
+    }
+
+    /// A handler that drops its own watch at the first event it finds it, then uses its own
+    /// fields: the call's reference keeps them.
+    struct SelfDropper {
+        slot: Arc<Slot>,
+        events: Arc<Events>,
+    }
+
+    impl WatchHandler for SelfDropper {
+        fn changed(&self, _path: &CStr, _token: &CStr) {
+            let watch = self.slot.watch.lock().take();
+            let dropped = watch.is_some();
+            drop(watch);
+            // After the drop: `self` must still be there.
+            self.events.all.fetch_add(1, Relaxed);
+            if dropped {
+                self.events.node.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// A watch dropped by its own handler stops at once, and the call that dropped it ends
+    /// normally.
+    #[test]
+    fn watch_drops_itself() -> Result {
+        if crate::xen::is_initial_domain() || !crate::xen::is_domain() {
+            crate::xen::kunit_skip(c"no xenstored yet in the initial domain at boot");
+            return Ok(());
+        }
+        const DIR: &CStr = c"data/xenpci-kunit-self";
+        let _ = Nil.remove(DIR, c"");
+
+        let events = Arc::new(
+            Events {
+                all: Atomic::new(0),
+                node: Atomic::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        let slot = Arc::pin_init(
+            pin_init!(Slot {
+                watch <- new_mutex!(None),
+            }),
+            GFP_KERNEL,
+        )?;
+        let watch = Watch::new(
+            CString::try_from(DIR)?,
+            Ok(SelfDropper {
+                slot: slot.clone(),
+                events: events.clone(),
+            }),
+            GFP_KERNEL,
+        )?;
+        *slot.watch.lock() = Some(watch);
+
+        // The first event after the watch is in its slot drops it.
+        Nil.write(DIR, c"node", c"1")?;
+        let dropped = wait_count(&events.node, 1);
+        // Breaks the cycle (slot -> watch -> handler -> slot) should the handler not have.
+        let left = slot.watch.lock().take();
+        assert!(left.is_none());
+        drop(left);
+        assert_eq!(dropped, 1);
+
+        let all = events.all.load(Relaxed);
+        Nil.write(DIR, c"node", c"2")?;
+        fsleep(Delta::from_millis(100));
+        assert_eq!(events.all.load(Relaxed), all);
+
+        Nil.remove(DIR, c"")?;
         Ok(())
     }
 }

@@ -48,8 +48,8 @@ struct PcifrontModule {
     /// hooks do.
     #[pin]
     _driver: driver::Registration<FrontendAdapter<xenbus::PcifrontDriver>>,
-    /// The MSI hooks; `None` if another frontend's were in place (its devices keep them).
-    _msi: Option<FrontendOpsRegistration<msi::Msi>>,
+    /// The MSI hooks.
+    _msi: FrontendOpsRegistration<msi::Msi>,
 }
 
 impl kernel::InPlaceModule for PcifrontModule {
@@ -61,14 +61,11 @@ impl kernel::InPlaceModule for PcifrontModule {
             }
 
             // Installed before the driver, so that the devices found at probe time can use
-            // MSI; another frontend (the C one) may hold the hooks already.
-            let msi = match FrontendOpsRegistration::new() {
-                Ok(registration) => Some(registration),
-                Err(e) => {
-                    pr_warn!("MSI hooks taken ({:?}): devices will use INTx\n", e);
-                    None
-                }
-            };
+            // MSI. Only a PCI frontend holds them: the C `xen-pcifront`, which also holds the
+            // driver name this one registers.
+            let msi = FrontendOpsRegistration::new().inspect_err(|_| {
+                pr_err!("another PCI frontend (xen-pcifront?) is loaded: unload it first\n");
+            })?;
 
             Ok(try_pin_init!(PcifrontModule {
                 _driver <- driver::Registration::new(c"pcifront", module),

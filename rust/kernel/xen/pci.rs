@@ -511,7 +511,8 @@ impl<T: FrontendOps> Drop for FrontendOpsRegistration<T> {
         // SAFETY: As in `new`.
         let global =
             unsafe { crate::sync::atomic::Atomic::from_ptr(&raw mut bindings::xen_pci_frontend) };
-        // By the type invariant `self.ops` is installed; nobody else replaces it.
+        // By the type invariant `self.ops` is installed; nobody else replaces it (the C
+        // `xen-pcifront` takes the hooks only when nobody holds them).
         let _ = global.cmpxchg(self.ops, core::ptr::null_mut(), crate::sync::atomic::Full);
     }
 }

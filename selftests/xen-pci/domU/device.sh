@@ -30,6 +30,24 @@ load_frontend() {
 	esac
 }
 
+# The other frontend (the C one for the Rust one, and the reverse) refuses to
+# load while this one holds the device and the MSI hooks, and leaves the hooks
+# alone (the MSI checks follow). The C one used to take the hooks, fail to
+# register its driver (the name is taken) and leave them pointing into its
+# freed module.
+twin_refused() {
+	local twin=pcifront mod=pcifront
+	[ "$FRONT" = rust ] && twin=xen-pcifront mod=xen_pcifront
+	if insmod "$MODDIR/$twin.ko" 2>/dev/null; then
+		echo "# $twin loaded beside the $FRONT frontend"
+		rmmod "$twin"
+		return 1
+	fi
+	dmesg | grep -E 'PCI frontend|already registered' | tail -n 2 | sed 's/^/# /'
+	dmesg | grep -q 'another PCI frontend' || { echo "# $twin said nothing of the other frontend"; return 1; }
+	! grep -q "^$mod " /proc/modules
+}
+
 same() {
 	[ -n "$2" ] || { echo "# nothing to compare with"; return 1; }
 	[ "$1" = "$2" ] || { echo "# got '$1', want '$2'"; return 1; }
@@ -121,6 +139,7 @@ domU_device_tests() {
 	# Before the guest's writes to BAR0 and Command below, and while the
 	# frontend still has the device.
 	if [ "$(cmdline_arg irq 0)" = 1 ]; then
+		ktap_test_result "the other frontend refuses to load beside this one" twin_refused
 		domU_irq_tests
 	fi
 	if [ "$(cmdline_arg protect 0)" = 1 ]; then

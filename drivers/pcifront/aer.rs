@@ -23,7 +23,7 @@
 use core::ptr::NonNull;
 
 use kernel::{
-    new_spinlock_irq, new_work,
+    new_work,
     pci::{
         self,
         RootBus, //
@@ -37,8 +37,9 @@ use kernel::{
             Relaxed,
             Release, //
         },
+        new_raw_spinlock_irq,
         Arc,
-        SpinLockIrq, //
+        RawSpinLockIrq, //
     },
     workqueue::{
         self,
@@ -85,9 +86,11 @@ unsafe impl Send for ChanPtr {}
 /// The work item that serves the backend's AER requests of one connection.
 #[pin_data]
 pub(crate) struct AerJob {
-    /// The channel, between [`AerJob::attach`] and [`AerJob::detach`].
+    /// The channel, between [`AerJob::attach`] and [`AerJob::detach`]. A raw spinlock:
+    /// [`AerJob::kick`] runs in the event handler and when a round trip ends, under the
+    /// channel's raw lock.
     #[pin]
-    chan: SpinLockIrq<Option<ChanPtr>>,
+    chan: RawSpinLockIrq<Option<ChanPtr>>,
     /// The work item is queued or running.
     queued: AtomicFlag,
     #[pin]
@@ -103,7 +106,7 @@ impl AerJob {
     pub(crate) fn new() -> Result<Arc<Self>> {
         Arc::pin_init(
             try_pin_init!(AerJob {
-                chan <- new_spinlock_irq!(None, "pcifront_aer_chan"),
+                chan <- new_raw_spinlock_irq!(None, "pcifront_aer_chan"),
                 queued: AtomicFlag::new(false),
                 work <- new_work!("pcifront::aer"),
             }),

@@ -3,7 +3,8 @@
 //! The operation channel: one shared page and one event channel, over which each configuration
 //! space access is one request and one answer (`pciif.h`, "`do_pci_op`").
 //!
-//! The PCI core calls the accessors with its `pci_lock` held and interrupts disabled, so a round
+//! The PCI core may call the accessors with its raw `pci_lock` held and interrupts disabled (user
+//! space's accesses through sysfs, for one), so a round
 //! trip never sleeps: it fills the request in the shared page, sets `_XEN_PCIF_active`, signals
 //! the backend and then polls the event channel (a hypercall that blocks the vCPU, not a sleep)
 //! until the backend clears the bit again, within a deadline. The rules of that wait are pure
@@ -15,7 +16,6 @@ use kernel::{
         self,
         IrqReturn, //
     },
-    new_spinlock_irq,
     pci::PcibiosError,
     prelude::*,
     sync::{
@@ -24,8 +24,9 @@ use kernel::{
             Atomic,
             Full, //
         },
+        new_raw_spinlock_irq,
         Arc,
-        SpinLockIrq,
+        RawSpinLockIrq,
     },
     time::{
         Delta,
@@ -92,9 +93,11 @@ struct SlotState {
 /// out before use.
 #[pin_data(PinnedDrop)]
 pub(crate) struct OpChannel<'a> {
-    /// Held (with interrupts disabled) for the whole of each round trip.
+    /// Held (with interrupts disabled) for the whole of each round trip. A raw spinlock: the
+    /// PCI core may call the configuration accessors with its raw `pci_lock` held (user space's
+    /// accesses through sysfs, for one).
     #[pin]
-    slot: SpinLockIrq<SlotState>,
+    slot: RawSpinLockIrq<SlotState>,
     /// The event channel allocated for the backend, bound to [`Events`]. Declared before
     /// `ring`, so unbound (and closed) before the page's grant is revoked.
     #[pin]
@@ -124,7 +127,7 @@ impl<'a> OpChannel<'a> {
         };
 
         try_pin_init!(Self {
-            slot <- new_spinlock_irq!(SlotState { timeout_logged: false }, "pcifront_op_slot"),
+            slot <- new_raw_spinlock_irq!(SlotState { timeout_logged: false }, "pcifront_op_slot"),
             ring,
             events <- events,
         })

@@ -78,7 +78,10 @@ impl AccessWidth {
 /// The methods run in atomic context: the PCI core may call them with a raw spinlock held and
 /// interrupts disabled, from any CPU, and concurrently unless the implementation serialises them
 /// itself. They must not sleep: no mutexes, no waiting for a work item, no `GFP_KERNEL`
-/// allocations. Use spinlocks (e.g. [`SpinLockIrq`](kernel::sync::SpinLockIrq)) and busy-waiting.
+/// allocations, and no `spinlock_t` either (the PCI core holds its raw `pci_lock` around user
+/// space's accesses, and around all of them without `CONFIG_PCI_LOCKLESS_CONFIG`: a `spinlock_t`
+/// nests invalidly in it, and sleeps with `PREEMPT_RT`): use raw spinlocks
+/// ([`RawSpinLockIrq`](kernel::sync::RawSpinLockIrq)) and busy-waiting.
 ///
 /// # Examples
 ///

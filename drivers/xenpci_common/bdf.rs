@@ -12,13 +12,29 @@
 //!
 //! # Number syntax
 //!
-//! Every field is a bare hexadecimal number, digits case-insensitive, any
-//! number of leading zeros. Unlike the C driver (which uses `sscanf("%x")`)
-//! we do **not** accept a `0x` prefix, a sign, or whitespace between fields.
-//! Every toolstack we know of writes the canonical forms (`0000:06:01.0` from
-//! libxl, `06:01.0` from administrators following the Xen wiki), which are
-//! accepted. Being strict means a typo is reported instead of silently
-//! selecting some other device.
+//! The administrator grammars (slot, exact address, quirk, `hide=`) take the
+//! spellings the C driver takes, since it reads them with the kernel's
+//! `sscanf("%x")` and scripts written for it must keep working:
+//!
+//! * a number is hex digits in either case, any number of leading zeros,
+//!   optionally after `0x` or `0X`;
+//! * blanks (the kernel's `isspace()`: space, `\t`, `\n`, `\v`, `\f`, `\r`
+//!   and 0xa0) may come before any number, and at the start and end of the
+//!   value; never before a separator (`:`, `.`, `-`, `)`) or a `*`;
+//! * no sign: `%x` refuses `-` and `+`;
+//! * the value ends at the first NUL byte, as a C string does.
+//!
+//! Two spellings the C driver takes by accident are refused, each with a
+//! clear error: `0x` with no digit after it (C reads it as 0, so `06:01.0x`
+//! names function 0), and a number that does not fit in 32 bits (C keeps the
+//! low 32 bits, so `100000006:01.0` names bus 6, and `ffffffff` is -1, which C
+//! takes for a wildcard). Both name a device the writer did not mean.
+//! Out-of-range fields are refused too (domain > 0xffff, bus > 0xff,
+//! slot > 0x1f, function > 7) where C, outside `new_slot` and `hide=`, just
+//! finds no device.
+//!
+//! The xenstore forms ([`parse_full_bdf`], [`parse_bus_addr`]), written by the
+//! toolstack, take bare hex digits only.
 
 use core::fmt;
 
@@ -546,15 +562,34 @@ pub(crate) const fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
+/// The kernel's `isspace()`, which its `sscanf` skips: [`is_space`] and also
+/// 0xa0 (no-break space in the kernel's Latin-1 `ctype` table).
+const fn is_kernel_space(b: u8) -> bool {
+    is_space(b) || b == 0xa0
+}
+
 /// Strips leading and trailing [`is_space`] bytes; returns the start offset
 /// of the kept part and the part.
 pub(crate) fn trim(s: &[u8]) -> (usize, &[u8]) {
-    let start = s.iter().position(|&b| !is_space(b)).unwrap_or(s.len());
+    trim_by(s, is_space)
+}
+
+/// Strips leading and trailing bytes for which `space` holds; returns the
+/// start offset of the kept part and the part.
+fn trim_by(s: &[u8], space: fn(u8) -> bool) -> (usize, &[u8]) {
+    let start = s.iter().position(|&b| !space(b)).unwrap_or(s.len());
     let end = s
         .iter()
-        .rposition(|&b| !is_space(b))
+        .rposition(|&b| !space(b))
         .map_or(start, |p| p.saturating_add(1));
     (start, s.get(start..end).unwrap_or(&[]))
+}
+
+/// The bytes before the first NUL. The C driver reads sysfs writes and module
+/// parameters as C strings, so whatever follows a NUL is never seen.
+fn c_string(s: &[u8]) -> &[u8] {
+    let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+    s.get(..end).unwrap_or(s)
 }
 
 fn hex_digit(b: u8) -> Option<u32> {
@@ -598,14 +633,29 @@ enum Tok {
     Star(usize),
 }
 
+/// How the numbers of a grammar are spelled (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Spelling {
+    /// Bare hex digits and nothing else: the xenstore values.
+    Bare,
+    /// What the kernel's `sscanf("%x")` takes: blanks before the number and
+    /// a `0x`/`0X` prefix. The administrator grammars.
+    Scanf,
+}
+
 struct Cursor<'a> {
     s: &'a [u8],
     pos: usize,
+    spelling: Spelling,
 }
 
 impl<'a> Cursor<'a> {
-    fn new(s: &'a [u8]) -> Cursor<'a> {
-        Cursor { s, pos: 0 }
+    fn new(s: &'a [u8], spelling: Spelling) -> Cursor<'a> {
+        Cursor {
+            s,
+            pos: 0,
+            spelling,
+        }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -633,22 +683,42 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Hex digits; value `None` when it does not fit in a `u32`.
+    /// A hex number, spelled as `self.spelling` allows; returns its value
+    /// (`None` when it does not fit in a `u32`) and where it starts (after
+    /// any blanks, at the prefix if there is one).
     fn hex(&mut self, field: Field) -> Result<(Option<u32>, usize), RawErr> {
+        let scanf = self.spelling == Spelling::Scanf;
+        if scanf {
+            while self.peek().is_some_and(is_kernel_space) {
+                self.pos += 1;
+            }
+        }
         let start = self.pos;
+        if scanf
+            && self.peek() == Some(b'0')
+            && matches!(self.s.get(self.pos.saturating_add(1)), Some(b'x' | b'X'))
+        {
+            self.pos += 2;
+        }
+        let digits = self.pos;
         let mut value = Some(0u32);
         while let Some(d) = self.peek().and_then(hex_digit) {
+            // C keeps the low 32 bits of a longer number; we report it instead.
             value = value
                 .and_then(|v| v.checked_mul(16))
                 .and_then(|v| v.checked_add(d));
             self.pos += 1;
         }
-        if self.pos == start {
-            return Err(RawErr::at(ErrorKind::ExpectedHex(field), start));
+        if self.pos == digits {
+            // Also after a bare `0x`, which C reads as 0: a number whose digits
+            // are missing is a mistake, not a way to write zero.
+            return Err(RawErr::at(ErrorKind::ExpectedHex(field), digits));
         }
         Ok((value, start))
     }
 
+    /// A number or a `*`. In C the `*` is a literal of the format, so unlike
+    /// a number it must follow its separator directly, with no blank.
     fn hex_or_star(&mut self, field: Field) -> Result<Tok, RawErr> {
         if self.peek() == Some(b'*') {
             let at = self.pos;
@@ -683,13 +753,15 @@ enum Domain {
     Required,
 }
 
-/// Parses a whole slice (no surrounding whitespace) as `[D:]B:S.F`, with the
+/// Parses a whole slice (no trailing whitespace) as `[D:]B:S.F`, with the
 /// `S.*` and `*.*` wildcards when `wild` is set.
-fn pattern(s: &[u8], dom: Domain, wild: bool) -> Result<BdfPattern, RawErr> {
+fn pattern(s: &[u8], dom: Domain, wild: bool, spelling: Spelling) -> Result<BdfPattern, RawErr> {
     // `B:S.F` has one colon, `D:B:S.F` two. With fewer than two colons the
-    // first number is the bus; a stray third colon is reported as junk.
+    // first number is the bus; a stray third colon is reported as junk. (C
+    // tries the form with a domain first, then the one without; no text can
+    // match both, as a number never takes in a colon.)
     let has_domain = dom == Domain::Required || s.iter().filter(|&&b| b == b':').count() >= 2;
-    let mut c = Cursor::new(s);
+    let mut c = Cursor::new(s, spelling);
     let domain = if has_domain {
         let t = c.hex_or_star(Field::Domain)?;
         c.expect(b':')?;
@@ -739,12 +811,18 @@ fn pattern(s: &[u8], dom: Domain, wild: bool) -> Result<BdfPattern, RawErr> {
 }
 
 /// Trims, rejects empty input, and runs `f` on the trimmed part, mapping its
-/// errors to absolute offsets with the trimmed text as context.
+/// errors to absolute offsets with the trimmed text as context. With
+/// [`Spelling::Scanf`] the input ends at its first NUL and the blanks trimmed
+/// are the kernel's.
 fn trimmed<'a, T>(
     input: &'a [u8],
+    spelling: Spelling,
     f: impl FnOnce(&'a [u8]) -> Result<T, RawErr>,
 ) -> Result<T, ParseError<'a>> {
-    let (base, s) = trim(input);
+    let (base, s) = match spelling {
+        Spelling::Bare => trim(input),
+        Spelling::Scanf => trim_by(c_string(input), is_kernel_space),
+    };
     if s.is_empty() {
         return Err(ParseError {
             kind: ErrorKind::Empty,
@@ -764,20 +842,24 @@ fn trimmed<'a, T>(
 ///
 /// ```text
 /// ws* [DOMAIN ":"] BUS ":" ( SLOT "." ( FUNC | "*" ) | "*.*" ) ws*
+/// each number:  ws* [ "0x" | "0X" ] HEXDIGIT+
 /// ```
 ///
-/// Domain defaults to 0. Limits: domain <= 0xffff, bus <= 0xff,
-/// slot <= 0x1f, func <= 7. Accepts e.g. `0000:06:01.0\n`, `06:01.0`,
-/// `06:01.*`, `0000:06:*.*`.
+/// the forms C's `str_to_slot` tries (see the module documentation for the
+/// number spelling). Domain defaults to 0. Limits: domain <= 0xffff,
+/// bus <= 0xff, slot <= 0x1f, func <= 7. Accepts e.g. `0000:06:01.0\n`,
+/// `06:01.0`, `06:01.*`, `0000:06:*.*`, `0x0000:0x06: 0x1.0`.
 pub(crate) fn parse_slot(input: &[u8]) -> Result<BdfPattern, SlotError<'_>> {
-    trimmed(input, |s| pattern(s, Domain::Optional, true))
+    trimmed(input, Spelling::Scanf, |s| {
+        pattern(s, Domain::Optional, true, Spelling::Scanf)
+    })
 }
 
 /// Like [`parse_slot`] but wildcards are refused ([`ErrorKind::Wildcard`]).
 /// (The C driver answers `-ENODEV` for a wildcard written to `permissive`.)
 pub(crate) fn parse_exact(input: &[u8]) -> Result<Bdf, SlotError<'_>> {
-    trimmed(input, |s| {
-        pattern(s, Domain::Optional, false).map(|p| match p {
+    trimmed(input, Spelling::Scanf, |s| {
+        pattern(s, Domain::Optional, false, Spelling::Scanf).map(|p| match p {
             BdfPattern::Exact(b) => b,
             // Not reachable: `wild == false` only produces `Exact`.
             BdfPattern::AllFuncs(b) => b,
@@ -790,8 +872,8 @@ pub(crate) fn parse_exact(input: &[u8]) -> Result<Bdf, SlotError<'_>> {
 /// `dev-N`/`vdev-N`, which C reads with `"%x:%x:%x.%x"`), after trimming
 /// surrounding whitespace.
 pub(crate) fn parse_full_bdf(input: &[u8]) -> Result<Bdf, ParseError<'_>> {
-    trimmed(input, |s| {
-        pattern(s, Domain::Required, false).map(|p| match p {
+    trimmed(input, Spelling::Bare, |s| {
+        pattern(s, Domain::Required, false, Spelling::Bare).map(|p| match p {
             BdfPattern::Exact(b) => b,
             BdfPattern::AllFuncs(b) => b,
             BdfPattern::AllSlots(a) => Bdf::from_devfn(a.domain, a.bus, 0),
@@ -801,8 +883,8 @@ pub(crate) fn parse_full_bdf(input: &[u8]) -> Result<Bdf, ParseError<'_>> {
 
 /// Parses `D:B` (xenstore `root-N`, written `"%04x:%02x"`), after trimming.
 pub(crate) fn parse_bus_addr(input: &[u8]) -> Result<BusAddr, ParseError<'_>> {
-    trimmed(input, |s| {
-        let mut c = Cursor::new(s);
+    trimmed(input, Spelling::Bare, |s| {
+        let mut c = Cursor::new(s, Spelling::Bare);
         let (d, dat) = c.hex(Field::Domain)?;
         c.expect(b':')?;
         let (b, bat) = c.hex(Field::Bus)?;
@@ -843,7 +925,7 @@ impl<'a> Iterator for HideIter<'a> {
         if self.done {
             return None;
         }
-        while self.s.get(self.pos).is_some_and(|&b| is_space(b)) {
+        while self.s.get(self.pos).is_some_and(|&b| is_kernel_space(b)) {
             self.pos += 1;
         }
         let start = self.pos;
@@ -886,7 +968,7 @@ impl<'a> Iterator for HideIter<'a> {
         };
         let group = rest.get(..=close).unwrap_or(rest);
         let inner = rest.get(1..close).unwrap_or(&[]);
-        match pattern(inner, Domain::Optional, true) {
+        match pattern(inner, Domain::Optional, true, Spelling::Scanf) {
             Ok(p) => {
                 self.pos = start.saturating_add(close).saturating_add(1);
                 self.groups += 1;
@@ -907,17 +989,20 @@ impl core::iter::FusedIterator for HideIter<'_> {}
 ///
 /// ```text
 /// ws* ( "(" [DOMAIN ":"] BUS ":" ( SLOT "." ( FUNC | "*" ) | "*.*" ) ")" ws* )+
+/// each number:  ws* [ "0x" | "0X" ] HEXDIGIT+
 /// ```
 ///
-/// e.g. `(0000:06:01.0)(07:02.1)` or `(0000:06:01.*) (07:*.*)`. No whitespace
-/// inside a group. An empty or all-whitespace value is [`ErrorKind::Empty`];
+/// the forms C's `pcistub_init` tries, e.g. `(0000:06:01.0)(07:02.1)` or
+/// `(0000:06:01.*) (07:*.*)`. Inside a group, whitespace may come only before
+/// a number (not before `:`, `.`, `*` or `)`), as with `sscanf`. The value
+/// ends at its first NUL. An empty or all-whitespace value is [`ErrorKind::Empty`];
 /// note that the C driver silently ignores an unset or zero-length
 /// parameter, so the caller should skip a zero-length value before parsing.
 ///
 /// Use [`validate_hide`] first to reject a bad value before acting on any group.
 pub(crate) fn parse_hide(input: &[u8]) -> HideIter<'_> {
     HideIter {
-        s: input,
+        s: c_string(input),
         pos: 0,
         groups: 0,
         done: false,
@@ -935,16 +1020,20 @@ pub(crate) fn validate_hide(input: &[u8]) -> Result<usize, HideError<'_>> {
 }
 
 /// Parses a `quirks` write: `ws* [D:]B:S.F "-" REG ":" SIZE ":" MASK ws*`, all
-/// hex. REG <= 0xfff, SIZE in {1, 2, 4}, MASK fits in SIZE bytes.
+/// hex, each number spelled as in [`parse_slot`] (blanks before it, `0x`),
+/// the forms C's `str_to_quirk` tries. REG <= 0xfff, SIZE in {1, 2, 4}, MASK
+/// fits in SIZE bytes.
 ///
-/// Stricter than C (documented choice): the register must be naturally
-/// aligned and `REG + SIZE` must not pass the end of config space (0x1000),
-/// because the config-space engine only ever sees aligned accesses inside it.
+/// Stricter than C (documented choice): SIZE must be 1, 2 or 4, the register
+/// must be naturally aligned and `REG + SIZE` must not pass the end of config
+/// space (0x1000), because the config-space engine only ever sees aligned
+/// accesses of those sizes inside it.
 pub(crate) fn parse_quirk(input: &[u8]) -> Result<Quirk, ParseError<'_>> {
-    trimmed(input, |s| {
+    trimmed(input, Spelling::Scanf, |s| {
+        // A number never takes in a '-' (no sign), so the first one ends the address.
         let dash = s.iter().position(|&b| b == b'-');
         let bdf_part = s.get(..dash.unwrap_or(s.len())).unwrap_or(s);
-        let bdf = match pattern(bdf_part, Domain::Optional, false)? {
+        let bdf = match pattern(bdf_part, Domain::Optional, false, Spelling::Scanf)? {
             BdfPattern::Exact(b) => b,
             BdfPattern::AllFuncs(b) => b,
             BdfPattern::AllSlots(a) => Bdf::from_devfn(a.domain, a.bus, 0),
@@ -956,7 +1045,7 @@ pub(crate) fn parse_quirk(input: &[u8]) -> Result<Quirk, ParseError<'_>> {
         let base = dash + 1;
         let rest = s.get(base..).unwrap_or(&[]);
         let shift = |e: RawErr| RawErr::at(e.kind, e.pos.saturating_add(base));
-        let mut c = Cursor::new(rest);
+        let mut c = Cursor::new(rest, Spelling::Scanf);
         let (reg, reg_at) = c.hex(Field::Reg).map_err(shift)?;
         c.expect(b':').map_err(shift)?;
         let (size, size_at) = c.hex(Field::Size).map_err(shift)?;
@@ -1179,7 +1268,12 @@ mod tests {
     fn slot_malformed() {
         assert_eq!(kind(parse_slot(b"")), ErrorKind::Empty);
         assert_eq!(kind(parse_slot(b" \n\t")), ErrorKind::Empty);
-        assert_eq!(kind(parse_slot(b"0000:06:01.0x")), ErrorKind::TrailingJunk);
+        // C reads a bare `0x` as 0; we refuse it (see `c_slot_spellings_we_refuse`).
+        assert_eq!(
+            kind(parse_slot(b"0000:06:01.0x")),
+            ErrorKind::ExpectedHex(Field::Func)
+        );
+        assert_eq!(kind(parse_slot(b"0000:06:01.0y")), ErrorKind::TrailingJunk);
         assert_eq!(
             kind(parse_slot(b"0000:06:01.0 junk")),
             ErrorKind::TrailingJunk
@@ -1198,7 +1292,7 @@ mod tests {
             kind(parse_slot(b":01.0")),
             ErrorKind::ExpectedHex(Field::Bus)
         );
-        assert_eq!(kind(parse_slot(b"0x06:01.0")), ErrorKind::Expected(b':'));
+        assert_eq!(kind(parse_slot(b"0y06:01.0")), ErrorKind::Expected(b':'));
         assert_eq!(
             kind(parse_slot(b"-6:01.0")),
             ErrorKind::ExpectedHex(Field::Bus)
@@ -1208,15 +1302,15 @@ mod tests {
             ErrorKind::ExpectedHex(Field::Bus)
         );
         assert_eq!(
-            kind(parse_slot(b"0000: 06:01.0")),
-            ErrorKind::ExpectedHex(Field::Bus)
+            kind(parse_slot(b"0000 :06:01.0")),
+            ErrorKind::Expected(b':')
         );
         assert_eq!(kind(parse_slot(b"0:0:0:0.0")), ErrorKind::Expected(b'.'));
         assert_eq!(
             kind(parse_slot(b"g0:00.0")),
             ErrorKind::ExpectedHex(Field::Bus)
         );
-        assert_eq!(kind(parse_slot(b"00:00.0\0")), ErrorKind::TrailingJunk);
+        assert_eq!(kind(parse_slot(b"00:00.0\x01")), ErrorKind::TrailingJunk);
     }
 
     #[test]
@@ -1630,5 +1724,932 @@ mod tests {
         assert_eq!(trim(b"   "), (3, &b""[..]));
         assert!(is_space(0x0b));
         assert!(!is_space(0));
+    }
+
+    // -----------------------------------------------------------------------
+    // The C grammars, case by case.
+    //
+    // C reads all four with the kernel's `vsscanf` (lib/vsprintf.c), not
+    // glibc's: `%x` skips blanks before the number, then a `0x`/`0X`, and has
+    // no sign; a blank in the format matches any run of blanks, none
+    // included; any other format character must match itself; `%n` records
+    // how far the scan got, and the callers demand that this is the end of
+    // the (NUL-terminated) string. The forms tried, in order:
+    //   slot:  " %x:%x:%x.%x %n", " %x:%x:%x.* %n", " %x:%x:*.* %n",
+    //          then without the domain " %x:%x.%x %n", " %x:%x.* %n", " %x:*.* %n"
+    //   quirk: " %x:%x:%x.%x-%x:%x:%x %n", then " %x:%x.%x-%x:%x:%x %n"
+    //   hide:  per group " (%x:%x:%x.%x) %n", " (%x:%x:%x.*) %n",
+    //          " (%x:%x:*.*) %n", then the same three without the domain.
+    // Each table says which form takes or refuses each case. "We refuse"
+    // tables list what C takes by accident and we refuse on purpose.
+    // -----------------------------------------------------------------------
+
+    fn exact(d: u16, bus: u8, s: u8, f: u8) -> BdfPattern {
+        BdfPattern::Exact(b(d, bus, s, f))
+    }
+
+    fn all_funcs(d: u16, bus: u8, s: u8) -> BdfPattern {
+        BdfPattern::AllFuncs(b(d, bus, s, 0))
+    }
+
+    fn all_slots(d: u16, bus: u8) -> BdfPattern {
+        BdfPattern::AllSlots(BusAddr::new(d, bus))
+    }
+
+    fn range(field: Field, value: Option<u32>, max: u32) -> ErrorKind {
+        ErrorKind::OutOfRange { field, value, max }
+    }
+
+    fn quirk(bdf: Bdf, reg: u16, size: u32, mask: u32) -> Quirk {
+        Quirk {
+            bdf,
+            reg,
+            size: AccessSize::from_bytes(size).unwrap(),
+            mask,
+        }
+    }
+
+    /// `hide=` as the driver uses it: validated whole, then every group.
+    fn hide_all(input: &[u8]) -> Result<Vec<BdfPattern>, ParseError<'_>> {
+        let n = validate_hide(input)?;
+        let v: Vec<BdfPattern> = parse_hide(input).map(|g| g.unwrap()).collect();
+        assert_eq!(v.len(), n);
+        Ok(v)
+    }
+
+    type Parser<T> = for<'a> fn(&'a [u8]) -> Result<T, ParseError<'a>>;
+
+    fn check_accepted<T: PartialEq + core::fmt::Debug>(
+        name: &str,
+        parse: Parser<T>,
+        cases: &[(&[u8], T)],
+    ) {
+        for (input, want) in cases {
+            match parse(input) {
+                Ok(got) => assert_eq!(&got, want, "{} \"{}\"", name, input.escape_ascii()),
+                Err(e) => panic!("{} refused \"{}\": {}", name, input.escape_ascii(), e),
+            }
+        }
+    }
+
+    fn check_refused<T: core::fmt::Debug>(
+        name: &str,
+        parse: Parser<T>,
+        cases: &[(&[u8], ErrorKind, usize)],
+    ) {
+        for &(input, want, offset) in cases {
+            match parse(input) {
+                Ok(got) => panic!("{} took \"{}\" as {:?}", name, input.escape_ascii(), got),
+                Err(e) => assert_eq!(
+                    (e.kind, e.offset),
+                    (want, offset),
+                    "{} \"{}\": {}",
+                    name,
+                    input.escape_ascii(),
+                    e
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn c_slot_spellings_accepted() {
+        let cases: &[(&[u8], BdfPattern)] = &[
+            // " %x:%x:%x.%x %n": with the domain.
+            (b"0000:06:01.0", exact(0, 6, 1, 0)),
+            // The blank before %n takes echo's newline.
+            (b"0000:06:01.0\n", exact(0, 6, 1, 0)),
+            // " %x:%x.%x %n": without the domain, which is 0.
+            (b"06:01.0", exact(0, 6, 1, 0)),
+            (b"06:01.0\n", exact(0, 6, 1, 0)),
+            // The blanks around the format: leading and trailing spaces and tabs.
+            (b" \t06:01.0 \t\n", exact(0, 6, 1, 0)),
+            (b"\t 0000:06:01.0\t \n", exact(0, 6, 1, 0)),
+            // Every kernel isspace() byte counts, 0xa0 included.
+            (b"\x0b\x0c\r\xa006:01.0\xa0\r", exact(0, 6, 1, 0)),
+            // %x takes 0x or 0X on every field, with or without the domain.
+            (b"0x0000:0x06:0x01.0x2", exact(0, 6, 1, 2)),
+            (b"0X1:0X6:0X1f.0X7", exact(1, 6, 0x1f, 7)),
+            (b"0x6:0x1.0x2", exact(0, 6, 1, 2)),
+            (b"0x0:0x0.0x0", exact(0, 0, 0, 0)),
+            (b"0x0000000006:01.0", exact(0, 6, 1, 0)),
+            // Upper-case hex digits, with and without the prefix.
+            (b"ABCD:EF:1F.7", exact(0xabcd, 0xef, 0x1f, 7)),
+            (b"0XABCD:0xeF:0x1F.0X7", exact(0xabcd, 0xef, 0x1f, 7)),
+            // Leading zeros, and the largest values.
+            (b"00000000006:0001.00007", exact(0, 6, 1, 7)),
+            (b"ffff:ff:1f.7", exact(0xffff, 0xff, 0x1f, 7)),
+            // %x skips blanks before each number, so after ':' and '.' too.
+            (b"0000: 06: 01. 0", exact(0, 6, 1, 0)),
+            (b"06:\t0x01.\n7", exact(0, 6, 1, 7)),
+            // " %x:%x:%x.* %n" and " %x:%x.* %n": every function of a slot.
+            (b"0000:06:01.*", all_funcs(0, 6, 1)),
+            (b"06:01.*\n", all_funcs(0, 6, 1)),
+            (b" 0x1:0X6: 0x1f.* ", all_funcs(1, 6, 0x1f)),
+            // " %x:%x:*.* %n" and " %x:*.* %n": every slot of a bus.
+            (b"0001:06:*.*", all_slots(1, 6)),
+            (b"06:*.*\n", all_slots(0, 6)),
+            (b"\t0xff:*.*\t", all_slots(0, 0xff)),
+            (b" 0x1: 0x6:*.*", all_slots(1, 6)),
+            // C sees a C string: a NUL ends the value.
+            (b"06:01.0\0junk", exact(0, 6, 1, 0)),
+            (b"06:01.*\0", all_funcs(0, 6, 1)),
+        ];
+        check_accepted("slot", parse_slot, cases);
+    }
+
+    #[test]
+    fn c_slot_spellings_refused() {
+        use ErrorKind::*;
+        use Field::*;
+        let cases: &[(&[u8], ErrorKind, usize)] = &[
+            // Empty, a bare newline, blanks, an empty C string: no form's
+            // first %x finds a number.
+            (b"", Empty, 0),
+            (b"\n", Empty, 1),
+            (b" \t \n", Empty, 4),
+            (b"\0", Empty, 0),
+            // Text after the address: %n is not at the end of the string.
+            (b"00:02.0 junk", TrailingJunk, 7),
+            // The last %x stops at 'j'.
+            (b"00:02.0junk", TrailingJunk, 7),
+            (b"0000:00:02.0 0", TrailingJunk, 12),
+            (b"06:01.*8", TrailingJunk, 7),
+            (b"06:*.*x", TrailingJunk, 6),
+            (b"06:01.0\x01", TrailingJunk, 7),
+            // A literal ':' or '.' of the format does not match a blank.
+            (b"06 :01.0", Expected(b':'), 2),
+            (b"0000 :06:01.0", Expected(b':'), 4),
+            (b"06:01 .0", Expected(b'.'), 5),
+            // Nor does the literal '*' of ".*" and "*.*".
+            (b"06: *.*", ExpectedHex(Slot), 4),
+            (b"06:01. *", ExpectedHex(Func), 7),
+            (b"06:*. *", ExpectedHex(Func), 6),
+            (b"06:* .*", Expected(b'.'), 4),
+            // A missing field: a literal or a %x meets the end.
+            (b"06", Expected(b':'), 2),
+            (b"06:01", Expected(b'.'), 5),
+            (b"06:01.", ExpectedHex(Func), 6),
+            (b"06:01.\n", ExpectedHex(Func), 6),
+            (b"0000:06:01", Expected(b'.'), 10),
+            (b":01.0", ExpectedHex(Bus), 0),
+            (b"06:.0", ExpectedHex(Slot), 3),
+            (b"0000::01.0", ExpectedHex(Bus), 5),
+            // %x has no sign and wants a hex digit.
+            (b"-6:01.0", ExpectedHex(Bus), 0),
+            (b"+6:01.0", ExpectedHex(Bus), 0),
+            (b"06:-1.0", ExpectedHex(Slot), 3),
+            (b"06:01.-0", ExpectedHex(Func), 6),
+            (b"g0:00.0", ExpectedHex(Bus), 0),
+            // "00x6": %x reads "00" and stops at the 'x'.
+            (b"00x6:01.0", Expected(b':'), 2),
+            // C reads "0x" as 0, then the blank does not match ':'.
+            (b"0x 6:01.0", ExpectedHex(Bus), 2),
+            // No form has a bus wildcard or "*.F".
+            (b"*:*.*", Wildcard(Bus), 0),
+            (b"*:00:*.*", Wildcard(Domain), 0),
+            (b"0000:*:*.*", Wildcard(Bus), 5),
+            (b"06:*.3", SlotWildcardNeedsFuncWildcard, 5),
+            // Three colons: no form has them.
+            (b"0:0:0:0.0", Expected(b'.'), 5),
+            // Out of range: parsed, then refused by new_slot and hide=
+            // (pcistub_device_id_add); remove_slot and the per-device
+            // attributes find nothing (ENOENT, ENODEV).
+            (b"10000:00:00.0", range(Domain, Some(0x10000), 0xffff), 0),
+            (b"0000:100:00.0", range(Bus, Some(0x100), 0xff), 5),
+            (b"0x100:00.0", range(Bus, Some(0x100), 0xff), 0),
+            (b"00:20.0", range(Slot, Some(0x20), 0x1f), 3),
+            (b"00:0x20.*", range(Slot, Some(0x20), 0x1f), 3),
+            (b"00:00.8", range(Func, Some(8), 7), 6),
+            (b"00:00. 0x8", range(Func, Some(8), 7), 7),
+        ];
+        check_refused("slot", parse_slot, cases);
+    }
+
+    #[test]
+    fn c_slot_spellings_we_refuse() {
+        use ErrorKind::*;
+        use Field::*;
+        let cases: &[(&[u8], ErrorKind, usize)] = &[
+            // C reads a bare "0x" as 0 (function 0, domain 0, slot 0 here).
+            (b"06:01.0x", ExpectedHex(Func), 8),
+            (b"0x:06:01.0", ExpectedHex(Domain), 2),
+            (b"06:0X.*", ExpectedHex(Slot), 5),
+            // C keeps the low 32 bits: bus 6, domain 0.
+            (b"100000006:01.0", range(Bus, None, 0xff), 0),
+            (b"0x100000000:06:01.0", range(Domain, None, 0xffff), 0),
+            // Past 64 bits C saturates, and the int is -1: every function.
+            (b"06:01.fffffffffffffffffffff", range(Func, None, 7), 6),
+            // ffffffff is -1 in C's int, which C takes for a wildcard.
+            (b"00:ffffffff.0", range(Slot, Some(0xffff_ffff), 0x1f), 3),
+            (b"00:01.ffffffff", range(Func, Some(0xffff_ffff), 7), 6),
+        ];
+        check_refused("slot", parse_slot, cases);
+    }
+
+    #[test]
+    fn c_exact_spellings() {
+        use ErrorKind::*;
+        use Field::*;
+        // str_to_slot, as for the slot grammar.
+        let ok: &[(&[u8], Bdf)] = &[
+            (b"0000:06:01.2\n", b(0, 6, 1, 2)),
+            (b"06:01.2", b(0, 6, 1, 2)),
+            (b" 0x06:0X01.0x2\t", b(0, 6, 1, 2)),
+            (b"0x0001: 0x06: 0x1f. 0x7", b(1, 6, 0x1f, 7)),
+            (b"06:01.2\0junk", b(0, 6, 1, 2)),
+            (b"\xa0ABCD:EF:1F.7\n", b(0xabcd, 0xef, 0x1f, 7)),
+        ];
+        check_accepted("exact", parse_exact, ok);
+        let refused: &[(&[u8], ErrorKind, usize)] = &[
+            // A wildcard parses, then no device has slot or function -1:
+            // C answers ENODEV.
+            (b"06:01.*", Wildcard(Func), 6),
+            (b"06:*.*", Wildcard(Slot), 3),
+            (b"0000:06:01.*\n", Wildcard(Func), 11),
+            // The rest as for the slot grammar.
+            (b"", Empty, 0),
+            (b"\n", Empty, 1),
+            (b"06:01.0 junk", TrailingJunk, 7),
+            (b"06:01.0junk", TrailingJunk, 7),
+            (b"06:01 .0", Expected(b'.'), 5),
+            (b"06:01", Expected(b'.'), 5),
+            (b"-6:01.0", ExpectedHex(Bus), 0),
+            (b"00:20.0", range(Slot, Some(0x20), 0x1f), 3),
+        ];
+        check_refused("exact", parse_exact, refused);
+        let we_refuse: &[(&[u8], ErrorKind, usize)] = &[
+            // C: function 0, and function -1 (no device).
+            (b"06:01.0x", ExpectedHex(Func), 8),
+            (b"00:01.ffffffff", range(Func, Some(0xffff_ffff), 7), 6),
+            (b"00:01.100000002", range(Func, None, 7), 6),
+        ];
+        check_refused("exact", parse_exact, we_refuse);
+    }
+
+    #[test]
+    fn c_quirk_spellings_accepted() {
+        let cases: &[(&[u8], Quirk)] = &[
+            // " %x:%x:%x.%x-%x:%x:%x %n": the reported case, 0x on REG and MASK.
+            (
+                b"0000:00:02.0-0x40:2:0xffff",
+                quirk(b(0, 0, 2, 0), 0x40, 2, 0xffff),
+            ),
+            // " %x:%x.%x-%x:%x:%x %n": 0x on every field, trailing newline.
+            (
+                b"0x00:0x02.0x0-0x40:0x2:0xffff\n",
+                quirk(b(0, 0, 2, 0), 0x40, 2, 0xffff),
+            ),
+            (
+                b"0X1:0X0:0X19.0X0-0XE0:0X4:0XFFFFFFFF",
+                quirk(b(1, 0, 0x19, 0), 0xe0, 4, 0xffff_ffff),
+            ),
+            // Leading and trailing blanks; upper-case hex.
+            (
+                b" \t00:19.0-e0:2:ff \t\n",
+                quirk(b(0, 0, 0x19, 0), 0xe0, 2, 0xff),
+            ),
+            (b"00:19.0-E0:2:FF", quirk(b(0, 0, 0x19, 0), 0xe0, 2, 0xff)),
+            // A blank before each number.
+            (
+                b"0000: 00: 19. 0- e0:\t2:\n0xff",
+                quirk(b(0, 0, 0x19, 0), 0xe0, 2, 0xff),
+            ),
+            // Leading zeros; the largest register of its size.
+            (
+                b"00:19.0-0000ffc:00004:00ffffffff",
+                quirk(b(0, 0, 0x19, 0), 0xffc, 4, 0xffff_ffff),
+            ),
+            (b"00:19.0-fff:1:ff", quirk(b(0, 0, 0x19, 0), 0xfff, 1, 0xff)),
+            // A NUL ends the value.
+            (
+                b"00:19.0-e0:2:ff\0junk",
+                quirk(b(0, 0, 0x19, 0), 0xe0, 2, 0xff),
+            ),
+        ];
+        check_accepted("quirk", parse_quirk, cases);
+    }
+
+    #[test]
+    fn c_quirk_spellings_refused() {
+        use ErrorKind::*;
+        use Field::*;
+        let cases: &[(&[u8], ErrorKind, usize)] = &[
+            // Nothing to convert.
+            (b"", Empty, 0),
+            (b"\n", Empty, 1),
+            // A literal '-' or ':' does not match a blank.
+            (b"00:19.0 -e0:2:ff", TrailingJunk, 7),
+            (b"00:19.0-e0 :2:ff", Expected(b':'), 10),
+            (b"00:19.0-e0:2 :ff", Expected(b':'), 12),
+            // %n not at the end.
+            (b"00:19.0-e0:2:ff junk", TrailingJunk, 15),
+            (b"00:19.0-e0:2:ffjunk", TrailingJunk, 15),
+            // A missing field.
+            (b"00:19.0", Expected(b'-'), 7),
+            (b"00:19.0-", ExpectedHex(Reg), 8),
+            (b"00:19.0-e0:2", Expected(b':'), 12),
+            (b"00:19.0-e0:2:", ExpectedHex(Mask), 13),
+            (b"00:19-e0:2:ff", Expected(b'.'), 5),
+            // No sign, no wildcard.
+            (b"00:19.0--e0:2:ff", ExpectedHex(Reg), 8),
+            (b"00:19.0-e0:2:-1", ExpectedHex(Mask), 13),
+            (b"00:19.*-e0:2:ff", Wildcard(Func), 6),
+            // pcistub_reg_add: REG above 0xfff, MASK wider than SIZE.
+            (b"00:19.0-0x1000:1:0", range(Reg, Some(0x1000), 0xfff), 8),
+            (
+                b"00:19.0-e0:1:0x100",
+                MaskTooWide {
+                    mask: 0x100,
+                    size: 1,
+                },
+                13,
+            ),
+            (
+                b"00:19.0-e0:2:10000",
+                MaskTooWide {
+                    mask: 0x10000,
+                    size: 2,
+                },
+                13,
+            ),
+            // An address out of range: C finds no device (ENODEV).
+            (b"00:20.0-e0:2:ff", range(Slot, Some(0x20), 0x1f), 3),
+        ];
+        check_refused("quirk", parse_quirk, cases);
+    }
+
+    #[test]
+    fn c_quirk_spellings_we_refuse() {
+        use ErrorKind::*;
+        use Field::*;
+        let cases: &[(&[u8], ErrorKind, usize)] = &[
+            // C reads a bare "0x" as 0.
+            (b"00:19.0-e0:2:0x", ExpectedHex(Mask), 15),
+            (b"00:19.0-0x:2:ff", ExpectedHex(Reg), 10),
+            // C keeps the low 32 bits: mask 0, register 0x10.
+            (b"00:19.0-e0:4:100000000", range(Mask, None, u32::MAX), 13),
+            (b"00:19.0-100000010:4:0", range(Reg, None, 0xfff), 8),
+            // The documented stricter rules: size 1, 2 or 4, naturally
+            // aligned, inside config space.
+            (b"00:19.0-e0:3:ff", BadSize(3), 11),
+            (b"00:19.0-e0:0:0", BadSize(0), 11),
+            (b"00:19.0-e1:2:ff", Misaligned { reg: 0xe1, size: 2 }, 8),
+            (
+                b"00:19.0-ffe:4:0",
+                BeyondConfigSpace {
+                    reg: 0xffe,
+                    size: 4,
+                },
+                8,
+            ),
+        ];
+        check_refused("quirk", parse_quirk, cases);
+    }
+
+    #[test]
+    fn c_hide_spellings_accepted() {
+        let cases: &[(&[u8], Vec<BdfPattern>)] = &[
+            // " (%x:%x:%x.%x) %n".
+            (b"(0000:06:01.0)", std::vec![exact(0, 6, 1, 0)]),
+            // " (%x:%x.%x) %n" twice, nothing between the groups.
+            (
+                b"(06:01.0)(07:02.1)",
+                std::vec![exact(0, 6, 1, 0), exact(0, 7, 2, 1)],
+            ),
+            // Blanks before, between and after the groups; the wildcard
+            // forms " (%x:%x:%x.*) %n" and " (%x:*.*) %n".
+            (
+                b"  (0000:06:01.*) \n\t(07:*.*)\n",
+                std::vec![all_funcs(0, 6, 1), all_slots(0, 7)],
+            ),
+            // " (%x:%x:*.*) %n" and " (%x:%x.*) %n".
+            (
+                b"(0001:06:*.*)(06:1f.*)",
+                std::vec![all_slots(1, 6), all_funcs(0, 6, 0x1f)],
+            ),
+            // 0x or 0X on every field.
+            (
+                b"(0x0000:0x06:0x01.0x0)(0X7:0X2.0X1)",
+                std::vec![exact(0, 6, 1, 0), exact(0, 7, 2, 1)],
+            ),
+            (b"(0x6:0X1.*)", std::vec![all_funcs(0, 6, 1)]),
+            // Upper-case hex.
+            (b"(ABCD:EF:1F.7)", std::vec![exact(0xabcd, 0xef, 0x1f, 7)]),
+            // A blank before each number inside a group.
+            (b"( 0000:\t06: 01.\n0)", std::vec![exact(0, 6, 1, 0)]),
+            (b"( 06:*.*)", std::vec![all_slots(0, 6)]),
+            // 0xa0 is a kernel blank.
+            (b"\xa0(06:01.0)\xa0", std::vec![exact(0, 6, 1, 0)]),
+            // A NUL ends the value.
+            (b"(06:01.0)\0(zz)", std::vec![exact(0, 6, 1, 0)]),
+        ];
+        check_accepted("hide", hide_all, cases);
+    }
+
+    #[test]
+    fn c_hide_spellings_refused() {
+        use ErrorKind::*;
+        use Field::*;
+        let cases: &[(&[u8], ErrorKind, usize)] = &[
+            // Blanks only (C parses any value that is not empty): the
+            // format's '(' meets the end.
+            (b" ", Empty, 1),
+            (b"\n", Empty, 1),
+            // No '(' at all.
+            (b"0000:06:01.0", MissingOpen, 0),
+            (b"\t06:01.0\n", MissingOpen, 1),
+            // The format's ')' is never met.
+            (b"(06:01.0", MissingClose, 8),
+            (b"(06:01.0(07:00.0)", MissingClose, 8),
+            // ... and does not match a blank.
+            (b"(06:01.0 )", TrailingJunk, 8),
+            // Text after a group: the next round finds no '('.
+            (b"(06:01.0) junk", TrailingJunk, 10),
+            (b"(06:01.0)junk", TrailingJunk, 9),
+            (b"(06:01.0)x(07:00.0)", TrailingJunk, 9),
+            // A literal ':', '.' or '*' does not match a blank.
+            (b"(06 :01.0)", Expected(b':'), 3),
+            (b"(06: *.*)", ExpectedHex(Slot), 5),
+            (b"(06:01. *)", ExpectedHex(Func), 8),
+            // A missing field, an empty group.
+            (b"(06:01)", Expected(b'.'), 6),
+            (b"(06:01.0)()", ExpectedHex(Bus), 10),
+            // No sign; not hex ("0g": %x stops at 'g').
+            (b"(-6:01.0)", ExpectedHex(Bus), 1),
+            (b"(0000:0g:01.0)", Expected(b':'), 7),
+            // No bus wildcard, no "*.F".
+            (b"(*:*.*)", Wildcard(Bus), 1),
+            (b"(06:*.3)", SlotWildcardNeedsFuncWildcard, 6),
+            // Out of range: pcistub_device_id_add fails the load.
+            (b"(10000:00:00.0)", range(Domain, Some(0x10000), 0xffff), 1),
+            (b"(0000:100:00.0)", range(Bus, Some(0x100), 0xff), 6),
+            (b"(06:20.0)", range(Slot, Some(0x20), 0x1f), 4),
+            (b"(06:01.0)(06:01.8)", range(Func, Some(8), 7), 16),
+        ];
+        check_refused("hide", hide_all, cases);
+    }
+
+    #[test]
+    fn c_hide_spellings_we_refuse() {
+        use ErrorKind::*;
+        use Field::*;
+        let cases: &[(&[u8], ErrorKind, usize)] = &[
+            // C takes an empty value as "no devices"; the driver skips an
+            // empty value before parsing it (`parse_hide_param`).
+            (b"", Empty, 0),
+            // C reads a bare "0x" as 0.
+            (b"(06:01.0x)", ExpectedHex(Func), 9),
+            // C keeps the low 32 bits: bus 6.
+            (b"(100000006:01.0)", range(Bus, None, 0xff), 1),
+            // ffffffff is -1 in C: every slot of bus 6.
+            (b"(06:ffffffff.0)", range(Slot, Some(0xffff_ffff), 0x1f), 4),
+        ];
+        check_refused("hide", hide_all, cases);
+    }
+
+    // -----------------------------------------------------------------------
+    // A model of what C does, for comparison on many generated inputs.
+    // -----------------------------------------------------------------------
+
+    /// What one call of the kernel's `sscanf` did: the numbers converted
+    /// (before C narrows them to `int`), where `%n` was if it got that far,
+    /// and whether a number was a bare `0x`.
+    struct Scanned {
+        vals: Vec<u64>,
+        n: Option<usize>,
+        bare_0x: bool,
+    }
+
+    /// The kernel's `vsscanf` as far as pciback's formats need it (blanks,
+    /// literal characters, `%x`, `%n`), modelled from lib/vsprintf.c.
+    /// `buf` is the C string, without its NUL.
+    fn kscanf(buf: &[u8], fmt: &[u8]) -> Scanned {
+        let c = |i: usize| buf.get(i).copied().unwrap_or(0);
+        let blank = |b: u8| matches!(b, b'\t'..=b'\r' | b' ' | 0xa0);
+        let mut out = Scanned {
+            vals: Vec::new(),
+            n: None,
+            bare_0x: false,
+        };
+        let (mut i, mut j) = (0usize, 0usize);
+        while j < fmt.len() {
+            if blank(fmt[j]) {
+                while fmt.get(j).copied().is_some_and(blank) {
+                    j += 1;
+                }
+                while blank(c(i)) {
+                    i += 1;
+                }
+                if j == fmt.len() {
+                    break;
+                }
+            }
+            if fmt[j] != b'%' {
+                if fmt[j] != c(i) {
+                    break;
+                }
+                i += 1;
+                j += 1;
+                continue;
+            }
+            match fmt[j + 1] {
+                b'n' => out.n = Some(i),
+                b'x' => {
+                    if c(i) == 0 {
+                        break;
+                    }
+                    while blank(c(i)) {
+                        i += 1;
+                    }
+                    if !c(i).is_ascii_hexdigit() {
+                        break;
+                    }
+                    // The base-16 prefix is skipped whatever follows it.
+                    if c(i) == b'0' && (c(i + 1) | 0x20) == b'x' {
+                        i += 2;
+                        out.bare_0x |= !c(i).is_ascii_hexdigit();
+                    }
+                    let mut v = 0u64;
+                    while let Some(d) = char::from(c(i)).to_digit(16) {
+                        v = v
+                            .checked_mul(16)
+                            .and_then(|v| v.checked_add(u64::from(d)))
+                            .unwrap_or(u64::MAX);
+                        i += 1;
+                    }
+                    out.vals.push(v);
+                }
+                _ => unreachable!(),
+            }
+            j += 2;
+        }
+        out
+    }
+
+    /// C's fields for an accepted value (`None`: a wildcard, -1 in C).
+    #[derive(Debug)]
+    struct CHit {
+        vals: Vec<Option<u64>>,
+        bare_0x: bool,
+    }
+
+    /// The C driver's `parsed` and the fields of the call that set it.
+    struct CRun<'a> {
+        buf: &'a [u8],
+        parsed: usize,
+        hit: Option<CHit>,
+    }
+
+    impl CRun<'_> {
+        /// One `sscanf(buf, fmt, ...)`; a form without the domain gets 0,
+        /// `wild` trailing fields are wildcards. Returns the conversions.
+        fn run(&mut self, fmt: &str, domain: bool, wild: usize) -> usize {
+            let s = kscanf(self.buf, fmt.as_bytes());
+            if let Some(n) = s.n {
+                self.parsed = n;
+                let mut vals = Vec::new();
+                if !domain {
+                    vals.push(Some(0));
+                }
+                vals.extend(s.vals.iter().map(|&v| Some(v)));
+                vals.extend(core::iter::repeat_n(None, wild));
+                self.hit = Some(CHit {
+                    vals,
+                    bare_0x: s.bare_0x,
+                });
+            }
+            s.vals.len()
+        }
+
+        /// `parsed && !buf[parsed]`.
+        fn at_end(&self) -> bool {
+            self.parsed != 0 && self.parsed == self.buf.len()
+        }
+    }
+
+    /// C's `str_to_slot`.
+    fn c_str_to_slot(buf: &[u8]) -> Option<CHit> {
+        let mut r = CRun {
+            buf,
+            parsed: 0,
+            hit: None,
+        };
+        match r.run(" %x:%x:%x.%x %n", true, 0) {
+            3 => r.run(" %x:%x:%x.* %n", true, 1),
+            2 => r.run(" %x:%x:*.* %n", true, 2),
+            _ => 0,
+        };
+        if r.at_end() {
+            return r.hit;
+        }
+        match r.run(" %x:%x.%x %n", false, 0) {
+            2 => r.run(" %x:%x.* %n", false, 1),
+            1 => r.run(" %x:*.* %n", false, 2),
+            _ => 0,
+        };
+        if r.at_end() {
+            return r.hit;
+        }
+        None
+    }
+
+    /// C's `str_to_quirk`.
+    fn c_str_to_quirk(buf: &[u8]) -> Option<CHit> {
+        let mut r = CRun {
+            buf,
+            parsed: 0,
+            hit: None,
+        };
+        r.run(" %x:%x:%x.%x-%x:%x:%x %n", true, 0);
+        if r.at_end() {
+            return r.hit;
+        }
+        r.run(" %x:%x.%x-%x:%x:%x %n", false, 0);
+        if r.at_end() {
+            return r.hit;
+        }
+        None
+    }
+
+    /// The `hide=` loop of C's `pcistub_init`; `None` is a parse error.
+    fn c_hide(buf: &[u8]) -> Option<Vec<CHit>> {
+        let mut groups = Vec::new();
+        let mut pos = 0;
+        while pos < buf.len() {
+            let mut r = CRun {
+                buf: &buf[pos..],
+                parsed: 0,
+                hit: None,
+            };
+            match r.run(" (%x:%x:%x.%x) %n", true, 0) {
+                3 => r.run(" (%x:%x:%x.*) %n", true, 1),
+                2 => r.run(" (%x:%x:*.*) %n", true, 2),
+                _ => 0,
+            };
+            if r.parsed == 0 {
+                match r.run(" (%x:%x.%x) %n", false, 0) {
+                    2 => r.run(" (%x:%x.*) %n", false, 1),
+                    1 => r.run(" (%x:*.*) %n", false, 2),
+                    _ => 0,
+                };
+            }
+            if r.parsed == 0 {
+                return None;
+            }
+            groups.push(r.hit.unwrap());
+            pos += r.parsed;
+        }
+        Some(groups)
+    }
+
+    /// What our parser must make of a value C accepted: the same address,
+    /// or a refusal when C's acceptance is one of the accidents we refuse
+    /// (bare `0x`, more than 32 bits) or a field is out of range.
+    fn want_pattern(hit: &CHit) -> Option<BdfPattern> {
+        if hit.bare_0x {
+            return None;
+        }
+        let v = |i: usize, max: u64| match hit.vals[i] {
+            Some(x) if x <= max => Some(Some(x)),
+            Some(_) => None,
+            None => Some(None),
+        };
+        let (d, bus) = (v(0, 0xffff)??, v(1, 0xff)??);
+        let (d, bus) = (d as u16, bus as u8);
+        Some(match (v(2, 0x1f)?, v(3, 7)?) {
+            (Some(s), Some(f)) => exact(d, bus, s as u8, f as u8),
+            (Some(s), None) => all_funcs(d, bus, s as u8),
+            (None, None) => all_slots(d, bus),
+            (None, Some(_)) => unreachable!(),
+        })
+    }
+
+    fn want_quirk(hit: &CHit) -> Option<Quirk> {
+        let bdf = want_pattern(&CHit {
+            vals: hit.vals[..4].to_vec(),
+            bare_0x: hit.bare_0x,
+        })?
+        .exact()?;
+        let (reg, size, mask) = (hit.vals[4]?, hit.vals[5]?, hit.vals[6]?);
+        let mask = u32::try_from(mask).ok()?;
+        if reg > 0xfff || !matches!(size, 1 | 2 | 4) || reg % size != 0 || reg + size > 0x1000 {
+            return None;
+        }
+        if size < 4 && mask >> (size * 8) != 0 {
+            return None;
+        }
+        Some(quirk(bdf, reg as u16, size as u32, mask))
+    }
+
+    #[test]
+    fn parsers_match_the_c_model() {
+        const NUMS: &[&[u8]] = &[
+            b"0",
+            b"00",
+            b"6",
+            b"06",
+            b"1f",
+            b"1F",
+            b"7",
+            b"8",
+            b"20",
+            b"e0",
+            b"E1",
+            b"ff",
+            b"100",
+            b"ffc",
+            b"ffe",
+            b"fff",
+            b"1000",
+            b"ffff",
+            b"10000",
+            b"ffffffff",
+            b"100000006",
+            b"fffffffffffffffffff",
+            b"0x6",
+            b"0X1f",
+            b"0x0",
+            b"0x",
+            b"0X",
+            b"00x1",
+            b"0x0x1",
+            b"2",
+            b"4",
+            b"3",
+            b"1",
+            b"g",
+            b"-1",
+            b"+1",
+            b"",
+        ];
+        const REGS: &[&[u8]] = &[
+            b"e0",
+            b"0x40",
+            b"0X40",
+            b"ffc",
+            b"fff",
+            b"ffe",
+            b"1000",
+            b"e1",
+            b"0",
+            b"0x",
+            b"100000010",
+            b" 10",
+        ];
+        const SIZES: &[&[u8]] = &[b"1", b"2", b"4", b"0x2", b"04", b"3", b"0", b"0x"];
+        const MASKS: &[&[u8]] = &[
+            b"0",
+            b"ff",
+            b"0xff",
+            b"FFFF",
+            b"0xffff",
+            b"ffffffff",
+            b"100000000",
+            b"1ff",
+            b"0x",
+            b"\tff",
+        ];
+        const BLANKS: &[&[u8]] = &[b" ", b"\t", b"\n", b"\xa0", b"\x0b", b"\r", b"  "];
+        const NOISE: &[&[u8]] = &[
+            b":", b".", b"*", b"(", b")", b"-", b"x", b"\0", b"\xff", b"junk", b" ",
+        ];
+        let mut rng = Lcg(7);
+        let pick = |rng: &mut Lcg, set: &[&'static [u8]]| set[(rng.next() as usize) % set.len()];
+        // (C and we accept, of which with blanks inside or a 0x prefix)
+        let (mut slots, mut quirks, mut hides, mut fancy) = (0, 0, 0, 0);
+        for _ in 0..100_000 {
+            let mut toks: Vec<&[u8]> = Vec::new();
+            // 0: slot, 1 and 3: quirk (more fields to get right), 2: hide.
+            let shape = rng.next() % 4;
+            let groups = if shape == 2 { 1 + rng.next() % 3 } else { 1 };
+            for _ in 0..groups {
+                if shape == 2 {
+                    toks.push(b"(");
+                }
+                if rng.next() % 2 == 0 {
+                    toks.push(pick(&mut rng, NUMS));
+                    toks.push(b":");
+                }
+                toks.push(pick(&mut rng, NUMS));
+                toks.push(b":");
+                match rng.next() % 4 {
+                    0 => toks.extend_from_slice(&[b"*", b".", b"*"]),
+                    1 => toks.extend_from_slice(&[pick(&mut rng, NUMS), b".", b"*"]),
+                    _ => {
+                        toks.extend_from_slice(&[pick(&mut rng, NUMS), b".", pick(&mut rng, NUMS)])
+                    }
+                }
+                if shape % 2 == 1 {
+                    toks.push(b"-");
+                    toks.push(pick(&mut rng, REGS));
+                    toks.push(b":");
+                    toks.push(pick(&mut rng, SIZES));
+                    toks.push(b":");
+                    toks.push(pick(&mut rng, MASKS));
+                }
+                if shape == 2 {
+                    toks.push(b")");
+                }
+            }
+            // Blanks anywhere, sometimes.
+            let mut i = 0;
+            while i <= toks.len() {
+                if rng.next() % 12 == 0 {
+                    toks.insert(i, pick(&mut rng, BLANKS));
+                    i += 1;
+                }
+                i += 1;
+            }
+            if rng.next() % 3 == 0 {
+                let at = (rng.next() as usize) % (toks.len() + 1);
+                let t = pick(&mut rng, NOISE);
+                match rng.next() % 3 {
+                    0 => toks.insert(at, t),
+                    1 if at < toks.len() => toks[at] = t,
+                    _ if at < toks.len() => {
+                        toks.remove(at);
+                    }
+                    _ => {}
+                }
+            }
+            // A NUL and something after it, sometimes: C never sees that part.
+            if rng.next() % 10 == 0 {
+                toks.push(b"\0");
+                toks.push(pick(&mut rng, NOISE));
+            }
+            let v: Vec<u8> = toks.concat();
+            // What C sees (cut here, not with the parser's own helper).
+            let cstr = v.split(|&b| b == 0).next().unwrap_or(&[]);
+            let interesting = v.windows(2).any(|w| {
+                (w[0] == b'0' && (w[1] | 0x20) == b'x')
+                    || (w[0].is_ascii_hexdigit() || w[0] == b':' || w[0] == b'.')
+                        && is_kernel_space(w[1])
+            });
+            let show = v.escape_ascii();
+
+            let want = c_str_to_slot(cstr).and_then(|h| want_pattern(&h));
+            let got = parse_slot(&v);
+            assert_eq!(
+                got.ok(),
+                want,
+                "slot \"{}\": C says {:?}",
+                show,
+                c_str_to_slot(cstr)
+            );
+            if let Err(e) = got {
+                assert!(e.offset <= v.len());
+            }
+            if want.is_some() {
+                slots += 1;
+                fancy += usize::from(interesting);
+            }
+            let want_exact = want.and_then(|p| p.exact());
+            assert_eq!(parse_exact(&v).ok(), want_exact, "exact \"{}\"", show);
+
+            let want = c_str_to_quirk(cstr).and_then(|h| want_quirk(&h));
+            let got = parse_quirk(&v);
+            assert_eq!(
+                got.ok(),
+                want,
+                "quirk \"{}\": C says {:?}",
+                show,
+                c_str_to_quirk(cstr)
+            );
+            if let Err(e) = got {
+                assert!(e.offset <= v.len());
+            }
+            if want.is_some() {
+                quirks += 1;
+                fancy += usize::from(interesting);
+            }
+
+            // An empty value is C's "no devices"; we report it (see above).
+            let want = match c_hide(cstr) {
+                Some(g) if !g.is_empty() => g.iter().map(want_pattern).collect::<Option<Vec<_>>>(),
+                _ => None,
+            };
+            let got = hide_all(&v);
+            assert_eq!(
+                got.as_ref().ok(),
+                want.as_ref(),
+                "hide \"{}\": C says {:?}",
+                show,
+                c_hide(cstr)
+            );
+            if let Err(e) = got {
+                assert!(e.offset <= v.len());
+            }
+            if want.is_some() {
+                hides += 1;
+                fancy += usize::from(interesting);
+            }
+        }
+        // The generator reaches accepted values, blanks and prefixes included
+        // (about 2300, 150, 800 and 1200 of them).
+        assert!(slots > 1000, "{}", slots);
+        assert!(quirks > 50, "{}", quirks);
+        assert!(hides > 300, "{}", hides);
+        assert!(fancy > 500, "{}", fancy);
     }
 }

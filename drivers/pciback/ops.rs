@@ -18,6 +18,7 @@ use crate::{
         msi,
         pciif::{
             msix_vector_offset,
+            Command,
             OpError,
             PciifError,
             RawOp,
@@ -130,19 +131,55 @@ fn device<'a>(op: &RawOp, topo: &'a Topology) -> Result<&'a Seized, PciifError> 
     topo.find(addr).map(|d| &**d).ok_or(PciifError::DevNotFound)
 }
 
-/// Serves the pending request, if any. Returns `true` if there was one.
-pub(crate) fn serve_one(page: &SharedMemory, topo: &Topology) -> bool {
-    let Ok(flags) = page.atomic_u32(OFFSET_FLAGS) else {
-        return false;
-    };
+/// A request served, for the `verbose_request` log: the copy of the request and the answer.
+pub(crate) struct Served {
+    op: RawOp,
+    response: Response,
+}
+
+impl Served {
+    /// Logs the request and its answer, one line (the caller rate-limits).
+    pub(crate) fn log(&self, domid: u16, dropped: u32) {
+        let op = &self.op;
+        let cmd = match Command::try_from(op.cmd) {
+            Ok(Command::ConfRead) => "conf_read",
+            Ok(Command::ConfWrite) => "conf_write",
+            Ok(Command::EnableMsi) => "enable_msi",
+            Ok(Command::DisableMsi) => "disable_msi",
+            Ok(Command::EnableMsix) => "enable_msix",
+            Ok(Command::DisableMsix) => "disable_msix",
+            _ => "unknown",
+        };
+        if dropped > 0 {
+            pr_info!("verbose_request: {} lines dropped (rate limit)\n", dropped);
+        }
+        pr_info!(
+            "guest {} {:04x}:{:02x}:{:02x}.{:x} {} (cmd {}) offset {:#x} size {} value {:#x}: err {} value {:#x}\n",
+            domid,
+            op.domain,
+            op.bus,
+            (op.devfn >> 3) & 0x1f,
+            op.devfn & 7,
+            cmd,
+            op.cmd,
+            op.offset,
+            op.size,
+            op.value,
+            self.response.err,
+            self.response.value
+        );
+    }
+}
+
+/// Serves the pending request, if any, and returns it with its answer.
+pub(crate) fn serve_one(page: &SharedMemory, topo: &Topology) -> Option<Served> {
+    let flags = page.atomic_u32(OFFSET_FLAGS).ok()?;
     if flags.load(kernel::sync::atomic::Acquire) & XEN_PCIF_ACTIVE == 0 {
-        return false;
+        return None;
     }
 
     let mut bytes = [0u8; RAW_OP_SIZE];
-    if page.copy_to_slice(OFFSET_OP, &mut bytes).is_err() {
-        return false;
-    }
+    page.copy_to_slice(OFFSET_OP, &mut bytes).ok()?;
     let op = RawOp::from_bytes(&bytes);
     let Reply { response, msix } = answer(&op, topo);
 
@@ -161,5 +198,5 @@ pub(crate) fn serve_one(page: &SharedMemory, topo: &Topology) -> bool {
     // meanwhile (the other bits belong to AER): the fully ordered operation publishes the
     // writes above first.
     flags.fetch_and(!XEN_PCIF_ACTIVE, Full);
-    true
+    Some(Served { op, response })
 }

@@ -48,14 +48,24 @@ module! {
         hide: StringParam {
             default: StringParam::EMPTY,
             description: "Devices to seize at load: (DDDD:BB:SS.F) groups, SS.* and *.* wildcards",
+            permissions: 0o444,
         },
         passthrough: bool {
             default: false,
             description: "Guests see the real PCI addresses (default: a virtual bus 0000:00)",
+            permissions: 0o444,
         },
-        permissive: bool {
-            default: false,
+        // Writable at run time, as in C: the next request of any guest uses the new value.
+        permissive: AtomicBoolParam {
+            default: AtomicBoolParam::new(false),
             description: "Let guests write configuration-space fields the engine does not handle",
+            permissions: 0o644,
+        },
+        // Writable at run time, as in C.
+        verbose_request: AtomicBoolParam {
+            default: AtomicBoolParam::new(false),
+            description: "Log every guest request and its answer (rate-limited)",
+            permissions: 0o644,
         },
     },
 }
@@ -65,9 +75,14 @@ fn passthrough() -> bool {
     module_parameters::passthrough.value()
 }
 
+/// The `verbose_request` parameter, read at each request.
+fn verbose_request() -> bool {
+    module_parameters::verbose_request.value_ref().get()
+}
+
 /// The global `permissive` parameter.
 fn permissive() -> bool {
-    module_parameters::permissive.value()
+    module_parameters::permissive.value_ref().get()
 }
 
 /// Parses the whole `hide=` value before anything is changed: one bad group fails the load

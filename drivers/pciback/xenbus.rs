@@ -117,6 +117,10 @@ use crate::{
             XEN_PCIB_AERHANDLER,
             XEN_PCI_MAGIC, //
         },
+        ratelimit::{
+            RateLimit,
+            Verdict, //
+        },
         vbus::VbusError,
         xs,
     },
@@ -201,6 +205,10 @@ pub(crate) struct Shared {
     aer_sleep: Mutex<()>,
     /// An AER request is posted and its answer awaited.
     aer_waiting: AtomicFlag,
+    /// The rate limit of this guest's `verbose_request` lines, and its clock's start.
+    #[pin]
+    verbose: Mutex<RateLimit>,
+    created: Instant<Monotonic>,
 }
 
 kernel::impl_has_work! {
@@ -220,9 +228,16 @@ impl WorkItem for Shared {
         let page = &conn.evtchn.handler().page;
         let irq = conn.evtchn.irq();
         let served = ops::serve_one(page, &this.topo.lock());
-        if served {
+        if let Some(served) = &served {
             irq.notify();
+            if crate::verbose_request() {
+                let now_ms = u64::try_from(this.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+                if let Verdict::Print { dropped } = this.verbose.lock().check(now_ms) {
+                    served.log(this.domid.as_raw(), dropped);
+                }
+            }
         }
+        let served = served.is_some();
         this.queued.store(false, Release);
 
         // A request flagged while the channel was masked sends no new event: run again, from
@@ -704,6 +719,8 @@ impl xenbus::Driver for Backend {
                     aer_done <- new_condvar!("pciback::aer_done"),
                     aer_sleep <- new_mutex!(()),
                     aer_waiting: AtomicFlag::new(false),
+                    verbose <- new_mutex!(RateLimit::new()),
+                    created: Instant::now(),
                 }),
                 GFP_KERNEL,
             )?;

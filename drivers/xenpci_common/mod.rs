@@ -19,6 +19,7 @@ pub(crate) mod bdf;
 pub(crate) mod conf;
 pub(crate) mod msi;
 pub(crate) mod pciif;
+pub(crate) mod ratelimit;
 pub(crate) mod roundtrip;
 pub(crate) mod vbus;
 pub(crate) mod xs;

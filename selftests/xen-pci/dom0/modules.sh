@@ -50,6 +50,32 @@ hand_over() {
 
 unload_pciback() { rmmod pciback 2>/dev/null; [ ! -d "$DRV" ]; }
 
+# The parameters in /sys/module/pciback/parameters/: hide and passthrough
+# readable (0444), permissive read-write (0644) as in C.
+PARAMS=/sys/module/pciback/parameters
+param_is() {
+	[ "$(stat -c %a "$PARAMS/$1" 2>/dev/null)" = "$2" ] && [ "$(cat "$PARAMS/$1")" = "$3" ] ||
+		{ echo "# $1: mode $(stat -c %a "$PARAMS/$1" 2>&1), value '$(cat "$PARAMS/$1" 2>&1)'; want $2, '$3'"; return 1; }
+}
+params_shown() {
+	param_is hide 444 "$1" && param_is passthrough 444 N && param_is permissive 644 N &&
+		param_is verbose_request 644 N
+}
+permissive_toggles() {
+	echo 1 > "$PARAMS/permissive" && param_is permissive 644 Y &&
+		echo N > "$PARAMS/permissive" && param_is permissive 644 N
+}
+permissive_bad_refused() {
+	if (echo maybe > "$PARAMS/permissive") 2>/dev/null; then echo "# 'maybe' accepted"; return 1; fi
+	param_is permissive 644 N
+}
+read_only_params() {
+	local p
+	for p in hide passthrough; do
+		if (echo 1 > "$PARAMS/$p") 2>/dev/null; then echo "# $p written"; return 1; fi
+	done
+}
+
 # insmod must fail with EINVAL and log a line naming the bad part.
 check_bad_hide() {
 	local value=$1 part=$2 out
@@ -85,7 +111,7 @@ group_modules() {
 (0000:00:01.0)junk|junk
 (0000:00:01.0)(zz:00.0)|zz
 (0000:0g:01.0)|0g'
-	ktap_set_plan $((12 + $(echo "$bad" | wc -l)))
+	ktap_set_plan $((16 + $(echo "$bad" | wc -l)))
 
 	ktap_test_result "rust pcifront refuses to load in dom0 (ENODEV)" pcifront_refused_in_dom0
 	ktap_test_result "rust pciback loads without parameters" insmod "$KO"
@@ -97,6 +123,11 @@ group_modules() {
 	done <<< "$bad"
 
 	ktap_test_result "hide= naming an absent device is accepted" insmod "$KO" "hide=(0000:ff:1f.7)"
+	ktap_check "parameters in $PARAMS: hide, passthrough (0444), permissive, verbose_request (0644)" \
+		params_shown "(0000:ff:1f.7)"
+	ktap_check "permissive can be set and cleared at run time" permissive_toggles
+	ktap_check "permissive 'maybe' is refused and changes nothing" permissive_bad_refused
+	ktap_check "hide and passthrough cannot be written" read_only_params
 	unload_pciback
 
 	# The device under test (the runner does not start this group without one).

@@ -151,7 +151,7 @@ impl Served {
             _ => "unknown",
         };
         if dropped > 0 {
-            pr_info!("verbose_request: {} lines dropped (rate limit)\n", dropped);
+            pr_info!("verbose_request: guest {}: {} lines dropped (rate limit)\n", domid, dropped);
         }
         pr_info!(
             "guest {} {:04x}:{:02x}:{:02x}.{:x} {} (cmd {}) offset {:#x} size {} value {:#x}: err {} value {:#x}\n",

@@ -414,39 +414,6 @@ impl Seized {
         drop(claim);
     }
 
-    /// `do_flr`: resets the device, with its device lock held, unless a guest holds it. Fails
-    /// with `EBUSY` while a guest holds the device (a release under way is waited for), `ENODEV` if the
-    /// driver was unbound meanwhile, `ENOTTY` if the device has no reset method, or with the
-    /// reset's error; each is logged.
-    pub(crate) fn reset_unclaimed(&self) -> Result {
-        // The device lock first, then `inner`, as `release` and `unbind`: a claim waits for the
-        // reset to end.
-        let lock = self.pdev.lock_for_reset();
-        let inner = self.inner.lock();
-        let dev: &device::Device = self.pdev.as_ref();
-        if !inner.bound {
-            return Err(ENODEV);
-        }
-        if let Some(claim) = &inner.claim {
-            dev_err!(dev, "do_flr: refused, guest {} holds the device\n", claim.domain);
-            return Err(EBUSY);
-        }
-        match lock.reset_function() {
-            Ok(()) => {
-                dev_info!(dev, "do_flr: reset\n");
-                Ok(())
-            }
-            Err(e) => {
-                if e == ENOTTY {
-                    dev_info!(dev, "do_flr: no reset method\n");
-                } else {
-                    dev_warn!(dev, "do_flr: reset failed: {:?}\n", e);
-                }
-                Err(e)
-            }
-        }
-    }
-
     /// Runs `f` with the bound device and its state, for a device claimed by a guest, or fails
     /// with `DevNotFound` if the PCI driver was unbound or the claim dropped meanwhile.
     fn with_bound<R, E: From<PciifError>>(

@@ -29,10 +29,6 @@
 //!   device's dom0 INTx handler, `BDF:on|off:acking|not acking:COUNT`, and its switch (writing
 //!   the exact address toggles it), as in C.
 //!
-//! - `do_flr` (write-only): writing the exact address of a seized device resets the function
-//!   (the kernel's reset methods in order, with its device lock held), unless a guest holds it
-//!   (`EBUSY`); `ENOTTY` if it has no reset method. libxl uses it when present.
-//!
 //! A malformed address fails the write with `EINVAL` and a log line saying what is wrong and
 //! where, and changes nothing. An address that is not a seized device fails with `ENODEV`.
 
@@ -279,19 +275,6 @@ impl AttributeOps for IrqHandlers {
     }
 }
 
-/// `do_flr`: writing the exact address of a seized device that no guest holds resets it, with its
-/// device lock held (libxl writes it before it gives a device to a guest, and after it took it
-/// back; upstream C has no such file, and libxl then falls back to the device's own `reset`).
-pub(crate) struct DoFlr;
-
-#[vtable]
-impl AttributeOps for DoFlr {
-    fn store(input: &[u8]) -> Result {
-        let dev = seized_device("do_flr", input)?;
-        dev.reset_unclaimed()
-    }
-}
-
 /// `irq_handler_state`: writing the exact address of a seized device toggles its INTx handler
 /// on or off (acknowledging is turned on with it), as in C.
 pub(crate) struct IrqHandlerState;
@@ -320,6 +303,5 @@ kernel::driver_attribute_groups! {
         c"quirks" => Quirks,
         c"irq_handlers" => IrqHandlers,
         c"irq_handler_state" => IrqHandlerState,
-        c"do_flr" => DoFlr,
     };
 }

@@ -619,6 +619,28 @@ mod tests {
         node: Atomic<u32>,
     }
 
+    impl Events {
+        fn new() -> Result<Arc<Self>> {
+            Ok(Arc::new(
+                Events {
+                    all: Atomic::new(0),
+                    node: Atomic::new(0),
+                },
+                GFP_KERNEL,
+            )?)
+        }
+    }
+
+    /// Skips the calling test where no store can answer: KUnit runs during boot, before user
+    /// space starts the initial domain's `xenstored`, and every request would wait for it.
+    fn no_store() -> bool {
+        let none = crate::xen::is_initial_domain() || !crate::xen::is_domain();
+        if none {
+            crate::xen::kunit_skip(c"no xenstored yet in the initial domain at boot");
+        }
+        none
+    }
+
     struct Counter(Arc<Events>);
 
     impl WatchHandler for Counter {
@@ -648,20 +670,13 @@ mod tests {
     /// `xenstored`, and every request would wait for it.
     #[test]
     fn watch_sees_writes() -> Result {
-        if crate::xen::is_initial_domain() || !crate::xen::is_domain() {
-            crate::xen::kunit_skip(c"no xenstored yet in the initial domain at boot");
+        if no_store() {
             return Ok(());
         }
         const DIR: &CStr = c"data/xenpci-kunit";
         let _ = Nil.remove(DIR, c"");
 
-        let events = Arc::new(
-            Events {
-                all: Atomic::new(0),
-                node: Atomic::new(0),
-            },
-            GFP_KERNEL,
-        )?;
+        let events = Events::new()?;
         let watch = Watch::new(
             CString::try_from(DIR)?,
             Ok(Counter(events.clone())),
@@ -719,20 +734,13 @@ mod tests {
     /// normally.
     #[test]
     fn watch_drops_itself() -> Result {
-        if crate::xen::is_initial_domain() || !crate::xen::is_domain() {
-            crate::xen::kunit_skip(c"no xenstored yet in the initial domain at boot");
+        if no_store() {
             return Ok(());
         }
         const DIR: &CStr = c"data/xenpci-kunit-self";
         let _ = Nil.remove(DIR, c"");
 
-        let events = Arc::new(
-            Events {
-                all: Atomic::new(0),
-                node: Atomic::new(0),
-            },
-            GFP_KERNEL,
-        )?;
+        let events = Events::new()?;
         let slot = Arc::pin_init(
             pin_init!(Slot {
                 watch <- new_mutex!(None),

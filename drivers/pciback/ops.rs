@@ -94,7 +94,11 @@ fn answer(op: &RawOp, topo: &Topology) -> Reply {
         Request::EnableMsi { .. } => {
             let r = dev.enable_msi();
             if let Err(e) = r {
-                dev_dbg!(dev.pdev().as_ref(), "enable_msi refused: {}\n", format_args!("{e}"));
+                dev_dbg!(
+                    dev.pdev().as_ref(),
+                    "enable_msi refused: {}\n",
+                    format_args!("{e}")
+                );
             }
             Response::enable_msi(r).into()
         }
@@ -106,7 +110,11 @@ fn answer(op: &RawOp, topo: &Topology) -> Reply {
                     msix: Some((pirqs, nvec)),
                 },
                 Err(e) => {
-                    dev_dbg!(dev.pdev().as_ref(), "enable_msix refused: {}\n", format_args!("{e}"));
+                    dev_dbg!(
+                        dev.pdev().as_ref(),
+                        "enable_msix refused: {}\n",
+                        format_args!("{e}")
+                    );
                     Response::enable_msix(op.value, Err(e)).into()
                 }
             }
@@ -151,7 +159,11 @@ impl Served {
             _ => "unknown",
         };
         if dropped > 0 {
-            pr_info!("verbose_request: guest {}: {} lines dropped (rate limit)\n", domid, dropped);
+            pr_info!(
+                "verbose_request: guest {}: {} lines dropped (rate limit)\n",
+                domid,
+                dropped
+            );
         }
         pr_info!(
             "guest {} {:04x}:{:02x}:{:02x}.{:x} {} (cmd {}) offset {:#x} size {} value {:#x}: err {} value {:#x}\n",

@@ -35,8 +35,7 @@ use kernel::{
         Core, //
     },
     device_id::IdArray,
-    driver,
-    new_mutex, pci,
+    driver, new_mutex, pci,
     prelude::*,
     sync::{
         aref::ARef,
@@ -333,7 +332,12 @@ impl Seized {
 
     /// Finds the seized device at `bdf` (bound to `pciback`).
     pub(crate) fn find(bdf: Bdf) -> Option<Arc<Self>> {
-        let this = SEIZED.lock().devices.iter().find(|d| d.bdf == bdf).cloned()?;
+        let this = SEIZED
+            .lock()
+            .devices
+            .iter()
+            .find(|d| d.bdf == bdf)
+            .cloned()?;
         let bound = this.inner.lock().bound;
         bound.then_some(this)
     }
@@ -451,7 +455,8 @@ impl Seized {
     pub(crate) fn enable_msi(&self) -> Result<u32, OpError> {
         self.with_bound(|pdev, _| {
             msi::check_enable_msi(irq_state(pdev)).map_err(OpError::Errno)?;
-            pdev.enable_msi().map_err(|e| OpError::Errno(e.to_errno()))?;
+            pdev.enable_msi()
+                .map_err(|e| OpError::Errno(e.to_errno()))?;
             self.intx.set_ack(false);
             match xen::pci::msi_pirq(pdev, 0) {
                 Some(pirq) => Ok(pirq),
@@ -628,7 +633,11 @@ impl Stub {
         // only what the firmware left in the register.
         let routed = pdev.enable_device();
         if let Err(e) = &routed {
-            dev_warn!(dev, "cannot enable the device to route its interrupt: {:?}\n", e);
+            dev_warn!(
+                dev,
+                "cannot enable the device to route its interrupt: {:?}\n",
+                e
+            );
         }
         let result = Self::set_up(pdev, bdf, overridden);
         if result.is_err() && routed.is_ok() {
@@ -726,7 +735,11 @@ impl Stub {
                 .map_err(|_| ENOMEM)?;
         }
         pdev.set_dev_assigned();
-        dev_info!(dev, "seized{}\n", if overridden { " (driver_override)" } else { "" });
+        dev_info!(
+            dev,
+            "seized{}\n",
+            if overridden { " (driver_override)" } else { "" }
+        );
 
         Ok(seized)
     }

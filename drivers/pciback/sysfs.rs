@@ -72,7 +72,10 @@ impl AttributeOps for NewSlot {
         let pattern = parse_slot("new_slot", input)?;
         let added = SEIZED.lock().add(&pattern)?;
         if added > 0 {
-            pr_info!("new_slot: {} added to the seize list\n", format_args!("{pattern}"));
+            pr_info!(
+                "new_slot: {} added to the seize list\n",
+                format_args!("{pattern}")
+            );
         }
         Ok(())
     }
@@ -88,7 +91,10 @@ impl AttributeOps for RemoveSlot {
         match SEIZED.lock().remove(&pattern) {
             0 => Err(ENOENT),
             _ => {
-                pr_info!("remove_slot: {} removed from the seize list\n", format_args!("{pattern}"));
+                pr_info!(
+                    "remove_slot: {} removed from the seize list\n",
+                    format_args!("{pattern}")
+                );
                 Ok(())
             }
         }
@@ -118,7 +124,11 @@ fn seized_device(name: &str, input: &[u8]) -> Result<Arc<Seized>> {
         EINVAL
     })?;
     Seized::find(bdf).ok_or_else(|| {
-        pr_err!("{}: {} is not seized by pciback\n", name, format_args!("{bdf}"));
+        pr_err!(
+            "{}: {} is not seized by pciback\n",
+            name,
+            format_args!("{bdf}")
+        );
         ENODEV
     })
 }
@@ -199,7 +209,10 @@ impl AttributeOps for Quirks {
             EINVAL
         })?;
         let dev = Seized::find(quirk.bdf).ok_or_else(|| {
-            pr_err!("quirks: {} is not seized by pciback\n", format_args!("{}", quirk.bdf));
+            pr_err!(
+                "quirks: {} is not seized by pciback\n",
+                format_args!("{}", quirk.bdf)
+            );
             ENODEV
         })?;
         dev.with_config(|config| {
@@ -239,7 +252,10 @@ impl AttributeOps for Quirks {
                         break;
                     }
                     full = out
-                        .emit(format_args!("\t\t{:08x}:{:01x}:{:08x}\n", f.offset, f.size, f.mask))
+                        .emit(format_args!(
+                            "\t\t{:08x}:{:01x}:{:08x}\n",
+                            f.offset, f.size, f.mask
+                        ))
                         .is_err();
                 }
             });

@@ -164,7 +164,11 @@ impl evtchn::Handler for Kick {
         }
         // Nothing else to do: an event for nothing counts towards throttling a guest that
         // kicks for nothing.
-        irq.lateeoi(if aer_answer { Eoi::Handled } else { Eoi::Spurious });
+        irq.lateeoi(if aer_answer {
+            Eoi::Handled
+        } else {
+            Eoi::Spurious
+        });
         IrqReturn::Handled
     }
 }

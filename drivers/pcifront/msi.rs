@@ -49,11 +49,13 @@ fn error(code: i32) -> Error {
 
 impl FrontendOps for Msi {
     fn enable_msi(dev: &pci::Device) -> Result<u32> {
-        with_channel(dev, |chan, domain, bus, devfn| chan.enable_msi(domain, bus, devfn))?
-            .map_err(|e| {
-                dev_err!(dev.as_ref(), "the backend did not enable MSI ({})\n", e);
-                error(e)
-            })
+        with_channel(dev, |chan, domain, bus, devfn| {
+            chan.enable_msi(domain, bus, devfn)
+        })?
+        .map_err(|e| {
+            dev_err!(dev.as_ref(), "the backend did not enable MSI ({})\n", e);
+            error(e)
+        })
     }
 
     fn disable_msi(dev: &pci::Device) {
@@ -84,9 +86,20 @@ impl FrontendOps for Msi {
 /// is).
 fn disable(dev: &pci::Device, msix: bool) {
     let what = if msix { "MSI-X" } else { "MSI" };
-    match with_channel(dev, |chan, domain, bus, devfn| chan.disable_msi(domain, bus, devfn, msix)) {
+    match with_channel(dev, |chan, domain, bus, devfn| {
+        chan.disable_msi(domain, bus, devfn, msix)
+    }) {
         Ok(0) => {}
-        Ok(err) => dev_warn!(dev.as_ref(), "the backend did not disable {} ({})\n", what, err),
-        Err(_) => dev_warn!(dev.as_ref(), "cannot reach the backend to disable {}\n", what),
+        Ok(err) => dev_warn!(
+            dev.as_ref(),
+            "the backend did not disable {} ({})\n",
+            what,
+            err
+        ),
+        Err(_) => dev_warn!(
+            dev.as_ref(),
+            "cannot reach the backend to disable {}\n",
+            what
+        ),
     }
 }

@@ -24,9 +24,7 @@ use kernel::{
             Atomic,
             Full, //
         },
-        new_raw_spinlock_irq,
-        Arc,
-        RawSpinLockIrq,
+        new_raw_spinlock_irq, Arc, RawSpinLockIrq,
     },
     time::{
         Delta,
@@ -224,8 +222,8 @@ impl<'a> OpChannel<'a> {
         entries: &[u16],
         pirqs: &mut [u32],
     ) -> Result<(), i32> {
-        let mut op = RawOp::enable_msix(domain, bus.into(), devfn.into(), entries)
-            .map_err(|e| e.code())?;
+        let mut op =
+            RawOp::enable_msix(domain, bus.into(), devfn.into(), entries).map_err(|e| e.code())?;
         self.round_trip(&mut op, entries.len());
 
         pciif::enable_msix_result(&op, entries.len(), pirqs)

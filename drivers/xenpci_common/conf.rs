@@ -611,9 +611,7 @@ impl VirtualConfig {
             .chain(typed.iter().copied())
             .chain(CAP_TABLES.iter().flat_map(move |&(id, table)| {
                 let base = caps.get(id).map(u16::from);
-                table
-                    .iter()
-                    .filter_map(move |f| base.and_then(|b| f.at(b)))
+                table.iter().filter_map(move |f| base.and_then(|b| f.at(b)))
             }))
             .chain(self.quirks.iter().flatten().copied())
     }

@@ -94,9 +94,21 @@ mod tests {
     fn msi_allowed_only_when_both_off() {
         assert_eq!(check_enable_msi(OFF), Ok(()));
         // Memory decoding does not matter for MSI.
-        assert_eq!(check_enable_msi(IrqState { memory: false, ..OFF }), Ok(()));
-        assert_eq!(check_enable_msi(IrqState { msi: true, ..OFF }), Err(-EALREADY));
-        assert_eq!(check_enable_msi(IrqState { msix: true, ..OFF }), Err(-ENXIO));
+        assert_eq!(
+            check_enable_msi(IrqState {
+                memory: false,
+                ..OFF
+            }),
+            Ok(())
+        );
+        assert_eq!(
+            check_enable_msi(IrqState { msi: true, ..OFF }),
+            Err(-EALREADY)
+        );
+        assert_eq!(
+            check_enable_msi(IrqState { msix: true, ..OFF }),
+            Err(-ENXIO)
+        );
         // Both on (cannot happen): MSI is checked first, as in C.
         let both = IrqState {
             msi: true,
@@ -109,17 +121,29 @@ mod tests {
     #[test]
     fn msix_needs_memory_decoding_and_msi_off() {
         assert_eq!(check_enable_msix(OFF), Ok(()));
-        let no_mem = IrqState { memory: false, ..OFF };
+        let no_mem = IrqState {
+            memory: false,
+            ..OFF
+        };
         assert_eq!(check_enable_msix(no_mem), Err(OpError::Errno(-ENXIO)));
-        assert_eq!(check_enable_msix(IrqState { msi: true, ..OFF }), Err(OpError::Errno(-ENXIO)));
-        assert_eq!(check_enable_msix(IrqState { msix: true, ..OFF }), Err(OpError::Errno(-EALREADY)));
+        assert_eq!(
+            check_enable_msix(IrqState { msi: true, ..OFF }),
+            Err(OpError::Errno(-ENXIO))
+        );
+        assert_eq!(
+            check_enable_msix(IrqState { msix: true, ..OFF }),
+            Err(OpError::Errno(-EALREADY))
+        );
         // MSI-X on is EALREADY whatever else holds: C tests it first.
         let msix_no_mem = IrqState {
             msix: true,
             memory: false,
             ..OFF
         };
-        assert_eq!(check_enable_msix(msix_no_mem), Err(OpError::Errno(-EALREADY)));
+        assert_eq!(
+            check_enable_msix(msix_no_mem),
+            Err(OpError::Errno(-EALREADY))
+        );
         let all = IrqState {
             msi: true,
             msix: true,

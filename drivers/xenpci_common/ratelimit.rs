@@ -73,7 +73,10 @@ mod tests {
         assert_eq!(r.check(1000 + INTERVAL_MS - 1), Verdict::Drop);
         // The next window: the first line carries the count.
         assert_eq!(r.check(1000 + INTERVAL_MS), Verdict::Print { dropped: 2 });
-        assert_eq!(r.check(1000 + INTERVAL_MS + 1), Verdict::Print { dropped: 0 });
+        assert_eq!(
+            r.check(1000 + INTERVAL_MS + 1),
+            Verdict::Print { dropped: 0 }
+        );
     }
 
     #[test]

@@ -211,7 +211,10 @@ mod tests {
         assert_eq!(round_trip(&mut f), Outcome::Answered);
         assert_eq!(f.err, 0);
         let waited = f.now - 1_000;
-        assert!(waited >= 5_000_000 && waited <= 5_000_000 + POLL_SLICE_NS, "waited {waited}");
+        assert!(
+            waited >= 5_000_000 && waited <= 5_000_000 + POLL_SLICE_NS,
+            "waited {waited}"
+        );
         assert!(f.longest_poll <= POLL_SLICE_NS);
         assert_eq!(f.posts, 1);
     }

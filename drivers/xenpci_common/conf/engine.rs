@@ -15,9 +15,8 @@ use super::fields::{Field, Kind, MsiType};
 use super::regs::{
     BAR_IO_FLAG_BITS, BAR_MEM_FLAG_BITS, BAR_MEM_PREFETCH, BAR_MEM_TYPE_64, BAR_SPACE_IO,
     BIST_START, CMD_GUEST, CMD_INTX_DISABLE, CMD_INVALIDATE, CMD_IO, CMD_MASTER, CMD_MEMORY,
-    COMMAND, CONFIG_SPACE_SIZE, MSIX_FLAGS_ENABLE, MSIX_FLAGS_MASKALL, MSI_FLAGS,
-    MSI_FLAGS_ENABLE, PM_CAP_PME_MASK, PM_CTRL_DATA_SEL, PM_CTRL_PME_STATUS, ROM_ENABLE,
-    ROM_FLAG_BITS, VPD_ADDR_F,
+    COMMAND, CONFIG_SPACE_SIZE, MSIX_FLAGS_ENABLE, MSIX_FLAGS_MASKALL, MSI_FLAGS, MSI_FLAGS_ENABLE,
+    PM_CAP_PME_MASK, PM_CTRL_DATA_SEL, PM_CTRL_PME_STATUS, ROM_ENABLE, ROM_FLAG_BITS, VPD_ADDR_F,
 };
 use super::{
     AccessSize, BarResource, BarState, BarType, ConfigIo, DeviceControl, PciifError, PowerState,
@@ -288,7 +287,11 @@ impl VirtualConfig {
     /// (which never turns decoding off); the guest's value is kept as the
     /// virtual register. Only in permissive mode does the hardware get the
     /// guest's value, and then only its `CMD_GUEST` bits (XSA-120).
-    fn write_command<D: DeviceControl>(&mut self, dev: &mut D, value: u16) -> Result<(), PciifError> {
+    fn write_command<D: DeviceControl>(
+        &mut self,
+        dev: &mut D,
+        value: u16,
+    ) -> Result<(), PciifError> {
         let mut value = value;
         let decode = value & (CMD_IO | CMD_MEMORY) != 0;
         if !dev.is_enabled() && decode {

@@ -184,10 +184,6 @@ pub(crate) fn cap_extent(cap_id: u8) -> u16 {
         .iter()
         .find(|(id, _)| *id == cap_id)
         .map_or(0, |(_, table)| {
-            table
-                .iter()
-                .filter_map(Field::end)
-                .max()
-                .unwrap_or(0)
+            table.iter().filter_map(Field::end).max().unwrap_or(0)
         })
 }

@@ -64,7 +64,8 @@ impl Fake {
 
     fn get(&self, off: u16, size: AccessSize) -> u32 {
         let off = usize::from(off);
-        (0..usize::from(size.bytes())).fold(0u32, |v, i| v | u32::from(self.cfg[off + i]) << (8 * i))
+        (0..usize::from(size.bytes()))
+            .fold(0u32, |v, i| v | u32::from(self.cfg[off + i]) << (8 * i))
     }
 
     fn set(&mut self, off: u16, size: AccessSize, value: u32) {
@@ -75,12 +76,20 @@ impl Fake {
     }
 
     fn check(off: u16, size: AccessSize) {
-        assert_eq!(off % size.bytes(), 0, "engine issued misaligned access {off:#x}");
-        assert!(off + size.bytes() <= 0x1000, "engine issued access past 4 KiB");
+        assert_eq!(
+            off % size.bytes(),
+            0,
+            "engine issued misaligned access {off:#x}"
+        );
+        assert!(
+            off + size.bytes() <= 0x1000,
+            "engine issued access past 4 KiB"
+        );
     }
 
     fn hits(fail: Option<(u16, HwError)>, off: u16, size: AccessSize) -> Option<HwError> {
-        fail.filter(|(o, _)| *o >= off && *o < off + size.bytes()).map(|(_, e)| e)
+        fail.filter(|(o, _)| *o >= off && *o < off + size.bytes())
+            .map(|(_, e)| e)
     }
 
     fn clear_logs(&mut self) {
@@ -280,27 +289,43 @@ fn std_fake() -> Fake {
     f.set(INTERRUPT_PIN, One, 0x01);
     f.set(0x3e, Two, 0x0a05);
     // PM: PMC with PME support from every state, PMCSR with PME enabled.
-    f.set(u16::from(PM), Two, u32::from(MSI) << 8 | u32::from(CAP_ID_PM));
+    f.set(
+        u16::from(PM),
+        Two,
+        u32::from(MSI) << 8 | u32::from(CAP_ID_PM),
+    );
     f.set(u16::from(PM) + PM_PMC, Two, 0xfe03);
     f.set(u16::from(PM) + PM_CTRL, Two, 0x0108);
     f.set(u16::from(PM) + PM_PPB_EXT, One, 0x00);
     f.set(u16::from(PM) + PM_DATA, One, 0x55);
     // MSI, 64-bit, multiple message capable.
-    f.set(u16::from(MSI), Two, u32::from(MSIX) << 8 | u32::from(CAP_ID_MSI));
+    f.set(
+        u16::from(MSI),
+        Two,
+        u32::from(MSIX) << 8 | u32::from(CAP_ID_MSI),
+    );
     f.set(u16::from(MSI) + MSI_FLAGS, Two, 0x0086);
     f.set(u16::from(MSI) + 4, Four, 0xfee0_0000);
     // MSI-X with 64 entries.
-    f.set(u16::from(MSIX), Two, u32::from(VPD) << 8 | u32::from(CAP_ID_MSIX));
+    f.set(
+        u16::from(MSIX),
+        Two,
+        u32::from(VPD) << 8 | u32::from(CAP_ID_MSIX),
+    );
     f.set(u16::from(MSIX) + MSI_FLAGS, Two, 0x003f);
     f.set(u16::from(MSIX) + 4, Four, 0x0000_2000);
     // VPD.
-    f.set(u16::from(VPD), Two, u32::from(PCIE) << 8 | u32::from(CAP_ID_VPD));
+    f.set(
+        u16::from(VPD),
+        Two,
+        u32::from(PCIE) << 8 | u32::from(CAP_ID_VPD),
+    );
     f.set(u16::from(VPD) + VPD_ADDR, Two, 0x0000);
     f.set(u16::from(VPD) + VPD_DATA, Four, 0x1122_3344);
     // PCI Express, not virtualised.
     f.set(u16::from(PCIE), Two, 0x10);
     f.set(u16::from(PCIE) + 8, Two, 0x2810); // DEVCTL
-    // An extended capability.
+                                             // An extended capability.
     f.set(0x100, Four, 0x1401_0001);
     f
 }
@@ -340,7 +365,10 @@ fn all_overlap_free(list: &[Field]) {
 }
 
 fn absolute(base: u8, table: &[Field]) -> Vec<Field> {
-    table.iter().map(|f| f.at(u16::from(base)).unwrap()).collect()
+    table
+        .iter()
+        .map(|f| f.at(u16::from(base)).unwrap())
+        .collect()
 }
 
 // ---------------------------------------------------------------- tables
@@ -366,14 +394,22 @@ fn tables_are_aligned_and_sized() {
 
 #[test]
 fn type0_header_tables_do_not_overlap() {
-    let all: Vec<Field> = HEADER_COMMON.iter().chain(HEADER_TYPE0.iter()).copied().collect();
+    let all: Vec<Field> = HEADER_COMMON
+        .iter()
+        .chain(HEADER_TYPE0.iter())
+        .copied()
+        .collect();
     all_overlap_free(&all);
     assert!(all.iter().all(|f| f.end().unwrap() <= HEADER_SIZE));
 }
 
 #[test]
 fn type1_header_tables_do_not_overlap() {
-    let all: Vec<Field> = HEADER_COMMON.iter().chain(HEADER_TYPE1.iter()).copied().collect();
+    let all: Vec<Field> = HEADER_COMMON
+        .iter()
+        .chain(HEADER_TYPE1.iter())
+        .copied()
+        .collect();
     all_overlap_free(&all);
     assert!(all.iter().all(|f| f.end().unwrap() <= HEADER_SIZE));
 }
@@ -443,29 +479,57 @@ fn seize_rejects_unsupported_header_types() {
         Some(SeizeError::UnsupportedHeaderType(2))
     );
     info.header_type = 0x81;
-    assert_eq!(VirtualConfig::new(&mut f, &info).unwrap().header_type(), HeaderType::Bridge);
+    assert_eq!(
+        VirtualConfig::new(&mut f, &info).unwrap().header_type(),
+        HeaderType::Bridge
+    );
 }
 
 #[test]
 fn seize_rejects_bad_capability_offsets() {
     let cases = [
-        CapOffsets { pm: Some(0x3c), ..CapOffsets::default() },
-        CapOffsets { msi: Some(0x42), ..CapOffsets::default() },
-        CapOffsets { vpd: Some(0xfc), ..CapOffsets::default() },
-        CapOffsets { pm: Some(0x40), msi: Some(0x44), ..CapOffsets::default() },
-        CapOffsets { msi: Some(0x60), msix: Some(0x60), ..CapOffsets::default() },
+        CapOffsets {
+            pm: Some(0x3c),
+            ..CapOffsets::default()
+        },
+        CapOffsets {
+            msi: Some(0x42),
+            ..CapOffsets::default()
+        },
+        CapOffsets {
+            vpd: Some(0xfc),
+            ..CapOffsets::default()
+        },
+        CapOffsets {
+            pm: Some(0x40),
+            msi: Some(0x44),
+            ..CapOffsets::default()
+        },
+        CapOffsets {
+            msi: Some(0x60),
+            msix: Some(0x60),
+            ..CapOffsets::default()
+        },
     ];
     for caps in cases {
         let mut f = std_fake();
         let info = DeviceInfo { caps, ..std_info() };
         assert!(
-            matches!(VirtualConfig::new(&mut f, &info), Err(SeizeError::BadCapability(_))),
+            matches!(
+                VirtualConfig::new(&mut f, &info),
+                Err(SeizeError::BadCapability(_))
+            ),
             "{caps:?}"
         );
     }
     // Packed back to back is fine.
     let mut f = std_fake();
-    let caps = CapOffsets { pm: Some(0x40), msi: Some(0x48), msix: Some(0x4c), vpd: Some(0xf8) };
+    let caps = CapOffsets {
+        pm: Some(0x40),
+        msi: Some(0x48),
+        msix: Some(0x4c),
+        vpd: Some(0xf8),
+    };
     assert!(VirtualConfig::new(&mut f, &DeviceInfo { caps, ..std_info() }).is_ok());
 }
 
@@ -486,10 +550,16 @@ fn discover_walks_the_capability_list() {
     assert_eq!(caps, std_info().caps);
     // No capability list bit: nothing.
     f.set(STATUS, Two, 0);
-    assert_eq!(CapOffsets::discover(&mut f, 0).unwrap(), CapOffsets::default());
+    assert_eq!(
+        CapOffsets::discover(&mut f, 0).unwrap(),
+        CapOffsets::default()
+    );
     // Cardbus: not walked.
     let mut f = std_fake();
-    assert_eq!(CapOffsets::discover(&mut f, 2).unwrap(), CapOffsets::default());
+    assert_eq!(
+        CapOffsets::discover(&mut f, 2).unwrap(),
+        CapOffsets::default()
+    );
 }
 
 #[test]
@@ -499,14 +569,28 @@ fn discover_terminates_on_a_looping_list_and_keeps_first_match() {
     f.set(0x50, Two, 0x6000 | u32::from(CAP_ID_MSI));
     f.set(0x60, Two, 0x4300 | u32::from(CAP_ID_PM)); // low bits of next are ignored
     let caps = CapOffsets::discover(&mut f, 0).unwrap();
-    assert_eq!(caps, CapOffsets { pm: Some(0x40), msi: Some(0x50), ..CapOffsets::default() });
+    assert_eq!(
+        caps,
+        CapOffsets {
+            pm: Some(0x40),
+            msi: Some(0x50),
+            ..CapOffsets::default()
+        }
+    );
     assert!(f.reads < 60, "walk is bounded: {} reads", f.reads);
 }
 
 #[test]
 fn cap_offsets_from_list_keeps_first_occurrence() {
     let caps = CapOffsets::from_list(&[(0x10, 0x40), (0x05, 0x50), (0x05, 0x60), (0x01, 0x70)]);
-    assert_eq!(caps, CapOffsets { pm: Some(0x70), msi: Some(0x50), ..CapOffsets::default() });
+    assert_eq!(
+        caps,
+        CapOffsets {
+            pm: Some(0x70),
+            msi: Some(0x50),
+            ..CapOffsets::default()
+        }
+    );
 }
 
 // ---------------------------------------------------------------- vendor/device
@@ -525,7 +609,10 @@ fn vendor_and_device_are_emulated_for_every_size_and_offset() {
 fn vendor_and_device_writes_are_dropped() {
     let (mut f, mut vc) = std_dev();
     for (off, size) in [(0, Four), (0, Two), (2, Two), (1, One), (3, One)] {
-        assert_eq!(wro(&mut vc, &mut f, off, size, 0x1234_5678), WriteOutcome::Handled);
+        assert_eq!(
+            wro(&mut vc, &mut f, off, size, 0x1234_5678),
+            WriteOutcome::Handled
+        );
     }
     assert!(f.writes.is_empty());
     assert_eq!(rd(&vc, &mut f, 0, Four), 0x10ca_8086);
@@ -559,7 +646,13 @@ fn read_does_a_single_hardware_access() {
 fn byte_reads_of_the_command_register() {
     let (mut f, mut vc) = std_dev();
     vc.set_allow_interrupt_control(true);
-    wr(&mut vc, &mut f, COMMAND, Two, u32::from(CMD_INTX_DISABLE | CMD_MEMORY));
+    wr(
+        &mut vc,
+        &mut f,
+        COMMAND,
+        Two,
+        u32::from(CMD_INTX_DISABLE | CMD_MEMORY),
+    );
     let word = rd(&vc, &mut f, COMMAND, Two);
     assert_eq!(rd(&vc, &mut f, 0x04, One), word & 0xff);
     assert_eq!(rd(&vc, &mut f, 0x05, One), word >> 8);
@@ -591,7 +684,13 @@ fn command_memory_on_requests_enable_once() {
     wr(&mut vc, &mut f, COMMAND, Two, u32::from(CMD_MEMORY));
     assert_eq!(f.actions, vec![Action::Enable]);
     f.actions.clear();
-    wr(&mut vc, &mut f, COMMAND, Two, u32::from(CMD_MEMORY | CMD_IO));
+    wr(
+        &mut vc,
+        &mut f,
+        COMMAND,
+        Two,
+        u32::from(CMD_MEMORY | CMD_IO),
+    );
     assert!(f.actions.is_empty(), "already enabled: {:?}", f.actions);
 }
 
@@ -600,7 +699,10 @@ fn command_io_on_requests_enable() {
     let (mut f, mut vc) = std_dev();
     wr(&mut vc, &mut f, COMMAND, Two, u32::from(CMD_IO));
     assert_eq!(f.actions, vec![Action::Enable]);
-    assert!(f.writes.is_empty(), "non-permissive: no direct hardware write");
+    assert!(
+        f.writes.is_empty(),
+        "non-permissive: no direct hardware write"
+    );
 }
 
 #[test]
@@ -610,7 +712,11 @@ fn command_decode_off_requests_disable_but_hardware_keeps_decoding() {
     wr(&mut vc, &mut f, COMMAND, Two, 0);
     assert_eq!(f.actions, vec![Action::Disable]);
     assert_ne!(f.cmd() & CMD_MEMORY, 0, "XSA-120: memory decoding stays on");
-    assert_eq!(rd(&vc, &mut f, COMMAND, Two) as u16 & CMD_MEMORY, 0, "guest sees it off");
+    assert_eq!(
+        rd(&vc, &mut f, COMMAND, Two) as u16 & CMD_MEMORY,
+        0,
+        "guest sees it off"
+    );
 }
 
 #[test]
@@ -629,10 +735,22 @@ fn command_enable_failure_is_reported_and_state_kept() {
 fn command_master_set_and_clear() {
     let (mut f, mut vc) = std_dev();
     f.enabled = true;
-    wr(&mut vc, &mut f, COMMAND, Two, u32::from(CMD_MEMORY | CMD_MASTER));
+    wr(
+        &mut vc,
+        &mut f,
+        COMMAND,
+        Two,
+        u32::from(CMD_MEMORY | CMD_MASTER),
+    );
     assert_eq!(f.actions, vec![Action::Master(true)]);
     f.actions.clear();
-    wr(&mut vc, &mut f, COMMAND, Two, u32::from(CMD_MEMORY | CMD_MASTER));
+    wr(
+        &mut vc,
+        &mut f,
+        COMMAND,
+        Two,
+        u32::from(CMD_MEMORY | CMD_MASTER),
+    );
     assert!(f.actions.is_empty());
     wr(&mut vc, &mut f, COMMAND, Two, u32::from(CMD_MEMORY));
     assert_eq!(f.actions, vec![Action::Master(false)]);
@@ -644,16 +762,32 @@ fn command_mwi_set_clear_and_failure() {
     let (mut f, mut vc) = std_dev();
     f.enabled = true;
     let base = u32::from(CMD_MEMORY);
-    wr(&mut vc, &mut f, COMMAND, Two, base | u32::from(CMD_INVALIDATE));
+    wr(
+        &mut vc,
+        &mut f,
+        COMMAND,
+        Two,
+        base | u32::from(CMD_INVALIDATE),
+    );
     assert_eq!(f.actions, vec![Action::SetMwi]);
     f.actions.clear();
     wr(&mut vc, &mut f, COMMAND, Two, base);
     assert_eq!(f.actions, vec![Action::ClearMwi]);
     f.actions.clear();
     f.mwi_fails = true;
-    wr(&mut vc, &mut f, COMMAND, Two, base | u32::from(CMD_INVALIDATE));
+    wr(
+        &mut vc,
+        &mut f,
+        COMMAND,
+        Two,
+        base | u32::from(CMD_INVALIDATE),
+    );
     assert_eq!(f.actions, vec![Action::SetMwi]);
-    assert_eq!(vc.cmd & CMD_INVALIDATE, 0, "failed MWI is not recorded as on");
+    assert_eq!(
+        vc.cmd & CMD_INVALIDATE,
+        0,
+        "failed MWI is not recorded as on"
+    );
     f.actions.clear();
     wr(&mut vc, &mut f, COMMAND, Two, base);
     assert!(f.actions.is_empty(), "nothing to clear");
@@ -664,7 +798,13 @@ fn command_intx_needs_allow_interrupt_control() {
     let (mut f, mut vc) = std_dev();
     f.enabled = true;
     let keep = u32::from(CMD_MEMORY);
-    wr(&mut vc, &mut f, COMMAND, Two, keep | u32::from(CMD_INTX_DISABLE));
+    wr(
+        &mut vc,
+        &mut f,
+        COMMAND,
+        Two,
+        keep | u32::from(CMD_INTX_DISABLE),
+    );
     assert!(f.actions.is_empty());
     assert_eq!(f.cmd() & CMD_INTX_DISABLE, 0, "hardware untouched");
     // Virtual bit is still recorded.
@@ -674,7 +814,13 @@ fn command_intx_needs_allow_interrupt_control() {
     wr(&mut vc, &mut f, COMMAND, Two, keep);
     assert_eq!(f.actions, vec![Action::Intx(true)]);
     f.actions.clear();
-    wr(&mut vc, &mut f, COMMAND, Two, keep | u32::from(CMD_INTX_DISABLE));
+    wr(
+        &mut vc,
+        &mut f,
+        COMMAND,
+        Two,
+        keep | u32::from(CMD_INTX_DISABLE),
+    );
     assert_eq!(f.actions, vec![Action::Intx(false)]);
     assert_ne!(f.cmd() & CMD_INTX_DISABLE, 0);
 }
@@ -687,7 +833,10 @@ fn command_byte_write_to_high_half_only_touches_intx() {
     vc.set_allow_interrupt_control(true);
     wr(&mut vc, &mut f, 0x05, One, u32::from(CMD_INTX_DISABLE >> 8));
     assert_eq!(f.actions, vec![Action::Intx(false)]);
-    assert_eq!(rd(&vc, &mut f, COMMAND, Two) as u16, HW_CMD | CMD_INTX_DISABLE);
+    assert_eq!(
+        rd(&vc, &mut f, COMMAND, Two) as u16,
+        HW_CMD | CMD_INTX_DISABLE
+    );
 }
 
 #[test]
@@ -720,7 +869,13 @@ fn command_global_permissive_also_applies() {
     let (mut f, mut vc) = std_dev();
     f.global_permissive = true;
     f.enabled = true;
-    wr(&mut vc, &mut f, COMMAND, Two, u32::from(CMD_MEMORY | CMD_FAST_BACK));
+    wr(
+        &mut vc,
+        &mut f,
+        COMMAND,
+        Two,
+        u32::from(CMD_MEMORY | CMD_FAST_BACK),
+    );
     assert_ne!(f.cmd() & CMD_FAST_BACK, 0);
     f.global_permissive = false;
     f.writes.clear();
@@ -739,7 +894,11 @@ fn bar_values_come_from_the_dom0_resources() {
     assert_eq!(rd(&vc, &mut f, BAR0 + 8, Four), 0x8000_000c);
     assert_eq!(rd(&vc, &mut f, BAR0 + 12, Four), 0x3);
     assert_eq!(rd(&vc, &mut f, BAR0 + 16, Four), 0);
-    assert_eq!(rd(&vc, &mut f, BAR0 + 20, Four), 0, "unassigned resource reads 0");
+    assert_eq!(
+        rd(&vc, &mut f, BAR0 + 20, Four),
+        0,
+        "unassigned resource reads 0"
+    );
     assert_eq!(rd(&vc, &mut f, ROM_TYPE0, Four), 0xfe10_0000);
     assert_eq!(rd(&vc, &mut f, BAR0 + 8, One), 0x0c);
     assert_eq!(rd(&vc, &mut f, BAR0 + 10, Two), 0x8000);
@@ -750,7 +909,11 @@ fn bar_sizing_mem32() {
     let (mut f, mut vc) = std_dev();
     wr(&mut vc, &mut f, BAR0, Four, 0xffff_ffff);
     assert_eq!(rd(&vc, &mut f, BAR0, Four), 0xffff_0000);
-    assert_eq!(rd(&vc, &mut f, BAR0, Four), 0xffff_0000, "sizing persists until a write");
+    assert_eq!(
+        rd(&vc, &mut f, BAR0, Four),
+        0xffff_0000,
+        "sizing persists until a write"
+    );
     wr(&mut vc, &mut f, BAR0, Four, 0xfe00_0000);
     assert_eq!(rd(&vc, &mut f, BAR0, Four), 0xfe00_0000);
     assert!(f.writes.is_empty());
@@ -779,7 +942,11 @@ fn bar_sizing_mem64_both_halves() {
     // The upper half has no flag bits: 0xfffffff0 does not size it.
     wr(&mut vc, &mut f, BAR0 + 12, Four, 0xffff_fff0);
     assert_eq!(rd(&vc, &mut f, BAR0 + 12, Four), 0x3);
-    assert_eq!(rd(&vc, &mut f, BAR0 + 8, Four), 0xe000_000c, "halves are independent");
+    assert_eq!(
+        rd(&vc, &mut f, BAR0 + 8, Four),
+        0xe000_000c,
+        "halves are independent"
+    );
     wr(&mut vc, &mut f, BAR0 + 8, Four, 0x8000_000c);
     assert_eq!(rd(&vc, &mut f, BAR0 + 8, Four), 0x8000_000c);
     assert!(f.writes.is_empty());
@@ -824,7 +991,11 @@ fn bar_writing_back_the_original_value_restores_hardware() {
     wr(&mut vc, &mut f, BAR0 + 12, Four, 0x3);
     assert_eq!(
         f.writes,
-        vec![(BAR0, Four, 0xfe00_0000), (BAR0 + 8, Four, 0x8000_000c), (BAR0 + 12, Four, 3)]
+        vec![
+            (BAR0, Four, 0xfe00_0000),
+            (BAR0 + 8, Four, 0x8000_000c),
+            (BAR0 + 12, Four, 3)
+        ]
     );
     // Already right: no write.
     f.writes.clear();
@@ -860,7 +1031,11 @@ fn rom_sizing_enable_bit_and_restore() {
     wr(&mut vc, &mut f, ROM_TYPE0, Four, 0xffff_fffe);
     assert_eq!(rd(&vc, &mut f, ROM_TYPE0, Four), 0xffff_0000);
     wr(&mut vc, &mut f, ROM_TYPE0, Four, 0xffff_f800);
-    assert_eq!(rd(&vc, &mut f, ROM_TYPE0, Four), 0xffff_0000, "0x7ff are flag bits");
+    assert_eq!(
+        rd(&vc, &mut f, ROM_TYPE0, Four),
+        0xffff_0000,
+        "0x7ff are flag bits"
+    );
     // Enabling the ROM is dropped.
     wr(&mut vc, &mut f, ROM_TYPE0, Four, 0xfe10_0001);
     assert_eq!(rd(&vc, &mut f, ROM_TYPE0, Four), 0xfe10_0000);
@@ -933,7 +1108,13 @@ fn irq_line_is_emulated_and_read_only() {
 
 #[test]
 fn irq_above_255_is_reported_as_unknown() {
-    for (irq, line) in [(0u32, 0u32), (255, 255), (256, 0xff), (0x11c, 0xff), (u32::MAX, 0xff)] {
+    for (irq, line) in [
+        (0u32, 0u32),
+        (255, 255),
+        (256, 0xff),
+        (0x11c, 0xff),
+        (u32::MAX, 0xff),
+    ] {
         let mut f = std_fake();
         let vc = seize_with(&mut f, &DeviceInfo { irq, ..std_info() });
         assert_eq!(rd(&vc, &mut f, INTERRUPT_LINE, One), line, "irq {irq}");
@@ -988,18 +1169,30 @@ fn header_sweep_non_permissive_writes_reach_only_writable_registers() {
 #[test]
 fn unhandled_write_is_dropped_and_warned_once() {
     let (mut f, mut vc) = std_dev();
-    assert_eq!(wro(&mut vc, &mut f, STATUS, Two, 0xffff), WriteOutcome::Dropped { warn: true });
-    assert_eq!(wro(&mut vc, &mut f, 0xa0, Four, 1), WriteOutcome::Dropped { warn: false });
+    assert_eq!(
+        wro(&mut vc, &mut f, STATUS, Two, 0xffff),
+        WriteOutcome::Dropped { warn: true }
+    );
+    assert_eq!(
+        wro(&mut vc, &mut f, 0xa0, Four, 1),
+        WriteOutcome::Dropped { warn: false }
+    );
     assert!(f.writes.is_empty());
     vc.reset_on_release();
-    assert_eq!(wro(&mut vc, &mut f, 0xa0, Four, 1), WriteOutcome::Dropped { warn: true });
+    assert_eq!(
+        wro(&mut vc, &mut f, 0xa0, Four, 1),
+        WriteOutcome::Dropped { warn: true }
+    );
 }
 
 #[test]
 fn unhandled_write_goes_to_hardware_when_permissive() {
     let (mut f, mut vc) = std_dev();
     vc.set_permissive(true);
-    assert_eq!(wro(&mut vc, &mut f, u16::from(PCIE) + 8, Two, 0x2910), WriteOutcome::Handled);
+    assert_eq!(
+        wro(&mut vc, &mut f, u16::from(PCIE) + 8, Two, 0x2910),
+        WriteOutcome::Handled
+    );
     assert_eq!(f.writes, vec![(u16::from(PCIE) + 8, Two, 0x2910)]);
     // Extended space too.
     wr(&mut vc, &mut f, 0x104, Four, 0xdead_beef);
@@ -1013,7 +1206,10 @@ fn permissive_can_be_switched_off_again() {
     assert!(vc.permissive());
     wr(&mut vc, &mut f, 0xa0, Four, 1);
     vc.set_permissive(false);
-    assert_eq!(wro(&mut vc, &mut f, 0xa0, Four, 2), WriteOutcome::Dropped { warn: true });
+    assert_eq!(
+        wro(&mut vc, &mut f, 0xa0, Four, 2),
+        WriteOutcome::Dropped { warn: true }
+    );
     assert_eq!(f.get(0xa0, Four), 1);
 }
 
@@ -1021,7 +1217,10 @@ fn permissive_can_be_switched_off_again() {
 fn global_permissive_makes_unhandled_registers_writable() {
     let (mut f, mut vc) = std_dev();
     f.global_permissive = true;
-    assert_eq!(wro(&mut vc, &mut f, 0xa0, Two, 0x1234), WriteOutcome::Handled);
+    assert_eq!(
+        wro(&mut vc, &mut f, 0xa0, Two, 0x1234),
+        WriteOutcome::Handled
+    );
     assert_eq!(f.get(0xa0, Two), 0x1234);
 }
 
@@ -1031,12 +1230,21 @@ fn permissive_partial_coverage_writes_only_the_uncovered_bytes() {
     vc.set_permissive(true);
     f.enabled = true;
     // Command (field) + status (no field): status goes out as one word write.
-    wr(&mut vc, &mut f, COMMAND, Four, 0xf900_0000 | u32::from(HW_CMD));
+    wr(
+        &mut vc,
+        &mut f,
+        COMMAND,
+        Four,
+        0xf900_0000 | u32::from(HW_CMD),
+    );
     assert_eq!(f.writes, vec![(STATUS, Two, 0xf900)]);
     f.writes.clear();
     // 0x0c: cache line (field), latency (RO field), header type (none), BIST (field).
     wr(&mut vc, &mut f, 0x0c, Four, 0x0000_7f08);
-    assert_eq!(f.writes, vec![(CACHE_LINE_SIZE, One, 0x08), (0x0e, One, 0x00)]);
+    assert_eq!(
+        f.writes,
+        vec![(CACHE_LINE_SIZE, One, 0x08), (0x0e, One, 0x00)]
+    );
     f.writes.clear();
     // 0x3c: line and pin are fields; min_gnt/max_lat are not.
     wr(&mut vc, &mut f, INTERRUPT_LINE, Four, 0x1122_3344);
@@ -1085,7 +1293,13 @@ fn pm_guest_cannot_enable_pme_but_can_clear_status_and_select_data() {
     wr(&mut vc, &mut f, ctrl, Two, u32::from(PM_CTRL_PME_ENABLE));
     assert!(f.writes.is_empty());
     assert_eq!(f.get(ctrl, Two) & u32::from(PM_CTRL_PME_ENABLE), 0);
-    wr(&mut vc, &mut f, ctrl, Two, u32::from(PM_CTRL_PME_STATUS | 0x0600 | PM_CTRL_PME_ENABLE));
+    wr(
+        &mut vc,
+        &mut f,
+        ctrl,
+        Two,
+        u32::from(PM_CTRL_PME_STATUS | 0x0600 | PM_CTRL_PME_ENABLE),
+    );
     assert_eq!(f.writes, vec![(ctrl, Two, 0x8608)]);
     // Writing the high byte alone keeps the low byte from hardware.
     f.writes.clear();
@@ -1106,7 +1320,10 @@ fn pm_power_state_failure_is_access_denied() {
 #[test]
 fn pm_extension_and_data_registers_are_read_only() {
     let (mut f, mut vc) = std_dev();
-    assert_eq!(wro(&mut vc, &mut f, u16::from(PM) + PM_PPB_EXT, Two, 0xffff), WriteOutcome::Handled);
+    assert_eq!(
+        wro(&mut vc, &mut f, u16::from(PM) + PM_PPB_EXT, Two, 0xffff),
+        WriteOutcome::Handled
+    );
     assert!(f.writes.is_empty());
     assert_eq!(rd(&vc, &mut f, u16::from(PM) + PM_DATA, One), 0x55);
 }
@@ -1120,11 +1337,20 @@ fn vpd_reads_allowed_writes_refused() {
     wr(&mut vc, &mut f, addr, Two, 0x0010);
     assert_eq!(f.writes, vec![(addr, Two, 0x0010)]);
     f.writes.clear();
-    assert_eq!(vc.write(&mut f, addr, Two, 0x8010), Err(PciifError::AccessDenied));
-    assert_eq!(vc.write(&mut f, addr + 1, One, 0x80), Err(PciifError::AccessDenied));
+    assert_eq!(
+        vc.write(&mut f, addr, Two, 0x8010),
+        Err(PciifError::AccessDenied)
+    );
+    assert_eq!(
+        vc.write(&mut f, addr + 1, One, 0x80),
+        Err(PciifError::AccessDenied)
+    );
     wr(&mut vc, &mut f, u16::from(VPD) + VPD_DATA, Four, 0);
     assert!(f.writes.is_empty());
-    assert_eq!(rd(&vc, &mut f, u16::from(VPD) + VPD_DATA, Four), 0x1122_3344);
+    assert_eq!(
+        rd(&vc, &mut f, u16::from(VPD) + VPD_DATA, Four),
+        0x1122_3344
+    );
 }
 
 // ---------------------------------------------------------------- MSI / MSI-X
@@ -1148,8 +1374,14 @@ fn msi_unchanged_write_is_accepted_without_hardware_write() {
 #[test]
 fn msi_enable_needs_allow_interrupt_control() {
     let (mut f, mut vc) = std_dev();
-    assert_eq!(vc.write(&mut f, msi_flags(), Two, 0x0087), Err(PciifError::AccessDenied));
-    assert_eq!(vc.write(&mut f, msix_flags(), Two, 0x803f), Err(PciifError::AccessDenied));
+    assert_eq!(
+        vc.write(&mut f, msi_flags(), Two, 0x0087),
+        Err(PciifError::AccessDenied)
+    );
+    assert_eq!(
+        vc.write(&mut f, msix_flags(), Two, 0x803f),
+        Err(PciifError::AccessDenied)
+    );
     vc.set_allow_interrupt_control(true);
     wr(&mut vc, &mut f, msi_flags(), Two, 0x0087);
     assert_eq!(f.writes, vec![(msi_flags(), Two, 0x0087)]);
@@ -1162,7 +1394,10 @@ fn msi_only_the_enable_bit_may_change() {
     let (mut f, mut vc) = std_dev();
     vc.set_allow_interrupt_control(true);
     // Multiple message enable (bits 4..6) is not guest controlled.
-    assert_eq!(vc.write(&mut f, msi_flags(), Two, 0x00b7), Err(PciifError::AccessDenied));
+    assert_eq!(
+        vc.write(&mut f, msi_flags(), Two, 0x00b7),
+        Err(PciifError::AccessDenied)
+    );
     assert!(f.writes.is_empty());
 }
 
@@ -1171,7 +1406,10 @@ fn msi_enable_refused_while_msix_is_on() {
     let (mut f, mut vc) = std_dev();
     vc.set_allow_interrupt_control(true);
     f.set(msix_flags(), Two, 0x803f);
-    assert_eq!(vc.write(&mut f, msi_flags(), Two, 0x0087), Err(PciifError::AccessDenied));
+    assert_eq!(
+        vc.write(&mut f, msi_flags(), Two, 0x0087),
+        Err(PciifError::AccessDenied)
+    );
     // Disabling is always fine.
     wr(&mut vc, &mut f, msix_flags(), Two, 0x003f);
     wr(&mut vc, &mut f, msi_flags(), Two, 0x0087);
@@ -1186,15 +1424,24 @@ fn msix_enable_and_maskall_rules() {
     assert_eq!(f.get(msix_flags(), Two), 0xc03f);
     wr(&mut vc, &mut f, msix_flags(), Two, 0x803f);
     // The table size is read-only.
-    assert_eq!(vc.write(&mut f, msix_flags(), Two, 0x807f), Err(PciifError::AccessDenied));
+    assert_eq!(
+        vc.write(&mut f, msix_flags(), Two, 0x807f),
+        Err(PciifError::AccessDenied)
+    );
     // MSI cannot be turned on now.
-    assert_eq!(vc.write(&mut f, msi_flags(), Two, 0x0087), Err(PciifError::AccessDenied));
+    assert_eq!(
+        vc.write(&mut f, msi_flags(), Two, 0x0087),
+        Err(PciifError::AccessDenied)
+    );
     // Re-enabling with MSI-X already on is the same type: allowed.
     wr(&mut vc, &mut f, msix_flags(), Two, 0xc03f);
     // MSI-X cannot be turned on while MSI is.
     wr(&mut vc, &mut f, msix_flags(), Two, 0x003f);
     wr(&mut vc, &mut f, msi_flags(), Two, 0x0087);
-    assert_eq!(vc.write(&mut f, msix_flags(), Two, 0x803f), Err(PciifError::AccessDenied));
+    assert_eq!(
+        vc.write(&mut f, msix_flags(), Two, 0x803f),
+        Err(PciifError::AccessDenied)
+    );
 }
 
 #[test]
@@ -1219,7 +1466,10 @@ fn msi_hardware_read_failure_is_reported() {
     let (mut f, mut vc) = std_dev();
     vc.set_allow_interrupt_control(true);
     f.fail_read = Some((msix_flags(), HwError::DeviceNotFound));
-    assert_eq!(vc.write(&mut f, msi_flags(), Two, 0x0087), Err(PciifError::DevNotFound));
+    assert_eq!(
+        vc.write(&mut f, msi_flags(), Two, 0x0087),
+        Err(PciifError::DevNotFound)
+    );
 }
 
 #[test]
@@ -1254,7 +1504,10 @@ fn quirk_passes_reads_and_masked_writes() {
     f.set(0xe0, Two, 0xabcd);
     vc.add_quirk(0xe0, 2, 0x00ff).unwrap();
     assert_eq!(rd(&vc, &mut f, 0xe0, Two), 0xabcd);
-    assert_eq!(wro(&mut vc, &mut f, 0xe0, Two, 0x1234), WriteOutcome::Handled);
+    assert_eq!(
+        wro(&mut vc, &mut f, 0xe0, Two, 0x1234),
+        WriteOutcome::Handled
+    );
     assert_eq!(f.get(0xe0, Two), 0xab34, "only the mask bits change");
     // A byte write to the masked-out byte changes nothing but is still written
     // as a full field (read-modify-write).
@@ -1310,10 +1563,16 @@ fn quirk_overlaps_and_duplicates_are_refused() {
     assert_eq!(vc.add_quirk(0xa1, 1, 0), Err(QuirkError::Overlap));
     assert!(vc.add_quirk(0xa2, 2, 0).is_ok());
     // Existing header and capability fields.
-    assert_eq!(vc.add_quirk(COMMAND.into(), 2, 0xffff), Err(QuirkError::Overlap));
+    assert_eq!(
+        vc.add_quirk(COMMAND.into(), 2, 0xffff),
+        Err(QuirkError::Overlap)
+    );
     assert_eq!(vc.add_quirk(0x05, 1, 0xff), Err(QuirkError::Overlap));
     assert_eq!(vc.add_quirk(0x10, 4, 0), Err(QuirkError::Overlap));
-    assert_eq!(vc.add_quirk(u32::from(MSI) + 2, 2, 0), Err(QuirkError::Overlap));
+    assert_eq!(
+        vc.add_quirk(u32::from(MSI) + 2, 2, 0),
+        Err(QuirkError::Overlap)
+    );
     assert_eq!(vc.add_quirk(u32::from(PM), 4, 0), Err(QuirkError::Overlap));
     // Status has no field: a quirk may cover it.
     assert!(vc.add_quirk(STATUS.into(), 2, 0x0100).is_ok());
@@ -1338,10 +1597,23 @@ fn quirk_listing_survives_release() {
     vc.reset_on_release();
     let list: Vec<FieldInfo> = vc.fields().collect();
     // Header first, quirks last, in the C listing order.
-    assert_eq!(list[0], FieldInfo { offset: 0, size: 2, mask: 0, quirk: false });
+    assert_eq!(
+        list[0],
+        FieldInfo {
+            offset: 0,
+            size: 2,
+            mask: 0,
+            quirk: false
+        }
+    );
     assert_eq!(
         *list.last().unwrap(),
-        FieldInfo { offset: 0xe0, size: 2, mask: 0xff, quirk: true }
+        FieldInfo {
+            offset: 0xe0,
+            size: 2,
+            mask: 0xff,
+            quirk: true
+        }
     );
     let offs: Vec<u16> = list.iter().map(|f| f.offset).collect();
     assert_eq!(
@@ -1375,7 +1647,13 @@ fn release_restores_seized_state_but_keeps_admin_settings() {
     vc.set_permissive(true);
     vc.set_allow_interrupt_control(true);
     f.enabled = true;
-    wr(&mut vc, &mut f, COMMAND, Two, u32::from(CMD_IO | CMD_SERR | CMD_INTX_DISABLE));
+    wr(
+        &mut vc,
+        &mut f,
+        COMMAND,
+        Two,
+        u32::from(CMD_IO | CMD_SERR | CMD_INTX_DISABLE),
+    );
     f.set(COMMAND, Two, u32::from(HW_CMD));
     vc.reset_on_release();
     assert_eq!(rd(&vc, &mut f, COMMAND, Two) as u16, HW_CMD);
@@ -1403,8 +1681,16 @@ fn hostile_offsets_and_sizes() {
         (0x03, Two),
         (0x02, Four),
     ] {
-        assert_eq!(vc.read(&mut f, off, size), Err(PciifError::InvalidOffset), "{off:#x}");
-        assert_eq!(vc.write(&mut f, off, size, !0), Err(PciifError::InvalidOffset), "{off:#x}");
+        assert_eq!(
+            vc.read(&mut f, off, size),
+            Err(PciifError::InvalidOffset),
+            "{off:#x}"
+        );
+        assert_eq!(
+            vc.write(&mut f, off, size, !0),
+            Err(PciifError::InvalidOffset),
+            "{off:#x}"
+        );
     }
     assert_eq!(f.reads, 3, "invalid accesses never reach the hardware");
     assert!(f.writes.is_empty());
@@ -1474,7 +1760,10 @@ fn hardware_errors_map_like_the_c_driver() {
 fn emulated_read_still_reports_a_dead_device() {
     let (mut f, vc) = std_dev();
     f.fail_read = Some((VENDOR_ID, HwError::DeviceNotFound));
-    assert_eq!(vc.read(&mut f, VENDOR_ID, Two), Err(PciifError::DevNotFound));
+    assert_eq!(
+        vc.read(&mut f, VENDOR_ID, Two),
+        Err(PciifError::DevNotFound)
+    );
 }
 
 #[test]
@@ -1487,7 +1776,10 @@ fn hardware_write_errors_are_reported() {
     );
     vc.set_permissive(true);
     f.fail_write = Some((0xa0, HwError::DeviceNotFound));
-    assert_eq!(vc.write(&mut f, 0xa0, Four, 8), Err(PciifError::DevNotFound));
+    assert_eq!(
+        vc.write(&mut f, 0xa0, Four, 8),
+        Err(PciifError::DevNotFound)
+    );
 }
 
 #[test]

@@ -257,9 +257,7 @@ impl Group {
         // SAFETY: All zeroes is a valid `struct attribute_group`: no name, no visibility
         // callbacks (every attribute is visible with its own mode), no attributes.
         let mut group: bindings::attribute_group = unsafe { core::mem::zeroed() };
-        group.__bindgen_anon_2 = bindings::attribute_group__bindgen_ty_2 {
-            attrs_const: attrs,
-        };
+        group.__bindgen_anon_2 = bindings::attribute_group__bindgen_ty_2 { attrs_const: attrs };
         Self(group)
     }
 

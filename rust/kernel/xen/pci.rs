@@ -231,9 +231,7 @@ fn physdev_msix(dev: &pci::Device, cmd: u32) -> Result {
     // where the hypercall page is set up and both operations are allowed. `arg` is a valid
     // `struct physdev_pci_device`, the argument of both operations, which Xen only reads
     // during the call.
-    let ret = unsafe {
-        bindings::HYPERVISOR_physdev_op(cmd, core::ptr::from_mut(&mut arg).cast())
-    };
+    let ret = unsafe { bindings::HYPERVISOR_physdev_op(cmd, core::ptr::from_mut(&mut arg).cast()) };
     to_result(ret)
 }
 
@@ -573,7 +571,8 @@ mod tests {
         );
         // Zeroed memory standing for the device: the hooks of `Answers` never look at it, and
         // the MSI-X hook refuses the counts used here before looking at its descriptors.
-        let dev = KBox::<bindings::pci_dev>::new_uninit(GFP_KERNEL | crate::alloc::flags::__GFP_ZERO)?;
+        let dev =
+            KBox::<bindings::pci_dev>::new_uninit(GFP_KERNEL | crate::alloc::flags::__GFP_ZERO)?;
         // SAFETY: The memory is zeroed, a valid value of a C structure of integers and pointers.
         let dev = KBox::into_raw(unsafe { dev.assume_init() });
         let mut vectors: [c_int; 2] = [-1; 2];
@@ -587,19 +586,28 @@ mod tests {
         PIRQ.store(u32::MAX, Relaxed);
         vectors = [-1; 2];
         // SAFETY: As above.
-        assert_eq!(unsafe { enable_msi(dev, vectors.as_mut_ptr()) }, ERANGE.to_errno());
+        assert_eq!(
+            unsafe { enable_msi(dev, vectors.as_mut_ptr()) },
+            ERANGE.to_errno()
+        );
         assert_eq!(vectors, [-1, -1]);
 
         PIRQ.store(0, Relaxed);
         // SAFETY: As above.
-        assert_eq!(unsafe { enable_msi(dev, vectors.as_mut_ptr()) }, ENODEV.to_errno());
+        assert_eq!(
+            unsafe { enable_msi(dev, vectors.as_mut_ptr()) },
+            ENODEV.to_errno()
+        );
         assert_eq!(vectors, [-1, -1]);
 
         let before = ENABLE_MSIX.load(Relaxed);
         // CAST: A small constant.
         for nvec in [0, -1, MAX_MSIX_VECTORS as c_int + 1] {
             // SAFETY: As above; the count is refused before the array or the device is used.
-            assert_eq!(unsafe { enable_msix(dev, vectors.as_mut_ptr(), nvec) }, EINVAL.to_errno());
+            assert_eq!(
+                unsafe { enable_msix(dev, vectors.as_mut_ptr(), nvec) },
+                EINVAL.to_errno()
+            );
         }
         assert_eq!(ENABLE_MSIX.load(Relaxed), before);
         assert_eq!(vectors, [-1, -1]);

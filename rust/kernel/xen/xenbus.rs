@@ -1113,7 +1113,10 @@ mod tests {
                 assert_eq!(unsafe { Adapter::<Dummy, E>::id_info(entry) }, Ok(info));
             }
             // SAFETY: As above; this is the terminator.
-            assert_eq!(unsafe { Adapter::<Dummy, E>::id_info(ids.add(3)) }, Err(EINVAL));
+            assert_eq!(
+                unsafe { Adapter::<Dummy, E>::id_info(ids.add(3)) },
+                Err(EINVAL)
+            );
         }
 
         #[cfg(CONFIG_XEN_XENBUS_FRONTEND)]

@@ -61,7 +61,7 @@ module! {
             description: "Let guests write configuration-space fields the engine does not handle",
             permissions: 0o644,
         },
-        // Writable at run time, as in C.
+        // Writable at run time (Linux 7.3's C xen-pciback has no such parameter).
         verbose_request: AtomicBoolParam {
             default: AtomicBoolParam::new(false),
             description: "Log every guest request and its answer (rate-limited)",

@@ -45,7 +45,8 @@ fi
 
 want=(build-essential bc bison flex libelf-dev libssl-dev cpio kmod zstd lz4 xz-utils gzip rsync
       python3 busybox-static debootstrap e2fsprogs patch
-      "$RUSTC_PKG" "$RUST_SRC_PKG" "libclang-$LIBCLANG_VERSION-dev" "clang-$LIBCLANG_VERSION"
+      "$RUSTC_PKG" "$RUST_SRC_PKG" "$CLIPPY_PKG" "$RUSTFMT_PKG"
+      "libclang-$LIBCLANG_VERSION-dev" "clang-$LIBCLANG_VERSION"
       )
 missing=()
 for p in "${want[@]}"; do

@@ -26,6 +26,10 @@ use crate::{
 };
 
 /// The placement policy of one guest.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per guest connection, made once and never moved"
+)]
 enum Layout {
     /// `passthrough=0`: virtual slots on `0000:00`.
     Virtual(VirtualBus),
@@ -110,7 +114,7 @@ impl Topology {
         if let Layout::Virtual(bus) = &mut self.layout {
             *bus = VirtualBus::new();
         }
-        core::mem::replace(&mut self.devs, KVec::new())
+        core::mem::take(&mut self.devs)
     }
 
     /// Adds the roots the current devices need to the published set; returns the new ones.

@@ -127,7 +127,7 @@ impl AerJob {
     /// Stops the job for good: it serves nothing more once this returns.
     pub(crate) fn detach(&self) {
         // Nothing queues the job after this (see `kick`)...
-        drop(self.chan.lock().take());
+        *self.chan.lock() = None;
         // ...and a run that took the pointer before has finished when this returns.
         self.work.flush();
     }

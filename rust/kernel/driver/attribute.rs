@@ -338,12 +338,13 @@ macro_rules! driver_attribute_groups {
     ($vis:vis static $name:ident = { $($file:literal => $ops:ty),+ $(,)? };) => {
         $vis static $name: $crate::driver::attribute::Groups = {
             const COUNT: usize = [$(stringify!($ops)),+].len();
-            // SAFETY: Every element points to an attribute in a static, and the list ends with
-            // null.
             static ATTRS: $crate::driver::attribute::PtrList<
                 $crate::bindings::attribute,
                 { COUNT + 1 },
-            > = unsafe {
+            > =
+                // SAFETY: Every element points to an attribute in a static, and the list ends
+                // with null.
+                unsafe {
                 $crate::driver::attribute::PtrList::new([
                     $({
                         static ATTR: $crate::driver::attribute::Attribute<$ops> =
@@ -353,11 +354,11 @@ macro_rules! driver_attribute_groups {
                     ::core::ptr::null(),
                 ])
             };
-            // SAFETY: `ATTRS` is a null-terminated list of attributes in a static.
             static GROUP: $crate::driver::attribute::Group =
+                // SAFETY: `ATTRS` is a null-terminated list of attributes in a static.
                 unsafe { $crate::driver::attribute::Group::new(ATTRS.as_ptr()) };
-            // SAFETY: `GROUP` is a group in a static, and the list ends with null.
             static LIST: $crate::driver::attribute::PtrList<$crate::bindings::attribute_group, 2> =
+                // SAFETY: `GROUP` is a group in a static, and the list ends with null.
                 unsafe {
                     $crate::driver::attribute::PtrList::new([GROUP.as_raw(), ::core::ptr::null()])
                 };

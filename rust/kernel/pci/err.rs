@@ -244,6 +244,9 @@ impl<T: ErrorHandler> ErrorHandlers<T> {
     // (`Adapter::probe_callback`), which is only taken after `remove`, which the held device
     // lock keeps from running.
 
+    /// # Safety
+    ///
+    /// Only called by the PCI core, as the error handler of a device bound to `T` (see above).
     unsafe extern "C" fn error_detected_callback(
         pdev: *mut bindings::pci_dev,
         state: bindings::pci_channel_state_t,
@@ -261,6 +264,9 @@ impl<T: ErrorHandler> ErrorHandlers<T> {
         T::error_detected(pdev, data, state).as_raw()
     }
 
+    /// # Safety
+    ///
+    /// Only called by the PCI core, as the error handler of a device bound to `T` (see above).
     unsafe extern "C" fn mmio_enabled_callback(
         pdev: *mut bindings::pci_dev,
     ) -> bindings::pci_ers_result_t {
@@ -273,6 +279,9 @@ impl<T: ErrorHandler> ErrorHandlers<T> {
         T::mmio_enabled(pdev, data).as_raw()
     }
 
+    /// # Safety
+    ///
+    /// Only called by the PCI core, as the error handler of a device bound to `T` (see above).
     unsafe extern "C" fn slot_reset_callback(
         pdev: *mut bindings::pci_dev,
     ) -> bindings::pci_ers_result_t {
@@ -285,6 +294,9 @@ impl<T: ErrorHandler> ErrorHandlers<T> {
         T::slot_reset(pdev, data).as_raw()
     }
 
+    /// # Safety
+    ///
+    /// Only called by the PCI core, as the error handler of a device bound to `T` (see above).
     unsafe extern "C" fn resume_callback(pdev: *mut bindings::pci_dev) {
         // SAFETY: As for `error_detected_callback`.
         //

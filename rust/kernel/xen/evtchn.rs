@@ -483,7 +483,7 @@ unsafe extern "C" fn handle_callback<T: Handler>(
     // SAFETY: `ptr` points to the `Registration<'_, T>` that bound the channel, alive until it
     // unbinds it. Only the initialised `handler` field is accessed: `irq` may still be being
     // written by the constructor.
-    let handler = unsafe { &*(&raw const (*this).handler) };
+    let handler = unsafe { &(*this).handler };
 
     // INVARIANT: `irq` is bound for the duration of the handler.
     // CAST: IRQ numbers are non-negative.

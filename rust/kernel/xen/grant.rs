@@ -450,7 +450,7 @@ mod tests {
         assert_eq!(mem.read::<u32>(0), Ok(6));
         assert!(mem.atomic_u32(2).is_err());
 
-        drop(mem);
+        // `mem`'s borrow of the page ends with its last use, above.
         assert_eq!(page.0[0], 6);
         Ok(())
     }

@@ -586,28 +586,22 @@ mod tests {
         PIRQ.store(u32::MAX, Relaxed);
         vectors = [-1; 2];
         // SAFETY: As above.
-        assert_eq!(
-            unsafe { enable_msi(dev, vectors.as_mut_ptr()) },
-            ERANGE.to_errno()
-        );
+        let ret = unsafe { enable_msi(dev, vectors.as_mut_ptr()) };
+        assert_eq!(ret, ERANGE.to_errno());
         assert_eq!(vectors, [-1, -1]);
 
         PIRQ.store(0, Relaxed);
         // SAFETY: As above.
-        assert_eq!(
-            unsafe { enable_msi(dev, vectors.as_mut_ptr()) },
-            ENODEV.to_errno()
-        );
+        let ret = unsafe { enable_msi(dev, vectors.as_mut_ptr()) };
+        assert_eq!(ret, ENODEV.to_errno());
         assert_eq!(vectors, [-1, -1]);
 
         let before = ENABLE_MSIX.load(Relaxed);
         // CAST: A small constant.
         for nvec in [0, -1, MAX_MSIX_VECTORS as c_int + 1] {
             // SAFETY: As above; the count is refused before the array or the device is used.
-            assert_eq!(
-                unsafe { enable_msix(dev, vectors.as_mut_ptr(), nvec) },
-                EINVAL.to_errno()
-            );
+            let ret = unsafe { enable_msix(dev, vectors.as_mut_ptr(), nvec) };
+            assert_eq!(ret, EINVAL.to_errno());
         }
         assert_eq!(ENABLE_MSIX.load(Relaxed), before);
         assert_eq!(vectors, [-1, -1]);

@@ -1113,10 +1113,8 @@ mod tests {
                 assert_eq!(unsafe { Adapter::<Dummy, E>::id_info(entry) }, Ok(info));
             }
             // SAFETY: As above; this is the terminator.
-            assert_eq!(
-                unsafe { Adapter::<Dummy, E>::id_info(ids.add(3)) },
-                Err(EINVAL)
-            );
+            let last = unsafe { Adapter::<Dummy, E>::id_info(ids.add(3)) };
+            assert_eq!(last, Err(EINVAL));
         }
 
         #[cfg(CONFIG_XEN_XENBUS_FRONTEND)]

@@ -168,6 +168,11 @@ impl DeviceControl for Hw<'_> {
         }
         self.pdev.enable_device().map_err(|_| HwError::Other)?;
         *self.enabled_by_guest = true;
+        // Acknowledging comes back with an enable, unless MSI or MSI-X is on (C's
+        // `xen_pcibk_control_isr` leaves the handler alone then).
+        if !(self.pdev.msi_enabled() || self.pdev.msix_enabled()) {
+            self.intx.set_ack(true);
+        }
         self.intx.set_on(true);
         Ok(())
     }

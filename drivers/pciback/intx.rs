@@ -12,23 +12,35 @@
 //! Unlike C, the handler is registered once, when the device is seized, and only switched by the
 //! guest; C requests and frees it as the guest enables and disables the device. The line is
 //! therefore live in dom0 from seize time: a seized device asserting INTx with no guest using it
-//! (it was reset at seize time, so it should not) would go unclaimed, as with no handler at all. It never stops
-//! acknowledging by itself (C does every 1000 interrupts when Xen says the line is not shared).
+//! (it was reset at seize time, so it should not) would go unclaimed, as with no handler at all.
+//!
+//! As in C, every [`CHECK_EVERY`] interrupts claimed the handler asks Xen whether another domain
+//! is bound to the line. When none is (the guest has not bound it, or has unbound it), nobody
+//! else needs dom0 to claim the interrupts, and the handler stops (logged, shown by
+//! `irq_handlers`); the guest turns it on again through `irq_handler_state`, by enabling the
+//! device again, or by disabling MSI or MSI-X.
 
 use kernel::{
     irq::{
         self,
         IrqReturn, //
     },
+    pci,
     prelude::*,
     sync::{
+        aref::ARef,
         atomic::{
             Atomic,
             Relaxed, //
         },
         Arc,
     },
+    xen,
 };
+
+/// Every this many interrupts claimed, the handler asks Xen whether the line is still shared
+/// with another domain (C's figure).
+pub(crate) const CHECK_EVERY: u64 = 1000;
 
 /// The switches and the count of the handler, shared with the configuration-space engine.
 pub(crate) struct IntxState {
@@ -52,7 +64,7 @@ impl IntxState {
         )?)
     }
 
-    /// The guest turned decoding on or off.
+    /// The guest enabled or disabled the device.
     pub(crate) fn set_on(&self, on: bool) {
         self.on.store(on, Relaxed);
     }
@@ -94,17 +106,29 @@ impl IntxState {
 /// The handler registered on the line.
 pub(crate) struct IntxAck {
     state: Arc<IntxState>,
+    /// The device, for the log line.
+    pdev: ARef<pci::Device>,
+    irq: u32,
 }
 
 impl irq::Handler for IntxAck {
     fn handle(&self) -> IrqReturn {
         let state = &self.state;
-        if state.on.load(Relaxed) && state.ack.load(Relaxed) {
-            state.handled.add(1, Relaxed);
-            IrqReturn::Handled
-        } else {
-            IrqReturn::None
+        if !(state.on.load(Relaxed) && state.ack.load(Relaxed)) {
+            return IrqReturn::None;
         }
+        // The handler of one line does not run on two CPUs at once: the count is exact.
+        let handled = state.handled.fetch_add(1, Relaxed) + 1;
+        // SAFETY: This is the handler of `self.irq`, registered on it until after this returns.
+        if handled % CHECK_EVERY == 0 && unsafe { xen::pci::line_shared(self.irq) } == Ok(false) {
+            state.ack.store(false, Relaxed);
+            dev_info!(
+                self.pdev.as_ref(),
+                "INTx line {} is not shared with another domain: no longer claiming it\n",
+                self.irq
+            );
+        }
+        IrqReturn::Handled
     }
 }
 
@@ -129,6 +153,8 @@ pub(crate) fn register<'bound>(
             c"xen-pciback",
             Ok::<_, Error>(IntxAck {
                 state: state.clone(),
+                pdev: ARef::from(&**pdev),
+                irq,
             }),
         )
     };

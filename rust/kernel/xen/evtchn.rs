@@ -695,6 +695,14 @@ mod tests {
         assert_eq!(seen_b.irq.load(Relaxed), b.irq().number());
         assert_eq!(seen_a.events.load(Relaxed), 2);
 
+        // An event channel is no physical IRQ: Xen is not asked about it.
+        #[cfg(all(CONFIG_PCI, CONFIG_X86, any(CONFIG_XEN_DOM0, CONFIG_PCI_XEN)))]
+        {
+            // SAFETY: `a` keeps its IRQ bound until it is dropped, below.
+            let shared = unsafe { crate::xen::pci::line_shared(a.irq().number()) };
+            assert_eq!(shared, Err(EINVAL));
+        }
+
         // Unbinding closes both ports.
         drop(b);
         drop(a);

@@ -5,7 +5,8 @@
 //! - In the initial domain, the registry of the domains PCI devices are assigned to
 //!   ([`DomainOwner`], [`domain_owner`]), which the MSI code consults to set up interrupts
 //!   for the right domain, and Xen's protection of the MSI-X tables of devices a backend
-//!   holds ([`MsixPreparation`]).
+//!   holds ([`MsixPreparation`]), and whether another domain is bound to a device's interrupt
+//!   line ([`line_shared`]).
 //! - In a PV guest, the hooks through which the architecture code asks the PCI frontend driver
 //!   to enable and disable MSI and MSI-X ([`FrontendOps`], [`FrontendOpsRegistration`]): a PV
 //!   guest cannot program MSI itself, the backend does it on its behalf.
@@ -270,6 +271,33 @@ pub fn msi_pirq(dev: &pci::Device<crate::device::Bound>, index: u32) -> Option<u
     // would crash for an IRQ of another kind).
     let pirq = unsafe { bindings::xen_pirq_from_irq(irq) };
     u32::try_from(pirq).ok().filter(|&pirq| pirq != 0)
+}
+
+/// Returns whether Xen delivers the physical IRQ bound to the Linux IRQ `irq` to other domains
+/// too (whether another domain has bound it).
+///
+/// A PCI backend claims, in the initial domain, the INTx interrupts of a device it gave to a
+/// guest while both domains are bound to the line; when the guest is the only other one and has
+/// not bound it, the backend can stop claiming them. Xen may fail to tell: the answer is then
+/// `true`, the safe side. Fails with [`EINVAL`] if `irq` is no pirq (an event channel, or an IRQ
+/// of another domain kind's interrupt controller). Takes a hypercall: callable in any context,
+/// the handler of `irq` included.
+///
+/// # Safety
+///
+/// `irq` must not be freed during the call: the caller has a handler registered on it (as in the
+/// handler itself). Xen's per-IRQ information, which this reads, is freed with the IRQ without
+/// waiting for readers.
+pub unsafe fn line_shared(irq: u32) -> Result<bool> {
+    let irq = c_int::try_from(irq).map_err(|_| EINVAL)?;
+    // SAFETY: `xen_test_irq_shared()` accepts any IRQ number: it answers `-EINVAL` unless the IRQ
+    // belongs to Xen's pirq chip, whose chip data is the `irq_info` it then reads, and which the
+    // caller keeps from being freed (safety requirements of this function).
+    match unsafe { bindings::xen_test_irq_shared(irq) } {
+        0 => Ok(true),
+        1 => Ok(false),
+        e => Err(Error::from_errno(e)),
+    }
 }
 
 /// The MSI and MSI-X hooks of a PCI frontend driver.

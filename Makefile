@@ -7,6 +7,9 @@
 #   make test    the same build, then every test: host (cargo test) and Xen
 #                (module, passthrough and guest selftests); ends "N passed, N failed"
 #
+#   make test KCONFIG=debug   the same on the debug kernel (scripts/xenpci-debug.config:
+#                lockdep, kmemleak, KFENCE, SLUB debug, debug objects), its tree and images apart
+#
 # Builds are cached outside the repository in $(XENPCI_CACHE) (default
 # /var/cache/xenpci); see Documentation/dev-guide.rst.
 

@@ -11,14 +11,13 @@
 #   dom0     dom0's initramfs: the cached root file system plus this build's
 #            modules, the selftests, the guest kernel and the guest initramfs
 #   base     xen, rootfs and its packed archive: all that needs no kernel
-# Output goes to $OUT (default: out/ in the repository).
+# Output goes to $OUT (default: out/ in the repository, out/debug/ with KCONFIG=debug).
 #
 # Usage: images.sh [all|base|xen|rootfs|domU|dom0]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/versions.env"
 . "$top/scripts/lib.sh"
-OUT=${OUT:-$top/out}
 mkdir -p "$OUT" "$CACHE"
 
 ktree() { "$top/scripts/kernel.sh" tree; }
@@ -89,7 +88,8 @@ edu_module() {
 	with_cpu_lock
 	LIBCLANG_PATH=/usr/lib/llvm-$LIBCLANG_VERSION/lib make -s -C "$tree" \
 		RUSTC=/usr/bin/rustc BINDGEN="${BINDGEN:-${CARGO_HOME:-$HOME/.cargo}/bin/bindgen}" \
-		HOSTRUSTC=/usr/bin/rustc M="$top/selftests/xen-pci/edu" MO="$obj" modules >&2 ||
+		HOSTRUSTC=/usr/bin/rustc CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver "${KCONFIG_MAKE[@]}" \
+		M="$top/selftests/xen-pci/edu" MO="$obj" modules >&2 ||
 		die "building selftests/xen-pci/edu/xenpci_edu.ko failed"
 	echo "$obj/xenpci_edu.ko"
 }

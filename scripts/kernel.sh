@@ -12,8 +12,9 @@
 # then configured from tinyconfig + scripts/xenpci.config and built (bzImage and
 # modules, including the upstream C xen-pciback/xen-pcifront reference peers).
 #
-# Usage: kernel.sh [build|tree|overlay|config]   (default: build)
-#   tree prints the build tree's path (after unpacking it if needed).
+# Usage: kernel.sh [build|tree|overlay|config|lint]   (default: build)
+#   tree prints the build tree's path (after unpacking it if needed);
+#   lint checks the built tree's formatting and that clippy ran (see lint below).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/versions.env"
@@ -21,12 +22,19 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 
 export LIBCLANG_PATH=/usr/lib/llvm-$LIBCLANG_VERSION/lib
 BINDGEN=${BINDGEN:-${CARGO_HOME:-$HOME/.cargo}/bin/bindgen}
-KMAKE=(make -s -j"$(nproc)" RUSTC=/usr/bin/rustc BINDGEN="$BINDGEN" HOSTRUSTC=/usr/bin/rustc)
+# Every Rust object is compiled by clippy-driver (the same code as rustc, plus the lints), so
+# that a clippy warning fails the build as any warning does (CONFIG_WERROR): the kernel's
+# `make CLIPPY=1` without a second build.
+KMAKE=(make -s -j"$(nproc)" RUSTC=/usr/bin/rustc BINDGEN="$BINDGEN" HOSTRUSTC=/usr/bin/rustc
+	CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver RUSTFMT=/usr/bin/rustfmt "${KCONFIG_MAKE[@]}")
 
 pkgver=$(dpkg-query -W -f='${Version}' "$KERNEL_PKG")
 key=$(printf '%s\n' "$pkgver" "$(/usr/bin/rustc --version)" "$("$BINDGEN" --version | head -1)" \
 	"$LIBCLANG_VERSION" | sha256sum | cut -c1-12)
-TREE=$CACHE/linux-$KERNEL_VERSION-$key
+TREE=$CACHE/linux-$KERNEL_VERSION-$key${KCONFIG:+-$KCONFIG}
+# The configuration fragments merged on top of tinyconfig, in order.
+FRAGMENTS=("$top/scripts/xenpci.config")
+if [ -n "$KCONFIG" ]; then FRAGMENTS+=("$top/scripts/xenpci-$KCONFIG.config"); fi
 
 unpack() {
 	[ -f "$TREE/.xenpci-unpacked" ] && return
@@ -103,16 +111,17 @@ overlay() {
 
 config() {
 	local want
-	want=$(cat "$top/scripts/xenpci.config" | sha256sum | cut -c1-16)
+	want=$(cat "${FRAGMENTS[@]}" | sha256sum | cut -c1-16)
 	if [ -f "$TREE/.config" ] && [ "$(cat "$TREE/.xenpci/config-hash" 2>/dev/null)" = "$want" ]; then
 		"${KMAKE[@]}" -C "$TREE" olddefconfig >/dev/null
 		return
 	fi
-	log "configuring: tinyconfig + scripts/xenpci.config"
+	log "configuring: tinyconfig + ${FRAGMENTS[*]#$top/}"
 	"${KMAKE[@]}" -C "$TREE" tinyconfig >/dev/null
-	(cd "$TREE" && scripts/kconfig/merge_config.sh -m -Q .config "$top/scripts/xenpci.config" >/dev/null)
+	(cd "$TREE" && scripts/kconfig/merge_config.sh -m -Q .config "${FRAGMENTS[@]}" >/dev/null)
 	"${KMAKE[@]}" -C "$TREE" olddefconfig >/dev/null
-	# Every option the fragment asks for must have survived olddefconfig.
+	# Every option the fragments ask for must have survived olddefconfig (a later fragment's
+	# line for a symbol replaces an earlier one's).
 	local bad=0 line sym val
 	while IFS= read -r line; do
 		case "$line" in
@@ -121,7 +130,10 @@ config() {
 			"# CONFIG_"*" is not set") sym=${line#\# }; sym=${sym%% *}
 				grep -q "^$sym=" "$TREE/.config" && { echo "kernel.sh: $sym should be off" >&2; bad=1; } ;;
 		esac
-	done < "$top/scripts/xenpci.config"
+	done < <(cat "${FRAGMENTS[@]}" | awk '{ s = $0 }
+		/^CONFIG_/ { sub(/=.*/, "", s) } /^# CONFIG_.* is not set$/ { s = $2 }
+		s ~ /^CONFIG_/ { if (!(s in at)) order[n++] = s; at[s] = $0 }
+		END { for (i = 0; i < n; i++) print at[order[i]] }')
 	[ $bad = 0 ] || die "configuration fragment not applied as written"
 	echo "$want" > "$TREE/.xenpci/config-hash"
 }
@@ -131,12 +143,42 @@ build() {
 	"${KMAKE[@]}" -C "$TREE" rustavailable >/dev/null || die "make rustavailable failed: Rust toolchain not usable"
 	log "building bzImage and modules in $TREE"
 	"${KMAKE[@]}" -C "$TREE" bzImage modules >&2 || die "kernel build failed"
-	for m in drivers/pciback/pciback.ko drivers/pcifront/pcifront.ko \
-		drivers/xen/xen-pciback/xen-pciback.ko drivers/pci/xen-pcifront.ko; do
-		[ -f "$TREE/$m" ] || die "missing $m after the build"
+	# The four drivers, as modules where the configuration says so.
+	for m in XEN_PCIBACK_RUST:drivers/pciback/pciback.ko XEN_PCIFRONT_RUST:drivers/pcifront/pcifront.ko \
+		XEN_PCIDEV_BACKEND:drivers/xen/xen-pciback/xen-pciback.ko \
+		XEN_PCIDEV_FRONTEND:drivers/pci/xen-pcifront.ko; do
+		grep -qx "CONFIG_${m%%:*}=m" "$TREE/.config" || continue
+		[ -f "$TREE/${m#*:}" ] || die "missing ${m#*:} after the build"
 	done
 	log "kernel $(cat "$TREE/include/config/kernel.release") built in $((SECONDS - t0)) s"
-	ln -sfn "$TREE" "$CACHE/linux"
+	ln -sfn "$TREE" "$CACHE/linux${KCONFIG:+-$KCONFIG}"
+}
+
+# The lint checks of the built tree, as KTAP-like lines and a count: the overlay is formatted as
+# `make rustfmtcheck` wants, and the last build compiled the drivers and the kernel crate with
+# clippy-driver under -Dwarnings.
+lint() {
+	local pass=0 fail=0 out f
+	# `make rustfmtcheck`'s file list, without the pristine copies in .xenpci/ (which refer to
+	# modules next to them that are not there).
+	if out=$(cd "$TREE" && find . \( -path ./.xenpci -o -path ./rust/proc-macro2 -o -path ./rust/quote \
+		-o -path ./rust/syn -o -path ./rust/zerocopy -o -path ./rust/zerocopy-derive -o -name .git \) \
+		-prune -o -type f -name '*.rs' ! -name '*generated*' -print |
+		xargs /usr/bin/rustfmt --check 2>&1) && [ -z "$out" ]; then
+		echo "ok rustfmt --check (make rustfmtcheck)"; pass=$((pass + 1))
+	else
+		echo "$out" | grep -iE '^(Diff in|Error)' | sed 's/^/# /' | head -n 20 || true
+		echo "not ok rustfmt --check (make rustfmtcheck)"; fail=$((fail + 1))
+	fi
+	for f in rust/.kernel.o.cmd drivers/pciback/.pciback.o.cmd drivers/pcifront/.pcifront.o.cmd; do
+		if grep -q 'clippy-driver' "$TREE/$f" 2>/dev/null && grep -q -- '-Dwarnings' "$TREE/$f"; then
+			echo "ok ${f%.cmd} built by clippy-driver with -Dwarnings"; pass=$((pass + 1))
+		else
+			echo "not ok ${f%.cmd} built by clippy-driver with -Dwarnings"; fail=$((fail + 1))
+		fi
+	done
+	echo "lint: $pass passed, $fail failed"
+	[ "$fail" = 0 ]
 }
 
 cmd=${1:-build}
@@ -146,5 +188,6 @@ case "$cmd" in
 	overlay) unpack; overlay ;;
 	config) unpack; overlay; config ;;
 	build) with_cpu_lock; unpack; overlay; config; build ;;
-	*) die "usage: kernel.sh [build|tree|overlay|config]" ;;
+	lint) unpack; lint ;;
+	*) die "usage: kernel.sh [build|tree|overlay|config|lint]" ;;
 esac

@@ -5,6 +5,21 @@
 # file system, downloaded packages. Keyed by their inputs inside.
 CACHE=${XENPCI_CACHE:-/var/cache/xenpci}
 
+# The kernel configuration: empty for the normal one (scripts/xenpci.config), or
+# scripts/xenpci-$KCONFIG.config on top of it: debug (lockdep, kmemleak, KFENCE, ...)
+# or builtin (pciback and virtio_pci built in: the boot-time hide= boots).
+# Each has its own kernel tree in $CACHE and its own images (out/, out/$KCONFIG/).
+KCONFIG=${KCONFIG:-}
+case "$KCONFIG" in
+	""|debug|builtin) ;;
+	*) echo "${0##*/}: error: KCONFIG=$KCONFIG: want empty, debug or builtin" >&2; exit 1 ;;
+esac
+# What the kernel's make needs besides the toolchain for a configuration (nothing so far;
+# a KASAN configuration would need CC=clang-$LIBCLANG_VERSION: Rust allows KASAN only then).
+KCONFIG_MAKE=()
+# The images of this configuration.
+OUT=${OUT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/out${KCONFIG:+/$KCONFIG}}
+
 log() { echo "${0##*/}: $*" >&2; }
 die() { echo "${0##*/}: error: $*" >&2; exit 1; }
 

@@ -30,17 +30,19 @@
 #               PCIe errors dom0 asks for.
 #   LAB_RETRIES reruns of a boot allowed for a failure the log ties to the lab
 #               (default 1)
-#   OUT         where the images are (default out/)
+#   OUT         where the images are (default out/, out/debug/ with KCONFIG=debug)
+#   KCONFIG     debug: the images of the debug kernel (scripts/xenpci-debug.config),
+#               with every deadline scaled by 4 unless TIME_SCALE says otherwise
 #   SHOW_GUEST=1  print the guests' consoles too (make run)
 #   DOM0_EXTRA  more options for dom0's command line
 #   ONE_BOOT=1  every group of the plan in one boot
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib.sh"
-OUT=${OUT:-$top/out}
 CONF=$top/selftests/xen-pci/groups.conf
 PLAN=${PLAN:-$(default_plan)}
-TIME_SCALE=${TIME_SCALE:-1}
+# The debug kernel (lockdep, SLUB debugging, kmemleak) is several times slower under TCG.
+if [ "$KCONFIG" = debug ]; then TIME_SCALE=${TIME_SCALE:-4}; else TIME_SCALE=${TIME_SCALE:-1}; fi
 CPU=${CPU:-Nehalem}
 IOMMU=${IOMMU:-intel}
 LAB_RETRIES=${LAB_RETRIES:-1}

@@ -6,7 +6,8 @@
 #   test.sh host   host tests: cargo test of the shared protocol/policy code,
 #                  and the unit tests of the host scripts: the verdict and
 #                  qemu-inject.py (scripts/tests/)
-#   test.sh all    host tests, kernel + image build, the harness's own boot
+#   test.sh all    host tests, kernel + image build, lint (rustfmt, clippy: kernel.sh lint),
+#                  the harness's own boot
 #                  (scripts/harness-test.sh), then the Xen tests (PLAN=...)
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -103,6 +104,7 @@ case "${1:-all}" in
 		layer build build
 		# Old images would test old code: no Xen layer after a failed build.
 		if [ "$fail" = "$built" ]; then
+			layer lint scripts/kernel.sh lint
 			layer harness scripts/harness-test.sh
 			layer xen scripts/run-xen.sh
 		fi ;;

@@ -91,8 +91,10 @@ group_cleanup() {
 	wait_for 30 sh -c "! kill -0 $! 2>/dev/null" || echo "# the modules' unload still hangs after 30 s"
 }
 
-# Kernel messages that fail any group, wherever they appear.
-SPLAT='(^|[^A-Z])BUG:|WARNING:|Oops[: ]|KASAN|UBSAN|kernel BUG|Kernel panic|general protection fault|Call Trace:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|bad unlock balance|lockdep|nobody cared|rcu_.*stall|RCU stall|self-detected stall|soft lockup|hard LOCKUP|blocked for more than|hung_task|kmemleak|refcount_t: |list_(add|del) corruption|ODEBUG'
+# Kernel messages that fail any group, wherever they appear. Not the debug kernel's
+# greetings at boot ("kmemleak: Kernel memory leak detector initialized", "rcu: RCU
+# lockdep checking is enabled."): lockdep's reports are matched by their own words.
+SPLAT='(^|[^A-Z])BUG:|WARNING:|Oops[: ]|KASAN|UBSAN|kernel BUG|Kernel panic|general protection fault|Call Trace:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|bad unlock balance|INFO: lockdep is turned off|DEBUG_LOCKS_WARN_ON|nobody cared|rcu_.*stall|RCU stall|self-detected stall|soft lockup|hard LOCKUP|blocked for more than|hung_task|kmemleak: ([0-9]+ new suspected|Cannot|.*disabled)|KFENCE: |refcount_t: |list_(add|del) corruption|ODEBUG'
 
 # dom0's kernel log is scanned in consecutive windows, from the boot on: each
 # scan starts at the mark the previous one left, so nothing falls between
@@ -137,6 +139,30 @@ logs_clean() {
 		return 1
 	fi
 	LOGS_SCANNED="dom0 and $n guest console(s)"
+}
+
+# The debug kernel's leak detector (KCONFIG=debug: kmemleak without its periodic scan),
+# after each group and before its kernel log is scanned: 6 s after the group ended (kmemleak
+# does not report objects younger than 5 s), two scans (an object is reported once two scans
+# found it unreferenced); each reported object is the group's leak. A scan that finds some
+# logs "kmemleak: N new suspected memory leaks", which fails the group's log check too. Then
+# the list is cleared, so that the next group reports only its own. Returns 2 without
+# kmemleak.
+KMEMLEAK=/sys/kernel/debug/kmemleak
+kmemleak_clean() {
+	local n
+	[ -e "$KMEMLEAK" ] || mount -t debugfs none /sys/kernel/debug 2>/dev/null
+	[ -w "$KMEMLEAK" ] || return 2
+	nap 6
+	echo scan > "$KMEMLEAK"
+	echo scan > "$KMEMLEAK"
+	n=$(grep -c '^unreferenced object' "$KMEMLEAK")
+	if [ "$n" -gt 0 ]; then
+		head -n 60 "$KMEMLEAK" | sed 's/^/# kmemleak: /'
+		KMEMLEAK_WHY="$n unreferenced object(s)"
+	fi
+	echo clear > "$KMEMLEAK"
+	[ "$n" = 0 ]
 }
 
 run_group() {
@@ -185,6 +211,10 @@ run_group() {
 		# Whatever the group left running in its session goes with it.
 		kill_session "$pid" 10 || echo "# processes of the group's session survive the kill"
 	fi
+	kmemleak_clean; case $? in
+		0) check "$group" "ok: kmemleak found no leak" ;;
+		1) check "$group" "not ok: kmemleak: $KMEMLEAK_WHY" ;;
+	esac
 	if logs_clean guests; then
 		check "$group" "ok: kernel logs clean ($LOGS_SCANNED)"
 	else
@@ -216,6 +246,8 @@ log "virt_caps: $(xl info | sed -n 's/^virt_caps *: //p')"
 export BDF DEV_ID
 
 crash_follower &
+# What the boot leaked (the built-in KUnit suites run then) fails the boot's check.
+kmemleak_clean
 # The boot (the built-in KUnit suites included) up to the first group.
 if logs_clean; then
 	echo "XENPCI-BOOT-CHECK ok: kernel log clean from the boot to the first group"

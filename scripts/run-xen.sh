@@ -70,16 +70,31 @@ LOGDIR=${LOGDIR:-$OUT/logs}
 BOOT_OVERHEAD=${BOOT_OVERHEAD:-150}
 mkdir -p "$LOGDIR"
 
-for f in xen vmlinuz dom0.cpio; do
-	[ -f "$OUT/$f" ] || die "$OUT/$f missing: run scripts/images.sh first"
-done
+# The boots of the kernel with pciback built in (groups.conf: builtin, builtin-bad) use
+# that kernel's images, QEMU's virtio pair (which its built-in virtio-pci would bind) and
+# pciback.hide= on dom0's command line, valid or malformed (dom0/builtin.sh).
+BUILTIN_OUT=${BUILTIN_OUT:-$top/out/builtin}
+BUILTIN_DEVICES="-device edu,id=edu0 \
+-device virtio-net-pci,disable-legacy=on,multifunction=on,addr=05.0 \
+-device virtio-rng-pci,disable-legacy=on,addr=05.1"
+boot_out() { case $1 in builtin|builtin-bad) echo "$BUILTIN_OUT" ;; *) echo "$OUT" ;; esac; }
+builtin_dom0_args() {
+	case $1 in
+		builtin) echo 'pciback.hide=(0000:00:05.0)(0000:00:05.1)' ;;
+		builtin-bad) echo 'pciback.hide=(0000:00:05.0)(00:05.1' ;;
+	esac
+}
 
 boot() {
-	local log=$1 plan=$2 limit=$3 devices=$4 inject=${5:-} iommu= mondir= watcher=
+	local log=$1 plan=$2 limit=$3 devices=$4 inject=${5:-} out=${6:-$OUT} extra=${7:-} iommu= mondir= watcher=
 	local monitor=(-monitor none)
 	[ "$IOMMU" = intel ] && iommu="-device intel-iommu,intremap=on,caching-mode=on"
 	local xen_cmd="console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=2 loglvl=all guest_loglvl=all iommu=verbose"
-	local dom0_cmd="console=hvc0 earlyprintk=xen loglevel=6 xenpci.plan=${plan//,/+} xenpci.scale=$TIME_SCALE ${DOM0_EXTRA:-}"
+	local dom0_cmd="console=hvc0 earlyprintk=xen loglevel=6 xenpci.plan=${plan//,/+} xenpci.scale=$TIME_SCALE $extra ${DOM0_EXTRA:-}"
+	local f
+	for f in xen vmlinuz dom0.cpio; do
+		[ -f "$out/$f" ] || die "$out/$f missing: run scripts/images.sh first"
+	done
 	: > "$log"
 	if [ -n "$inject" ]; then
 		# A monitor for the errors dom0 asks for (dom0/devices.sh, aer_inject).
@@ -93,8 +108,8 @@ boot() {
 		-machine q35,accel=tcg -cpu "$CPU" -m 2G -smp 2 -nic none \
 		-display none -no-reboot -serial stdio "${monitor[@]}" \
 		$iommu $devices \
-		-kernel "$OUT/xen" -append "$xen_cmd" \
-		-initrd "$OUT/vmlinuz $dom0_cmd,$OUT/dom0.cpio" \
+		-kernel "$out/xen" -append "$xen_cmd" \
+		-initrd "$out/vmlinuz $dom0_cmd,$out/dom0.cpio" \
 		< /dev/null 2>&1 | stdbuf -oL tr -d '\r' > "$log"
 	if [ -n "$watcher" ]; then
 		kill "$watcher" 2>/dev/null
@@ -127,6 +142,16 @@ for g in ${PLAN//,/ }; do
 done
 
 with_cpu_lock
+# The built-in kernel's images, when a boot needs them and they were never built (make test
+# rebuilds them before every run; a direct run builds them once).
+for b in "${boots[@]}"; do
+	case $b in builtin|builtin-bad) ;; *) continue ;; esac
+	[ -f "$BUILTIN_OUT/dom0.cpio" ] && break
+	log "building the kernel with pciback built in and its images ($BUILTIN_OUT)"
+	{ KCONFIG=builtin "$top/scripts/kernel.sh" build && OUT=$BUILTIN_OUT KCONFIG=builtin "$top/scripts/images.sh" all; } ||
+		die "cannot build the images of the built-in kernel"
+	break
+done
 jsons=() notes=() extra_fail=0
 for g in "${unknown[@]}"; do
 	echo "not ok run: no test group named '$g' in PLAN (see selftests/xen-pci/groups.conf)"
@@ -152,7 +177,8 @@ for b in "${boots[@]}"; do
 			rm -f "$NVME_IMG" && truncate -s 16M "$NVME_IMG"
 			devices=$LAB_DEVICES inject=1
 		fi
-		boot "$log" "$plan" "$limit" "$devices" "$inject"
+		case $b in builtin|builtin-bad) devices=$BUILTIN_DEVICES ;; esac
+		boot "$log" "$plan" "$limit" "$devices" "$inject" "$(boot_out "$b")" "$(builtin_dom0_args "$b")"
 		secs=$((SECONDS - t0))
 		log "boot $b: QEMU ran $secs s"
 		ln -sf "$(basename "$log")" "$LOGDIR/latest.log"

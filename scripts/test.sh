@@ -88,7 +88,21 @@ build() {
 	[ $((rc & 1)) = 0 ] || { echo "not ok kernel build"; echo "build: 0 passed, 1 failed"; return 1; }
 	[ $((rc & 2)) = 0 ] || { echo "not ok image build (Xen, dom0's root)"; echo "build: 0 passed, 1 failed"; return 1; }
 	scripts/images.sh all || { echo "not ok image build"; echo "build: 0 passed, 1 failed"; return 1; }
+	# The kernel with pciback built in, for the boot-time hide= boots (its own tree and images).
+	if plan_has_builtin; then
+		{ KCONFIG=builtin scripts/kernel.sh build && OUT= KCONFIG=builtin scripts/images.sh all; } ||
+			{ echo "not ok build of the kernel with pciback built in"; echo "build: 0 passed, 1 failed"; return 1; }
+	fi
 	echo "build: 0 passed, 0 failed"
+}
+
+# Whether the plan (PLAN, or the default plan) has a group of the built-in kernel's boots.
+plan_has_builtin() {
+	local g
+	for g in $(echo "${PLAN:-$(default_plan)}" | tr ',' ' '); do
+		case $g in builtin-*) return 0 ;; esac
+	done
+	return 1
 }
 
 host() {

@@ -68,6 +68,10 @@ module! {
             permissions: 0o644,
         },
     },
+    // Built in, seize the `hide=` devices before the built-in device drivers bind them (C's
+    // `fs_initcall`): those of directories linked before this one (`drivers/virtio/`, ...)
+    // would otherwise be first.
+    initcall: fs,
 }
 
 /// Whether guests see host addresses (`passthrough=1`), read when a backend device is probed.
@@ -147,7 +151,17 @@ impl kernel::InPlaceModule for PcibackModule {
             if !kernel::xen::is_initial_domain() {
                 return Err(ENODEV);
             }
-            let patterns = parse_hide_param(module_parameters::hide.value_ref().as_bytes())?;
+            let patterns = match parse_hide_param(module_parameters::hide.value_ref().as_bytes()) {
+                Ok(patterns) => patterns,
+                // Built in, a load that fails leaves the machine without the driver until the
+                // next boot: register it all the same, with nothing to seize (devices can still
+                // be seized through `new_slot` and `bind`). The reason was logged.
+                Err(e) if e == EINVAL && !cfg!(MODULE) => {
+                    pr_err!("hide=: ignored: no device is seized at boot\n");
+                    KVec::new()
+                }
+                Err(e) => return Err(e),
+            };
             // SAFETY: Called once, before the drivers are registered, so before any other use
             // of `SEIZED`.
             unsafe { SEIZED.init() };

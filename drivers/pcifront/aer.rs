@@ -49,7 +49,7 @@ use kernel::{
 };
 
 use crate::{
-    bus::RootOps,
+    bus::Ops,
     common::{
         aer::{
             self,
@@ -233,7 +233,7 @@ fn call_driver(chan: &OpChannel<'_>, step: AerStep, addr: Bdf) -> DriverOutcome 
         return DriverOutcome::NoDevice;
     };
     // Only devices of this connection: the backend has no business with the others.
-    let ours = RootBus::<RootOps>::with_device_ops(&pdev, |ops| {
+    let ours = RootBus::<Ops>::with_device_ops(&pdev, |ops| {
         core::ptr::eq(
             core::ptr::from_ref(ops.chan()).cast::<()>(),
             core::ptr::from_ref(chan).cast::<()>(),

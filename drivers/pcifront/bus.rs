@@ -3,8 +3,6 @@
 //! The root buses the backend exports, whose configuration space accesses go over the
 //! [`OpChannel`].
 
-use core::ptr::NonNull;
-
 use kernel::{
     device,
     pci::{
@@ -14,6 +12,8 @@ use kernel::{
         RootBus, //
     },
     prelude::*,
+    sync::Arc,
+    types::ForLt,
 };
 
 use crate::{
@@ -22,40 +22,29 @@ use crate::{
 };
 
 /// The [`PciOps`] of one root bus: each access is one round trip on the connection's
-/// [`OpChannel`], addressed to the root's PCI domain.
-///
-/// # Invariants
-///
-/// `chan` points to the [`OpChannel`] of the connection that created the bus; it outlives the
-/// [`RootBus`] owning this object (see [`Roots`]).
-pub(crate) struct RootOps {
+/// [`OpChannel`], addressed to the root's PCI domain. `'bound` is the lifetime of the bound
+/// xenbus device the channel belongs to.
+pub(crate) struct RootOps<'bound> {
     domain: u32,
-    chan: NonNull<OpChannel<'static>>,
+    chan: Arc<OpChannel<'bound>>,
 }
 
-// SAFETY: `RootOps` only gives shared access to an `OpChannel`, whose round trips are serialised
-// by its IRQ-safe spinlock and may be made from any thread.
-unsafe impl Send for RootOps {}
+/// The [`ForLt`](trait@ForLt) encoding of [`RootOps`], the type of operations of our buses.
+pub(crate) type Ops = ForLt!(RootOps<'_>);
 
-// SAFETY: See above.
-unsafe impl Sync for RootOps {}
-
-impl RootOps {
+impl<'bound> RootOps<'bound> {
     /// The PCI domain of the root bus.
     pub(crate) fn domain(&self) -> u32 {
         self.domain
     }
 
     /// The channel of the connection that created the bus.
-    pub(crate) fn chan(&self) -> &OpChannel<'static> {
-        // SAFETY: By the type invariant `chan` outlives the `RootBus` owning `self`, so it is
-        // valid while `self` is borrowed. The lifetime is only a name for it: the channel does
-        // not outlive its device, and neither does anything borrowed from `self`.
-        unsafe { self.chan.as_ref() }
+    pub(crate) fn chan(&self) -> &OpChannel<'bound> {
+        &self.chan
     }
 }
 
-impl PciOps for RootOps {
+impl PciOps for RootOps<'_> {
     fn read(
         &self,
         bus: u8,
@@ -80,37 +69,26 @@ impl PciOps for RootOps {
     }
 }
 
-/// The root buses of a connection.
+/// The root buses of a connection, each with operations holding a reference to its channel.
 ///
-/// # Invariants
-///
-/// Every bus in `buses` has [`RootOps`] pointing to `chan`, which outlives `self`: the owner
-/// (the driver data) drops it before the channel, and [`RootBus`]'s drop revokes the
-/// operations, waiting for running accesses, before the [`RootOps`] go.
-pub(crate) struct Roots {
-    buses: KVec<Pin<KBox<RootBus<RootOps>>>>,
-    chan: NonNull<OpChannel<'static>>,
+/// The buses are only ever dropped (by [`Roots::clear`], or with `self`), never leaked: `self`
+/// lives in the driver data of the bound device, which the driver core drops at unbind.
+pub(crate) struct Roots<'bound> {
+    buses: KVec<Pin<KBox<RootBus<'bound, Ops>>>>,
+    chan: Arc<OpChannel<'bound>>,
 }
 
-// SAFETY: `Roots` owns root buses, which are `Send`, and a pointer only handed to `RootOps`.
-unsafe impl Send for Roots {}
-
-impl Roots {
+impl<'bound> Roots<'bound> {
     /// Creates the (empty) set of root buses of the connection whose channel is `chan`.
-    ///
-    /// # Safety
-    ///
-    /// `chan` must outlive the returned object.
-    pub(crate) unsafe fn new(chan: &OpChannel<'_>) -> Self {
-        // INVARIANT: Guaranteed by the safety requirements of this function.
+    pub(crate) fn new(chan: Arc<OpChannel<'bound>>) -> Self {
         Self {
             buses: KVec::new(),
-            chan: NonNull::from(chan).cast(),
+            chan,
         }
     }
 
     /// Returns the bus `root` if it exists already.
-    fn find(&self, root: BusAddr) -> Option<&RootBus<RootOps>> {
+    fn find(&self, root: BusAddr) -> Option<&RootBus<'bound, Ops>> {
         self.buses
             .iter()
             .map(|b| b.as_ref().get_ref())
@@ -124,14 +102,15 @@ impl Roots {
             return Ok(Scan::Rescanned(bus.rescan()));
         }
 
-        // INVARIANT: The bus is stored in `self.buses`, so it goes before `chan` (type invariant
-        // of `Self`).
         let ops = RootOps {
             domain: root.domain.into(),
-            chan: self.chan,
+            chan: self.chan.clone(),
         };
         self.buses.reserve(1, GFP_KERNEL)?;
-        let bus = RootBus::scan(parent, root.domain.into(), root.bus, ops)?;
+        // SAFETY: The bus is never leaked: it is kept in `self.buses`, whence it is only dropped,
+        // before `'bound` ends (see `Roots`).
+        let bus =
+            unsafe { RootBus::<Ops>::scan_with_lt(parent, root.domain.into(), root.bus, ops) }?;
         self.buses.push(bus, GFP_KERNEL)?;
 
         Ok(Scan::Created)
@@ -156,7 +135,7 @@ impl Roots {
     }
 }
 
-impl Drop for Roots {
+impl Drop for Roots<'_> {
     fn drop(&mut self) {
         self.clear();
     }

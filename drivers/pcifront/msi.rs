@@ -20,7 +20,7 @@ use kernel::{
     xen::pci::FrontendOps,
 };
 
-use crate::bus::RootOps;
+use crate::bus::Ops;
 
 /// The hooks, registered by the module for the whole system.
 pub(crate) struct Msi;
@@ -31,7 +31,7 @@ fn with_channel<R>(
     dev: &pci::Device,
     f: impl FnOnce(&crate::ops::OpChannel<'_>, u32, u8, u8) -> R,
 ) -> Result<R> {
-    RootBus::<RootOps>::with_device_ops(dev, |ops| {
+    RootBus::<Ops>::with_device_ops(dev, |ops| {
         f(ops.chan(), ops.domain(), dev.bus_number(), dev.devfn())
     })
     .ok_or(ENODEV)

@@ -113,7 +113,8 @@ impl<'a> OpChannel<'a> {
         aer: Arc<AerJob>,
     ) -> impl PinInit<Self, Error> + 'a {
         // SAFETY: The registration is a field of the `OpChannel`, which is pinned, dropped in
-        // place and never leaked (it lives in the device's driver data).
+        // place and never leaked: it lives in an `Arc` whose references are held only by the
+        // device's driver data and the root buses in it (`bus::Roots`), all dropped at unbind.
         let events = unsafe {
             Registration::new_local(
                 port,

@@ -14,7 +14,10 @@ use kernel::{
     device::Core,
     new_mutex,
     prelude::*,
-    sync::Mutex,
+    sync::{
+        Arc,
+        Mutex, //
+    },
     xen::{
         evtchn::{
             LocalPort,
@@ -54,11 +57,11 @@ pub(crate) struct PcifrontDriver;
 kernel::xenbus_device_table!(PCIFRONT_IDS, (), [(xenbus::DeviceId::new(c"pci"), ())]);
 
 /// How far the connection got, as far as the PCI buses go.
-enum Link {
+enum Link<'bound> {
     /// The shared page and event channel are published; the backend has not connected yet.
     Waiting,
     /// Connected: the root buses the backend exports, with their devices.
-    Connected(Roots),
+    Connected(Roots<'bound>),
     /// Disconnected: the buses are gone, for good (the backend does not reconnect).
     Closed,
 }
@@ -66,13 +69,11 @@ enum Link {
 /// The driver data of a bound device: one connection to a backend.
 #[pin_data]
 pub(crate) struct Front<'bound> {
-    /// The buses. Declared before `chan`, so dropped before it: the buses' operations use the
-    /// channel until the buses are gone.
+    /// The buses, whose operations hold references to the channel.
     #[pin]
-    link: Mutex<Link>,
+    link: Mutex<Link<'bound>>,
     /// The shared page and the event channel.
-    #[pin]
-    chan: OpChannel<'bound>,
+    chan: Arc<OpChannel<'bound>>,
 }
 
 impl xenbus::Driver for PcifrontDriver {
@@ -93,7 +94,7 @@ impl xenbus::Driver for PcifrontDriver {
 
             Ok(try_pin_init!(Front {
                 link <- new_mutex!(Link::Waiting, "pcifront_link"),
-                chan <- OpChannel::new(ring, port, aer),
+                chan: Arc::pin_init(OpChannel::new(ring, port, aer), GFP_KERNEL)?,
                 _: {
                     publish(dev, gref, evtchn)?;
                     dev.switch_state(XenbusState::Initialised)?;
@@ -183,7 +184,7 @@ fn exported_roots(dev: &xenbus::Device<Core<'_>>, backend: &CStr) -> Result<KVec
 }
 
 /// Creates (or rescans) the bus of every root the backend exports.
-fn scan_roots(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots: &mut Roots) -> Result {
+fn scan_roots(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots: &mut Roots<'_>) -> Result {
     for root in exported_roots(dev, backend)? {
         match roots.scan(dev.as_ref(), root) {
             Ok(Scan::Created) => {
@@ -236,9 +237,7 @@ impl Front<'_> {
             return;
         };
 
-        // SAFETY: `roots` is only kept in `self.link`, which is dropped before `self.chan` (field
-        // order of `Front`), or dropped below.
-        let mut roots = unsafe { Roots::new(&self.chan) };
+        let mut roots = Roots::new(self.chan.clone());
 
         if let Err(e) = scan_roots(dev, backend, &mut roots) {
             drop(roots);
@@ -294,7 +293,7 @@ impl Front<'_> {
     fn reconfigure(
         self: Pin<&Self>,
         dev: &xenbus::Device<Core<'_>>,
-        step: impl FnOnce(&CStr, &mut Roots) -> Result,
+        step: impl FnOnce(&CStr, &mut Roots<'_>) -> Result,
         what: core::fmt::Arguments<'_>,
         next: XenbusState,
     ) {
@@ -336,7 +335,11 @@ impl Front<'_> {
 }
 
 /// Removes the devices whose `state-N` the toolstack set to `Closing`, found by their `vdev-N`.
-fn remove_closing_devices(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots: &Roots) -> Result {
+fn remove_closing_devices(
+    dev: &xenbus::Device<Core<'_>>,
+    backend: &CStr,
+    roots: &Roots<'_>,
+) -> Result {
     // Bounded before the loop: each index costs a xenstore read on the xenwatch thread.
     let value = Nil.read(backend, xs::NUM_DEVS)?;
     let num = xs::parse_count(&value, xs::NUM_DEVS_MAX).map_err(|e| {

@@ -19,6 +19,7 @@ use crate::{
     prelude::*,
     revocable::Revocable,
     types::{
+        ForLt,
         ForeignOwnable,
         Opaque, //
     }, //
@@ -179,8 +180,8 @@ type WriteFn = unsafe fn(*const (), u8, u8, u16, AccessWidth, u32) -> Result<(),
 ///
 /// # Invariants
 ///
-/// `data` points to a `T: PciOps`, `read` is `read_ops::<T>`, `write` is `write_ops::<T>` and
-/// `type_id` is `TypeId::of::<T>()`.
+/// `data` points to an `F::Of<'a>` (for the `'a` of its [`RootBus`]), `read` is
+/// `read_ops::<F>`, `write` is `write_ops::<F>` and `type_id` is `TypeId::of::<F>()`.
 #[derive(Clone, Copy)]
 struct ErasedOps {
     data: *const (),
@@ -189,53 +190,65 @@ struct ErasedOps {
     type_id: TypeId,
 }
 
-// SAFETY: `ErasedOps` only gives access to a `T: PciOps`, which is `Send`.
+// SAFETY: `ErasedOps` only gives access to an `F::Of<'_>: PciOps`, which is `Send`.
 unsafe impl Send for ErasedOps {}
 
-// SAFETY: `ErasedOps` only gives access to a `T: PciOps`, which is `Sync`.
+// SAFETY: `ErasedOps` only gives access to an `F::Of<'_>: PciOps`, which is `Sync`.
 unsafe impl Sync for ErasedOps {}
 
 impl ErasedOps {
-    fn new<T: PciOps + 'static>(ops: *const T) -> Self {
-        // INVARIANT: `data` is `ops`, `read`, `write` and `type_id` are those of `T`.
+    fn new<F: ForLt + 'static>(ops: *const F::Of<'_>) -> Self
+    where
+        for<'x> F::Of<'x>: PciOps,
+    {
+        // INVARIANT: `data` is `ops`, `read`, `write` and `type_id` are those of `F`.
         Self {
             data: ops.cast(),
-            read: read_ops::<T>,
-            write: write_ops::<T>,
-            type_id: TypeId::of::<T>(),
+            read: read_ops::<F>,
+            write: write_ops::<F>,
+            type_id: TypeId::of::<F>(),
         }
     }
 }
 
 /// # Safety
 ///
-/// `data` must point to a `T` that is valid for the duration of the call.
-unsafe fn read_ops<T: PciOps>(
+/// `data` must point to an `F::Of<'a>`, for some `'a`, that is valid for the duration of the call.
+unsafe fn read_ops<F: ForLt>(
     data: *const (),
     bus: u8,
     devfn: u8,
     offset: u16,
     width: AccessWidth,
-) -> Result<u32, PcibiosError> {
-    // SAFETY: By the safety requirements, `data` points to a valid `T`.
-    let ops = unsafe { &*data.cast::<T>() };
+) -> Result<u32, PcibiosError>
+where
+    for<'x> F::Of<'x>: PciOps,
+{
+    // SAFETY: By the safety requirements, `data` points to a valid `F::Of<'a>`. It is borrowed
+    // for this call only, under a lifetime that ends with it: shorter than `'a`, and since the
+    // ops are implemented for every lifetime and only get a shared reference, nothing they keep
+    // can outlive the call (the argument of `auxiliary::Device::registration_data_with`).
+    let ops = unsafe { &*data.cast::<F::Of<'_>>() };
 
     ops.read(bus, devfn, offset, width)
 }
 
 /// # Safety
 ///
-/// `data` must point to a `T` that is valid for the duration of the call.
-unsafe fn write_ops<T: PciOps>(
+/// `data` must point to an `F::Of<'a>`, for some `'a`, that is valid for the duration of the call.
+unsafe fn write_ops<F: ForLt>(
     data: *const (),
     bus: u8,
     devfn: u8,
     offset: u16,
     width: AccessWidth,
     value: u32,
-) -> Result<(), PcibiosError> {
-    // SAFETY: By the safety requirements, `data` points to a valid `T`.
-    let ops = unsafe { &*data.cast::<T>() };
+) -> Result<(), PcibiosError>
+where
+    for<'x> F::Of<'x>: PciOps,
+{
+    // SAFETY: As in `read_ops`.
+    let ops = unsafe { &*data.cast::<F::Of<'_>>() };
 
     ops.write(bus, devfn, offset, width, value)
 }
@@ -349,8 +362,9 @@ unsafe extern "C" fn config_read(
             .ok_or(PcibiosError::DeviceNotFound)?;
 
         // SAFETY: By the type invariants of `SysData` and `ErasedOps`, as `ops` is not revoked,
-        // `ops.data` points to the `T` of a live `RootBus`, and `ops.read` is `read_ops::<T>`.
-        // Revocation waits for the guard to be dropped, so the `T` outlives the call.
+        // `ops.data` points to the `F::Of<'a>` of a live `RootBus<'a, F>`, and `ops.read` is
+        // `read_ops::<F>`. Revocation waits for the guard to be dropped, so the ops outlive the
+        // call.
         unsafe { (ops.read)(ops.data, busnr, devfn, offset, width) }
     });
 
@@ -391,8 +405,9 @@ unsafe extern "C" fn config_write(
             .ok_or(PcibiosError::DeviceNotFound)?;
 
         // SAFETY: By the type invariants of `SysData` and `ErasedOps`, as `ops` is not revoked,
-        // `ops.data` points to the `T` of a live `RootBus`, and `ops.write` is `write_ops::<T>`.
-        // Revocation waits for the guard to be dropped, so the `T` outlives the call.
+        // `ops.data` points to the `F::Of<'a>` of a live `RootBus<'a, F>`, and `ops.write` is
+        // `write_ops::<F>`. Revocation waits for the guard to be dropped, so the ops outlive the
+        // call.
         unsafe { (ops.write)(ops.data, busnr, devfn, offset, width, val) }
     });
 
@@ -638,6 +653,10 @@ impl BusRef {
 /// removes them all, and the bus. The accesses the PCI core makes to the devices in the meantime
 /// go to the [`PciOps`].
 ///
+/// `F` is the [`ForLt`](trait@ForLt) encoding of the type of the operations, `F::Of<'a>`: they
+/// may borrow what lives for `'a` (the connection of a paravirtualised frontend, say), which the
+/// bus cannot outlive. Use [`ForLt!(T)`](macro@ForLt) for operations that borrow nothing.
+///
 /// The root bus is x86-specific: its `sysdata` begins with a `struct pci_sysdata`.
 ///
 /// Creating, rescanning, removing a device and dropping take the PCI rescan/remove lock and may
@@ -656,7 +675,8 @@ impl BusRef {
 /// use kernel::{
 ///     device,
 ///     pci::{AccessWidth, PciOps, PcibiosError, RootBus},
-///     prelude::*, //
+///     prelude::*,
+///     types::ForLt, //
 /// };
 ///
 /// /// Forwards accesses to a backend, over a channel that allows busy-waiting.
@@ -680,8 +700,8 @@ impl BusRef {
 /// }
 ///
 /// fn connect(dev: &device::Device<device::Bound>, domain: u32, bus: u8)
-///     -> Result<Pin<KBox<RootBus<Forwarder>>>> {
-///     let root = RootBus::<Forwarder>::scan(dev, domain, bus, Forwarder { domain })?;
+///     -> Result<Pin<KBox<RootBus<'static, ForLt!(Forwarder)>>>> {
+///     let root = RootBus::<ForLt!(Forwarder)>::scan(dev, domain, bus, Forwarder { domain })?;
 ///
 ///     // Later, once the backend reports new devices:
 ///     let found = root.rescan();
@@ -691,31 +711,42 @@ impl BusRef {
 /// }
 /// ```
 #[pin_data(PinnedDrop)]
-pub struct RootBus<T: PciOps + 'static> {
+pub struct RootBus<'a, F: ForLt + 'static> {
     #[pin]
-    ops: T,
+    ops: F::Of<'a>,
     bus: BusRef,
     #[pin]
     _pin: PhantomPinned,
 }
 
-// SAFETY: The PCI core functions `RootBus` calls can be called from any thread, and `T` is `Send`.
-unsafe impl<T: PciOps + 'static> Send for RootBus<T> {}
+// SAFETY: The PCI core functions `RootBus` calls can be called from any thread, and the ops are
+// `Send`.
+unsafe impl<F: ForLt> Send for RootBus<'_, F> where for<'x> F::Of<'x>: Send {}
 
 // SAFETY: The methods taking `&self` take the rescan/remove lock around their use of the bus, and
-// `T` is `Sync`.
-unsafe impl<T: PciOps + 'static> Sync for RootBus<T> {}
+// the ops are `Sync`.
+unsafe impl<F: ForLt> Sync for RootBus<'_, F> where for<'x> F::Of<'x>: Sync {}
 
-impl<T: PciOps + 'static> RootBus<T> {
+impl<'a, F: ForLt> RootBus<'a, F>
+where
+    for<'x> F::Of<'x>: PciOps,
+{
     /// Creates the root bus `domain:bus` below `parent`, with its configuration space accesses
     /// going to `ops`, and adds the devices found on it.
     ///
-    /// `ops` is a `T` or an initialiser of one. Fails with [`EEXIST`] if the bus exists already.
-    pub fn scan<E>(
+    /// `ops` is an `F::Of<'a>` or an initialiser of one. Fails with [`EEXIST`] if the bus exists
+    /// already.
+    ///
+    /// # Safety
+    ///
+    /// The returned bus must be dropped before `'a` ends: not leaked with [`core::mem::forget`]
+    /// or a reference cycle, since the PCI core reaches the ops, which may borrow for `'a`, until
+    /// then. If the ops borrow nothing, use the safe [`RootBus::scan`].
+    pub unsafe fn scan_with_lt<E>(
         parent: &device::Device,
         domain: u32,
         bus: u8,
-        ops: impl PinInit<T, E>,
+        ops: impl PinInit<F::Of<'a>, E>,
     ) -> Result<Pin<KBox<Self>>>
     where
         Error: From<E>,
@@ -730,8 +761,9 @@ impl<T: PciOps + 'static> RootBus<T> {
 
                     // SAFETY: `ops` is pinned and is only dropped after `Self` is dropped, whose
                     // `PinnedDrop` revokes the `SysData`; or, should initialisation fail later,
-                    // after `BusRef::create` failed and freed the `SysData`.
-                    unsafe { BusRef::create(parent, domain, bus, ErasedOps::new(ops)) }?
+                    // after `BusRef::create` failed and freed the `SysData`. `Self` is dropped
+                    // before `'a` ends (safety requirements of this function).
+                    unsafe { BusRef::create(parent, domain, bus, ErasedOps::new::<F>(ops)) }?
                 },
                 _pin: PhantomPinned,
             }),
@@ -739,6 +771,71 @@ impl<T: PciOps + 'static> RootBus<T> {
         )
     }
 
+    /// Creates the root bus `domain:bus` below `parent` with operations that borrow nothing, as
+    /// [`RootBus::scan_with_lt`] does.
+    pub fn scan<E>(
+        parent: &device::Device,
+        domain: u32,
+        bus: u8,
+        ops: impl PinInit<F::Of<'a>, E>,
+    ) -> Result<Pin<KBox<Self>>>
+    where
+        F::Of<'a>: 'static,
+        Error: From<E>,
+    {
+        // SAFETY: `F::Of<'a>: 'static`: the ops borrow nothing, so a leaked bus leaves the PCI
+        // core with valid ops forever.
+        unsafe { Self::scan_with_lt(parent, domain, bus, ops) }
+    }
+
+    /// Calls `f` with the [`PciOps`] of the root bus `dev` is on (directly, or behind bridges),
+    /// if that is a [`RootBus`] of operations `F` still in place.
+    ///
+    /// This is for hooks that the kernel only gives a device, such as the MSI hooks of a
+    /// paravirtualised frontend, to reach the state behind its bus. Returns [`None`] if `dev` is
+    /// on another kind of bus, on a [`RootBus`] with another type of operations, or on one being
+    /// removed.
+    ///
+    /// `f` runs in an RCU read-side critical section: it must not sleep (the same rule as for
+    /// the [`PciOps`] methods). It gets the operations under a lifetime of its own, which ends
+    /// with the call.
+    pub fn with_device_ops<R>(
+        dev: &Device,
+        f: impl for<'x> FnOnce(&'x F::Of<'x>) -> R,
+    ) -> Option<R> {
+        // SAFETY: By its type invariant `dev.as_raw()` is a valid `struct pci_dev`, whose `bus`
+        // is set when it is created and valid as long as the device.
+        let bus = unsafe { (*dev.as_raw()).bus };
+        if bus.is_null() {
+            return None;
+        }
+
+        // SAFETY: `bus` is valid (see above).
+        let bus_ops = unsafe { (*bus).ops };
+        if !ptr::eq(bus_ops.cast_const(), &PCI_OPS) {
+            return None;
+        }
+
+        // SAFETY: Only the buses of a `RootBus` hierarchy use `PCI_OPS`; `dev` keeps its bus, and
+        // with it the host bridge owning the `SysData`, alive for the borrow.
+        let sysdata = unsafe { SysData::of_bus(bus) };
+        let ops = sysdata.ops.try_access()?;
+        if ops.type_id != TypeId::of::<F>() {
+            return None;
+        }
+
+        // SAFETY: By the type invariants of `SysData` and `ErasedOps`, as `ops` is not revoked,
+        // `ops.data` points to the `F::Of<'a>` of a live `RootBus<'a, F>`, of this `F` since
+        // `type_id` says so. Revocation waits for the guard to be dropped, so the ops outlive the
+        // call. `f` gets them under a lifetime it cannot name or extend (a higher-ranked
+        // closure), shorter than `'a`: nothing it returns can borrow them, whatever the
+        // variance of `F::Of`.
+        let t = unsafe { &*ops.data.cast::<F::Of<'_>>() };
+        Some(f(t))
+    }
+}
+
+impl<'a, F: ForLt> RootBus<'a, F> {
     /// Scans every device and function number of the root bus again, and adds the devices that
     /// were not there yet.
     ///
@@ -773,47 +870,8 @@ impl<T: PciOps + 'static> RootBus<T> {
     }
 
     /// Returns the [`PciOps`] of the root bus.
-    pub fn ops(&self) -> &T {
+    pub fn ops(&self) -> &F::Of<'a> {
         &self.ops
-    }
-
-    /// Calls `f` with the [`PciOps`] of the root bus `dev` is on (directly, or behind bridges),
-    /// if that is a [`RootBus<T>`] still in place.
-    ///
-    /// This is for hooks that the kernel only gives a device, such as the MSI hooks of a
-    /// paravirtualised frontend, to reach the state behind its bus. Returns [`None`] if `dev` is
-    /// on another kind of bus, on a [`RootBus`] with another type of operations, or on one being
-    /// removed.
-    ///
-    /// `f` runs in an RCU read-side critical section: it must not sleep (the same rule as for
-    /// the [`PciOps`] methods).
-    pub fn with_device_ops<R>(dev: &Device, f: impl FnOnce(&T) -> R) -> Option<R> {
-        // SAFETY: By its type invariant `dev.as_raw()` is a valid `struct pci_dev`, whose `bus`
-        // is set when it is created and valid as long as the device.
-        let bus = unsafe { (*dev.as_raw()).bus };
-        if bus.is_null() {
-            return None;
-        }
-
-        // SAFETY: `bus` is valid (see above).
-        let bus_ops = unsafe { (*bus).ops };
-        if !ptr::eq(bus_ops.cast_const(), &PCI_OPS) {
-            return None;
-        }
-
-        // SAFETY: Only the buses of a `RootBus` hierarchy use `PCI_OPS`; `dev` keeps its bus, and
-        // with it the host bridge owning the `SysData`, alive for the borrow.
-        let sysdata = unsafe { SysData::of_bus(bus) };
-        let ops = sysdata.ops.try_access()?;
-        if ops.type_id != TypeId::of::<T>() {
-            return None;
-        }
-
-        // SAFETY: By the type invariants of `SysData` and `ErasedOps`, as `ops` is not revoked,
-        // `ops.data` points to the ops of a live `RootBus`, of type `T` since `type_id` says so.
-        // Revocation waits for the guard to be dropped, so the `T` outlives the call.
-        let t = unsafe { &*ops.data.cast::<T>() };
-        Some(f(t))
     }
 
     /// Returns the PCI domain (segment) number of the root bus.
@@ -828,7 +886,7 @@ impl<T: PciOps + 'static> RootBus<T> {
 }
 
 #[pinned_drop]
-impl<T: PciOps + 'static> PinnedDrop for RootBus<T> {
+impl<F: ForLt> PinnedDrop for RootBus<'_, F> {
     fn drop(self: Pin<&mut Self>) {
         let bus = &self.bus;
 
@@ -914,6 +972,27 @@ mod tests {
         0x36, 0x1b, 0xff, 0x7f, 0, 0, 0, 0, 0x01, 0, 0, 0xff, 0, 0, 0, 0,
     ];
 
+    /// A read of [`CONFIG`] at `DEVFN` on bus 0.
+    fn config_read(
+        bus: u8,
+        devfn: u8,
+        offset: u16,
+        width: AccessWidth,
+    ) -> Result<u32, PcibiosError> {
+        if bus != 0 || devfn != DEVFN {
+            return Err(PcibiosError::DeviceNotFound);
+        }
+
+        let start = usize::from(offset);
+        let mut value = 0;
+        for i in (0..usize::from(width.bytes())).rev() {
+            let byte = CONFIG.get(start + i).copied().unwrap_or(0);
+            value = (value << 8) | u32::from(byte);
+        }
+
+        Ok(value)
+    }
+
     struct OneFunction {
         reads: Atomic<u32>,
     }
@@ -927,18 +1006,7 @@ mod tests {
             width: AccessWidth,
         ) -> Result<u32, PcibiosError> {
             self.reads.fetch_add(1, Relaxed);
-            if bus != 0 || devfn != DEVFN {
-                return Err(PcibiosError::DeviceNotFound);
-            }
-
-            let start = usize::from(offset);
-            let mut value = 0;
-            for i in (0..usize::from(width.bytes())).rev() {
-                let byte = CONFIG.get(start + i).copied().unwrap_or(0);
-                value = (value << 8) | u32::from(byte);
-            }
-
-            Ok(value)
+            config_read(bus, devfn, offset, width)
         }
 
         fn write(
@@ -973,7 +1041,7 @@ mod tests {
         let parent = faux::Registration::new(c"rust_pci_host_kunit", None)?;
         let parent: &device::Device<device::Bound> = parent.as_ref().as_ref();
 
-        let root = RootBus::<OneFunction>::scan(
+        let root = RootBus::<ForLt!(OneFunction)>::scan(
             parent,
             DOMAIN,
             0,
@@ -986,7 +1054,7 @@ mod tests {
         assert_eq!(root.number(), 0);
 
         // The same bus cannot be created twice.
-        let again = RootBus::<OneFunction>::scan(
+        let again = RootBus::<ForLt!(OneFunction)>::scan(
             parent,
             DOMAIN,
             0,
@@ -1031,6 +1099,86 @@ mod tests {
         assert_eq!(ret, PcibiosError::DeviceNotFound.to_raw());
 
         // The last reference to the bus goes: its host bridge frees the `SysData`.
+        drop(pdev);
+
+        Ok(())
+    }
+
+    /// The same function, with operations that borrow the counter of their reads.
+    struct Borrowing<'a> {
+        reads: &'a Atomic<u32>,
+    }
+
+    impl PciOps for Borrowing<'_> {
+        fn read(
+            &self,
+            bus: u8,
+            devfn: u8,
+            offset: u16,
+            width: AccessWidth,
+        ) -> Result<u32, PcibiosError> {
+            self.reads.fetch_add(1, Relaxed);
+            config_read(bus, devfn, offset, width)
+        }
+
+        fn write(
+            &self,
+            bus: u8,
+            devfn: u8,
+            _offset: u16,
+            _width: AccessWidth,
+            _value: u32,
+        ) -> Result<(), PcibiosError> {
+            if bus != 0 || devfn != DEVFN {
+                return Err(PcibiosError::DeviceNotFound);
+            }
+
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn root_bus_borrowing() -> Result {
+        // See `root_bus_lifecycle`.
+        #[cfg(CONFIG_XEN_DOM0)]
+        if crate::xen::is_initial_domain() {
+            crate::xen::kunit_skip(c"not in a Xen initial domain (its PCI notifier crashes Xen)");
+            return Ok(());
+        }
+
+        /// Another domain than `root_bus_lifecycle`'s, whose removed device may still be there.
+        const DOMAIN2: u32 = 0xfffd;
+
+        /// The counter the ops borrow. A static: a failed assertion ends the test's thread
+        /// without dropping anything, so the bus would outlive a counter on the stack.
+        static READS: Atomic<u32> = Atomic::new(0);
+
+        let parent = faux::Registration::new(c"rust_pci_host_kunit2", None)?;
+        let parent: &device::Device<device::Bound> = parent.as_ref().as_ref();
+        let reads = &READS;
+
+        let root = RootBus::<ForLt!(Borrowing<'_>)>::scan(parent, DOMAIN2, 0, Borrowing { reads })?;
+        let scanned = reads.load(Relaxed);
+        assert!(scanned > 0);
+
+        // The device's hooks reach the ops of its bus, of the type asked for only.
+        let pdev = Device::get_by_slot(DOMAIN2, 0, DEVFN).ok_or(ENODEV)?;
+        let seen = RootBus::<ForLt!(Borrowing<'_>)>::with_device_ops(&pdev, |ops| {
+            core::ptr::eq(ops.reads, reads)
+        });
+        assert_eq!(seen, Some(true));
+        assert!(RootBus::<ForLt!(OneFunction)>::with_device_ops(&pdev, |_| ()).is_none());
+
+        // An access through the device reaches the borrowed counter.
+        let mut vendor = 0u16;
+        // SAFETY: `pdev` is a valid `struct pci_dev` and `vendor` is valid for writes.
+        let ret = unsafe { bindings::pci_read_config_word(pdev.as_raw(), 0, &mut vendor) };
+        assert_eq!((ret, vendor), (0, 0x1b36));
+        assert!(reads.load(Relaxed) > scanned);
+
+        // Once the bus is gone its device finds no ops.
+        drop(root);
+        assert!(RootBus::<ForLt!(Borrowing<'_>)>::with_device_ops(&pdev, |_| ()).is_none());
         drop(pdev);
 
         Ok(())

@@ -136,17 +136,18 @@ declare -A of_boot=()
 for g in ${PLAN//,/ }; do
 	b=$(conf "$g" 2)
 	if [ -z "$b" ]; then unknown+=("$g"); continue; fi
-	[ -n "${ONE_BOOT:-}" ] && b=one
+	# The built-in kernel's boots need their own kernel and command line: never in one boot.
+	case $b in builtin|builtin-bad) ;; *) [ -n "${ONE_BOOT:-}" ] && b=one ;; esac
 	[ -n "${of_boot[$b]+x}" ] || boots+=("$b")
 	of_boot[$b]=${of_boot[$b]:+${of_boot[$b]},}$g
 done
 
 with_cpu_lock
-# The built-in kernel's images, when a boot needs them and they were never built (make test
-# rebuilds them before every run; a direct run builds them once).
+# The built-in kernel's images, when a boot needs them: built here (incrementally, so that
+# they test the current code) unless make test's build layer just did (XENPCI_BUILTIN_BUILT).
 for b in "${boots[@]}"; do
 	case $b in builtin|builtin-bad) ;; *) continue ;; esac
-	[ -f "$BUILTIN_OUT/dom0.cpio" ] && break
+	[ -n "${XENPCI_BUILTIN_BUILT:-}" ] && break
 	log "building the kernel with pciback built in and its images ($BUILTIN_OUT)"
 	{ KCONFIG=builtin "$top/scripts/kernel.sh" build && OUT=$BUILTIN_OUT KCONFIG=builtin "$top/scripts/images.sh" all; } ||
 		die "cannot build the images of the built-in kernel"

@@ -17,8 +17,8 @@
 //! As in C, every [`CHECK_EVERY`] interrupts claimed the handler asks Xen whether another domain
 //! is bound to the line. When none is (the guest has not bound it, or has unbound it), nobody
 //! else needs dom0 to claim the interrupts, and the handler stops (logged, shown by
-//! `irq_handlers`); the guest turns it on again through `irq_handler_state`, by enabling the
-//! device again, or by disabling MSI or MSI-X.
+//! `irq_handlers`); it comes back when the guest enables the device again (without MSI or
+//! MSI-X on) or disables MSI or MSI-X, or when the administrator writes `irq_handler_state`.
 
 use kernel::{
     irq::{

@@ -71,8 +71,10 @@ impl PciOps for RootOps<'_> {
 
 /// The root buses of a connection, each with operations holding a reference to its channel.
 ///
-/// The buses are only ever dropped (by [`Roots::clear`], or with `self`), never leaked: `self`
-/// lives in the driver data of the bound device, which the driver core drops at unbind.
+/// # Invariants
+///
+/// `self` is never leaked (see [`Roots::new`]), so its buses are only ever dropped (by
+/// [`Roots::clear`], or with `self`) before `'bound` ends.
 pub(crate) struct Roots<'bound> {
     buses: KVec<Pin<KBox<RootBus<'bound, Ops>>>>,
     chan: Arc<OpChannel<'bound>>,
@@ -80,7 +82,13 @@ pub(crate) struct Roots<'bound> {
 
 impl<'bound> Roots<'bound> {
     /// Creates the (empty) set of root buses of the connection whose channel is `chan`.
-    pub(crate) fn new(chan: Arc<OpChannel<'bound>>) -> Self {
+    ///
+    /// # Safety
+    ///
+    /// The returned object must be dropped before `'bound` ends, not leaked: the PCI core
+    /// reaches the channel through its buses until they are dropped.
+    pub(crate) unsafe fn new(chan: Arc<OpChannel<'bound>>) -> Self {
+        // INVARIANT: Guaranteed by the safety requirements of this function.
         Self {
             buses: KVec::new(),
             chan,
@@ -108,7 +116,7 @@ impl<'bound> Roots<'bound> {
         };
         self.buses.reserve(1, GFP_KERNEL)?;
         // SAFETY: The bus is never leaked: it is kept in `self.buses`, whence it is only dropped,
-        // before `'bound` ends (see `Roots`).
+        // before `'bound` ends (type invariant of `Roots`).
         let bus =
             unsafe { RootBus::<Ops>::scan_with_lt(parent, root.domain.into(), root.bus, ops) }?;
         self.buses.push(bus, GFP_KERNEL)?;

@@ -237,7 +237,9 @@ impl Front<'_> {
             return;
         };
 
-        let mut roots = Roots::new(self.chan.clone());
+        // SAFETY: `roots` is kept in `self.link`, in the driver data, which the driver core
+        // drops (never leaks) at unbind, or dropped below.
+        let mut roots = unsafe { Roots::new(self.chan.clone()) };
 
         if let Err(e) = scan_roots(dev, backend, &mut roots) {
             drop(roots);

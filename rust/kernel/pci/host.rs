@@ -797,11 +797,13 @@ where
     /// removed.
     ///
     /// `f` runs in an RCU read-side critical section: it must not sleep (the same rule as for
-    /// the [`PciOps`] methods). It gets the operations under a lifetime of its own, which ends
-    /// with the call.
+    /// the [`PciOps`] methods). It gets the operations under lifetimes of its own, which end
+    /// with the call: one for what the operations borrow, another for the reference to them, so
+    /// that it can neither return anything borrowed from them nor store a reference to them
+    /// in what they borrow (a `Mutex<Option<&'x T>>` the operations point to, say).
     pub fn with_device_ops<R>(
         dev: &Device,
-        f: impl for<'x> FnOnce(&'x F::Of<'x>) -> R,
+        f: impl for<'x, 'y> FnOnce(&'y F::Of<'x>) -> R,
     ) -> Option<R> {
         // SAFETY: By its type invariant `dev.as_raw()` is a valid `struct pci_dev`, whose `bus`
         // is set when it is created and valid as long as the device.
@@ -827,9 +829,10 @@ where
         // SAFETY: By the type invariants of `SysData` and `ErasedOps`, as `ops` is not revoked,
         // `ops.data` points to the `F::Of<'a>` of a live `RootBus<'a, F>`, of this `F` since
         // `type_id` says so. Revocation waits for the guard to be dropped, so the ops outlive the
-        // call. `f` gets them under a lifetime it cannot name or extend (a higher-ranked
-        // closure), shorter than `'a`: nothing it returns can borrow them, whatever the
-        // variance of `F::Of`.
+        // call. `f` gets them under lifetimes it cannot name or extend (a higher-ranked
+        // closure), shorter than `'a`, with the reference's lifetime apart from the ops' own:
+        // nothing it returns can borrow them, and it cannot store a reference to them in what
+        // they borrow, whatever the variance of `F::Of`.
         let t = unsafe { &*ops.data.cast::<F::Of<'_>>() };
         Some(f(t))
     }
@@ -1104,10 +1107,8 @@ mod tests {
         Ok(())
     }
 
-    /// The same function, with operations that borrow the counter of their reads.
-    struct Borrowing<'a> {
-        reads: &'a Atomic<u32>,
-    }
+    /// Operations that borrow: those of a [`OneFunction`] that lives elsewhere.
+    struct Borrowing<'a>(&'a OneFunction);
 
     impl PciOps for Borrowing<'_> {
         fn read(
@@ -1117,23 +1118,18 @@ mod tests {
             offset: u16,
             width: AccessWidth,
         ) -> Result<u32, PcibiosError> {
-            self.reads.fetch_add(1, Relaxed);
-            config_read(bus, devfn, offset, width)
+            self.0.read(bus, devfn, offset, width)
         }
 
         fn write(
             &self,
             bus: u8,
             devfn: u8,
-            _offset: u16,
-            _width: AccessWidth,
-            _value: u32,
+            offset: u16,
+            width: AccessWidth,
+            value: u32,
         ) -> Result<(), PcibiosError> {
-            if bus != 0 || devfn != DEVFN {
-                return Err(PcibiosError::DeviceNotFound);
-            }
-
-            Ok(())
+            self.0.write(bus, devfn, offset, width, value)
         }
     }
 
@@ -1149,22 +1145,25 @@ mod tests {
         /// Another domain than `root_bus_lifecycle`'s, whose removed device may still be there.
         const DOMAIN2: u32 = 0xfffd;
 
-        /// The counter the ops borrow. A static: a failed assertion ends the test's thread
-        /// without dropping anything, so the bus would outlive a counter on the stack.
-        static READS: Atomic<u32> = Atomic::new(0);
+        /// What the ops borrow. A static: a failed assertion ends the test's thread without
+        /// dropping anything, so the bus would outlive a function on the stack.
+        static FUNCTION: OneFunction = OneFunction {
+            reads: Atomic::new(0),
+        };
 
         let parent = faux::Registration::new(c"rust_pci_host_kunit2", None)?;
         let parent: &device::Device<device::Bound> = parent.as_ref().as_ref();
-        let reads = &READS;
+        let reads = &FUNCTION.reads;
 
-        let root = RootBus::<ForLt!(Borrowing<'_>)>::scan(parent, DOMAIN2, 0, Borrowing { reads })?;
+        let root =
+            RootBus::<ForLt!(Borrowing<'_>)>::scan(parent, DOMAIN2, 0, Borrowing(&FUNCTION))?;
         let scanned = reads.load(Relaxed);
         assert!(scanned > 0);
 
         // The device's hooks reach the ops of its bus, of the type asked for only.
         let pdev = Device::get_by_slot(DOMAIN2, 0, DEVFN).ok_or(ENODEV)?;
         let seen = RootBus::<ForLt!(Borrowing<'_>)>::with_device_ops(&pdev, |ops| {
-            core::ptr::eq(ops.reads, reads)
+            core::ptr::eq(ops.0, &FUNCTION)
         });
         assert_eq!(seen, Some(true));
         assert!(RootBus::<ForLt!(OneFunction)>::with_device_ops(&pdev, |_| ()).is_none());

@@ -826,13 +826,14 @@ where
             return None;
         }
 
+        // `f` gets the ops under lifetimes it cannot name or extend (a higher-ranked closure),
+        // shorter than `'a`, the reference's apart from the ops' own: nothing it returns can
+        // borrow them, and it cannot store a reference to them in what they borrow, whatever the
+        // variance of `F::Of`.
+        //
         // SAFETY: By the type invariants of `SysData` and `ErasedOps`, as `ops` is not revoked,
-        // `ops.data` points to the `F::Of<'a>` of a live `RootBus<'a, F>`, of this `F` since
-        // `type_id` says so. Revocation waits for the guard to be dropped, so the ops outlive the
-        // call. `f` gets them under lifetimes it cannot name or extend (a higher-ranked
-        // closure), shorter than `'a`, with the reference's lifetime apart from the ops' own:
-        // nothing it returns can borrow them, and it cannot store a reference to them in what
-        // they borrow, whatever the variance of `F::Of`.
+        // `ops.data` points to the `F::Of<'a>` of a live `RootBus<'a, F>` (of this `F`: see
+        // `type_id`); revocation waits for the guard, so the ops outlive the call.
         let t = unsafe { &*ops.data.cast::<F::Of<'_>>() };
         Some(f(t))
     }

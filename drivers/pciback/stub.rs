@@ -418,6 +418,47 @@ impl Seized {
         drop(claim);
     }
 
+    /// `do_flr`: resets the device with its device lock held, as the device's own `reset` file
+    /// does (`pci_reset_function`: the configuration space is saved and restored around it).
+    ///
+    /// A device a guest holds is reset too, with a log line naming the guest: libxl writes
+    /// `do_flr` at `xl pci-detach` before it takes the device out of the guest's IOMMU context
+    /// and before it asks the backend to release it, and relies on that reset to stop the
+    /// device's DMA (a refusal left an NVMe drive faulting in the IOMMU). The release resets
+    /// the device again. Fails with `ENODEV` if the driver was unbound meanwhile, `ENOTTY` if
+    /// the device has no reset method, or with the reset's error; each is logged.
+    pub(crate) fn reset_for_toolstack(&self) -> Result {
+        // The device lock first, then `inner`, as `release` and `unbind`: a claim or a release
+        // waits for the reset to end.
+        let lock = self.pdev.lock_for_reset();
+        let inner = self.inner.lock();
+        let dev: &device::Device = self.pdev.as_ref();
+        if !inner.bound {
+            return Err(ENODEV);
+        }
+        if let Some(claim) = &inner.claim {
+            dev_info!(
+                dev,
+                "do_flr: guest {} holds the device: reset anyway\n",
+                claim.domain
+            );
+        }
+        match lock.reset_function() {
+            Ok(()) => {
+                dev_info!(dev, "do_flr: reset\n");
+                Ok(())
+            }
+            Err(e) => {
+                if e == ENOTTY {
+                    dev_info!(dev, "do_flr: no reset method\n");
+                } else {
+                    dev_warn!(dev, "do_flr: reset failed: {:?}\n", e);
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Runs `f` with the bound device and its state, for a device claimed by a guest, or fails
     /// with `DevNotFound` if the PCI driver was unbound or the claim dropped meanwhile.
     fn with_bound<R, E: From<PciifError>>(

@@ -29,6 +29,11 @@
 //!   device's dom0 INTx handler, `BDF:on|off:acking|not acking:COUNT`, and its switch (writing
 //!   the exact address toggles it), as in C.
 //!
+//! - `do_flr` (write-only): writing the exact address of a seized device resets the function
+//!   (the kernel's reset methods in order, with its device lock held), also while a guest holds
+//!   it, as the device's own `reset` file would; `ENOTTY` if it has no reset method. libxl uses
+//!   it when present (upstream C has no such file).
+//!
 //! A malformed address fails the write with `EINVAL` and a log line saying what is wrong and
 //! where, and changes nothing. An address that is not a seized device fails with `ENODEV`.
 
@@ -291,6 +296,20 @@ impl AttributeOps for IrqHandlers {
     }
 }
 
+/// `do_flr`: writing the exact address of a seized device resets it, with its device lock held
+/// (libxl writes it before it gives a device to a guest, and at a detach before the backend
+/// releases it; upstream C has no such file, and libxl then falls back to the device's own
+/// `reset`).
+pub(crate) struct DoFlr;
+
+#[vtable]
+impl AttributeOps for DoFlr {
+    fn store(input: &[u8]) -> Result {
+        let dev = seized_device("do_flr", input)?;
+        dev.reset_for_toolstack()
+    }
+}
+
 /// `irq_handler_state`: writing the exact address of a seized device toggles its INTx handler
 /// on or off (acknowledging is turned on with it), as in C.
 pub(crate) struct IrqHandlerState;
@@ -319,5 +338,6 @@ kernel::driver_attribute_groups! {
         c"quirks" => Quirks,
         c"irq_handlers" => IrqHandlers,
         c"irq_handler_state" => IrqHandlerState,
+        c"do_flr" => DoFlr,
     };
 }

@@ -403,7 +403,7 @@ devices_plan() {
 	[ "$3" = pt ] && n=$((n + 1))		# the backend's roots
 	[ "$back/$front" != c/c ] && n=$((n + 1))	# the view compared
 	devices_aer "$back" "$front" "$3" && n=$((n + $(aer_plan "$back")))	# PCIe AER
-	[ "$3" = vbus ] && [ "$back/$front" != c/c ] && n=$((n + $(hotplug_plan)))	# hot attach
+	[ "$3" = vbus ] && [ "$back/$front" != c/c ] && n=$((n + $(hotplug_plan "$back")))	# hot attach
 	release_in_recovery "$back" "$front" "$3" && n=$((n + 2))
 	echo "$n"
 }
@@ -443,7 +443,7 @@ devices_test() {
 	[ "$back/$front" != c/c ] &&
 		ktap_check "the guest's view is the C pair's, byte for byte" same_view "$view" "/tmp/view-$mode-c-c"
 	devices_aer "$back" "$front" "$mode" && AER_BACK=$back aer_tests "$did"
-	[ "$mode" = vbus ] && [ "$back/$front" != c/c ] && hotplug_tests "$did"
+	[ "$mode" = vbus ] && [ "$back/$front" != c/c ] && hotplug_tests "$did" "$back"
 	release_in_recovery "$back" "$front" "$mode" && release_in_recovery_tests "$did"
 
 	timeout 30 xl destroy $GUEST
@@ -485,8 +485,12 @@ guest_answer_ok() {
 	xs_guest_is "$1" "$2" "$3 ok" || { echo "# the guest answered '$(guest_count "$1" "$2")' ($2)"; return 1; }
 }
 
-# The results of hotplug_tests, with the guest's.
-hotplug_plan() { echo $((2 * HOTPLUG_CYCLES + 1 + $(guest_hotplug_plan "$HOTPLUG_CYCLES"))); }
+# The results of hotplug_tests $1 (the backend), with the guest's.
+hotplug_plan() {
+	local n=$((2 * HOTPLUG_CYCLES + 1 + $(guest_hotplug_plan "$HOTPLUG_CYCLES")))
+	[ "$1" = rust ] && n=$((n + 1))		# do_flr at each detach
+	echo "$n"
+}
 
 # One cycle: detach, wait for the guest to see the drive go; attach, announce
 # it to the guest (even when the attach failed: the guest's cycle follows
@@ -504,10 +508,21 @@ hotplug_attach() {
 	guest_answer_ok "$1" acked "$2"
 }
 
-# With the guest of devices_test running, its nvme driver bound.
+# The Rust backend: at each detach libxl reset the drive through do_flr while
+# the guest still held it (it has FLR), before the backend released it.
+doflr_each_detach() {
+	local held resets
+	held=$(klog | grep -c "pciback $NVME_BDF: do_flr: guest $1 holds the device: reset anyway$")
+	resets=$(klog | grep -c "pciback $NVME_BDF: do_flr: reset$")
+	echo "# $held do_flr writes while guest $1 held the drive, $resets resets, $HOTPLUG_CYCLES detaches"
+	[ "$held" = "$HOTPLUG_CYCLES" ] && [ "$resets" -ge "$HOTPLUG_CYCLES" ]
+}
+
+# With the guest of devices_test running, its nvme driver bound; $2 the backend.
 hotplug_tests() {
-	local did=$1 c failed=
+	local did=$1 back=$2 c failed=
 	NVME_BDF=$(lspci -D -n -d 1b36:0010 | awk 'NR == 1 { print $1 }')
+	klog_mark
 	# After a failed cycle the others are failed without being tried (the
 	# guest is told to stop), so that the group ends within its deadline.
 	for ((c = 1; c <= HOTPLUG_CYCLES; c++)); do
@@ -531,6 +546,10 @@ hotplug_tests() {
 		[ -n "$failed" ] && timeout 10 xenstore-write "$(xs_guest "$did")/cycle" stop
 	done
 	guest_phase 3 "$did" 60 "guest reported its hot-attach checks" "$(guest_hotplug_plan "$HOTPLUG_CYCLES")"
+	if [ "$back" = rust ]; then
+		ktap_check "each detach: libxl reset the NVMe drive through do_flr while the guest held it" \
+			doflr_each_detach "$did"
+	fi
 }
 
 # ---- The virtual bus's 33rd slot. The guest gets 32 slots (the lab devices

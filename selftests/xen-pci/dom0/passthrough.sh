@@ -356,6 +356,40 @@ verbose_limited() {
 	[ "$n" -ge 10 ] && [ "$n" -le $((10 * (secs / 5 + 2))) ]
 }
 
+# DOFLR=1 (the Rust backend, xl route): libxl resets a device through pciback's
+# do_flr before it gives it to a guest and, at a detach, before it asks the
+# backend to release it (upstream C has no do_flr: libxl falls back to the
+# device's own reset file). do_flr resets a device a guest holds, as that file
+# would, and says so.
+doflr_used() {
+	klog | grep -q "pciback $BDF: do_flr: \(reset\|no reset method\)$" && return 0
+	echo "# no do_flr line for $BDF in dom0's log:"; klog | grep -i "pciback\|reset" | tail -n 5 | sed 's/^/#   /'
+	return 1
+}
+# By hand while guest $1 holds the device: the answer of the reset itself
+# (none, or ENOTTY without a reset method), never EBUSY.
+doflr_held() {
+	local out want=reset
+	klog_mark
+	if ! out=$( (echo "$BDF" > "$DRV/do_flr") 2>&1); then
+		case "$out" in *"Inappropriate ioctl"*) want="no reset method" ;;
+		*) echo "# do_flr: $out"; return 1 ;; esac
+	fi
+	klog | grep -q "pciback $BDF: do_flr: guest $1 holds the device: reset anyway$" &&
+		klog | grep -q "pciback $BDF: do_flr: $want$" ||
+		{ echo "# log:"; klog | grep "pciback $BDF" | tail -n 4 | sed 's/^/#   /'; return 1; }
+}
+# At the detach libxl writes do_flr before the backend released the device;
+# the release resets the device again.
+doflr_at_detach() {
+	klog | grep -q "pciback $BDF: do_flr: guest $1 holds the device: reset anyway$" ||
+		{ echo "# libxl did not write do_flr while guest $1 held the device:"
+		  klog | grep "pciback $BDF" | tail -n 4 | sed 's/^/#   /'; return 1; }
+	klog | grep -q "pciback $BDF: \(no reset method\|reset after guest $1\)$" &&
+		klog | grep -q "pciback $BDF: released by guest $1$" ||
+		{ echo "# no reset at the release:"; klog | grep "pciback $BDF" | tail -n 4 | sed 's/^/#   /'; return 1; }
+}
+
 # The number of results of passthrough_test $1 $2 $3, from the same flags,
 # declared before the first one.
 passthrough_plan() {
@@ -366,6 +400,7 @@ passthrough_plan() {
 	if [ "$route" = xl ]; then
 		n=$((n + 2 + ${GRANTS:-0} + 1))	# assignable-add, create, assignable-remove
 		[ "${VERBOSE:-0}" = 1 ] && n=$((n + 2))	# verbose_request, and its rate limit
+		[ "${DOFLR:-0}" = 1 ] && n=$((n + 3))	# do_flr at create, while held, at detach
 	else
 		n=$((n + 1))			# created by hand
 	fi
@@ -398,6 +433,8 @@ passthrough_test() {
 		VERBOSE_START=$SECONDS
 		[ "${VERBOSE:-0}" = 1 ] && echo 1 > /sys/module/pciback/parameters/verbose_request
 		ktap_test_result "xl create with pci=[...]" timeout 120 xl create /tmp/$GUEST.cfg
+		[ "${DOFLR:-0}" = 1 ] &&
+			ktap_test_result "libxl reset the device through do_flr before giving it to the guest" doflr_used
 	else
 		INTX_BASE=$(irq_count)
 		ktap_test_result "guest created with the xenstore nodes written by hand" manual_create
@@ -419,6 +456,8 @@ passthrough_test() {
 		ktap_test_result "verbose_request is rate-limited and counts what it dropped" verbose_limited "$did"
 		echo 0 > /sys/module/pciback/parameters/verbose_request
 	fi
+	[ "${DOFLR:-0}" = 1 ] && [ "$route" = xl ] &&
+		ktap_test_result "do_flr of the device the guest holds resets it and names the guest" doflr_held "$did"
 	# CLOSE_CHECK: the guest closed its frontend in phase 1; what did the backend do?
 	case ${CLOSE_CHECK:-} in
 		kept) ktap_test_result "frontend closed, device online: backend keeps its device" be_kept "$did" ;;
@@ -436,6 +475,9 @@ passthrough_test() {
 		ktap_test_result "guest reported the detach" guest_reported "$(guest_plan 2 "$front")"
 		emit_guest_lines "$(guest_plan 2 "$front")" < /tmp/lines
 		ktap_test_result "device still owned by pciback after detach" bound_to_pciback
+		[ "${DOFLR:-0}" = 1 ] && [ "$route" = xl ] &&
+			ktap_test_result "at the detach libxl wrote do_flr while the guest held the device; the release reset it" \
+				doflr_at_detach "$did"
 	fi
 
 	timeout 30 xl destroy $GUEST
@@ -469,7 +511,7 @@ group_c_manual() { passthrough_test c c manual; }
 # host addresses (passthrough=1); each also checks that protected fields hold.
 # rust-xl: the Rust backend loaded without hide=, as an administrator using
 # only xl does: xl pci-assignable-add seizes the device through new_slot and bind.
-group_rust_xl() { HIDE=0 IRQ=1 PROTECT=1 GRANTS=1 VERBOSE=1 passthrough_test rust c xl; }
+group_rust_xl() { HIDE=0 IRQ=1 PROTECT=1 GRANTS=1 DOFLR=1 VERBOSE=1 passthrough_test rust c xl; }
 group_rust_manual() { PROTECT=1 passthrough_test rust c manual; }
 group_rust_pt() { PROTECT=1 BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF passthrough_test rust c xl; }
 # rust-claim: exclusive claims, checked on the xenstore protocol alone with

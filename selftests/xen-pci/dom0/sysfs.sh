@@ -97,7 +97,21 @@ per_device_attributes() {
 		attr_refused irq_handler_state junk "Invalid argument" junk
 	ktap_check "irq_handler_state of a device not seized fails with ENODEV" \
 		attr_refused irq_handler_state 0000:00:1f.0 "No such device" "not seized"
+	ktap_check "do_flr is write-only (0200)" mode_is do_flr 200
+	ktap_check "do_flr 'junk' is refused with EINVAL and logged" \
+		attr_refused do_flr junk "Invalid argument" junk
+	ktap_check "do_flr of a device not seized fails with ENODEV" \
+		attr_refused do_flr 0000:00:1f.0 "No such device" "not seized"
+	# The kernel lists a device's reset methods in reset_method, when it has any.
+	if [ -e "/sys/bus/pci/devices/$BDF/reset_method" ]; then
+		ktap_check "do_flr $short resets it ($(cat "/sys/bus/pci/devices/$BDF/reset_method"))" \
+			doflr_ok "$short"
+	else
+		ktap_check "do_flr $short: no reset method, refused with ENOTTY and logged" \
+			attr_refused do_flr "$short" "Inappropriate ioctl" "no reset method"
+	fi
 }
+doflr_ok() { klog_mark; attr_write do_flr "$1" && klog | grep -q "pciback $BDF: do_flr: reset$"; }
 
 bind_refused() { ! (echo "$BDF" > "$DRV/bind") 2>/dev/null; }
 set_override() { echo "$1" > "/sys/bus/pci/devices/$BDF/driver_override"; }
@@ -117,8 +131,8 @@ group_rust_sysfs() {
 0000:00:01.0 x|x
 10000:00:01.0|10000
 (00:01.0)|('
-	# 76 results, one for each bad value, and 36 in per_device_attributes.
-	ktap_set_plan $((76 + $(echo "$bad" | wc -l)))
+	# 80 results, one for each bad value, and 40 in per_device_attributes.
+	ktap_set_plan $((80 + $(echo "$bad" | wc -l)))
 
 	[ -n "$(driver_of "$BDF")" ] && echo "$BDF" > "/sys/bus/pci/devices/$BDF/driver/unbind"
 	ktap_check "rust pciback loads without hide=" insmod "$KO"

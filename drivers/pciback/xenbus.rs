@@ -438,14 +438,41 @@ fn attach(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>) {
     if Nil.read_u32(fe, xs::STATE).ok() != Some(u32::from(XenbusState::Initialised)) {
         return;
     }
-    if let Err(e) = try_attach(dev, shared, fe) {
-        dev.dev_fatal(e, fmt!("connecting to the frontend"));
-        return;
+    match try_attach(dev, shared, fe) {
+        Ok(()) => {
+            let _ = dev.switch_state(XenbusState::Connected);
+        }
+        // One error in the store: a second `dev_fatal` would overwrite the first's words.
+        Err(AttachError::Reported) => {}
+        Err(AttachError::Failed(e)) => dev.dev_fatal(e, fmt!("connecting to the frontend")),
     }
-    let _ = dev.switch_state(XenbusState::Connected);
 }
 
-fn try_attach(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>, fe: &CStr) -> Result {
+/// Why [`try_attach`] failed.
+enum AttachError {
+    /// Already reported with `dev_fatal`.
+    Reported,
+    /// To be reported by the caller.
+    Failed(Error),
+}
+
+impl From<Error> for AttachError {
+    fn from(e: Error) -> Self {
+        Self::Failed(e)
+    }
+}
+
+impl From<kernel::alloc::AllocError> for AttachError {
+    fn from(e: kernel::alloc::AllocError) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+fn try_attach(
+    dev: &xenbus::Device<Core<'_>>,
+    shared: &Arc<Shared>,
+    fe: &CStr,
+) -> Result<(), AttachError> {
     let gref = Nil.read_u32(fe, xs::PCI_OP_REF)?;
     let port = Nil.read_u32(fe, xs::EVENT_CHANNEL)?;
     let magic = Nil.read(fe, xs::MAGIC)?;
@@ -458,7 +485,7 @@ fn try_attach(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>, fe: &CStr) -
                 XEN_PCI_MAGIC
             ),
         );
-        return Err(EFAULT);
+        return Err(AttachError::Reported);
     }
 
     // Held while binding: a work item queued by an early event waits for the connection.

@@ -532,10 +532,12 @@ claim_did() { xl domid "$1" 2>/dev/null; }
 be_node() { xenstore-read "/local/domain/0/backend/pci/$(claim_did "$1")/0/$2" 2>/dev/null; }
 be_state_is() { [ "$(be_node "$1" state)" = "$2" ] || { echo "# $1: backend state '$(be_node "$1" state)', want $2"; return 1; }; }
 be_node_is() { [ "$(be_node "$1" "$2")" = "$3" ] || { echo "# $1: $2 is '$(be_node "$1" "$2")', want $3"; return 1; }; }
+# The backend of guest $1 wrote an error to xenstore, containing $2 if given.
 be_error() {
 	local e
 	e=$(xenstore-read "/local/domain/0/error/backend/pci/$(claim_did "$1")/0/error" 2>/dev/null) || return 1
 	echo "# $1: $e"
+	case "$e" in *"${2:-}"*) ;; *) echo "# expected: ...$2..."; return 1 ;; esac
 }
 be_gone() { [ ! -e "/sys/bus/xen-backend/devices/pci-$1-0" ]; }
 # Removes the guest's backend directory (the backend device goes, releasing its

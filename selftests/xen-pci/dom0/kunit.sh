@@ -17,7 +17,7 @@
 # Every suite of the project, in both domains.
 KUNIT_SUITES="rust_module_param rust_driver_attribute rust_xen_domid rust_xen_grant \
 rust_xen_evtchn rust_xen_xenbus rust_xen_xenstore rust_xen_pci rust_xen_pci_owner rust_kernel_pci_pcibios \
-rust_kernel_pci_host rust_atomic_bitwise rust_workqueue_flush rust_raw_spinlock_irq"
+rust_kernel_pci_host rust_atomic_bitwise rust_workqueue_flush rust_raw_spinlock_irq xenbus_watch"
 
 KUNIT_GUEST=kunit
 KUNIT_GUEST_LOG=/var/log/xen/console/guest-$KUNIT_GUEST.log

@@ -129,7 +129,9 @@ dom0() {
 	# another type at the same path would replace it when unpacked.
 	local mods=$w/usr/lib/modules/$kver
 	rm -rf "$w"; mkdir -p "$w/xenpci" "$mods/kernel"
-	(cd "$tree" && find drivers/xen drivers/pci drivers/pciback drivers/pcifront -name '*.ko' |
+	# The modules of this configuration (modules.order), not every .ko in the tree: a tree
+	# seeded from another configuration's (kernel.sh) keeps that one's stale modules.
+	(cd "$tree" && sed -n 's#^\(drivers/\(xen\|pci\|pciback\|pcifront\)/.*\)\.o$#\1.ko#p' modules.order |
 		cpio -pdm --quiet "$mods/kernel/")
 	cp "$tree/modules.builtin" "$tree/modules.builtin.modinfo" "$tree/modules.order" "$mods/" 2>/dev/null || true
 	depmod -b "$w/usr" "$kver"

@@ -36,13 +36,28 @@ TREE=$CACHE/linux-$KERNEL_VERSION-$key${KCONFIG:+-$KCONFIG}
 FRAGMENTS=("$top/scripts/xenpci.config")
 if [ -n "$KCONFIG" ]; then FRAGMENTS+=("$top/scripts/xenpci-$KCONFIG.config"); fi
 
+# The normal configuration's tree, from which a variant's tree is seeded.
+BASE_TREE=$CACHE/linux-$KERNEL_VERSION-$key
+
 unpack() {
 	[ -f "$TREE/.xenpci-unpacked" ] && return
-	log "unpacking $KERNEL_PKG $pkgver into $TREE"
 	rm -rf "$TREE" "$TREE.tmp"
 	mkdir -p "$TREE.tmp"
-	tar -xf "/usr/src/$KERNEL_PKG.tar.xz" -C "$TREE.tmp" --strip-components=1
-	mkdir -p "$TREE.tmp/.xenpci/pristine"
+	if [ -n "$KCONFIG" ] && [ -f "$BASE_TREE/.xenpci-unpacked" ] && [ -f "$BASE_TREE/vmlinux" ]; then
+		# A variant starts as a copy of the built normal tree (times kept): kbuild's
+		# dependencies on each CONFIG symbol then rebuild only what the variant's
+		# fragment changes, and the overlay and patches are brought up to date as
+		# in any tree. (For the built-in kernel: a few minutes instead of a full build.)
+		log "seeding $TREE from the built tree $BASE_TREE"
+		cp -a --reflink=auto "$BASE_TREE/." "$TREE.tmp/"
+		rm -f "$TREE.tmp/.xenpci-unpacked"
+		# Modules the variant builds in must not linger (kbuild links the others again).
+		find "$TREE.tmp" -name '*.ko' -delete
+	else
+		log "unpacking $KERNEL_PKG $pkgver into $TREE"
+		tar -xf "/usr/src/$KERNEL_PKG.tar.xz" -C "$TREE.tmp" --strip-components=1
+		mkdir -p "$TREE.tmp/.xenpci/pristine"
+	fi
 	touch "$TREE.tmp/.xenpci-unpacked"
 	mv "$TREE.tmp" "$TREE"
 }

@@ -48,6 +48,8 @@ unpack() {
 		# dependencies on each CONFIG symbol then rebuild only what the variant's
 		# fragment changes, and the overlay and patches are brought up to date as
 		# in any tree. (For the built-in kernel: a few minutes instead of a full build.)
+		# Not while a build may be writing the normal tree (kernel.sh tree runs unlocked).
+		with_cpu_lock
 		log "seeding $TREE from the built tree $BASE_TREE"
 		cp -a --reflink=auto "$BASE_TREE/." "$TREE.tmp/"
 		rm -f "$TREE.tmp/.xenpci-unpacked"

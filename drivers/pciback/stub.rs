@@ -418,15 +418,17 @@ impl Seized {
         drop(claim);
     }
 
-    /// `do_flr`: resets the device with its device lock held, as the device's own `reset` file
-    /// does (`pci_reset_function`: the configuration space is saved and restored around it).
+    /// `do_flr`: resets the device with its device lock held (`pci_reset_function_locked`: the
+    /// configuration space is saved and restored around it; no bridge or config-access lock,
+    /// as C pciback's own resets).
     ///
-    /// A device a guest holds is reset too, with a log line naming the guest: libxl writes
-    /// `do_flr` at `xl pci-detach` before it takes the device out of the guest's IOMMU context
-    /// and before it asks the backend to release it, and relies on that reset to stop the
-    /// device's DMA (a refusal left an NVMe drive faulting in the IOMMU). The release resets
-    /// the device again. Fails with `ENODEV` if the driver was unbound meanwhile, `ENOTTY` if
-    /// the device has no reset method, or with the reset's error; each is logged.
+    /// A device a guest holds is reset too, and the outcome's log line names the guest: libxl
+    /// writes `do_flr` at `xl pci-detach` before it takes the device out of the guest's IOMMU
+    /// context and before it asks the backend to release it, and relies on that reset to stop
+    /// the device's DMA (a refusal left an NVMe drive faulting in the IOMMU). The release
+    /// resets the device again. Fails with `ENODEV` if the driver was unbound meanwhile,
+    /// `ENOTTY` if the device has no reset method, or with the reset's error; the last two are
+    /// logged.
     pub(crate) fn reset_for_toolstack(&self) -> Result {
         // The device lock first, then `inner`, as `release` and `unbind`: a claim or a release
         // waits for the reset to end.
@@ -436,27 +438,14 @@ impl Seized {
         if !inner.bound {
             return Err(ENODEV);
         }
-        if let Some(claim) = &inner.claim {
-            dev_info!(
-                dev,
-                "do_flr: guest {} holds the device: reset anyway\n",
-                claim.domain
-            );
+        let held = HeldBy(inner.claim.as_ref().map(|c| c.domain));
+        let r = lock.reset_function();
+        match r {
+            Ok(()) => dev_info!(dev, "do_flr: reset{}\n", held),
+            Err(e) if e == ENOTTY => dev_info!(dev, "do_flr: no reset method{}\n", held),
+            Err(e) => dev_warn!(dev, "do_flr: reset failed: {:?}{}\n", e, held),
         }
-        match lock.reset_function() {
-            Ok(()) => {
-                dev_info!(dev, "do_flr: reset\n");
-                Ok(())
-            }
-            Err(e) => {
-                if e == ENOTTY {
-                    dev_info!(dev, "do_flr: no reset method\n");
-                } else {
-                    dev_warn!(dev, "do_flr: reset failed: {:?}\n", e);
-                }
-                Err(e)
-            }
-        }
+        r
     }
 
     /// Runs `f` with the bound device and its state, for a device claimed by a guest, or fails
@@ -885,5 +874,18 @@ impl pci::ErrorHandler for Stub {
     fn resume<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&StubData<'bound>>) {
         this.seized.restore_after_error_reset(pdev, true);
         crate::aer::recover(pdev, &this.seized, AerStep::Resume);
+    }
+}
+
+/// The guest holding a device when `do_flr` reset it, as the end of a log line: empty, or
+/// " (guest D holds the device)".
+struct HeldBy(Option<DomId>);
+
+impl kernel::fmt::Display for HeldBy {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        match self.0 {
+            Some(d) => write!(f, " (guest {} holds the device)", d.as_raw()),
+            None => Ok(()),
+        }
     }
 }

@@ -360,7 +360,7 @@ verbose_limited() {
 # do_flr before it gives it to a guest and, at a detach, before it asks the
 # backend to release it (upstream C has no do_flr: libxl falls back to the
 # device's own reset file). do_flr resets a device a guest holds, as that file
-# would, and says so.
+# would; its outcome's line then names the guest.
 doflr_used() {
 	klog | grep -q "pciback $BDF: do_flr: \(reset\|no reset method\)$" && return 0
 	echo "# no do_flr line for $BDF in dom0's log:"; klog | grep -i "pciback\|reset" | tail -n 5 | sed 's/^/#   /'
@@ -375,15 +375,15 @@ doflr_held() {
 		case "$out" in *"Inappropriate ioctl"*) want="no reset method" ;;
 		*) echo "# do_flr: $out"; return 1 ;; esac
 	fi
-	klog | grep -q "pciback $BDF: do_flr: guest $1 holds the device: reset anyway$" &&
-		klog | grep -q "pciback $BDF: do_flr: $want$" ||
+	klog | grep -q "pciback $BDF: do_flr: $want (guest $1 holds the device)$" ||
 		{ echo "# log:"; klog | grep "pciback $BDF" | tail -n 4 | sed 's/^/#   /'; return 1; }
 }
-# At the detach libxl writes do_flr before the backend released the device;
-# the release resets the device again.
+# At the detach libxl wrote do_flr before the backend released the device, and
+# it was served (reset, or no reset method) while guest $1 held the device; the
+# release resets the device again.
 doflr_at_detach() {
-	klog | grep -q "pciback $BDF: do_flr: guest $1 holds the device: reset anyway$" ||
-		{ echo "# libxl did not write do_flr while guest $1 held the device:"
+	klog | grep -q "pciback $BDF: do_flr: \(reset\|no reset method\) (guest $1 holds the device)$" ||
+		{ echo "# no do_flr served while guest $1 held the device:"
 		  klog | grep "pciback $BDF" | tail -n 4 | sed 's/^/#   /'; return 1; }
 	klog | grep -q "pciback $BDF: \(no reset method\|reset after guest $1\)$" &&
 		klog | grep -q "pciback $BDF: released by guest $1$" ||

@@ -10,6 +10,13 @@
 #   make test KCONFIG=debug   the same on the debug kernel (scripts/xenpci-debug.config:
 #                lockdep, kmemleak, KFENCE, SLUB debug, debug objects), its tree and images apart
 #
+#   make patches        the project in upstream form: out/patches/, a `git format-patch`
+#                series against the pristine Linux tree, one logical change per patch
+#                (scripts/series orders them and says which files each adds)
+#   make patches-check  applies that series to a pristine tree one patch at a time, builds
+#                the kernel after each and runs checkpatch.pl --strict on it; ends
+#                "patches-check: N passed, N failed". Builds ~20 times: not part of make test
+#
 # Builds are cached outside the repository in $(XENPCI_CACHE) (default
 # /var/cache/xenpci); see Documentation/dev-guide.rst.
 
@@ -21,7 +28,8 @@ PLAN ?=
 DEMO_PLAN ?= demo
 BENCH_PLAN ?= bench-c,bench-rust
 
-.PHONY: all setup kernel images hosttest xentest test test-harness run bench reference fuzz modules-ext clean
+.PHONY: all setup kernel images hosttest xentest test test-harness run bench reference fuzz modules-ext \
+	patches patches-check clean
 
 all: images
 
@@ -66,6 +74,15 @@ reference: images
 # FUZZ_UPDATE_CORPUS=1 minimises what the run found back into fuzz/corpus/.
 fuzz:
 	scripts/fuzz.sh
+
+# The upstream-form series (scripts/series.sh; Documentation/dev-guide.rst, "The
+# series in upstream form"). patches-check's tree starts as a copy of the kernel
+# tree make kernel built (else from the archive, a full build more).
+patches: setup
+	scripts/series.sh patches
+
+patches-check: setup
+	scripts/series.sh check
 
 # The two drivers built out of tree (M=) against the cached kernel tree, into
 # this directory: a quick compile check that leaves the cached tree alone.

@@ -7,14 +7,20 @@
 #   - new files (rust/, drivers/pciback, drivers/pcifront, drivers/xenpci_common)
 #     are copied where they differ, so kbuild rebuilds only what changed;
 #   - edits to upstream files are the patches in scripts/kernel-patches/, applied
-#     to pristine copies and installed only where the result differs (idempotent,
-#     and a patch removed from the series is undone);
+#     in the order of scripts/series to pristine copies and installed only where
+#     the result differs (idempotent, and a patch removed from the series is undone);
 # then configured from tinyconfig + scripts/xenpci.config and built (bzImage and
 # modules, including the upstream C xen-pciback/xen-pcifront reference peers).
 #
 # Usage: kernel.sh [build|tree|overlay|config|lint]   (default: build)
 #   tree prints the build tree's path (after unpacking it if needed);
 #   lint checks the built tree's formatting and that clippy ran (see lint below).
+#        kernel.sh build-tree DIR
+#   configures and builds another kernel tree as build does, without unpacking or overlay
+#   (make patches-check, scripts/series.sh: the tree at each patch of the series), taking
+#   the configuration fragments' options that DIR's Kconfig does not define yet as notes.
+#        kernel.sh kmake DIR [MAKE ARGUMENTS]
+#   runs make in DIR with this script's make variables (toolchain, CLIPPY=1).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/versions.env"
@@ -38,6 +44,8 @@ if [ -n "$KCONFIG" ]; then FRAGMENTS+=("$top/scripts/xenpci-$KCONFIG.config"); f
 
 # The normal configuration's tree, from which a variant's tree is seeded.
 BASE_TREE=$CACHE/linux-$KERNEL_VERSION-$key
+# Set by build-tree: TREE is another tree, which this script only configures and builds.
+OTHER_TREE=
 
 unpack() {
 	[ -f "$TREE/.xenpci-unpacked" ] && return
@@ -64,14 +72,6 @@ unpack() {
 	mv "$TREE.tmp" "$TREE"
 }
 
-# Files of the repository that are copied into the kernel tree as they are.
-# (Not the host crate's root and fuzz entry points: the kernel includes mod.rs.)
-overlay_files() {
-	(cd "$top" && git ls-files --cached --others --exclude-standard -- \
-		rust drivers/pciback drivers/pcifront drivers/xenpci_common \
-		':!drivers/xenpci_common/lib.rs' ':!drivers/xenpci_common/fuzzing.rs' | sort)
-}
-
 overlay() {
 	local meta=$TREE/.xenpci f changed=0
 	overlay_files > "$meta/manifest.new"
@@ -92,10 +92,10 @@ overlay() {
 	mv "$meta/manifest.new" "$meta/manifest"
 
 	# Patches: rebuild every patched file from its pristine copy.
-	local work=$meta/work patched
+	local work=$meta/work patched patches
 	rm -rf "$work"; mkdir -p "$work"
-	patched=$(cat "$top"/scripts/kernel-patches/*.patch 2>/dev/null |
-		sed -n 's#^+++ b/\([^[:space:]]*\).*#\1#p' | sort -u)
+	patches=$(kernel_patches) || die "scripts/series and scripts/kernel-patches/ disagree"
+	patched=$(cat $patches /dev/null | sed -n 's#^+++ b/\([^[:space:]]*\).*#\1#p' | sort -u)
 	for f in $patched; do
 		if [ ! -f "$meta/pristine/$f" ] && [ ! -f "$meta/pristine/$f.absent" ]; then
 			mkdir -p "$(dirname "$meta/pristine/$f")"
@@ -105,8 +105,7 @@ overlay() {
 		mkdir -p "$(dirname "$work/$f")"
 		[ -f "$meta/pristine/$f" ] && cp "$meta/pristine/$f" "$work/$f"
 	done
-	for p in "$top"/scripts/kernel-patches/*.patch; do
-		[ -f "$p" ] || continue
+	for p in $patches; do
 		(cd "$work" && patch -p1 -s --no-backup-if-mismatch < "$p") ||
 			die "patch $(basename "$p") does not apply to $KERNEL_PKG $pkgver"
 	done
@@ -128,10 +127,15 @@ overlay() {
 	log "overlay applied ($changed file(s) changed)"
 }
 
+# The configuration: tinyconfig + FRAGMENTS when they changed, else olddefconfig. For another
+# tree (build-tree: OTHER_TREE=1) always from tinyconfig, since its Kconfig files change from
+# one patch to the next, and an option its Kconfig does not define (a later patch adds it), or
+# that its dependencies keep off, is a note, not an error.
 config() {
-	local want
+	local want defined=
 	want=$(cat "${FRAGMENTS[@]}" | sha256sum | cut -c1-16)
-	if [ -f "$TREE/.config" ] && [ "$(cat "$TREE/.xenpci/config-hash" 2>/dev/null)" = "$want" ]; then
+	if [ -z "$OTHER_TREE" ] && [ -f "$TREE/.config" ] &&
+		[ "$(cat "$TREE/.xenpci/config-hash" 2>/dev/null)" = "$want" ]; then
 		"${KMAKE[@]}" -C "$TREE" olddefconfig >/dev/null
 		return
 	fi
@@ -139,13 +143,21 @@ config() {
 	"${KMAKE[@]}" -C "$TREE" tinyconfig >/dev/null
 	(cd "$TREE" && scripts/kconfig/merge_config.sh -m -Q .config "${FRAGMENTS[@]}" >/dev/null)
 	"${KMAKE[@]}" -C "$TREE" olddefconfig >/dev/null
+	if [ -n "$OTHER_TREE" ]; then
+		defined=$(cd "$TREE" && find . -name .git -prune -o -name 'Kconfig*' -type f -print0 |
+			xargs -0 grep -hoE '^[[:space:]]*(menu)?config[[:space:]]+[A-Za-z0-9_]+' |
+			awk '{ print "CONFIG_" $2 }' | sort -u)
+	fi
 	# Every option the fragments ask for must have survived olddefconfig (a later fragment's
 	# line for a symbol replaces an earlier one's).
 	local bad=0 line sym val
 	while IFS= read -r line; do
 		case "$line" in
 			CONFIG_*=*) sym=${line%%=*}; val=${line#*=}
-				grep -qx "$sym=$val" "$TREE/.config" || { echo "kernel.sh: $sym=$val did not survive" >&2; bad=1; } ;;
+				grep -qx "$sym=$val" "$TREE/.config" && continue
+				if [ -z "$OTHER_TREE" ]; then echo "kernel.sh: $sym=$val did not survive" >&2; bad=1
+				elif grep -qxF "$sym" <<< "$defined"; then log "note: $sym=$val: its dependencies keep it off here"
+				else log "note: $sym=$val: not defined in this tree"; fi ;;
 			"# CONFIG_"*" is not set") sym=${line#\# }; sym=${sym%% *}
 				grep -q "^$sym=" "$TREE/.config" && { echo "kernel.sh: $sym should be off" >&2; bad=1; } ;;
 		esac
@@ -154,7 +166,7 @@ config() {
 		s ~ /^CONFIG_/ { if (!(s in at)) order[n++] = s; at[s] = $0 }
 		END { for (i = 0; i < n; i++) print at[order[i]] }')
 	[ $bad = 0 ] || die "configuration fragment not applied as written"
-	echo "$want" > "$TREE/.xenpci/config-hash"
+	[ -n "$OTHER_TREE" ] || echo "$want" > "$TREE/.xenpci/config-hash"
 }
 
 build() {
@@ -170,7 +182,7 @@ build() {
 		[ -f "$TREE/${m#*:}" ] || die "missing ${m#*:} after the build"
 	done
 	log "kernel $(cat "$TREE/include/config/kernel.release") built in $((SECONDS - t0)) s"
-	ln -sfn "$TREE" "$CACHE/linux${KCONFIG:+-$KCONFIG}"
+	[ -n "$OTHER_TREE" ] || ln -sfn "$TREE" "$CACHE/linux${KCONFIG:+-$KCONFIG}"
 }
 
 # The lint checks of the built tree, as KTAP-like lines and a count: the overlay is formatted as
@@ -208,5 +220,12 @@ case "$cmd" in
 	config) unpack; overlay; config ;;
 	build) with_cpu_lock; unpack; overlay; config; build ;;
 	lint) unpack; lint ;;
-	*) die "usage: kernel.sh [build|tree|overlay|config|lint]" ;;
+	build-tree) [ $# = 2 ] && [ -f "$2/Makefile" ] || die "usage: kernel.sh build-tree DIR"
+		[ -z "$KCONFIG" ] || die "build-tree builds the normal configuration only"
+		TREE=$(cd "$2" && pwd); OTHER_TREE=1
+		with_cpu_lock; config; build ;;
+	kmake) [ $# -ge 2 ] || die "usage: kernel.sh kmake DIR [MAKE ARGUMENTS]"
+		shift; dir=$1; shift
+		with_cpu_lock; "${KMAKE[@]}" -C "$dir" "$@" ;;
+	*) die "usage: kernel.sh [build|tree|overlay|config|lint|build-tree DIR|kmake DIR ...]" ;;
 esac

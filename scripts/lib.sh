@@ -50,3 +50,37 @@ default_plan() {
 		}' \
 		"$(dirname "${BASH_SOURCE[0]}")/../selftests/xen-pci/groups.conf"
 }
+
+# The repository (the directory above this file's).
+XENPCI_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Files of the repository that kernel.sh copies into the kernel tree as they are (the
+# overlay), one a line. (Not the host crate's root and fuzz entry points: the kernel
+# includes mod.rs.)
+overlay_files() {
+	(cd "$XENPCI_TOP" && git ls-files --cached --others --exclude-standard -- \
+		rust drivers/pciback drivers/pcifront drivers/xenpci_common \
+		':!drivers/xenpci_common/lib.rs' ':!drivers/xenpci_common/fuzzing.rs' | sort)
+}
+
+# The kernel patches (scripts/kernel-patches/NNNN-*.patch), one path a line, in the order of
+# scripts/series, which is the order they apply in. Fails (with a message) when the series
+# names a patch that is not there, or the directory has a patch the series does not name.
+kernel_patches() {
+	local top=$XENPCI_TOP dir n p list=() listed
+	dir=$top/scripts/kernel-patches
+	for n in $(awk '$1 == "patch" { print $2 }' "$top/scripts/series"); do
+		p=("$dir/$n"-*.patch)
+		if [ ! -f "${p[0]}" ] || [ ${#p[@]} != 1 ]; then
+			echo "scripts/series: patch $n: not exactly one $dir/$n-*.patch" >&2; return 1
+		fi
+		list+=("${p[0]}")
+	done
+	listed=$(printf '%s\n' "${list[@]}")
+	for p in "$dir"/*.patch; do
+		if [ "$(grep -cxF "$p" <<< "$listed")" != 1 ]; then
+			echo "scripts/series: $(basename "$p") is not named exactly once" >&2; return 1
+		fi
+	done
+	printf '%s\n' "${list[@]}"
+}

@@ -5,7 +5,8 @@
 # as they now are in the cached kernel tree (after editing them there, or after
 # `make rustfmt` in the tree). The patch keeps its message; its diff becomes
 # (pristine + the patches before it) -> (the tree's file), for every file it
-# touches. A file that a later patch touches too is refused: edit that patch.
+# touches ("before" and "later" in the order of scripts/series). A file that a
+# later patch touches too is refused: edit that patch.
 #
 # Usage: refresh-patch.sh NNNN      (the patch's number, e.g. 0013)
 set -euo pipefail
@@ -17,8 +18,10 @@ patch=$(ls "$dir/$1"-*.patch 2>/dev/null) || die "no patch $1 in $dir"
 tree=$("$top/scripts/kernel.sh" tree)
 files() { sed -n 's#^+++ b/\([^[:space:]]*\).*#\1#p' "$@" | sort -u; }
 mine=$(files "$patch")
-for p in "$dir"/*.patch; do
-	[[ $(basename "$p") > $(basename "$patch") ]] || continue
+patches=$(kernel_patches) || die "scripts/series and $dir disagree"
+before=$(sed "\#^$patch\$#,\$d" <<< "$patches")
+after=$(sed "1,\#^$patch\$#d" <<< "$patches")
+for p in $after; do
 	for f in $(files "$p"); do
 		printf '%s\n' $mine | grep -qxF "$f" && die "$f is also in $(basename "$p")"
 	done
@@ -28,8 +31,7 @@ for f in $mine; do
 	mkdir -p "$(dirname "$work/$f")"
 	[ -f "$tree/.xenpci/pristine/$f" ] && cp "$tree/.xenpci/pristine/$f" "$work/$f"
 done
-for p in "$dir"/*.patch; do
-	[[ $(basename "$p") < $(basename "$patch") ]] || continue
+for p in $before; do
 	# Only the hunks of files this patch touches matter; the others are skipped.
 	filterdiff_files=$(files "$p")
 	for f in $mine; do
@@ -38,7 +40,7 @@ for p in "$dir"/*.patch; do
 	done
 done
 new=$(mktemp)
-awk '/^diff /{exit} {print}' "$patch" > "$new"
+awk '/^(diff |--- )/{exit} {print}' "$patch" > "$new"
 for f in $mine; do
 	a=$work/$f; [ -f "$a" ] || a=/dev/null
 	b=$tree/$f; [ -f "$b" ] || b=/dev/null

@@ -665,7 +665,7 @@ slots_test() {
 	ATTACH_RC=$?
 	echo "# xl pci-attach exited $ATTACH_RC (libxl does not wait for the backend's answer)"
 	ktap_check "the backend refuses the 33rd slot alone: its error in the store and the log, state-N Closed, no vdev-N, still Connected" \
-		eval '[ "$ATTACH_RC" = 0 ] && refused_alone "$did" "$EXTRA"' 
+		eval '[ "$ATTACH_RC" = 0 ] && refused_alone "$did" "$EXTRA"'
 	ktap_check "the refused device stays with pciback" eval '[ "$(driver_of "$EXTRA")" = pciback ]'
 	ktap_check "the guest still has its 32 slots, every device answering" ask_step "$did" refused
 	ktap_check "xl pci-detach of the refused device" detached "$did" "$EXTRA"

@@ -2591,19 +2591,7 @@ fn aer_answers(b: &mut Bytes<'_>) {
         4 => Delivery::Answered(raw),
         _ => Delivery::NoAnswer,
     };
-    let (result, mark) = match delivery {
-        Delivery::NotExported | Delivery::Busy | Delivery::NoAnswer => (default, false),
-        Delivery::NotConnected => (default, true),
-        Delivery::NoHandler => (
-            default,
-            matches!(step, AerStep::ErrorDetected(_) | AerStep::Resume),
-        ),
-        Delivery::Answered(_) if step == AerStep::Resume => (default, false),
-        Delivery::Answered(_) => (
-            vote,
-            matches!(vote, ErsResult::None | ErsResult::Disconnect),
-        ),
-    };
+    let (result, mark) = documented_outcome(step, delivery);
     let got = aer::backend_outcome(step, delivery);
     assert_eq!(
         (got.result, got.mark_failed),
@@ -2615,6 +2603,195 @@ fn aer_answers(b: &mut Bytes<'_>) {
         ErsResult::NoAerDriver,
         "a guest answer reached dom0 as NO_AER_DRIVER"
     );
+}
+
+/// A step of dom0's recovery as the AER outcome table tells them apart: the
+/// documented rules do not depend on the channel state of `error_detected`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StepKind {
+    Detected,
+    Mmio,
+    SlotReset,
+    Resume,
+}
+
+/// What became of a step's request as the AER outcome table tells them apart:
+/// an answer by the number the guest wrote (`enum pci_ers_result`,
+/// `include/linux/pci.h`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DeliveryKind {
+    NotExported,
+    NotConnected,
+    NoHandler,
+    Busy,
+    NoAnswer,
+    /// 1, `PCI_ERS_RESULT_NONE`.
+    AnswerNone,
+    /// 2, `PCI_ERS_RESULT_CAN_RECOVER`.
+    AnswerCanRecover,
+    /// 3, `PCI_ERS_RESULT_NEED_RESET`.
+    AnswerNeedReset,
+    /// 4, `PCI_ERS_RESULT_DISCONNECT`.
+    AnswerDisconnect,
+    /// 5, `PCI_ERS_RESULT_RECOVERED`.
+    AnswerRecovered,
+    /// 6, `PCI_ERS_RESULT_NO_AER_DRIVER` (the PCI core's verdict, never a
+    /// driver's vote).
+    AnswerNoAerDriver,
+    /// Any other number: no `pci_ers_result_t` at all.
+    AnswerOther,
+}
+
+/// The documented outcome of every step for every delivery: the result dom0's
+/// recovery gets, and whether the guest is marked failed (`aerState =
+/// aerfail`). Written from the documentation and the C driver, not from
+/// `aer::backend_outcome`; each row cites its rule:
+///
+/// - `[D]` the default result: `CAN_RECOVER` for `error_detected`,
+///   `RECOVERED` for the other steps (status.rst, "PCIe AER", "A device not
+///   exported to a guest"; C: the `result` each `xen_pcibk_*` handler of
+///   `pci_stub.c` starts from, and the one `xen_pcibk_error_resume` passes).
+/// - `[X]` a device no guest holds: `[D]`, not marked (status.rst, "A device
+///   not exported to a guest"; admin-guide.rst, "not exported to a guest":
+///   information; C: `!psdev->pdev`, `goto end`).
+/// - `[C]` an exported device whose guest is not connected: `[D]`, marked at
+///   every step (status.rst, "A guest without an AER handler, or not
+///   connected"; admin-guide.rst, "is not connected": marked; C: `!sh_info`,
+///   `kill_domain_by_device` in all four handlers).
+/// - `[H]` a guest without `_XEN_PCIB_AERHANDLER`: `[D]`, marked at
+///   `error_detected` and `resume`, only logged at `mmio_enabled` and
+///   `slot_reset` (status.rst, same section; admin-guide.rst, "has no AER
+///   handler"; aer.rs, `backend_outcome`; C: `kill_domain_by_device` in
+///   `xen_pcibk_error_detected` and `xen_pcibk_error_resume`, "should have
+///   been killed" in the other two).
+/// - `[B]` an earlier request still unanswered: not posted, `[D]`, not marked
+///   (aer.rs module documentation and `Delivery::Busy`; status.rst, "later
+///   steps are not posted at all and get the default result"; admin-guide.rst,
+///   "has not answered an earlier request": default result). Not in C, which
+///   withdraws the request at its timeout.
+/// - `[T]` posted, no answer: `[D]`, not marked (status.rst, "A guest that does
+///   not answer gets the default result, as C, and is not marked";
+///   admin-guide.rst, "no answer from guest": default result, not marked; C:
+///   `common_process` returns its `result` argument at the timeout, which is
+///   neither `NONE` nor `DISCONNECT`).
+/// - `[V]` an answer to `error_detected`, `mmio_enabled` or `slot_reset` is
+///   dom0's vote: 1..=5 as they are, anything else counts as `NONE` (status.rst,
+///   "it is dom0's vote for the device" and "Where C differs: an answer that is
+///   not a driver's vote (not 1..5) counts as NONE"; admin-guide.rst, "guest
+///   answered <n>": "anything else counts as none"; aer.rs, `guest_vote`; C:
+///   `aer_op->err` as it is).
+/// - `[M]` an answer of `NONE` or `DISCONNECT`, or one that counts as `NONE`,
+///   marks the guest; the others do not (status.rst, "A guest that answers
+///   NONE or DISCONNECT is marked failed"; admin-guide.rst, "none or
+///   disconnect marks the guest"; C: `result == PCI_ERS_RESULT_NONE || result
+///   == PCI_ERS_RESULT_DISCONNECT`, `kill_domain_by_device`).
+/// - `[R]` the answer to `resume` is ignored, whatever it is: `[D]`, not marked
+///   (admin-guide.rst, "except at resume, whose answer is ignored"; aer.rs,
+///   `backend_outcome`; C: `xen_pcibk_error_resume` drops what
+///   `common_process` returns and kills nothing after it).
+const AER_OUTCOMES: &[(StepKind, DeliveryKind, ErsResult, bool)] = {
+    use DeliveryKind::*;
+    use StepKind::*;
+    const NONE: ErsResult = ErsResult::None;
+    const CAN_RECOVER: ErsResult = ErsResult::CanRecover;
+    const NEED_RESET: ErsResult = ErsResult::NeedReset;
+    const DISCONNECT: ErsResult = ErsResult::Disconnect;
+    const RECOVERED: ErsResult = ErsResult::Recovered;
+    /// The guest is marked failed.
+    const MARK: bool = true;
+    /// It is not.
+    const KEEP: bool = false;
+    &[
+        // error_detected: the default result is CAN_RECOVER.
+        (Detected, NotExported, CAN_RECOVER, KEEP),  // [X]
+        (Detected, NotConnected, CAN_RECOVER, MARK), // [C]
+        (Detected, NoHandler, CAN_RECOVER, MARK),    // [H]
+        (Detected, Busy, CAN_RECOVER, KEEP),         // [B]
+        (Detected, NoAnswer, CAN_RECOVER, KEEP),     // [T]
+        (Detected, AnswerNone, NONE, MARK),          // [V] [M]
+        (Detected, AnswerCanRecover, CAN_RECOVER, KEEP), // [V] [M]
+        (Detected, AnswerNeedReset, NEED_RESET, KEEP), // [V] [M]
+        (Detected, AnswerDisconnect, DISCONNECT, MARK), // [V] [M]
+        (Detected, AnswerRecovered, RECOVERED, KEEP), // [V] [M]
+        (Detected, AnswerNoAerDriver, NONE, MARK),   // [V] [M]
+        (Detected, AnswerOther, NONE, MARK),         // [V] [M]
+        // mmio_enabled: the default result is RECOVERED.
+        (Mmio, NotExported, RECOVERED, KEEP),        // [X]
+        (Mmio, NotConnected, RECOVERED, MARK),       // [C]
+        (Mmio, NoHandler, RECOVERED, KEEP),          // [H]
+        (Mmio, Busy, RECOVERED, KEEP),               // [B]
+        (Mmio, NoAnswer, RECOVERED, KEEP),           // [T]
+        (Mmio, AnswerNone, NONE, MARK),              // [V] [M]
+        (Mmio, AnswerCanRecover, CAN_RECOVER, KEEP), // [V] [M]
+        (Mmio, AnswerNeedReset, NEED_RESET, KEEP),   // [V] [M]
+        (Mmio, AnswerDisconnect, DISCONNECT, MARK),  // [V] [M]
+        (Mmio, AnswerRecovered, RECOVERED, KEEP),    // [V] [M]
+        (Mmio, AnswerNoAerDriver, NONE, MARK),       // [V] [M]
+        (Mmio, AnswerOther, NONE, MARK),             // [V] [M]
+        // slot_reset: the default result is RECOVERED.
+        (SlotReset, NotExported, RECOVERED, KEEP),  // [X]
+        (SlotReset, NotConnected, RECOVERED, MARK), // [C]
+        (SlotReset, NoHandler, RECOVERED, KEEP),    // [H]
+        (SlotReset, Busy, RECOVERED, KEEP),         // [B]
+        (SlotReset, NoAnswer, RECOVERED, KEEP),     // [T]
+        (SlotReset, AnswerNone, NONE, MARK),        // [V] [M]
+        (SlotReset, AnswerCanRecover, CAN_RECOVER, KEEP), // [V] [M]
+        (SlotReset, AnswerNeedReset, NEED_RESET, KEEP), // [V] [M]
+        (SlotReset, AnswerDisconnect, DISCONNECT, MARK), // [V] [M]
+        (SlotReset, AnswerRecovered, RECOVERED, KEEP), // [V] [M]
+        (SlotReset, AnswerNoAerDriver, NONE, MARK), // [V] [M]
+        (SlotReset, AnswerOther, NONE, MARK),       // [V] [M]
+        // resume: the default result is RECOVERED.
+        (Resume, NotExported, RECOVERED, KEEP),       // [X]
+        (Resume, NotConnected, RECOVERED, MARK),      // [C]
+        (Resume, NoHandler, RECOVERED, MARK),         // [H]
+        (Resume, Busy, RECOVERED, KEEP),              // [B]
+        (Resume, NoAnswer, RECOVERED, KEEP),          // [T]
+        (Resume, AnswerNone, RECOVERED, KEEP),        // [R]
+        (Resume, AnswerCanRecover, RECOVERED, KEEP),  // [R]
+        (Resume, AnswerNeedReset, RECOVERED, KEEP),   // [R]
+        (Resume, AnswerDisconnect, RECOVERED, KEEP),  // [R]
+        (Resume, AnswerRecovered, RECOVERED, KEEP),   // [R]
+        (Resume, AnswerNoAerDriver, RECOVERED, KEEP), // [R]
+        (Resume, AnswerOther, RECOVERED, KEEP),       // [R]
+    ]
+};
+
+fn step_kind(step: AerStep) -> StepKind {
+    match step {
+        AerStep::ErrorDetected(_) => StepKind::Detected,
+        AerStep::MmioEnabled => StepKind::Mmio,
+        AerStep::SlotReset => StepKind::SlotReset,
+        AerStep::Resume => StepKind::Resume,
+    }
+}
+
+fn delivery_kind(delivery: Delivery) -> DeliveryKind {
+    match delivery {
+        Delivery::NotExported => DeliveryKind::NotExported,
+        Delivery::NotConnected => DeliveryKind::NotConnected,
+        Delivery::NoHandler => DeliveryKind::NoHandler,
+        Delivery::Busy => DeliveryKind::Busy,
+        Delivery::NoAnswer => DeliveryKind::NoAnswer,
+        Delivery::Answered(1) => DeliveryKind::AnswerNone,
+        Delivery::Answered(2) => DeliveryKind::AnswerCanRecover,
+        Delivery::Answered(3) => DeliveryKind::AnswerNeedReset,
+        Delivery::Answered(4) => DeliveryKind::AnswerDisconnect,
+        Delivery::Answered(5) => DeliveryKind::AnswerRecovered,
+        Delivery::Answered(6) => DeliveryKind::AnswerNoAerDriver,
+        Delivery::Answered(_) => DeliveryKind::AnswerOther,
+    }
+}
+
+/// The row of [`AER_OUTCOMES`] for a step and a delivery: (result, marked).
+fn documented_outcome(step: AerStep, delivery: Delivery) -> (ErsResult, bool) {
+    let (s, d) = (step_kind(step), delivery_kind(delivery));
+    let mut rows = AER_OUTCOMES.iter().filter(|r| r.0 == s && r.1 == d);
+    let row = rows
+        .next()
+        .unwrap_or_else(|| panic!("no AER row for {s:?}, {d:?}"));
+    assert!(rows.next().is_none(), "two AER rows for {s:?}, {d:?}");
+    (row.2, row.3)
 }
 
 /// The backend's view of the page during an AER wait, scripted by the input.
@@ -2862,9 +3039,15 @@ fn rate_limit(b: &mut Bytes<'_>) {
 
 #[cfg(test)]
 mod tests {
-    use super::TARGETS;
+    use super::{
+        aer, delivery_kind, documented_outcome, step_kind, AerStep, ChannelState, Delivery,
+        AER_OUTCOMES, TARGETS,
+    };
+    use std::collections::BTreeSet;
+    use std::format;
     use std::fs;
     use std::path::{Path, PathBuf};
+    use std::vec;
     use std::vec::Vec;
 
     fn corpus_files(dir: &Path) -> Vec<PathBuf> {
@@ -2898,6 +3081,52 @@ mod tests {
                 "fuzz/corpus/{name:?} belongs to no target"
             );
         }
+    }
+
+    /// Every step (each channel state of `error_detected`) with every
+    /// delivery, an answer of each kind by several numbers, against the table
+    /// of the documented rules, which has one row for each.
+    #[test]
+    fn aer_backend_outcome_matches_the_documented_table() {
+        let steps = [
+            AerStep::ErrorDetected(ChannelState::Normal),
+            AerStep::ErrorDetected(ChannelState::Frozen),
+            AerStep::ErrorDetected(ChannelState::PermFailure),
+            AerStep::MmioEnabled,
+            AerStep::SlotReset,
+            AerStep::Resume,
+        ];
+        let mut deliveries = vec![
+            Delivery::NotExported,
+            Delivery::NotConnected,
+            Delivery::NoHandler,
+            Delivery::Busy,
+            Delivery::NoAnswer,
+        ];
+        deliveries.extend(
+            [i32::MIN, -1, 0, 1, 2, 3, 4, 5, 6, 7, 0x100, i32::MAX].map(Delivery::Answered),
+        );
+        let mut used = BTreeSet::new();
+        for step in steps {
+            for delivery in deliveries.iter().copied() {
+                let got = aer::backend_outcome(step, delivery);
+                assert_eq!(
+                    (got.result, got.mark_failed),
+                    documented_outcome(step, delivery),
+                    "backend_outcome({step:?}, {delivery:?})"
+                );
+                used.insert(format!(
+                    "{:?} {:?}",
+                    step_kind(step),
+                    delivery_kind(delivery)
+                ));
+            }
+        }
+        assert_eq!(
+            used.len(),
+            AER_OUTCOMES.len(),
+            "an AER row no input reaches"
+        );
     }
 
     /// The targets take any input, even an empty one.

@@ -11,10 +11,12 @@
  * or "c" (the C backend's answers are checked too; where its documented answer
  * differs, Documentation/status.rst, the result's name says so), MODE is "ops" (bad requests and storms, then death
  * mid-request), "states" (the frontend's xenbus state set to garbage and
- * back: a backend may close on it, so it gets a guest of its own) or
+ * back: a backend may close on it, so it gets a guest of its own),
  * "setup-magic", "setup-gref", "setup-port" (a connection set up with a bad
  * magic, grant reference or event channel: the backend must refuse it, which
- * is watched from here: its state and a request on the page).
+ * is watched from here: its state and a request on the page), or "random"
+ * (seeded random actions of every kind above for ROGUE_SECS seconds, see
+ * random_cases()).
  *
  * It connects as the kernel pcifront does: one page granted to dom0 through
  * /dev/xen/gntalloc, an unbound event channel for dom0 through /dev/xen/evtchn,
@@ -59,7 +61,7 @@ struct ioctl_gntalloc_alloc_gref {
 	uint16_t flags;
 	uint32_t count;
 	uint64_t index;
-	uint32_t gref_ids[1];
+	uint32_t gref_id;	/* gref_ids[1]: one grant */
 };
 #define IOCTL_GNTALLOC_ALLOC_GREF _IOC(_IOC_NONE, 'G', 5, sizeof(struct ioctl_gntalloc_alloc_gref))
 #define GNTALLOC_FLAG_WRITABLE 1
@@ -477,10 +479,10 @@ static int connect_backend(void)
 		return -1;
 	}
 	port = rc;
-	note("grant %u, port %u", g.gref_ids[0], port);
+	note("grant %u, port %u", g.gref_id, port);
 
 	/* A grant reference far beyond the guest's table; a port it never allocated. */
-	snprintf(val, sizeof(val), "%u", bad_setup == SETUP_GREF ? 0x7ffffffu : g.gref_ids[0]);
+	snprintf(val, sizeof(val), "%u", bad_setup == SETUP_GREF ? 0x7ffffffu : g.gref_id);
 	if (xs_write(FE "/pci-op-ref", val))
 		return -1;
 	snprintf(val, sizeof(val), "%u", bad_setup == SETUP_PORT ? port + 4000 : port);
@@ -781,8 +783,302 @@ static void setup_cases(const char *what)
 	       "%s: a request flagged and notified on the page throughout is never answered", what);
 }
 
+/*
+ * The "random" mode: for ROGUE_SECS seconds (default 180), actions drawn from
+ * a generator seeded with ROGUE_SEED (printed first, so that a run can be
+ * repeated): reads and writes of the exported device's header at random
+ * offsets, sizes and values; requests to devices it was not given; malformed
+ * requests (random commands, sizes, offsets); MSI and MSI-X requests with
+ * random vector counts and entries; event storms with and without a request;
+ * requests flagged and withdrawn at once; junk in the rest of the page; and
+ * frontend state changes that keep the connection (2, 3, 4, 7 and 8; the
+ * states mode covers those that close it). Every request must be answered,
+ * with a code the protocol knows, and the answers the protocol fixes (any
+ * backend's) must be those: success for a header read, dev_not_found for a
+ * device not exported, invalid_offset for a bad size. Afterwards the backend
+ * must still be Connected and serve a read; dom0 checks the hardware's
+ * protected fields, that the guest's MSI is off once it is destroyed, and
+ * its kernel log.
+ */
+static uint64_t rng;
+
+/* xorshift64*: small, and the same sequence on every machine for one seed. */
+static uint64_t rnd(void)
+{
+	rng ^= rng >> 12;
+	rng ^= rng << 25;
+	rng ^= rng >> 27;
+	return rng * 0x2545f4914f6cdd1dull;
+}
+
+static uint32_t below(uint32_t n)
+{
+	return (uint32_t)((rnd() >> 32) % n);
+}
+
+/* A size the protocol accepts, and an offset aligned to it below `limit`. */
+static int32_t rnd_size(void)
+{
+	static const int32_t sizes[] = { 1, 2, 4 };
+
+	return sizes[below(3)];
+}
+
+static int32_t rnd_offset(int32_t size, uint32_t limit)
+{
+	return (int32_t)(below(limit / size) * size);
+}
+
+struct rstats {
+	long actions, requests, timeouts, bad_code;
+	long header_reads, header_read_fail;
+	long foreign, foreign_wrong;
+	long bad_size, bad_size_wrong;
+	long writes, malformed, msi, storms, withdrawn, junk, states;
+};
+
+/* An answer the protocol can give: success, a pciif code or a negative errno. */
+static int known_code(int32_t err)
+{
+	return err <= 0 && err >= -4095;
+}
+
+/*
+ * Requests still to come whose answers are not checked: set after a request
+ * is withdrawn. The backend may have been serving the withdrawn request, and
+ * its answer (and the clearing of the active bit) can land on the next
+ * request, as the protocol cannot tell them apart; both backends look at the
+ * active bit again after answering, so only that next one is exposed (two are
+ * left unchecked, for margin). Such an answer is counted, not checked.
+ */
+static int unjudged;
+
+/*
+ * One request; returns its answer, or NO_ANSWER after the deadline (counted).
+ * *checked is 1 if the answer is to be checked (see unjudged).
+ */
+static int32_t rnd_op(struct rstats *s, uint32_t cmd, uint32_t domain, uint32_t bus,
+		      uint32_t devfn, int32_t offset, int32_t size, uint32_t value, int *checked)
+{
+	int32_t err = NO_ANSWER;
+	uint32_t v = value;
+	int judged = unjudged == 0;
+
+	if (unjudged)
+		unjudged--;
+	s->requests++;
+	*checked = 0;
+	if (op(cmd, domain, bus, devfn, offset, size, &v, &err, NULL)) {
+		s->timeouts++;
+		if (s->timeouts <= 5)
+			note("random: no answer to cmd %u %x:%x:%x offset %d size %d in %.0f s",
+			     cmd, domain, bus, devfn, offset, size, OP_TIMEOUT);
+		return NO_ANSWER;
+	}
+	if (!judged)
+		return err;
+	*checked = 1;
+	if (!known_code(err)) {
+		s->bad_code++;
+		if (s->bad_code <= 5)
+			note("random: cmd %u offset %d size %d answered %d", cmd, offset, size, err);
+	}
+	return err;
+}
+
+/*
+ * One action. Every random number is drawn into a variable first, in a fixed
+ * order, so that a seed gives the same run whatever order a compiler
+ * evaluates arguments in.
+ */
+static void random_action(struct rstats *s)
+{
+	uint32_t r = below(100), i, n, value = (uint32_t)rnd(), cmd, devfn;
+	int32_t size, offset, err;
+	int checked;
+
+	s->actions++;
+	if (r < 30) {
+		/* A read of the exported device's header: it must succeed. */
+		size = rnd_size();
+		offset = rnd_offset(size, 0x100);
+		err = rnd_op(s, XEN_PCI_OP_conf_read, VDOM, VBUS, VDEVFN, offset, size, 0, &checked);
+		if (checked) {
+			s->header_reads++;
+			if (err != XEN_PCI_ERR_success && ++s->header_read_fail <= 5)
+				note("random: read of offset 0x%x size %d: %s", offset, size,
+				     errname(err));
+		}
+	} else if (r < 45) {
+		/* A write of a random value anywhere in the header or beyond. */
+		uint32_t limit;
+
+		size = rnd_size();
+		limit = below(4) ? 0x100 : 0x1000;
+		offset = rnd_offset(size, limit);
+		s->writes++;
+		rnd_op(s, XEN_PCI_OP_conf_write, VDOM, VBUS, VDEVFN, offset, size, value, &checked);
+	} else if (r < 55) {
+		/* A device it was not given: dev_not_found. */
+		uint32_t domain = 0, bus = 0;
+
+		devfn = 0;
+		switch (below(3)) {
+		case 0:
+			devfn = 1 + below(is_c ? 0xff : 0x1ff);
+			break;
+		case 1:
+			bus = 1 + below(0xff);
+			devfn = below(0x100);
+			break;
+		default:
+			domain = 1 + (uint32_t)(rnd() >> 33);
+			break;
+		}
+		cmd = below(2) ? XEN_PCI_OP_conf_read : XEN_PCI_OP_conf_write;
+		offset = rnd_offset(4, 0x100);
+		err = rnd_op(s, cmd, domain, bus, devfn, offset, 4, value, &checked);
+		if (checked) {
+			s->foreign++;
+			if (err != XEN_PCI_ERR_dev_not_found && ++s->foreign_wrong <= 5)
+				note("random: request to %x:%x:%x: %s", domain, bus, devfn,
+				     errname(err));
+		}
+	} else if (r < 60) {
+		/* A configuration request of a size the protocol has not: invalid_offset. */
+		static const int32_t bad[] = { 0, 3, 5, 6, 7, 8, -1, 0x7fffffff };
+
+		size = bad[below(8)];
+		cmd = below(2) ? XEN_PCI_OP_conf_read : XEN_PCI_OP_conf_write;
+		offset = (int32_t)below(0x100);
+		err = rnd_op(s, cmd, VDOM, VBUS, VDEVFN, offset, size, value, &checked);
+		if (checked) {
+			s->bad_size++;
+			if (err != XEN_PCI_ERR_invalid_offset && ++s->bad_size_wrong <= 5)
+				note("random: request of size %d: %s", size, errname(err));
+		}
+	} else if (r < 68) {
+		/* Anything in the request: command, offset, size. */
+		cmd = below(2) ? below(9) : (uint32_t)rnd();
+		offset = (int32_t)rnd();
+		size = (int32_t)(below(2) ? below(9) : (uint32_t)rnd());
+		s->malformed++;
+		rnd_op(s, cmd, VDOM, VBUS, VDEVFN, offset, size, value, &checked);
+	} else if (r < 74) {
+		/* MSI and MSI-X, with random vector counts and table entries. */
+		static const uint32_t cmds[] = { XEN_PCI_OP_enable_msi, XEN_PCI_OP_disable_msi,
+						 XEN_PCI_OP_enable_msix, XEN_PCI_OP_disable_msix };
+
+		n = below(4) ? below(4) : below(200);
+		for (i = 0; i < 128; i++) {
+			uint16_t entry = below(2) ? i : (uint16_t)rnd();
+
+			sh->op.msix_entries[i].entry = entry;
+			sh->op.msix_entries[i].vector = (uint16_t)rnd();
+		}
+		cmd = cmds[below(4)];
+		s->msi++;
+		rnd_op(s, cmd, VDOM, VBUS, VDEVFN, 0, 0, n, &checked);
+	} else if (r < 82) {
+		/* A burst of notifies, with a request on the page but not flagged. */
+		if (below(2))
+			fill(XEN_PCI_OP_conf_read, VDOM, VBUS, VDEVFN, 0, 2, 0);
+		s->storms++;
+		for (n = 1 + below(200), i = 0; i < n && !offline; i++)
+			notify();
+	} else if (r < 90) {
+		/* Flagged, notified and withdrawn at once. */
+		cmd = below(2) ? XEN_PCI_OP_conf_read : (uint32_t)rnd();
+		devfn = below(2) ? VDEVFN : below(0x100);
+		offset = rnd_offset(4, 0x100);
+		fill(cmd, VDOM, VBUS, devfn, offset, 4, value);
+		set_active();
+		notify();
+		withdraw();
+		s->withdrawn++;
+		unjudged = 2;
+	} else if (r < 99 || below(3)) {
+		/* Junk in the page outside the request: the MSI-X entries, the AER
+		 * request, and the flags other than the guest's active bit. */
+		volatile uint8_t *p = (volatile uint8_t *)&sh->op.msix_entries;
+
+		for (n = below(64), i = 0; i < n; i++) {
+			uint32_t at = below(sizeof(sh->op.msix_entries));
+
+			p[at] = (uint8_t)rnd();
+		}
+		sh->aer_op.cmd = (uint32_t)rnd();
+		sh->aer_op.err = (int32_t)rnd();
+		sh->aer_op.devfn = (uint32_t)rnd();
+		if (below(2)) {
+			uint32_t bits = (uint32_t)rnd() & ~XEN_PCIF_active;
+
+			__atomic_fetch_or((uint32_t *)&sh->flags, bits, __ATOMIC_SEQ_CST);
+		} else {
+			__atomic_fetch_and((uint32_t *)&sh->flags, XEN_PCIF_active, __ATOMIC_SEQ_CST);
+		}
+		s->junk++;
+	} else {
+		/* A frontend state that keeps the connection (one action in 300:
+		 * a xenstore write is slow). */
+		static const char *const kept[] = { "2", "3", "4", "7", "8" };
+
+		xs_write(FE "/state", kept[below(5)]);
+		s->states++;
+	}
+}
+
+static void random_cases(void)
+{
+	const char *e = getenv("ROGUE_SEED");
+	uint64_t seed = e ? strtoull(e, NULL, 0) : 1;
+	double secs, t0, elapsed;
+	struct rstats s = { 0 };
+	int checked;
+
+	e = getenv("ROGUE_SECS");
+	secs = e ? atof(e) : 180;
+	/* xorshift needs a state other than 0. */
+	seed = seed ? seed : 1;
+	rng = seed;
+	unjudged = 0;
+	note("random: seed %llu, %.0f s (ROGUE_SEED and ROGUE_SECS repeat the run)",
+	     (unsigned long long)seed, secs);
+	t0 = mono();
+	while (!offline && mono() - t0 < secs)
+		random_action(&s);
+	elapsed = mono() - t0;
+	/* Back to Connected; requests whose answers are not checked use up what a
+	 * withdrawn request may still answer (no timing involved). */
+	xs_write(FE "/state", "4");
+	while (!offline && unjudged)
+		rnd_op(&s, XEN_PCI_OP_conf_read, VDOM, VBUS, VDEVFN, 0, 2, 0, &checked);
+	note("random: %ld actions in %.0f s: %ld requests (%ld header reads, %ld writes, %ld to devices not exported, %ld of a bad size, %ld malformed, %ld MSI/MSI-X), %ld notify bursts, %ld withdrawn, %ld junk, %ld state changes",
+	     s.actions, elapsed, s.requests, s.header_reads, s.writes, s.foreign, s.bad_size,
+	     s.malformed, s.msi, s.storms, s.withdrawn, s.junk, s.states);
+	result(s.requests > 0 && s.timeouts == 0,
+	       "random: every request answered within %.0f s (%ld of %ld not)", OP_TIMEOUT,
+	       s.timeouts, s.requests);
+	result(s.bad_code == 0,
+	       "random: every answer is success, a pciif error code or a negative errno (%ld not)",
+	       s.bad_code);
+	result(s.header_reads > 0 && s.header_read_fail == 0,
+	       "random: every read of the exported device's header (offset < 0x100, size 1, 2 or 4, aligned) -> success (%ld of %ld not)",
+	       s.header_read_fail, s.header_reads);
+	result(s.foreign > 0 && s.foreign_wrong == 0,
+	       "random: every request to a device not exported -> dev_not_found (%ld of %ld not)",
+	       s.foreign_wrong, s.foreign);
+	result(s.bad_size > 0 && s.bad_size_wrong == 0,
+	       "random: every configuration request of a size other than 1, 2 or 4 -> invalid_offset (%ld of %ld not)",
+	       s.bad_size_wrong, s.bad_size);
+	result(backend_state() == 4, "random: the backend is Connected (4) after the run");
+	result(valid_read("vendor ID after the random run"),
+	       "random: read of the vendor ID after the run -> success, 0x%04x", want_vendor);
+}
+
 /* The modes, and the cases each runs: the same code counts them (plan()). */
-static const char *const modes[] = { "states", "ops", "setup-magic", "setup-gref", "setup-port" };
+static const char *const modes[] = { "states", "ops", "random", "setup-magic", "setup-gref",
+				      "setup-port" };
 
 static int known_mode(const char *mode)
 {
@@ -815,6 +1111,8 @@ static void run_cases(const char *mode)
 	result(valid_read("vendor ID"), "read of the vendor ID -> success, 0x%04x", want_vendor);
 	if (strcmp(mode, "states") == 0)
 		states_cases();
+	else if (strcmp(mode, "random") == 0)
+		random_cases();
 	else
 		ops_cases();
 }
@@ -858,7 +1156,7 @@ int main(int argc, char **argv)
 	if (argc != 5 || !known_mode(argv[3])) {
 		fprintf(stderr, "usage: roguefront VENDOR rust|c MODE GOFILE\n"
 				"       roguefront plan MODE rust|c\n"
-				"MODE: ops, states, setup-magic, setup-gref, setup-port\n");
+				"MODE: ops, states, random, setup-magic, setup-gref, setup-port\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);

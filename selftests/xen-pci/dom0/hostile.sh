@@ -6,7 +6,12 @@
 # bad commands, sizes, offsets and addresses, writes protected fields, storms
 # the event channel, asks for MSI and MSI-X, and finally floods requests it
 # never waits for while dom0 destroys it; three more set their connection up
-# with a bad magic, grant reference or event channel. The backend must refuse
+# with a bad magic, grant reference or event channel. Before them all, a
+# guest runs seeded random actions for a few minutes (roguefront's random
+# mode; the seed is printed, and xenpci.seed= and xenpci.secs= on dom0's
+# command line, DOM0_EXTRA of scripts/run-xen.sh, repeat or lengthen the run:
+# whole seconds, within the group's deadline);
+# the device must then still serve the guests after it. The backend must refuse
 # those (never Connected, an error in xenstore, no request served), answer
 # every request with an error code, keep serving (or close cleanly on a garbage
 # state), keep the hardware's protected fields, stay responsive, let each guest
@@ -53,7 +58,7 @@ bounded() {
 	[ "$(cat "$rc")" = 0 ]
 }
 
-# Starts a rogue guest (xenpci.rogue=$2) with the device and re-emits its
+# Starts a rogue guest (xenpci.rogue=$2, more guest arguments in $3) with the device and re-emits its
 # phase-1 results, exactly 1 + $(rogue_results), padded with failures;
 # sets ROGUE_DID. The previous guest's console log is kept (the harness scans
 # them all).
@@ -62,13 +67,13 @@ rogue_guest() {
 	n=$(rogue_results "$back" "$mode") || n=0
 	mv -f "$GUEST_LOG" "$GUEST_LOG.$(date +%s%N)" 2>/dev/null
 	write_guest_cfg rogue 0
-	sed -i "s/^extra = \"/extra = \"xenpci.back=$back xenpci.rogue=$mode /" /tmp/$GUEST.cfg
+	sed -i "s/^extra = \"/extra = \"xenpci.back=$back xenpci.rogue=$mode ${3:-}/" /tmp/$GUEST.cfg
 	echo "pci = [ '$BDF' ]" >> /tmp/$GUEST.cfg
 	ktap_check "$mode guest: xl create with pci=[...], no pcifront in the guest" \
 		timeout 120 xl create /tmp/$GUEST.cfg
 	find_guest
 	ROGUE_DID=$GUEST_DID
-	guest_phase1 "$ROGUE_DID" 600 "$mode guest reported its cases" "$n"
+	guest_phase1 "$ROGUE_DID" $((600 + ${ROGUE_SECS:-0})) "$mode guest reported its cases" "$n"
 }
 
 # Destroys the rogue guest; its backend device and the domain must go.
@@ -118,7 +123,7 @@ rogue_results() {
 	echo $((1 + n))
 }
 
-ROGUE_MODES="states ops setup-magic setup-gref setup-port"
+ROGUE_MODES="random states ops setup-magic setup-gref setup-port"
 
 # The number of results hostile_test $1 prints, from what it runs: keep in
 # step with hostile_test below.
@@ -132,6 +137,7 @@ hostile_plan() {
 		n=$((n + 1 + 1 + g + 4))
 		case $mode in
 			ops) n=$((n + 3 + 1 + 1 + 1)) ;;	# protected_checks, storm, responsive, MSI off
+			random) n=$((n + 3 + 1)) ;;		# protected_checks, MSI off
 			setup-*) n=$((n + 1)) ;;		# the backend's error node
 		esac
 	done
@@ -145,15 +151,29 @@ hostile_test() {
 		ktap_exit_fail_msg "no plan: ./roguefront plan failed"
 	ktap_set_plan "$KSFT_NUM_TESTS"
 
+	# The random guest's seed (dom0's xenpci.seed, or a new one) and duration.
+	ROGUE_SEED=$(cmdline_arg seed "")
+	[ -n "$ROGUE_SEED" ] || ROGUE_SEED=$(od -A n -N 4 -t u4 /dev/urandom | tr -d ' ')
+	ROGUE_SECS=$(cmdline_arg secs 180)
+
 	ktap_check "$back backend loads" backend_load "$back"
 	ktap_check "xl pci-assignable-add $BDF" timeout 60 xl pci-assignable-add "$BDF"
 	hw_before=$(hw_snapshot)
 
-	# Guest 1: garbage xenbus states (a backend may close on them).
+	# Guest 1: random actions for $ROGUE_SECS s; the hardware's protected
+	# fields kept, the MSI it may have left on turned off, and the device
+	# serves the next guest (its first read of the vendor ID).
+	echo "# random guest: seed $ROGUE_SEED, $ROGUE_SECS s (xenpci.seed=$ROGUE_SEED xenpci.secs=$ROGUE_SECS on dom0's command line repeat it)"
+	rogue_guest "$back" random "xenpci.seed=$ROGUE_SEED xenpci.secs=$ROGUE_SECS "
+	protected_checks "$hw_before"
+	rogue_destroy random
+	ktap_check "MSI the random guest may have left on is off in the hardware" msi_off_hw
+
+	# Guest 2: garbage xenbus states (a backend may close on them).
 	rogue_guest "$back" states
 	rogue_destroy states
 
-	# Guest 2: bad requests and storms (phase 1), protected fields...
+	# Guest 3: bad requests and storms (phase 1), protected fields...
 	rogue_guest "$back" ops
 	protected_checks "$hw_before"
 	# ... then requests flagged and notified without waiting; the guest
@@ -166,7 +186,7 @@ hostile_test() {
 	rogue_destroy ops
 	ktap_check "MSI the dead guest left on is off in the hardware" msi_off_hw
 
-	# Guests 3 to 5: a connection set up with a bad magic, grant reference
+	# Guests 4 to 6: a connection set up with a bad magic, grant reference
 	# or event channel; the backend refuses it and says why (for the magic,
 	# in the words both backends use, not overwritten by a later error).
 	local why

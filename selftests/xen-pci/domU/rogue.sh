@@ -6,7 +6,8 @@
 # floods the backend with requests it never waits for until dom0 destroys the
 # guest in the middle of one. xenpci.rogue=states: its xenbus state set to
 # garbage and back; xenpci.rogue=setup-magic, -gref, -port: a connection set
-# up wrong. The guest reports exactly 1 + N results, N being what
+# up wrong; xenpci.rogue=random: seeded random actions for xenpci.secs
+# seconds (xenpci.seed; see roguefront.c). The guest reports exactly 1 + N results, N being what
 # "roguefront plan MODE BACKEND" says (dom0's plan counts them the same way).
 
 ROGUE_OUT=/tmp/rogue.out
@@ -63,9 +64,10 @@ domU_rogue_tests() {
 		return
 	fi
 	rm -f "$ROGUE_OUT" "$ROGUE_GO"
-	roguefront "$(cmdline_arg vendor 0)" "$back" "$mode" "$ROGUE_GO" > "$ROGUE_OUT" 2>&1 &
+	ROGUE_SEED=$(cmdline_arg seed 1) ROGUE_SECS=$(cmdline_arg secs 180) \
+		roguefront "$(cmdline_arg vendor 0)" "$back" "$mode" "$ROGUE_GO" > "$ROGUE_OUT" 2>&1 &
 	ROGUE_PID=$!
-	wait_for 600 rogue_done
+	wait_for $((600 + $(cmdline_arg secs 0))) rogue_done
 	grep -q '^XENPCI-ROGUE-CASES-DONE' "$ROGUE_OUT" ||
 		echo "# roguefront did not finish its cases (exited or hung)"
 	rogue_relay "$plan"

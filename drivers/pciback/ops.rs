@@ -10,6 +10,10 @@
 use kernel::{
     prelude::*,
     sync::atomic::Full,
+    time::{
+        Instant,
+        Monotonic, //
+    },
     xen::grant::SharedMemory, //
 };
 
@@ -70,12 +74,22 @@ fn enable_msix(dev: &Seized, entries: &[u16]) -> Result<[u16; SH_INFO_MAX_VEC], 
     })
 }
 
-/// Answers `op` with the exported devices of `topo`.
+/// Answers `op` with the exported devices of `topo`, and counts it in the statistics of the
+/// device it is for (a request for no device of the guest's is not counted).
 fn answer(op: &RawOp, topo: &Topology) -> Reply {
     let dev = match device(op, topo) {
         Ok(dev) => dev,
         Err(e) => return Response::rejected(op, e).into(),
     };
+    let start = Instant::<Monotonic>::now();
+    let reply = dispatch(op, dev);
+    let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    dev.record(op.cmd, reply.response.err, ns);
+    reply
+}
+
+/// Answers `op` for `dev`.
+fn dispatch(op: &RawOp, dev: &Seized) -> Reply {
     let request = match Request::decode(op) {
         Ok(request) => request,
         Err(e) => return Response::rejected(op, e).into(),

@@ -167,6 +167,7 @@ impl kernel::InPlaceModule for PcibackModule {
             unsafe { SEIZED.init() };
             // Frees what the registry holds if the load fails from here on, or at unload.
             let registry = stub::FreeRegistry;
+            SEIZED.lock().create_debugfs();
             let mut n = 0;
             for pattern in &patterns {
                 n += SEIZED.lock().add(pattern)?;

@@ -29,6 +29,10 @@
 //! guest ([`crate::aer`]). No lock of this module is held while the guest is waited for.
 
 use kernel::{
+    debugfs::{
+        self,
+        Dir, //
+    },
     device::{
         self,
         Bound,
@@ -37,11 +41,17 @@ use kernel::{
     device_id::IdArray,
     driver, new_mutex, pci,
     prelude::*,
+    str::CString,
     sync::{
         aref::ARef,
         Arc,
         Mutex, //
     },
+    time::{
+        Instant,
+        Monotonic, //
+    },
+    uaccess::UserSliceReader,
     xen::{
         self,
         pci::{
@@ -74,6 +84,11 @@ use crate::{
             OpError,
             PciifError, //
         },
+        ratelimit::{
+            RateLimit,
+            Verdict, //
+        },
+        stats::Stats,
         vbus::DevKind,
     },
     conf::Hw,
@@ -93,6 +108,9 @@ pub(crate) struct Registry {
     ids: KVec<Bdf>,
     /// The devices bound to this driver.
     devices: KVec<Arc<Seized>>,
+    /// `pciback` in debugfs, which holds a statistics file per seized device (see
+    /// [`StubData`]); set at module load.
+    debugfs: Option<Dir>,
 }
 
 impl Registry {
@@ -100,7 +118,13 @@ impl Registry {
         Self {
             ids: KVec::new(),
             devices: KVec::new(),
+            debugfs: None,
         }
+    }
+
+    /// Creates the `pciback` directory in debugfs (nothing if debugfs is off).
+    pub(crate) fn create_debugfs(&mut self) {
+        self.debugfs = Some(Dir::new(c"pciback"));
     }
 
     fn wants(&self, bdf: &Bdf) -> bool {
@@ -152,6 +176,7 @@ impl Drop for FreeRegistry {
         // Assigning drops the old vectors; the new ones own no memory.
         registry.ids = KVec::new();
         registry.devices = KVec::new();
+        registry.debugfs = None;
     }
 }
 
@@ -184,6 +209,8 @@ struct Inner {
     frozen_recovery: bool,
     /// The guest the device is exported to.
     claim: Option<Claim>,
+    /// The rate limit of this device's denied-write explanations (`Denied::explain`).
+    explain_limit: RateLimit,
 }
 
 /// A device seized by the `pciback` PCI driver.
@@ -195,6 +222,12 @@ pub(crate) struct Seized {
     intx: Arc<IntxState>,
     #[pin]
     inner: Mutex<Inner>,
+    /// When the device was seized: the clock of the rate limits.
+    created: Instant<Monotonic>,
+    /// The request statistics (debugfs), apart from `inner`: counting never waits for a slow
+    /// operation of the device.
+    #[pin]
+    stats: Mutex<Stats>,
 }
 
 /// Why a device could not be claimed for a guest.
@@ -553,17 +586,40 @@ impl Seized {
         size: AccessSize,
         value: u32,
     ) -> Result<(), PciifError> {
-        let outcome = self.with_engine(|config, hw| config.write(hw, offset, size, value))?;
-        if let WriteOutcome::Dropped { warn: true } = outcome {
+        let explained = self.with_bound(|pdev, inner| -> Result<_, PciifError> {
+            let mut hw = Hw::new(pdev, &mut inner.enabled_by_guest, &self.intx);
+            let WriteOutcome::Dropped(denied) = inner.config.write(&mut hw, offset, size, value)?
+            else {
+                return Ok(None);
+            };
+            self.stats.lock().denied_write();
+            if !denied.first {
+                return Ok(None);
+            }
+            let now_ms = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let Verdict::Print { dropped } = inner.explain_limit.check(now_ms) else {
+                // Not marked: the next such write is explained once the limit allows.
+                return Ok(None);
+            };
+            inner.config.mark_explained(&denied);
+            // `with_bound` only runs for a device exported to a guest.
+            let guest = inner.claim.as_ref().map_or(0, |c| c.domain.as_raw());
+            Ok(Some((denied, guest, dropped)))
+        })?;
+        // Logged without the device's lock.
+        if let Some((denied, guest, dropped)) = explained {
             dev_warn!(
                 self.pdev.as_ref(),
-                "guest write of {:#x} ({} bytes) at {:#x} dropped (permissive mode is off)\n",
-                value,
-                size.bytes(),
-                offset
+                "{}\n",
+                format_args!("{}", denied.explain(self.bdf, guest, dropped))
             );
         }
         Ok(())
+    }
+
+    /// Counts a request answered `err` after `ns` nanoseconds (debugfs statistics).
+    pub(crate) fn record(&self, cmd: u32, err: i32, ns: u64) {
+        self.stats.lock().record(cmd, err, ns);
     }
 }
 
@@ -622,6 +678,10 @@ pub(crate) struct StubData<'bound> {
     /// The dom0 handler of the device's INTx line, freed when the driver is unbound (after
     /// `unbind`).
     _intx: Option<IntxRegistration<'bound>>,
+    /// The device's statistics, `/sys/kernel/debug/pciback/<DDDD:BB:SS.F>`: reading prints
+    /// them, writing anything clears them (see `common::stats`). None if debugfs is off or the
+    /// file could not be made.
+    _stats: Option<Pin<KBox<debugfs::File<Arc<Seized>>>>>,
 }
 
 /// Matches every device; `probe` decides. Built without a module device table on purpose: no
@@ -747,7 +807,10 @@ impl Stub {
                     enabled_by_guest: false,
                     frozen_recovery: false,
                     claim: None,
+                    explain_limit: RateLimit::new(),
                 }),
+                created: Instant::now(),
+                stats <- new_mutex!(Stats::new()),
             }),
             GFP_KERNEL,
         )?;
@@ -793,6 +856,7 @@ impl pci::Driver for Stub {
             seized: Self::try_probe(pdev)?,
             _msix: Self::prepare_msix(pdev),
             _intx: Self::finish_probe(pdev, seized),
+            _stats: stats_file(seized),
         }? Error)
     }
 
@@ -875,6 +939,29 @@ impl pci::ErrorHandler for Stub {
         this.seized.restore_after_error_reset(pdev, true);
         crate::aer::recover(pdev, &this.seized, AerStep::Resume);
     }
+}
+
+/// The statistics file of a seized device (see [`StubData`]).
+fn stats_file(seized: &Arc<Seized>) -> Option<Pin<KBox<debugfs::File<Arc<Seized>>>>> {
+    let dir = SEIZED.lock().debugfs.clone()?;
+    let name = CString::try_from_fmt(format_args!("{}", seized.bdf)).ok()?;
+    let file: Result<Pin<KBox<debugfs::File<Arc<Seized>>>>> = KBox::pin_init(
+        dir.read_write_callback_file(&name, seized.clone(), &print_stats, &clear_stats),
+        GFP_KERNEL,
+    );
+    file.ok()
+}
+
+/// Reading a statistics file: one snapshot, taken under the lock.
+fn print_stats(seized: &Arc<Seized>, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+    let stats = seized.stats.lock().clone();
+    write!(f, "{stats}")
+}
+
+/// Writing a statistics file, whatever is written: clears every count.
+fn clear_stats(seized: &Arc<Seized>, _input: &mut UserSliceReader) -> Result {
+    *seized.stats.lock() = Stats::new();
+    Ok(())
 }
 
 /// The guest holding a device when `do_flr` reset it, as the end of a log line: empty, or

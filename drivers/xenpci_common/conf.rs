@@ -41,7 +41,10 @@ pub(crate) mod regs;
 #[cfg(test)]
 mod tests;
 
+use core::fmt;
+
 use self::fields::{Field, Kind, CAP_TABLES};
+use super::bdf::{Bdf, Quirk};
 use super::pciif::PciifError;
 
 /// Width of a configuration-space access or field: the protocol's own type.
@@ -394,14 +397,132 @@ pub(crate) enum WriteOutcome {
     /// to the hardware. (A field rule may itself drop the bytes.)
     Handled,
     /// Some bytes matched no field and were dropped because the device is not
-    /// permissive. `warn` is true the first time this happens for the device
-    /// since it was seized or last released: the glue logs the
-    /// "see permissive attribute" warning then, and only then.
-    Dropped {
-        /// Log the warning now.
-        warn: bool,
-    },
+    /// permissive (the bytes a field covers were handled).
+    Dropped(Denied),
 }
+
+/// A guest write whose bytes, or some of them, matched no field and were
+/// dropped because the device is not permissive: what the glue explains to
+/// the administrator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Denied {
+    /// Offset of the access.
+    pub(crate) offset: u16,
+    /// Size of the access.
+    pub(crate) size: AccessSize,
+    /// The guest's value, masked to `size`.
+    pub(crate) value: u32,
+    /// The dropped bytes: bit `i` is byte `offset + i`.
+    pub(crate) uncovered: u8,
+    /// A dropped byte has not been explained since the device was seized or
+    /// last released ([`VirtualConfig::mark_explained`]): the glue explains
+    /// this write (if its rate limit lets it) and only such writes.
+    pub(crate) first: bool,
+    /// Denied writes to the device so far, this one included.
+    pub(crate) count: u64,
+}
+
+impl Denied {
+    /// The quirk fields (offset, size, mask) that would let exactly the
+    /// dropped bytes through, as `permissive` would: one if they form a
+    /// naturally aligned register of 1, 2 or 4 bytes, else one per byte.
+    pub(crate) fn quirk_fields(&self) -> impl Iterator<Item = (u16, AccessSize, u32)> {
+        let mut out = [None; 4];
+        // An access is naturally aligned, so a region of 1, 2 or 4 of its bytes is an aligned
+        // register exactly when its first byte's index in the access is a multiple of its size.
+        if let Some(&Some((lo, size))) = ALIGNED_REGION.get(usize::from(self.uncovered)) {
+            out[0] = Some((self.offset.wrapping_add(lo), size, size.value_mask()));
+        } else {
+            for ((slot, bit), i) in out.iter_mut().zip([1u8, 2, 4, 8]).zip(0u16..) {
+                if self.uncovered & bit != 0 {
+                    *slot = Some((self.offset.wrapping_add(i), AccessSize::One, 0xff));
+                }
+            }
+        }
+        out.into_iter().flatten()
+    }
+}
+
+/// For each set of an access's bytes (bit `i`: byte `i`), the aligned register they form, as
+/// the index of its first byte and its size, if they form one.
+const ALIGNED_REGION: [Option<(u16, AccessSize)>; 16] = {
+    use AccessSize::{Four, One, Two};
+    let mut t = [None; 16];
+    t[0b0001] = Some((0, One));
+    t[0b0010] = Some((1, One));
+    t[0b0100] = Some((2, One));
+    t[0b1000] = Some((3, One));
+    t[0b0011] = Some((0, Two));
+    t[0b1100] = Some((2, Two));
+    t[0b1111] = Some((0, Four));
+    t
+};
+
+/// The explanation of a denied write, for the log (see [`Denied::explain`]).
+pub(crate) struct Explanation<'a> {
+    denied: &'a Denied,
+    bdf: Bdf,
+    guest: u16,
+    dropped: u32,
+}
+
+impl Denied {
+    /// The log line that explains this write of guest `guest` to device `bdf`: what was
+    /// written, that `permissive` is off, the device's count of denied writes, how many
+    /// explanations the rate limit left out before this one (`dropped`), and the `quirks`
+    /// lines that let exactly the dropped bytes through.
+    pub(crate) fn explain(&self, bdf: Bdf, guest: u16, dropped: u32) -> Explanation<'_> {
+        Explanation {
+            denied: self,
+            bdf,
+            guest,
+            dropped,
+        }
+    }
+}
+
+impl fmt::Display for Explanation<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.denied;
+        write!(
+            f,
+            "guest {} wrote {:#x} ({} bytes at {:#x}); the bytes no field covers were dropped \
+             (permissive is off; denied write {} of this device",
+            self.guest,
+            d.value,
+            d.size.bytes(),
+            d.offset,
+            d.count
+        )?;
+        if self.dropped > 0 {
+            write!(
+                f,
+                "; {} explanations before this one not logged",
+                self.dropped
+            )?;
+        }
+        write!(f, "); to let them through:")?;
+        let mut sep = "";
+        for (reg, size, mask) in d.quirk_fields() {
+            let quirk = Quirk {
+                bdf: self.bdf,
+                reg,
+                size,
+                mask,
+            };
+            write!(
+                f,
+                "{sep} echo {quirk} > /sys/bus/pci/drivers/pciback/quirks"
+            )?;
+            sep = ";";
+        }
+        Ok(())
+    }
+}
+
+/// Configuration-space bytes, for the per-byte record of explained denied
+/// writes.
+const CONFIG_BYTES: usize = regs::CONFIG_SPACE_SIZE as usize;
 
 /// Maximum number of quirk fields per device.
 pub(crate) const MAX_QUIRKS: usize = 32;
@@ -463,7 +584,11 @@ pub(crate) struct VirtualConfig {
     quirks: [Option<Field>; MAX_QUIRKS],
     permissive: bool,
     allow_interrupt_control: bool,
-    warned: bool,
+    /// Bytes whose denied write was explained (a bit per byte), since the
+    /// device was seized or last released.
+    explained: [u64; CONFIG_BYTES / 64],
+    /// Denied writes since the device was seized.
+    denied: u64,
 }
 
 impl VirtualConfig {
@@ -527,7 +652,8 @@ impl VirtualConfig {
             quirks: [None; MAX_QUIRKS],
             permissive: info.permissive,
             allow_interrupt_control: info.allow_interrupt_control,
-            warned: false,
+            explained: [0; CONFIG_BYTES / 64],
+            denied: 0,
         })
     }
 
@@ -584,9 +710,10 @@ impl VirtualConfig {
 
     /// Returns the virtual state to what it was at seize time, when the device
     /// is released by a guest: BAR sizing ends, the virtual command register
-    /// is restored, `allow_interrupt_control` is cleared (as in C) and the
-    /// dropped-write warning is re-armed. Permissive mode and quirk fields are
-    /// administrator settings and are kept; the glue can call
+    /// is restored, `allow_interrupt_control` is cleared (as in C) and every
+    /// register's denied-write explanation is re-armed (the count goes on).
+    /// Permissive mode and quirk fields are administrator settings and are
+    /// kept; the glue can call
     /// [`Self::clear_quirks`] and [`Self::set_permissive`] to drop them.
     pub(crate) fn reset_on_release(&mut self) {
         for bar in self.bars.iter_mut() {
@@ -594,7 +721,34 @@ impl VirtualConfig {
         }
         self.cmd = self.seized_cmd;
         self.allow_interrupt_control = false;
-        self.warned = false;
+        self.explained = [0; CONFIG_BYTES / 64];
+    }
+
+    /// Records that `d` was explained: its dropped bytes are not explained
+    /// again until the device is released.
+    pub(crate) fn mark_explained(&mut self, d: &Denied) {
+        for (bit, i) in [1u8, 2, 4, 8].into_iter().zip(0u16..) {
+            if d.uncovered & bit == 0 {
+                continue;
+            }
+            let at = usize::from(d.offset.wrapping_add(i));
+            if let Some(w) = self.explained.get_mut(at / 64) {
+                *w |= 1 << (at % 64);
+            }
+        }
+    }
+
+    /// Whether a denied write of byte `at` was explained.
+    pub(super) fn is_explained(&self, at: u16) -> bool {
+        let at = usize::from(at);
+        self.explained
+            .get(at / 64)
+            .is_some_and(|w| w & (1 << (at % 64)) != 0)
+    }
+
+    /// Guest writes denied since the device was seized (see [`Denied`]).
+    pub(crate) fn denied_writes(&self) -> u64 {
+        self.denied
     }
 
     /// Every active field in listing order (header, type-specific header,

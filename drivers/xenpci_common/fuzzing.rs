@@ -1174,7 +1174,10 @@ struct Harness {
     bridge: bool,
     permissive: bool,
     allow: bool,
-    warned: bool,
+    /// Bytes whose denied write was explained since the seize or the last release.
+    explained: [bool; 4096],
+    /// Denied writes since the seize.
+    denied: u64,
     quirks: usize,
     /// Seize-time value of the command register as the guest reads it.
     cmd0: u16,
@@ -1285,7 +1288,8 @@ pub fn conf_engine(data: &[u8]) {
         bridge,
         permissive: info.permissive,
         allow: info.allow_interrupt_control,
-        warned: false,
+        explained: [false; 4096],
+        denied: 0,
         quirks: 0,
         cmd0: 0,
         virt: [0; 7],
@@ -1372,7 +1376,7 @@ pub fn conf_engine(data: &[u8]) {
                 vc.reset_on_release();
                 h.allow = false;
                 model.allow = false;
-                h.warned = false;
+                h.explained = [false; 4096];
                 let cmd = plain_read(&vc, &mut model, regs::COMMAND, AccessSize::Two) as u16;
                 assert_eq!(
                     cmd & !regs::CMD_GUEST,
@@ -1595,6 +1599,11 @@ fn guest_write(
                 !free || permissive,
                 "uncovered bytes of {off:#x}/{n} neither written nor reported"
             );
+            assert_eq!(
+                vc.denied_writes(),
+                h.denied,
+                "a handled write counted as denied"
+            );
             if free {
                 for i in 0..n {
                     let at = off + i;
@@ -1608,10 +1617,50 @@ fn guest_write(
                 }
             }
         }
-        Ok(WriteOutcome::Dropped { warn }) => {
+        Ok(WriteOutcome::Dropped(d)) => {
             assert!(free && !permissive, "write {off:#x}/{n} reported dropped");
-            assert_eq!(warn, !h.warned, "dropped-write warning not exactly once");
-            h.warned = true;
+            let mut free_bytes = 0u8;
+            for i in 0..n {
+                if model.layout.cell(off + i).class == Class::Free {
+                    free_bytes |= 1 << i;
+                }
+            }
+            let new =
+                (0..n).any(|i| free_bytes & (1 << i) != 0 && !h.explained[usize::from(off + i)]);
+            assert_eq!(
+                d.first, new,
+                "denied write {off:#x}/{n} not to be explained exactly when a dropped byte was not"
+            );
+            // The glue explains it (its rate limit aside) and marks it.
+            if d.first {
+                vc.mark_explained(&d);
+                for i in 0..n {
+                    if free_bytes & (1 << i) != 0 {
+                        h.explained[usize::from(off + i)] = true;
+                    }
+                }
+            }
+            h.denied += 1;
+            assert_eq!(d.count, h.denied, "denied-write count");
+            assert_eq!(vc.denied_writes(), h.denied, "denied-write count");
+            assert_eq!((d.offset, d.size.bytes()), (off, n), "denied access");
+            assert_eq!(d.value, v & size.value_mask(), "denied value");
+            assert_eq!(d.uncovered, free_bytes, "dropped bytes of {off:#x}/{n}");
+            // The quirks named cover exactly the dropped bytes, each an aligned register.
+            let mut named = 0u8;
+            for (reg, size, mask) in d.quirk_fields() {
+                let b = size.bytes();
+                assert!(
+                    reg % b == 0 && reg >= off && reg + b <= off + n,
+                    "quirk {reg:#x}/{b}"
+                );
+                assert_eq!(mask, size.value_mask(), "quirk mask");
+                for i in reg - off..reg - off + b {
+                    assert_eq!(named & (1 << i), 0, "byte named twice");
+                    named |= 1 << i;
+                }
+            }
+            assert_eq!(named, free_bytes, "quirks named for {off:#x}/{n}");
         }
         Err(_) => {}
     }

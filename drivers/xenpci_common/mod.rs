@@ -21,5 +21,6 @@ pub(crate) mod msi;
 pub(crate) mod pciif;
 pub(crate) mod ratelimit;
 pub(crate) mod roundtrip;
+pub(crate) mod stats;
 pub(crate) mod vbus;
 pub(crate) mod xs;

@@ -19,8 +19,8 @@ use super::regs::{
     PM_CAP_PME_MASK, PM_CTRL_DATA_SEL, PM_CTRL_PME_STATUS, ROM_ENABLE, ROM_FLAG_BITS, VPD_ADDR_F,
 };
 use super::{
-    AccessSize, BarResource, BarState, BarType, ConfigIo, DeviceControl, PciifError, PowerState,
-    RomResource, VirtualConfig, WriteOutcome, ROM_SLOT,
+    AccessSize, BarResource, BarState, BarType, ConfigIo, Denied, DeviceControl, PciifError,
+    PowerState, RomResource, VirtualConfig, WriteOutcome, ROM_SLOT,
 };
 
 /// Most fields one access can overlap: fields never overlap each other and
@@ -64,6 +64,13 @@ fn overlap_mask(base: u16, base_end: u16, start: u16, end: u16) -> u32 {
         _ => 0xffff_ffff,
     };
     relocate(bytes, lo, base)
+}
+
+/// The bytes a bit mask of an access touches: bit `i` for byte `i`.
+fn bytes_of(mask: u32) -> u32 {
+    (0..4)
+        .filter(|i| (mask >> (8 * i)) & 0xff != 0)
+        .fold(0, |acc, i| acc | (1 << i))
 }
 
 /// Virtual state of a BAR that is not the upper half of a 64-bit BAR.
@@ -234,9 +241,21 @@ impl VirtualConfig {
             write_bytes(dev, offset, size, value, uncovered)?;
             return Ok(WriteOutcome::Handled);
         }
-        let warn = !self.warned;
-        self.warned = true;
-        Ok(WriteOutcome::Dropped { warn })
+        self.denied = self.denied.saturating_add(1);
+        // CAST: `bytes_of` sets at most bits 0 to 3.
+        let dropped = bytes_of(uncovered) as u8;
+        let first = [1u8, 2, 4, 8]
+            .into_iter()
+            .zip(0u16..)
+            .any(|(bit, i)| dropped & bit != 0 && !self.is_explained(offset.wrapping_add(i)));
+        Ok(WriteOutcome::Dropped(Denied {
+            offset,
+            size,
+            value,
+            uncovered: dropped,
+            first,
+            count: self.denied,
+        }))
     }
 
     /// Applies the write rule of `f`. `cur` is the field's value as the guest

@@ -4,6 +4,7 @@
 //! a 4 KiB configuration space that records every hardware access and every
 //! kernel request.
 
+use std::format;
 use std::vec;
 use std::vec::Vec;
 
@@ -348,6 +349,25 @@ fn rd(vc: &VirtualConfig, f: &mut Fake, off: u16, size: AccessSize) -> u32 {
 
 fn wro(vc: &mut VirtualConfig, f: &mut Fake, off: u16, size: AccessSize, v: u32) -> WriteOutcome {
     vc.write(f, off, size, v).expect("write")
+}
+
+/// For a dropped write, whether it is to be explained; `None` if handled.
+fn first_of(out: WriteOutcome) -> Option<bool> {
+    match out {
+        WriteOutcome::Handled => None,
+        WriteOutcome::Dropped(d) => Some(d.first),
+    }
+}
+
+/// A write the glue explains when it is to be: whether it was explained.
+fn explained(vc: &mut VirtualConfig, f: &mut Fake, off: u16, size: AccessSize, v: u32) -> bool {
+    match wro(vc, f, off, size, v) {
+        WriteOutcome::Dropped(d) if d.first => {
+            vc.mark_explained(&d);
+            true
+        }
+        _ => false,
+    }
 }
 
 fn wr(vc: &mut VirtualConfig, f: &mut Fake, off: u16, size: AccessSize, v: u32) {
@@ -1086,7 +1106,7 @@ fn bridge_has_two_bars_and_rom_at_0x38() {
     assert_eq!(rd(&vc, &mut f, 0x18, Four), 0x0003_0201);
     assert_eq!(rd(&vc, &mut f, 0x30, Four), ROM_START as u32);
     let out = wro(&mut vc, &mut f, 0x18, Four, 0x00ff_0000);
-    assert_eq!(out, WriteOutcome::Dropped { warn: true });
+    assert_eq!(first_of(out), Some(true));
     wr(&mut vc, &mut f, ROM_TYPE1, Four, 0xffff_ffff);
     assert_eq!(rd(&vc, &mut f, ROM_TYPE1, Four), 0xffff_0000);
     assert!(f.writes.is_empty());
@@ -1167,22 +1187,148 @@ fn header_sweep_non_permissive_writes_reach_only_writable_registers() {
 // ---------------------------------------------------------------- unhandled registers
 
 #[test]
-fn unhandled_write_is_dropped_and_warned_once() {
+fn unhandled_write_is_dropped_and_explained_once_per_byte() {
     let (mut f, mut vc) = std_dev();
-    assert_eq!(
-        wro(&mut vc, &mut f, STATUS, Two, 0xffff),
-        WriteOutcome::Dropped { warn: true }
-    );
-    assert_eq!(
-        wro(&mut vc, &mut f, 0xa0, Four, 1),
-        WriteOutcome::Dropped { warn: false }
-    );
+    assert!(explained(&mut vc, &mut f, STATUS, Two, 0xffff));
+    // Other bytes: explained too; bytes explained before: not.
+    assert!(explained(&mut vc, &mut f, 0xa0, Four, 1));
+    assert!(!explained(&mut vc, &mut f, 0xa2, Two, 1));
+    assert!(!explained(&mut vc, &mut f, 0xa3, One, 1));
+    assert!(explained(&mut vc, &mut f, 0xffc, Four, 1));
+    // One byte of a dword explained, then the whole dword: its other bytes are new.
+    assert!(explained(&mut vc, &mut f, 0xb0, One, 1));
+    assert!(explained(&mut vc, &mut f, 0xb0, Four, 1));
+    assert!(!explained(&mut vc, &mut f, 0xb0, Four, 1));
     assert!(f.writes.is_empty());
+    assert_eq!(vc.denied_writes(), 8);
+    // A write the glue did not explain (its rate limit) stays to be explained.
+    assert_eq!(first_of(wro(&mut vc, &mut f, 0xc0, Four, 1)), Some(true));
+    assert_eq!(first_of(wro(&mut vc, &mut f, 0xc0, Four, 1)), Some(true));
+    // A release re-arms every explanation; the count goes on.
     vc.reset_on_release();
+    assert!(explained(&mut vc, &mut f, 0xa0, Four, 1));
+    assert_eq!(vc.denied_writes(), 11);
+    // Handled writes are not counted.
+    wr(&mut vc, &mut f, INTERRUPT_LINE, One, 1);
+    assert_eq!(vc.denied_writes(), 11);
+}
+
+#[test]
+fn denied_write_says_what_was_dropped() {
+    let (mut f, mut vc) = std_dev();
+    // Command (a field) and status (none): only the status bytes are dropped.
+    let WriteOutcome::Dropped(d) = wro(&mut vc, &mut f, COMMAND, Four, 0x1234_0000 | 6) else {
+        panic!("not dropped");
+    };
+    assert_eq!((d.offset, d.size, d.value), (COMMAND, Four, 0x1234_0006));
+    assert_eq!(d.uncovered, 0b1100);
+    assert_eq!(d.count, 1);
+}
+
+/// The quirk fields of a denied write of `size` at `offset` whose bytes `uncovered` were dropped.
+fn quirks_for(offset: u16, size: AccessSize, uncovered: u8) -> Vec<(u16, AccessSize, u32)> {
+    Denied {
+        offset,
+        size,
+        value: 0,
+        uncovered,
+        first: true,
+        count: 1,
+    }
+    .quirk_fields()
+    .collect()
+}
+
+#[test]
+fn denied_write_names_the_quirks_that_let_it_through() {
+    // The dropped bytes form an aligned register: one quirk of that register.
     assert_eq!(
-        wro(&mut vc, &mut f, 0xa0, Four, 1),
-        WriteOutcome::Dropped { warn: true }
+        quirks_for(0xa0, Four, 0b1111),
+        vec![(0xa0, Four, 0xffff_ffff)]
     );
+    assert_eq!(quirks_for(0x04, Four, 0b1100), vec![(0x06, Two, 0xffff)]);
+    assert_eq!(quirks_for(0x0c, Four, 0b0100), vec![(0x0e, One, 0xff)]);
+    assert_eq!(quirks_for(0x3e, Two, 0b11), vec![(0x3e, Two, 0xffff)]);
+    assert_eq!(quirks_for(0x41, One, 0b1), vec![(0x41, One, 0xff)]);
+    // Not one aligned register (bytes 1-2, three bytes, bytes 0 and 2): one quirk per byte.
+    assert_eq!(
+        quirks_for(0x40, Four, 0b0110),
+        vec![(0x41, One, 0xff), (0x42, One, 0xff)]
+    );
+    assert_eq!(
+        quirks_for(0x40, Four, 0b0111),
+        vec![(0x40, One, 0xff), (0x41, One, 0xff), (0x42, One, 0xff)]
+    );
+    assert_eq!(
+        quirks_for(0x40, Four, 0b0101),
+        vec![(0x40, One, 0xff), (0x42, One, 0xff)]
+    );
+    assert_eq!(quirks_for(0x40, Four, 0), vec![]);
+}
+
+#[test]
+fn the_explanation_says_what_was_written_and_how_to_let_it_through() {
+    let bdf = super::super::bdf::Bdf::from_raw(0, 0, 2 << 3).expect("bdf");
+    let d = Denied {
+        offset: 0x60,
+        size: Four,
+        value: 0x0403_0201,
+        uncovered: 0b1111,
+        first: true,
+        count: 1,
+    };
+    assert_eq!(
+        format!("{}", d.explain(bdf, 3, 0)),
+        "guest 3 wrote 0x4030201 (4 bytes at 0x60); the bytes no field covers were dropped \
+         (permissive is off; denied write 1 of this device); to let them through: echo \
+         0000:00:02.0-60:4:ffffffff > /sys/bus/pci/drivers/pciback/quirks"
+    );
+    // Bytes that are not one aligned register, after explanations the rate limit left out.
+    let d = Denied {
+        offset: 0xa0,
+        size: Four,
+        value: 0x1234,
+        uncovered: 0b0110,
+        first: true,
+        count: 7,
+    };
+    let line = format!("{}", d.explain(bdf, 12, 4));
+    assert_eq!(
+        line,
+        "guest 12 wrote 0x1234 (4 bytes at 0xa0); the bytes no field covers were dropped \
+         (permissive is off; denied write 7 of this device; 4 explanations before this one not \
+         logged); to let them through: echo 0000:00:02.0-a1:1:ff > \
+         /sys/bus/pci/drivers/pciback/quirks; echo 0000:00:02.0-a2:1:ff > \
+         /sys/bus/pci/drivers/pciback/quirks"
+    );
+    // Every line named is one `quirks` takes, and the device accepts.
+    let (_, mut vc) = std_dev();
+    for part in line.split("echo ").skip(1) {
+        let text = part.split(" >").next().expect("quirk");
+        let q = super::super::bdf::parse_quirk(text.as_bytes()).expect("parses");
+        assert_eq!(q.bdf, bdf);
+        vc.add_quirk(u32::from(q.reg), u32::from(q.size.bytes()), q.mask)
+            .expect("accepted");
+    }
+}
+
+#[test]
+fn a_quirk_named_by_a_denied_write_lets_it_through() {
+    let (mut f, mut vc) = std_dev();
+    let WriteOutcome::Dropped(d) = wro(&mut vc, &mut f, COMMAND, Four, 0x1234_0000 | 6) else {
+        panic!("not dropped");
+    };
+    for (reg, size, mask) in d.quirk_fields() {
+        vc.add_quirk(u32::from(reg), u32::from(size.bytes()), mask)
+            .expect("quirk");
+    }
+    f.writes.clear();
+    assert_eq!(
+        wro(&mut vc, &mut f, COMMAND, Four, 0x1234_0000 | 6),
+        WriteOutcome::Handled
+    );
+    assert_eq!(vc.denied_writes(), 1);
+    assert!(f.writes.contains(&(STATUS, Two, 0x1234)), "{:?}", f.writes);
 }
 
 #[test]
@@ -1206,10 +1352,7 @@ fn permissive_can_be_switched_off_again() {
     assert!(vc.permissive());
     wr(&mut vc, &mut f, 0xa0, Four, 1);
     vc.set_permissive(false);
-    assert_eq!(
-        wro(&mut vc, &mut f, 0xa0, Four, 2),
-        WriteOutcome::Dropped { warn: true }
-    );
+    assert_eq!(first_of(wro(&mut vc, &mut f, 0xa0, Four, 2)), Some(true));
     assert_eq!(f.get(0xa0, Four), 1);
 }
 
@@ -1255,8 +1398,8 @@ fn permissive_partial_coverage_writes_only_the_uncovered_bytes() {
 fn partial_coverage_without_permissive_is_dropped_and_warned() {
     let (mut f, mut vc) = std_dev();
     assert_eq!(
-        wro(&mut vc, &mut f, COMMAND, Four, u32::from(HW_CMD)),
-        WriteOutcome::Dropped { warn: true }
+        first_of(wro(&mut vc, &mut f, COMMAND, Four, u32::from(HW_CMD))),
+        Some(true)
     );
     assert!(f.writes.is_empty());
 }
@@ -1489,8 +1632,8 @@ fn msi_address_and_msix_table_offset_are_not_writable() {
     let (mut f, mut vc) = std_dev();
     vc.set_allow_interrupt_control(true);
     assert_eq!(
-        wro(&mut vc, &mut f, u16::from(MSI) + 4, Four, 0),
-        WriteOutcome::Dropped { warn: true }
+        first_of(wro(&mut vc, &mut f, u16::from(MSI) + 4, Four, 0)),
+        Some(true)
     );
     wr(&mut vc, &mut f, u16::from(MSIX) + 4, Four, 0);
     assert!(f.writes.is_empty());

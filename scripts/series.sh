@@ -133,8 +133,11 @@ patches() {
 	local i f dst p msgfile=$tmp/msg subject dsts
 	parse
 	validate
-	# One run at a time in the scratch repository (a check holds it to its end).
+	# One run at a time in the scratch repository (a check holds it to its end). The CPU
+	# lock first, when the scratch repository is to be made (as check takes it): never the
+	# two locks in the other order.
 	mkdir -p "$CACHE"
+	[ -f "$SRC/.git/xenpci-pristine" ] || with_cpu_lock
 	exec 8> "$SRC.lock"
 	flock 8
 	pristine
@@ -192,7 +195,8 @@ check_tree() {
 	(cd "$CHK.tmp" && git init -q -b check && git config gc.auto 0 &&
 		echo "$SRC/.git/objects" > .git/objects/info/alternates &&
 		git update-ref refs/heads/pristine "$(git -C "$SRC" rev-parse pristine)" &&
-		git reset -q pristine && git update-index -q --refresh > /dev/null || true)
+		git reset -q pristine && { git update-index -q --refresh > /dev/null || true; }) ||
+		die "cannot make the check tree $CHK"
 	touch "$CHK.tmp/.git/xenpci-check"
 	mv "$CHK.tmp" "$CHK"
 }
@@ -280,9 +284,13 @@ list() {
 	done
 }
 
+# The series is of the normal configuration (kernel.sh build-tree refuses another).
+[ -z "${KCONFIG:-}" ] || die "the series is built with the normal configuration: unset KCONFIG"
+
 case "${1:-}" in
 	list) list ;;
-	tree) with_cpu_lock; check_tree; echo "$CHK" ;;
+	tree) with_cpu_lock; parse; validate; exec 8> "$SRC.lock"; flock 8; pristine; check_tree
+		echo "$CHK" ;;
 	patches) patches ;;
 	check) check ;;
 	*) die "usage: series.sh list|patches|check|tree" ;;

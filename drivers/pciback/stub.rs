@@ -13,7 +13,8 @@
 //! [`Seized::inner`] says whether the PCI driver is still bound (`bound`). Whoever holds that
 //! lock while `bound` is `true` may use the device as a [`pci::Device<Bound>`]: `unbind` clears
 //! `bound` under the same lock before it returns, so the device stays bound while the lock is
-//! held. Lock order: the device lock, [`SEIZED`], then a device's `inner`. `unbind` takes
+//! held. Lock order: the device lock, [`SEIZED`], then a device's `inner`, then its `stats`
+//! (taken alone by the debugfs file). `unbind` takes
 //! `inner` with the device lock held, so nothing may wait for the device lock while holding
 //! `inner`: the release from a guest takes the device lock first
 //! ([`pci::Device::lock_for_reset`]), waiting for whoever holds it, then `inner`.
@@ -679,8 +680,8 @@ pub(crate) struct StubData<'bound> {
     /// `unbind`).
     _intx: Option<IntxRegistration<'bound>>,
     /// The device's statistics, `/sys/kernel/debug/pciback/<DDDD:BB:SS.F>`: reading prints
-    /// them, writing anything clears them (see `common::stats`). None if debugfs is off or the
-    /// file could not be made.
+    /// them, writing anything clears them (see `common::stats`). None only if memory ran out
+    /// (with debugfs off, or when debugfs fails, the file is an empty handle).
     _stats: Option<Pin<KBox<debugfs::File<Arc<Seized>>>>>,
 }
 

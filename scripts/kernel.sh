@@ -208,6 +208,14 @@ lint() {
 			echo "not ok ${f%.cmd} built by clippy-driver with -Dwarnings"; fail=$((fail + 1))
 		fi
 	done
+	# The upstream-form series (scripts/series) must place every overlay file in exactly one
+	# patch: checked here, where make test sees it, not only by make patches.
+	if out=$(KCONFIG= "$top/scripts/series.sh" list 2>&1 >/dev/null); then
+		echo "ok scripts/series places every overlay file in exactly one patch"; pass=$((pass + 1))
+	else
+		echo "$out" | sed 's/^/# /' | head -n 5
+		echo "not ok scripts/series places every overlay file in exactly one patch"; fail=$((fail + 1))
+	fi
 	echo "lint: $pass passed, $fail failed"
 	[ "$fail" = 0 ]
 }

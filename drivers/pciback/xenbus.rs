@@ -16,11 +16,11 @@
 //!
 //! Everything the event-channel handler and the work item touch is in [`Shared`], kept in an
 //! [`Arc`] (the work item needs `'static`). The connection ([`Conn`]: the mapped page and the
-//! event channel) borrows the xenbus device; it lives in `Shared::conn`, is created in
-//! [`attach`] and dropped in [`disconnect`], which `unbind` always calls: it never outlives the
-//! binding. [`disconnect`] then waits for the work item (as C flushes it): a run that started
-//! before finds no connection and does nothing, and none is queued or running once it returns,
-//! so none runs after `unbind` or after the module is unloaded.
+//! event channel, each holding a reference to the xenbus device) lives in `Shared::conn`, is
+//! created in [`attach`] and dropped in [`disconnect`], which `unbind` always calls: it never
+//! outlives the binding. [`disconnect`] then waits for the work item (as C flushes it): a run
+//! that started before finds no connection and does nothing, and none is queued or running once
+//! it returns, so none runs after `unbind` or after the module is unloaded.
 //!
 //! Lock order: `Shared::aer`, then `Shared::conn`, then `Shared::topo`, then a device's own lock
 //! (see `stub`); `Shared::aer_sleep` is taken with `aer` held and nothing else. One request is
@@ -139,12 +139,12 @@ kernel::xenbus_device_table!(PCI_IDS, (), [(xenbus::DeviceId::new(c"pci"), ())])
 
 /// The frontend's page and event channel, while connected.
 struct Conn {
-    evtchn: Pin<KBox<Registration<'static, Kick>>>,
+    evtchn: Pin<KBox<Registration<Kick>>>,
 }
 
 /// The event-channel handler.
 struct Kick {
-    page: Arc<MappedRing<'static>>,
+    page: Arc<MappedRing>,
     shared: Arc<Shared>,
 }
 
@@ -494,34 +494,25 @@ fn try_attach(
         return Ok(());
     }
 
-    let bound: &xenbus::Device<Bound> = dev;
-    // SAFETY: The connection built from this reference is stored in `shared.conn` and dropped
-    // by `disconnect()`, which `Backend::unbind` always calls, before the device is unbound;
-    // nothing else keeps it (the `Kick` handler is owned by the registration, and a work item
-    // only borrows it under the lock). The `'static` lifetime is only needed by the work item's
-    // `Arc<Shared>`, never used beyond the binding.
-    let dev_static: &'static xenbus::Device<Bound> = unsafe { &*core::ptr::from_ref(bound) };
-
+    // The page and the channel hold a reference to the device, not to its binding: the
+    // connection is dropped by `disconnect()`, which `Backend::unbind` always calls, so the
+    // guest's page and channel are given back when the device is unbound at the latest.
     let page = Arc::new(
-        MappedRing::new(dev_static, &[GrantRef::from_raw(gref)])?,
+        MappedRing::new(dev, &[GrantRef::from_raw(gref)])?,
         GFP_KERNEL,
     )?;
     let kick = Kick {
         page,
         shared: shared.clone(),
     };
-    // SAFETY: The registration is kept in `Shared::conn` and dropped in `disconnect()`, never
-    // forgotten.
     let evtchn = KBox::pin_init(
-        unsafe {
-            Registration::new_interdomain(
-                dev_static,
-                Port::from_raw(port),
-                irq::Flags::TRIGGER_NONE,
-                c"xen-pciback",
-                Ok::<_, Error>(kick),
-            )
-        },
+        Registration::new_interdomain(
+            dev,
+            Port::from_raw(port),
+            irq::Flags::TRIGGER_NONE,
+            c"xen-pciback",
+            Ok::<_, Error>(kick),
+        ),
         GFP_KERNEL,
     )?;
     *conn = Some(Conn { evtchn });

@@ -14,13 +14,13 @@
 //!
 //! # Lifetime
 //!
-//! The job reaches its [`OpChannel`] through a pointer set once the channel is pinned
-//! ([`AerJob::attach`]) and cleared by the channel's drop ([`AerJob::detach`]) before anything of
-//! it goes; the pointer is only read under the job's lock, and nothing queues the job without
-//! it. `detach` then flushes the job: a run that read the pointer has finished when it returns,
-//! and none is queued any more, so none runs after the channel (or the module) is gone.
-
-use core::ptr::NonNull;
+//! The job holds a reference to its [`OpChannel`] from [`AerJob::attach`], once the channel is
+//! set up, to [`AerJob::detach`], when the connection's [`Channel`](crate::ops::Channel) is
+//! dropped (at unbind, or when probing fails). Nothing queues the job without it; `detach` then
+//! flushes the job: a run that took the reference has finished when it returns, and none is
+//! queued any more, so none runs after the connection (or the module) is gone. The reference
+//! and the channel's own (to the job, through its event handler) form a cycle only while
+//! attached.
 
 use kernel::{
     new_work,
@@ -71,18 +71,6 @@ use crate::{
     ops::OpChannel,
 };
 
-/// The channel an [`AerJob`] serves.
-///
-/// # Invariants
-///
-/// Points to a pinned [`OpChannel`] that stays valid until it is removed from
-/// [`AerJob::chan`] and [`AerJob::detach`] returns (see the module documentation).
-struct ChanPtr(NonNull<OpChannel<'static>>);
-
-// SAFETY: The pointer is only dereferenced as a shared reference, and `OpChannel`'s shared
-// methods may be used from any thread (its state is behind locks and atomics).
-unsafe impl Send for ChanPtr {}
-
 /// The work item that serves the backend's AER requests of one connection.
 #[pin_data]
 pub(crate) struct AerJob {
@@ -90,7 +78,7 @@ pub(crate) struct AerJob {
     /// [`AerJob::kick`] runs in the event handler and when a round trip ends, under the
     /// channel's raw lock.
     #[pin]
-    chan: RawSpinLockIrq<Option<ChanPtr>>,
+    chan: RawSpinLockIrq<Option<Arc<OpChannel>>>,
     /// The work item is queued or running.
     queued: AtomicFlag,
     #[pin]
@@ -114,22 +102,21 @@ impl AerJob {
         )
     }
 
-    /// Lets the job serve `chan`.
-    ///
-    /// # Safety
-    ///
-    /// `chan` must be pinned, and must call [`AerJob::detach`] before any of it is dropped.
-    pub(crate) unsafe fn attach(&self, chan: &OpChannel<'_>) {
-        // INVARIANT: Guaranteed by the safety requirements of this function.
-        *self.chan.lock() = Some(ChanPtr(NonNull::from(chan).cast()));
+    /// Lets the job serve `chan`, until [`AerJob::detach`].
+    pub(crate) fn attach(&self, chan: Arc<OpChannel>) {
+        let old = self.chan.lock().replace(chan);
+        // Dropped without the raw lock held.
+        drop(old);
     }
 
-    /// Stops the job for good: it serves nothing more once this returns.
+    /// Stops the job for good: it serves nothing more once this returns. Must not be called
+    /// from the job itself (it waits for it).
     pub(crate) fn detach(&self) {
         // Nothing queues the job after this (see `kick`)...
-        *self.chan.lock() = None;
-        // ...and a run that took the pointer before has finished when this returns.
+        let chan = self.chan.lock().take();
+        // ...and a run that took the channel before has finished when this returns.
         self.work.flush();
+        drop(chan);
     }
 
     /// Queues the job if the backend has flagged a request and the job is not queued or running.
@@ -138,12 +125,9 @@ impl AerJob {
     pub(crate) fn kick(self: &Arc<Self>) {
         // Held while queueing, so that `detach` cannot miss a job queued now.
         let chan = self.chan.lock();
-        let Some(ptr) = chan.as_ref() else {
+        let Some(chan_ref) = chan.as_ref() else {
             return;
         };
-        // SAFETY: By the type invariant of `ChanPtr` the channel is valid while the pointer is
-        // in `self.chan`, whose lock is held.
-        let chan_ref = unsafe { ptr.0.as_ref() };
         if !aer_requested(chan_ref) || self.queued.xchg(true, Full) {
             return;
         }
@@ -157,12 +141,11 @@ impl WorkItem for AerJob {
     type Pointer = Arc<AerJob>;
 
     fn run(this: Arc<AerJob>) {
-        let ptr = this.chan.lock().as_ref().map(|p| p.0);
-        if let Some(ptr) = ptr {
-            // SAFETY: By the type invariant of `ChanPtr` the channel stays valid until `detach`
-            // returns, and `detach` waits for this run (it flushes the job after taking the
-            // pointer).
-            serve(unsafe { ptr.as_ref() });
+        // Not the last reference: `detach` drops the job's own after this run (it flushes the
+        // job), and the connection holds one until then.
+        let chan = this.chan.lock().clone();
+        if let Some(chan) = chan {
+            serve(&chan);
         }
         this.queued.store(false, Release);
         // A request flagged while this ran found the job queued and did not queue it again.
@@ -171,21 +154,21 @@ impl WorkItem for AerJob {
 }
 
 /// Whether the backend has flagged an AER request.
-fn aer_requested(chan: &OpChannel<'_>) -> bool {
+fn aer_requested(chan: &OpChannel) -> bool {
     chan.ring()
         .atomic_u32(OFFSET_FLAGS)
         .is_ok_and(|flags| flags.load(Acquire) & XEN_PCIB_ACTIVE != 0)
 }
 
 /// Copies the request out of the page.
-fn read_request(chan: &OpChannel<'_>) -> Option<[u8; AER_OP_SIZE]> {
+fn read_request(chan: &OpChannel) -> Option<[u8; AER_OP_SIZE]> {
     let mut bytes = [0u8; AER_OP_SIZE];
     chan.ring().copy_to_slice(OFFSET_AER_OP, &mut bytes).ok()?;
     Some(bytes)
 }
 
 /// Serves the flagged request, if any.
-fn serve(chan: &OpChannel<'_>) {
+fn serve(chan: &OpChannel) {
     let ring = chan.ring();
     let Ok(flags) = ring.atomic_u32(OFFSET_FLAGS) else {
         return;
@@ -222,7 +205,7 @@ fn serve(chan: &OpChannel<'_>) {
 
 /// Calls the handler for `step` of the driver bound to the guest device `addr`, if it is behind
 /// this connection.
-fn call_driver(chan: &OpChannel<'_>, step: AerStep, addr: Bdf) -> DriverOutcome {
+fn call_driver(chan: &OpChannel, step: AerStep, addr: Bdf) -> DriverOutcome {
     let Some(pdev) = pci::Device::get_by_slot(addr.domain().into(), addr.bus(), addr.devfn())
     else {
         pr_err!(

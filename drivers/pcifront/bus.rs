@@ -7,12 +7,19 @@ use kernel::{
     device,
     pci::{
         AccessWidth,
+        DevfnSet,
         PciOps,
         PcibiosError,
         RootBus, //
     },
     prelude::*,
-    sync::Arc,
+    sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        Arc,
+    },
     types::ForLt,
 };
 
@@ -22,29 +29,30 @@ use crate::{
 };
 
 /// The [`PciOps`] of one root bus: each access is one round trip on the connection's
-/// [`OpChannel`], addressed to the root's PCI domain. `'bound` is the lifetime of the bound
-/// xenbus device the channel belongs to.
-pub(crate) struct RootOps<'bound> {
+/// [`OpChannel`], addressed to the root's PCI domain.
+pub(crate) struct RootOps {
     domain: u32,
-    chan: Arc<OpChannel<'bound>>,
+    chan: Arc<OpChannel>,
+    /// The accesses made so far (wrapping), for the log line of each scan.
+    accesses: Atomic<u32>,
 }
 
 /// The [`ForLt`](trait@ForLt) encoding of [`RootOps`], the type of operations of our buses.
-pub(crate) type Ops = ForLt!(RootOps<'_>);
+pub(crate) type Ops = ForLt!(RootOps);
 
-impl<'bound> RootOps<'bound> {
+impl RootOps {
     /// The PCI domain of the root bus.
     pub(crate) fn domain(&self) -> u32 {
         self.domain
     }
 
     /// The channel of the connection that created the bus.
-    pub(crate) fn chan(&self) -> &OpChannel<'bound> {
+    pub(crate) fn chan(&self) -> &OpChannel {
         &self.chan
     }
 }
 
-impl PciOps for RootOps<'_> {
+impl PciOps for RootOps {
     fn read(
         &self,
         bus: u8,
@@ -52,6 +60,7 @@ impl PciOps for RootOps<'_> {
         offset: u16,
         width: AccessWidth,
     ) -> Result<u32, PcibiosError> {
+        self.accesses.fetch_add(1, Relaxed);
         self.chan()
             .conf_read(self.domain, bus, devfn, offset, width.bytes())
     }
@@ -64,31 +73,21 @@ impl PciOps for RootOps<'_> {
         width: AccessWidth,
         value: u32,
     ) -> Result<(), PcibiosError> {
+        self.accesses.fetch_add(1, Relaxed);
         self.chan()
             .conf_write(self.domain, bus, devfn, offset, width.bytes(), value)
     }
 }
 
 /// The root buses of a connection, each with operations holding a reference to its channel.
-///
-/// # Invariants
-///
-/// `self` is never leaked (see [`Roots::new`]), so its buses are only ever dropped (by
-/// [`Roots::clear`], or with `self`) before `'bound` ends.
-pub(crate) struct Roots<'bound> {
-    buses: KVec<Pin<KBox<RootBus<'bound, Ops>>>>,
-    chan: Arc<OpChannel<'bound>>,
+pub(crate) struct Roots {
+    buses: KVec<Pin<KBox<RootBus<'static, Ops>>>>,
+    chan: Arc<OpChannel>,
 }
 
-impl<'bound> Roots<'bound> {
+impl Roots {
     /// Creates the (empty) set of root buses of the connection whose channel is `chan`.
-    ///
-    /// # Safety
-    ///
-    /// The returned object must be dropped before `'bound` ends, not leaked: the PCI core
-    /// reaches the channel through its buses until they are dropped.
-    pub(crate) unsafe fn new(chan: Arc<OpChannel<'bound>>) -> Self {
-        // INVARIANT: Guaranteed by the safety requirements of this function.
+    pub(crate) fn new(chan: Arc<OpChannel>) -> Self {
         Self {
             buses: KVec::new(),
             chan,
@@ -96,29 +95,33 @@ impl<'bound> Roots<'bound> {
     }
 
     /// Returns the bus `root` if it exists already.
-    fn find(&self, root: BusAddr) -> Option<&RootBus<'bound, Ops>> {
+    fn find(&self, root: BusAddr) -> Option<&RootBus<'static, Ops>> {
         self.buses
             .iter()
             .map(|b| b.as_ref().get_ref())
             .find(|b| b.domain() == u32::from(root.domain) && b.number() == root.bus)
     }
 
-    /// Creates the root bus `root` below `parent` and adds the devices it has; if it exists
-    /// already, adds the devices that are new on it.
-    pub(crate) fn scan(&mut self, parent: &device::Device, root: BusAddr) -> Result<Scan> {
+    /// Creates the root bus `root` below `parent` and adds the devices it has at the
+    /// device/function numbers `devfns` (and behind the bridges among them); if it exists
+    /// already, adds the devices that are new at those numbers.
+    pub(crate) fn scan(
+        &mut self,
+        parent: &device::Device,
+        root: BusAddr,
+        devfns: &DevfnSet,
+    ) -> Result<Scan> {
         if let Some(bus) = self.find(root) {
-            return Ok(Scan::Rescanned(bus.rescan()));
+            return Ok(Scan::Rescanned(bus.rescan_devfns(devfns)));
         }
 
         let ops = RootOps {
             domain: root.domain.into(),
             chan: self.chan.clone(),
+            accesses: Atomic::new(0),
         };
         self.buses.reserve(1, GFP_KERNEL)?;
-        // SAFETY: The bus is never leaked: it is kept in `self.buses`, whence it is only dropped,
-        // before `'bound` ends (type invariant of `Roots`).
-        let bus =
-            unsafe { RootBus::<Ops>::scan_with_lt(parent, root.domain.into(), root.bus, ops) }?;
+        let bus = RootBus::<Ops>::scan_devfns(parent, root.domain.into(), root.bus, ops, devfns)?;
         self.buses.push(bus, GFP_KERNEL)?;
 
         Ok(Scan::Created)
@@ -127,6 +130,14 @@ impl<'bound> Roots<'bound> {
     /// Removes the device `devfn` of the root bus `root`, unbinding its driver.
     pub(crate) fn remove_device(&self, root: BusAddr, devfn: u8) -> Result {
         self.find(root).ok_or(ENODEV)?.remove_device(devfn)
+    }
+
+    /// Returns the number of configuration space accesses made so far on all the root buses
+    /// (wrapping): the difference of two calls counts the round trips in between.
+    pub(crate) fn accesses(&self) -> u32 {
+        self.buses
+            .iter()
+            .fold(0u32, |n, b| n.wrapping_add(b.ops().accesses.load(Relaxed)))
     }
 
     /// Returns the number of root buses.
@@ -143,7 +154,7 @@ impl<'bound> Roots<'bound> {
     }
 }
 
-impl Drop for Roots<'_> {
+impl Drop for Roots {
     fn drop(&mut self) {
         self.clear();
     }

@@ -29,7 +29,7 @@ pub(crate) struct Msi;
 /// [`ENODEV`] if `dev` is not on one of our buses (or its bus is going away).
 fn with_channel<R>(
     dev: &pci::Device,
-    f: impl FnOnce(&crate::ops::OpChannel<'_>, u32, u8, u8) -> R,
+    f: impl FnOnce(&crate::ops::OpChannel, u32, u8, u8) -> R,
 ) -> Result<R> {
     RootBus::<Ops>::with_device_ops(dev, |ops| {
         f(ops.chan(), ops.domain(), dev.bus_number(), dev.devfn())

@@ -89,8 +89,11 @@ struct SlotState {
 /// The other domain may write the page at any time: it is only accessed through
 /// [`kernel::xen::grant::SharedMemory`]'s volatile and atomic accessors, and answers are copied
 /// out before use.
-#[pin_data(PinnedDrop)]
-pub(crate) struct OpChannel<'a> {
+///
+/// Kept in an [`Arc`] shared by the connection's [`Channel`], the operations of its root buses
+/// and, while the [`Channel`] exists, its AER job.
+#[pin_data]
+pub(crate) struct OpChannel {
     /// Held (with interrupts disabled) for the whole of each round trip. A raw spinlock: the
     /// PCI core may call the configuration accessors with its raw `pci_lock` held (user space's
     /// accesses through sysfs, for one).
@@ -99,45 +102,12 @@ pub(crate) struct OpChannel<'a> {
     /// The event channel allocated for the backend, bound to [`Events`]. Declared before
     /// `ring`, so unbound (and closed) before the page's grant is revoked.
     #[pin]
-    events: Registration<'a, Events>,
+    events: Registration<Events>,
     /// The page granted to the backend, starting with a `struct xen_pci_sharedinfo`.
     ring: SharedRing,
 }
 
-impl<'a> OpChannel<'a> {
-    /// Sets up the channel: `ring` (granted, zeroed) and the event channel `port` (allocated for
-    /// the backend), which is bound here; `aer` serves the backend's AER requests on it.
-    pub(crate) fn new(
-        ring: SharedRing,
-        port: LocalPort<'a>,
-        aer: Arc<AerJob>,
-    ) -> impl PinInit<Self, Error> + 'a {
-        // SAFETY: The registration is a field of the `OpChannel`, which is pinned, dropped in
-        // place and never leaked: it lives in an `Arc` whose references are held only by the
-        // device's driver data and the root buses in it (`bus::Roots`), all dropped at unbind.
-        let events = unsafe {
-            Registration::new_local(
-                port,
-                EoiMode::Auto,
-                irq::Flags::TRIGGER_NONE,
-                c"pcifront",
-                Ok(Events { aer }),
-            )
-        };
-
-        try_pin_init!(Self {
-            slot <- new_raw_spinlock_irq!(SlotState { timeout_logged: false }, "pcifront_op_slot"),
-            ring,
-            events <- events,
-        })
-        .pin_chain(|this| {
-            // SAFETY: `this` is pinned, and its drop detaches the job before any field goes
-            // (`PinnedDrop` runs first).
-            unsafe { this.events.handler().aer.attach(&this) };
-            Ok(())
-        })
-    }
-
+impl OpChannel {
     /// The shared page.
     pub(crate) fn ring(&self) -> &SharedRing {
         &self.ring
@@ -378,11 +348,49 @@ fn pcibios_error(code: i32) -> PcibiosError {
     PcibiosError::from_raw(code).unwrap_or(PcibiosError::DeviceNotFound)
 }
 
-#[pinned_drop]
-impl PinnedDrop for OpChannel<'_> {
-    fn drop(self: Pin<&mut Self>) {
-        // Before the event channel and the page go.
-        self.events.handler().aer.detach();
+/// The [`OpChannel`] of a connection, served by the connection's AER job until dropped.
+///
+/// The job holds a reference to the channel while attached (and the channel's event handler one
+/// to the job): dropping this detaches the job, which ends that cycle, and waits for a running
+/// job; the channel itself goes with its last reference.
+pub(crate) struct Channel(Arc<OpChannel>);
+
+impl Channel {
+    /// Sets up the connection's channel: `ring` (granted, zeroed) and the event channel `port`
+    /// (allocated for the backend), which is bound here; `aer` serves the backend's AER requests
+    /// on it until the returned [`Channel`] is dropped.
+    pub(crate) fn new(ring: SharedRing, port: LocalPort, aer: Arc<AerJob>) -> Result<Self> {
+        let events = Registration::new_local(
+            port,
+            EoiMode::Auto,
+            irq::Flags::TRIGGER_NONE,
+            c"pcifront",
+            Ok(Events { aer }),
+        );
+        let chan = Arc::pin_init(
+            try_pin_init!(OpChannel {
+                slot <- new_raw_spinlock_irq!(
+                    SlotState { timeout_logged: false },
+                    "pcifront_op_slot"
+                ),
+                ring,
+                events <- events,
+            }),
+            GFP_KERNEL,
+        )?;
+        chan.events.handler().aer.attach(chan.clone());
+        Ok(Self(chan))
+    }
+
+    /// The channel, for the operations of the root buses.
+    pub(crate) fn get(&self) -> &Arc<OpChannel> {
+        &self.0
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        self.0.events.handler().aer.detach();
     }
 }
 

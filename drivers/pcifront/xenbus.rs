@@ -5,18 +5,23 @@
 //! - Probe: grant the shared page, allocate the event channel for the backend, publish both
 //!   (with the protocol version) in one transaction, switch to `Initialised`.
 //! - Backend `Connected`: create a root bus for every root the backend exports, which adds the
-//!   devices on it; switch to `Connected`.
+//!   devices on it; switch to `Connected`. Only the device/function numbers the backend lists
+//!   (`vdev-N`) are probed, each probe being a round trip to the backend; every number when the
+//!   list is missing or unusable ([`scan`]).
 //! - Backend `Reconfiguring` (`xl pci-detach`): remove the devices whose `state-N` is `Closing`;
-//!   switch to `Reconfiguring`. Backend `Reconfigured`: rescan the roots; switch to `Connected`.
+//!   switch to `Reconfiguring`. Backend `Reconfigured`: rescan the roots (at the numbers listed
+//!   then); switch to `Connected`.
 //! - Backend `Closing` or `Closed`: remove the buses; switch to `Closed`.
 
 use kernel::{
     device::Core,
     new_mutex,
+    pci::DevfnSet,
     prelude::*,
-    sync::{
-        Arc,
-        Mutex, //
+    sync::Mutex,
+    time::{
+        Instant,
+        Monotonic, //
     },
     xen::{
         evtchn::{
@@ -46,9 +51,18 @@ use crate::{
     common::{
         bdf::BusAddr,
         pciif,
+        scan::{
+            self,
+            Fallback,
+            Listed,
+            Read, //
+        },
         xs, //
     },
-    ops::OpChannel,
+    ops::{
+        Channel,
+        OpChannel, //
+    },
 };
 
 /// The `pcifront` xenbus driver.
@@ -57,34 +71,35 @@ pub(crate) struct PcifrontDriver;
 kernel::xenbus_device_table!(PCIFRONT_IDS, (), [(xenbus::DeviceId::new(c"pci"), ())]);
 
 /// How far the connection got, as far as the PCI buses go.
-enum Link<'bound> {
+enum Link {
     /// The shared page and event channel are published; the backend has not connected yet.
     Waiting,
     /// Connected: the root buses the backend exports, with their devices.
-    Connected(Roots<'bound>),
+    Connected(Roots),
     /// Disconnected: the buses are gone, for good (the backend does not reconnect).
     Closed,
 }
 
 /// The driver data of a bound device: one connection to a backend.
 #[pin_data]
-pub(crate) struct Front<'bound> {
+pub(crate) struct Front {
     /// The buses, whose operations hold references to the channel.
     #[pin]
-    link: Mutex<Link<'bound>>,
-    /// The shared page and the event channel.
-    chan: Arc<OpChannel<'bound>>,
+    link: Mutex<Link>,
+    /// The shared page and the event channel. After `link`: dropped (detaching the AER job)
+    /// once the buses are gone.
+    chan: Channel,
 }
 
 impl xenbus::Driver for PcifrontDriver {
     type IdInfo = ();
-    type Data<'bound> = Front<'bound>;
+    type Data<'bound> = Front;
     const ID_TABLE: xenbus::IdTable<()> = &PCIFRONT_IDS;
 
     fn probe<'bound>(
         dev: &'bound xenbus::Device<Core<'_>>,
         _id_info: &'bound (),
-    ) -> impl PinInit<Front<'bound>, Error> + 'bound {
+    ) -> impl PinInit<Front, Error> + 'bound {
         pin_init::pin_init_scope(move || {
             let ring = OpChannel::alloc_ring(dev)?;
             let gref = OpChannel::grant_ref(&ring)?;
@@ -94,7 +109,7 @@ impl xenbus::Driver for PcifrontDriver {
 
             Ok(try_pin_init!(Front {
                 link <- new_mutex!(Link::Waiting, "pcifront_link"),
-                chan: Arc::pin_init(OpChannel::new(ring, port, aer), GFP_KERNEL)?,
+                chan: Channel::new(ring, port, aer)?,
                 _: {
                     publish(dev, gref, evtchn)?;
                     dev.switch_state(XenbusState::Initialised)?;
@@ -105,7 +120,7 @@ impl xenbus::Driver for PcifrontDriver {
 
     fn otherend_changed<'bound>(
         dev: &'bound xenbus::Device<Core<'_>>,
-        this: Pin<&Front<'bound>>,
+        this: Pin<&Front>,
         state: XenbusState,
     ) -> OtherendAction {
         match state {
@@ -120,7 +135,7 @@ impl xenbus::Driver for PcifrontDriver {
         OtherendAction::Keep
     }
 
-    fn unbind<'bound>(dev: &'bound xenbus::Device<Core<'_>>, this: Pin<&Front<'bound>>) {
+    fn unbind<'bound>(dev: &'bound xenbus::Device<Core<'_>>, this: Pin<&Front>) {
         // The buses go first, while the channel their accesses use is still there.
         let old = core::mem::replace(&mut *this.link.lock(), Link::Closed);
         if let Link::Connected(roots) = old {
@@ -183,10 +198,80 @@ fn exported_roots(dev: &xenbus::Device<Core<'_>>, backend: &CStr) -> Result<KVec
     Ok(roots)
 }
 
-/// Creates (or rescans) the bus of every root the backend exports.
-fn scan_roots(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots: &mut Roots<'_>) -> Result {
-    for root in exported_roots(dev, backend)? {
-        match roots.scan(dev.as_ref(), root) {
+/// Reads what the backend says about each device it exports (`num_devs`, `vdev-N`, and
+/// `state-N` where `vdev-N` is missing) in `store`: the list the scan probes, or why it cannot
+/// be used.
+///
+/// Read in one transaction (see [`scan_roots`]): the toolstack renumbers the entries after a
+/// detach, and a device moved between two reads would be missed.
+///
+/// Fails only when out of memory: any key that is missing or unusable means a full scan.
+fn listed_devices(store: &impl Store, backend: &CStr) -> Result<Result<KVec<Listed>, Fallback>> {
+    let num = match store.read(backend, xs::NUM_DEVS) {
+        Ok(value) => scan::listed_count(Some(&value)),
+        Err(_) => scan::listed_count(None),
+    };
+    let num = match num {
+        Ok(num) => num,
+        Err(why) => return Ok(Err(why)),
+    };
+
+    let mut listed = KVec::with_capacity(usize::try_from(num)?, GFP_KERNEL)?;
+    for i in 0..num {
+        let vdev_key = xs::vdev_key(i);
+        let vdev = store.read(backend, vdev_key.as_cstr().ok_or(EINVAL)?);
+        let vdev = match &vdev {
+            Ok(value) => Read::Value(value),
+            Err(e) if *e == ENOENT => Read::Missing,
+            Err(_) => Read::Failed,
+        };
+
+        // Read only when there is no `vdev-N`.
+        let state_value;
+        let state = if vdev == Read::Missing {
+            let state_key = xs::state_key(i);
+            state_value = store.read(backend, state_key.as_cstr().ok_or(EINVAL)?);
+            match &state_value {
+                Ok(value) => Read::Value(value),
+                Err(e) if *e == ENOENT => Read::Missing,
+                Err(_) => Read::Failed,
+            }
+        } else {
+            Read::Failed
+        };
+
+        listed.push(scan::listed(i, vdev, state), GFP_KERNEL)?;
+    }
+
+    Ok(Ok(listed))
+}
+
+/// Creates (or rescans) the bus of every root the backend exports, probing the device/function
+/// numbers the backend lists on it (every number if the list is unusable), and logs one line:
+/// the roots, the numbers probed, the configuration space accesses made and the time taken.
+fn scan_roots(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots: &mut Roots) -> Result {
+    let start = Instant::<Monotonic>::now();
+    let accesses = roots.accesses();
+    let exported = exported_roots(dev, backend)?;
+    let listed = xenstore::transaction(|tx| listed_devices(tx, backend))?;
+    let mut fallback = None;
+    let mut probes = 0usize;
+
+    for &root in &exported {
+        let devfns = match listed.as_deref().map_err(|why| *why) {
+            Ok(listed) => scan::devfns(root, listed),
+            Err(why) => Err(why),
+        };
+        let devfns = match devfns {
+            Ok(devfns) => devfns.iter().collect::<DevfnSet>(),
+            Err(why) => {
+                fallback.get_or_insert(why);
+                DevfnSet::all()
+            }
+        };
+        probes += devfns.len();
+
+        match roots.scan(dev.as_ref(), root, &devfns) {
             Ok(Scan::Created) => {
                 dev_info!(
                     dev.as_ref(),
@@ -215,10 +300,32 @@ fn scan_roots(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots: &mut Roots<
         }
     }
 
+    let accesses = roots.accesses().wrapping_sub(accesses);
+    let ms = start.elapsed().as_millis();
+    match fallback {
+        None => dev_info!(
+            dev.as_ref(),
+            "scanned {} root(s) at the listed numbers: {} probe(s), {} config access(es) in {} ms\n",
+            exported.len(),
+            probes,
+            accesses,
+            ms
+        ),
+        Some(why) => dev_info!(
+            dev.as_ref(),
+            "scanned {} root(s) in full ({}): {} probe(s), {} config access(es) in {} ms\n",
+            exported.len(),
+            format_args!("{why}"),
+            probes,
+            accesses,
+            ms
+        ),
+    }
+
     Ok(())
 }
 
-impl Front<'_> {
+impl Front {
     /// The backend is connected: adds the buses and switches to `Connected`.
     ///
     /// Only done once, from `Initialised`.
@@ -237,9 +344,7 @@ impl Front<'_> {
             return;
         };
 
-        // SAFETY: `roots` is kept in `self.link`, in the driver data, which the driver core
-        // drops (never leaks) at unbind, or dropped below.
-        let mut roots = unsafe { Roots::new(self.chan.clone()) };
+        let mut roots = Roots::new(self.chan.get().clone());
 
         if let Err(e) = scan_roots(dev, backend, &mut roots) {
             drop(roots);
@@ -295,7 +400,7 @@ impl Front<'_> {
     fn reconfigure(
         self: Pin<&Self>,
         dev: &xenbus::Device<Core<'_>>,
-        step: impl FnOnce(&CStr, &mut Roots<'_>) -> Result,
+        step: impl FnOnce(&CStr, &mut Roots) -> Result,
         what: core::fmt::Arguments<'_>,
         next: XenbusState,
     ) {
@@ -337,11 +442,7 @@ impl Front<'_> {
 }
 
 /// Removes the devices whose `state-N` the toolstack set to `Closing`, found by their `vdev-N`.
-fn remove_closing_devices(
-    dev: &xenbus::Device<Core<'_>>,
-    backend: &CStr,
-    roots: &Roots<'_>,
-) -> Result {
+fn remove_closing_devices(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots: &Roots) -> Result {
     // Bounded before the loop: each index costs a xenstore read on the xenwatch thread.
     let value = Nil.read(backend, xs::NUM_DEVS)?;
     let num = xs::parse_count(&value, xs::NUM_DEVS_MAX).map_err(|e| {

@@ -18,6 +18,11 @@ use crate::{
     device,
     prelude::*,
     revocable::Revocable,
+    sync::atomic::{
+        Acquire,
+        Atomic,
+        Release, //
+    },
     types::{
         ForLt,
         ForeignOwnable,
@@ -65,6 +70,77 @@ impl AccessWidth {
             4 => Some(Self::Dword),
             _ => None,
         }
+    }
+}
+
+/// A set of device/function numbers (`devfn`, encoded as by C's `PCI_DEVFN()`) of one bus: those
+/// a [`RootBus`] probes.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::pci::DevfnSet;
+///
+/// // Slot 2, functions 0 and 1, and slot 4, function 0.
+/// let set: DevfnSet = [0x10, 0x11, 0x20].into_iter().collect();
+/// assert_eq!(set.len(), 3);
+/// assert!(set.contains(0x11) && !set.contains(0x12));
+/// assert_eq!(set.iter().max(), Some(0x20));
+/// assert_eq!(DevfnSet::all().len(), 256);
+/// assert!(DevfnSet::empty().is_empty());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DevfnSet([u64; 4]);
+
+impl DevfnSet {
+    /// The empty set.
+    pub const fn empty() -> Self {
+        Self([0; 4])
+    }
+
+    /// Every device/function number.
+    pub const fn all() -> Self {
+        Self([u64::MAX; 4])
+    }
+
+    /// Adds `devfn` to the set.
+    pub fn insert(&mut self, devfn: u8) {
+        let (word, bit) = (usize::from(devfn / 64), devfn % 64);
+        if let Some(w) = self.0.get_mut(word) {
+            *w |= 1 << bit;
+        }
+    }
+
+    /// Returns whether `devfn` is in the set.
+    pub fn contains(&self, devfn: u8) -> bool {
+        let (word, bit) = (usize::from(devfn / 64), devfn % 64);
+        self.0.get(word).is_some_and(|w| w & (1 << bit) != 0)
+    }
+
+    /// Returns the number of device/function numbers in the set.
+    pub fn len(&self) -> usize {
+        // CAST: at most 256.
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    /// Returns whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+
+    /// Returns the device/function numbers in the set, in increasing order.
+    pub fn iter(&self) -> impl Iterator<Item = u8> + '_ {
+        (0..=u8::MAX).filter(|devfn| self.contains(*devfn))
+    }
+}
+
+impl FromIterator<u8> for DevfnSet {
+    fn from_iter<I: IntoIterator<Item = u8>>(iter: I) -> Self {
+        let mut set = Self::empty();
+        for devfn in iter {
+            set.insert(devfn);
+        }
+        set
     }
 }
 
@@ -262,10 +338,17 @@ where
 /// when the [`RootBus`] is dropped; accesses after that fail with
 /// [`PcibiosError::DeviceNotFound`].
 ///
+/// While a [`RootBus`] is created with a [`DevfnSet`] to probe, the PCI core's own scan of the
+/// root bus (function 0 of every slot) finds nothing outside the set: accesses to the other
+/// device/function numbers of the root bus fail with [`PcibiosError::DeviceNotFound`] without
+/// reaching the [`PciOps`] (`probe` holds the set, and every number otherwise).
+///
 /// # Invariants
 ///
 /// - `sd` is at offset 0, as x86's PCI code casts `bus->sysdata` to `struct pci_sysdata *`.
 /// - While `ops` is not revoked, it points to the [`PciOps`] of a live [`RootBus`].
+/// - `probe` is a [`DevfnSet`] other than [`DevfnSet::all`] only while the [`RootBus`] is being
+///   created, before any device of the root bus is added.
 #[repr(C)]
 #[pin_data]
 struct SysData {
@@ -274,6 +357,10 @@ struct SysData {
     busn: Opaque<bindings::resource>,
     #[pin]
     ops: Revocable<ErasedOps>,
+    /// The number of the root bus (the buses behind bridges share this `SysData`).
+    root: u8,
+    /// The words of the [`DevfnSet`] of the root bus that accesses may reach.
+    probe: [Atomic<u64>; 4],
 }
 
 const _: () = assert!(core::mem::offset_of!(SysData, sd) == 0);
@@ -285,7 +372,7 @@ unsafe impl Send for SysData {}
 unsafe impl Sync for SysData {}
 
 impl SysData {
-    fn new(domain: c_int, ops: ErasedOps) -> impl PinInit<Self, Error> {
+    fn new(domain: c_int, root: u8, ops: ErasedOps, probe: DevfnSet) -> impl PinInit<Self, Error> {
         // SAFETY: `pci_first_online_node` has no preconditions.
         let node = unsafe { bindings::pci_first_online_node() };
 
@@ -305,7 +392,27 @@ impl SysData {
                 ..Default::default()
             }),
             ops <- Revocable::new(ops),
+            root,
+            probe: probe.0.map(Atomic::new),
         })
+    }
+
+    /// Returns whether an access to `devfn` on the bus numbered `bus` may reach the ops.
+    fn may_access(&self, bus: u8, devfn: u8) -> bool {
+        if bus != self.root {
+            return true;
+        }
+        let (word, bit) = (usize::from(devfn / 64), devfn % 64);
+        self.probe
+            .get(word)
+            .is_some_and(|w| w.load(Acquire) & (1 << bit) != 0)
+    }
+
+    /// Lets every access reach the ops, from now on.
+    fn allow_all(&self) {
+        for w in &self.probe {
+            w.store(u64::MAX, Release);
+        }
     }
 
     /// Returns the [`SysData`] of `bus`.
@@ -356,6 +463,9 @@ unsafe extern "C" fn config_read(
     let busnr = unsafe { (*bus).number };
 
     let value = decode_access(devfn, offset, size).and_then(|(devfn, offset, width)| {
+        if !sysdata.may_access(busnr, devfn) {
+            return Err(PcibiosError::DeviceNotFound);
+        }
         let ops = sysdata
             .ops
             .try_access()
@@ -399,6 +509,9 @@ unsafe extern "C" fn config_write(
     let busnr = unsafe { (*bus).number };
 
     let ret = decode_access(devfn, offset, size).and_then(|(devfn, offset, width)| {
+        if !sysdata.may_access(busnr, devfn) {
+            return Err(PcibiosError::DeviceNotFound);
+        }
         let ops = sysdata
             .ops
             .try_access()
@@ -490,21 +603,20 @@ impl Drop for RescanRemoveGuard {
     }
 }
 
-/// Scans every device and function number of `bus` for devices not known yet, claims their
-/// resources and adds them to the system, which binds drivers to them.
+/// Probes the device/function numbers `devfns` of `bus` for devices not known yet.
 ///
 /// Returns the number of devices found.
 ///
 /// # Safety
 ///
 /// `bus` must be a valid bus, and the caller must hold the rescan/remove lock.
-unsafe fn scan_bus_locked(bus: NonNull<bindings::pci_bus>) -> usize {
+unsafe fn probe_bus_locked(bus: NonNull<bindings::pci_bus>, devfns: &DevfnSet) -> usize {
     let bus = bus.as_ptr();
     let mut found = 0;
 
     // `pci_scan_root_bus()` and the scans of the PCI core only look at the other functions of a
     // slot when function 0 is present; a paravirtualised bus may have any function alone.
-    for devfn in 0..=u8::MAX {
+    for devfn in devfns.iter() {
         // SAFETY: `bus` is valid. `pci_get_slot()` returns NULL or a device with its reference
         // count incremented.
         let pdev = unsafe { bindings::pci_get_slot(bus, devfn.into()) };
@@ -520,11 +632,39 @@ unsafe fn scan_bus_locked(bus: NonNull<bindings::pci_bus>) -> usize {
         }
     }
 
+    found
+}
+
+/// Claims the resources of the devices of `bus` not added yet, as they are set up, and adds
+/// them to the system, which binds drivers to them.
+///
+/// # Safety
+///
+/// `bus` must be a valid bus, and the caller must hold the rescan/remove lock.
+unsafe fn add_devices_locked(bus: NonNull<bindings::pci_bus>) {
+    let bus = bus.as_ptr();
+
     // SAFETY: `bus` is valid, `claim_resources` is a valid callback, the lock is held.
     unsafe { bindings::pci_walk_bus(bus, Some(claim_resources), ptr::null_mut()) };
 
     // SAFETY: `bus` is valid and the rescan/remove lock is held.
     unsafe { bindings::pci_bus_add_devices(bus) };
+}
+
+/// Probes the device/function numbers `devfns` of `bus` for devices not known yet, claims their
+/// resources and adds them to the system, which binds drivers to them.
+///
+/// Returns the number of devices found.
+///
+/// # Safety
+///
+/// `bus` must be a valid bus, and the caller must hold the rescan/remove lock.
+unsafe fn scan_bus_locked(bus: NonNull<bindings::pci_bus>, devfns: &DevfnSet) -> usize {
+    // SAFETY: By the safety requirements, `bus` is valid and the lock is held.
+    let found = unsafe { probe_bus_locked(bus, devfns) };
+
+    // SAFETY: As above.
+    unsafe { add_devices_locked(bus) };
 
     found
 }
@@ -547,7 +687,8 @@ struct BusRef {
 }
 
 impl BusRef {
-    /// Creates the root bus `domain:number` below `parent` and adds the devices found on it.
+    /// Creates the root bus `domain:number` below `parent`, probes `devfns` on it (and every
+    /// number of the buses behind the bridges found) and adds the devices found.
     ///
     /// # Safety
     ///
@@ -557,9 +698,11 @@ impl BusRef {
         domain: u32,
         number: u8,
         ops: ErasedOps,
+        devfns: &DevfnSet,
     ) -> Result<Self> {
         let c_domain = c_int::try_from(domain)?;
-        let sysdata = KBox::pin_init(SysData::new(c_domain, ops), GFP_KERNEL)?.into_foreign();
+        let sysdata = KBox::pin_init(SysData::new(c_domain, number, ops, *devfns), GFP_KERNEL)?
+            .into_foreign();
         let sysdata_ptr = sysdata.cast::<SysData>();
 
         let resources = Opaque::<bindings::list_head>::uninit();
@@ -628,7 +771,17 @@ impl BusRef {
         };
 
         // SAFETY: `bus` is valid and the rescan/remove lock is held.
-        unsafe { scan_bus_locked(bus) };
+        unsafe { probe_bus_locked(bus, devfns) };
+
+        // INVARIANT: The scan is over, before any device is added (and drivers bound, which
+        // access their devices only, all in `devfns`).
+        //
+        // SAFETY: `sysdata_ptr` is owned by the host bridge, which is not released while we hold
+        // its initial reference.
+        unsafe { (*sysdata_ptr).allow_all() };
+
+        // SAFETY: `bus` is valid and the rescan/remove lock is held.
+        unsafe { add_devices_locked(bus) };
         drop(guard);
 
         // INVARIANT: `bus` was created above with `PCI_OPS` and `sysdata`, `bridge` is its host
@@ -751,6 +904,36 @@ where
     where
         Error: From<E>,
     {
+        // SAFETY: The safety requirements are those of `scan_devfns_with_lt`.
+        unsafe { Self::scan_devfns_with_lt(parent, domain, bus, ops, &DevfnSet::all()) }
+    }
+
+    /// Creates the root bus `domain:bus` below `parent`, with its configuration space accesses
+    /// going to `ops`, and adds the devices found at the device/function numbers `devfns` of
+    /// the root bus, and those behind the bridges among them.
+    ///
+    /// Only the numbers in `devfns` of the root bus are probed: the PCI core's scan of the other
+    /// slots finds nothing without reaching `ops`, and each number in the set is probed even
+    /// without a function 0 in its slot. The buses behind bridges are scanned as the PCI core
+    /// does. With [`DevfnSet::all`], this is [`RootBus::scan_with_lt`].
+    ///
+    /// For a paravirtualised frontend whose backend lists the functions it exports: each probe
+    /// is a round trip to the backend.
+    ///
+    /// # Safety
+    ///
+    /// As for [`RootBus::scan_with_lt`]. If the ops borrow nothing, use the safe
+    /// [`RootBus::scan_devfns`].
+    pub unsafe fn scan_devfns_with_lt<E>(
+        parent: &device::Device,
+        domain: u32,
+        bus: u8,
+        ops: impl PinInit<F::Of<'a>, E>,
+        devfns: &DevfnSet,
+    ) -> Result<Pin<KBox<Self>>>
+    where
+        Error: From<E>,
+    {
         KBox::pin_init::<Error>(
             try_pin_init!(&this in Self {
                 ops <- ops,
@@ -763,7 +946,9 @@ where
                     // `PinnedDrop` revokes the `SysData`; or, should initialisation fail later,
                     // after `BusRef::create` failed and freed the `SysData`. `Self` is dropped
                     // before `'a` ends (safety requirements of this function).
-                    unsafe { BusRef::create(parent, domain, bus, ErasedOps::new::<F>(ops)) }?
+                    unsafe {
+                        BusRef::create(parent, domain, bus, ErasedOps::new::<F>(ops), devfns)
+                    }?
                 },
                 _pin: PhantomPinned,
             }),
@@ -786,6 +971,64 @@ where
         // SAFETY: `F::Of<'a>: 'static`: the ops borrow nothing, so a leaked bus leaves the PCI
         // core with valid ops forever.
         unsafe { Self::scan_with_lt(parent, domain, bus, ops) }
+    }
+
+    /// Creates the root bus `domain:bus` below `parent` with operations that borrow nothing,
+    /// probing only the device/function numbers `devfns` of the root bus, as
+    /// [`RootBus::scan_devfns_with_lt`] does.
+    ///
+    /// # Examples
+    ///
+    /// A frontend whose backend lists the functions it exports probes only those:
+    ///
+    /// ```
+    /// use kernel::{
+    ///     device,
+    ///     pci::{AccessWidth, DevfnSet, PciOps, PcibiosError, RootBus},
+    ///     prelude::*,
+    ///     types::ForLt, //
+    /// };
+    ///
+    /// /// Forwards accesses to a backend, which lists the functions it exports.
+    /// struct Forwarder;
+    ///
+    /// impl PciOps for Forwarder {
+    ///     // Each access is a round trip to the backend.
+    /// #   fn read(&self, _: u8, _: u8, _: u16, _: AccessWidth) -> Result<u32, PcibiosError> {
+    /// #       Err(PcibiosError::DeviceNotFound)
+    /// #   }
+    /// #   fn write(&self, _: u8, _: u8, _: u16, _: AccessWidth, _: u32)
+    /// #       -> Result<(), PcibiosError> {
+    /// #       Err(PcibiosError::DeviceNotFound)
+    /// #   }
+    /// }
+    ///
+    /// fn connect(dev: &device::Device<device::Bound>, listed: &[u8])
+    ///     -> Result<Pin<KBox<RootBus<'static, ForLt!(Forwarder)>>>> {
+    ///     let devfns: DevfnSet = listed.iter().copied().collect();
+    ///     let root = RootBus::<ForLt!(Forwarder)>::scan_devfns(dev, 0, 0, Forwarder, &devfns)?;
+    ///
+    ///     // Later, once the backend lists a new function, 03.0:
+    ///     let found = root.rescan_devfns(&[0x18].into_iter().collect());
+    ///     dev_info!(dev, "{} new device(s)\n", found);
+    ///
+    ///     Ok(root)
+    /// }
+    /// ```
+    pub fn scan_devfns<E>(
+        parent: &device::Device,
+        domain: u32,
+        bus: u8,
+        ops: impl PinInit<F::Of<'a>, E>,
+        devfns: &DevfnSet,
+    ) -> Result<Pin<KBox<Self>>>
+    where
+        F::Of<'a>: 'static,
+        Error: From<E>,
+    {
+        // SAFETY: `F::Of<'a>: 'static`: the ops borrow nothing, so a leaked bus leaves the PCI
+        // core with valid ops forever.
+        unsafe { Self::scan_devfns_with_lt(parent, domain, bus, ops, devfns) }
     }
 
     /// Calls `f` with the [`PciOps`] of the root bus `dev` is on (directly, or behind bridges),
@@ -845,10 +1088,21 @@ impl<'a, F: ForLt> RootBus<'a, F> {
     ///
     /// Returns the number of devices found.
     pub fn rescan(&self) -> usize {
+        self.rescan_devfns(&DevfnSet::all())
+    }
+
+    /// Probes the device/function numbers `devfns` of the root bus that have no device yet, and
+    /// adds the devices found (hot attach, when the other side lists new functions).
+    ///
+    /// Buses behind the bridges found are not scanned, as with [`RootBus::rescan`]. Returns the
+    /// number of devices found.
+    ///
+    /// See [`RootBus::scan_devfns`] for an example.
+    pub fn rescan_devfns(&self, devfns: &DevfnSet) -> usize {
         let _guard = RescanRemoveGuard::lock();
 
         // SAFETY: By the type invariants, `self.bus.bus` is a valid bus; the lock is held.
-        unsafe { scan_bus_locked(self.bus.bus) }
+        unsafe { scan_bus_locked(self.bus.bus, devfns) }
     }
 
     /// Stops and removes the device `devfn` of the root bus (unbinding its driver first).
@@ -1104,6 +1358,101 @@ mod tests {
 
         // The last reference to the bus goes: its host bridge frees the `SysData`.
         drop(pdev);
+
+        Ok(())
+    }
+
+    /// [`OneFunction`], counting the reads of the other numbers of bus 0 apart.
+    struct Listed {
+        reads: Atomic<u32>,
+        stray: Atomic<u32>,
+    }
+
+    impl PciOps for Listed {
+        fn read(
+            &self,
+            bus: u8,
+            devfn: u8,
+            offset: u16,
+            width: AccessWidth,
+        ) -> Result<u32, PcibiosError> {
+            self.reads.fetch_add(1, Relaxed);
+            if bus == 0 && devfn != DEVFN {
+                self.stray.fetch_add(1, Relaxed);
+            }
+            config_read(bus, devfn, offset, width)
+        }
+
+        fn write(
+            &self,
+            bus: u8,
+            devfn: u8,
+            _offset: u16,
+            _width: AccessWidth,
+            _value: u32,
+        ) -> Result<(), PcibiosError> {
+            if bus != 0 || devfn != DEVFN {
+                return Err(PcibiosError::DeviceNotFound);
+            }
+
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn root_bus_devfns() -> Result {
+        // See `root_bus_lifecycle`.
+        #[cfg(CONFIG_XEN_DOM0)]
+        if crate::xen::is_initial_domain() {
+            crate::xen::kunit_skip(c"not in a Xen initial domain (its PCI notifier crashes Xen)");
+            return Ok(());
+        }
+
+        /// Another domain than the other cases'.
+        const DOMAIN3: u32 = 0xfffc;
+
+        let parent = faux::Registration::new(c"rust_pci_host_kunit3", None)?;
+        let parent: &device::Device<device::Bound> = parent.as_ref().as_ref();
+        let listed: DevfnSet = [DEVFN].into_iter().collect();
+
+        let root = RootBus::<ForLt!(Listed)>::scan_devfns(
+            parent,
+            DOMAIN3,
+            0,
+            Listed {
+                reads: Atomic::new(0),
+                stray: Atomic::new(0),
+            },
+            &listed,
+        )?;
+        let (reads, stray) = (&root.ops().reads, &root.ops().stray);
+
+        // Found alone in its slot, and no other number of the root bus was probed: far fewer
+        // reads than the 256 probes of a full scan.
+        let pdev = Device::get_by_slot(DOMAIN3, 0, DEVFN).ok_or(ENODEV)?;
+        assert_eq!(stray.load(Relaxed), 0);
+        assert!(reads.load(Relaxed) > 0 && reads.load(Relaxed) < 128);
+
+        // Once the bus is created, every access reaches the ops.
+        let mut value = 0u32;
+        // SAFETY: `pdev` is a valid `struct pci_dev`, whose `bus` is valid as long as it is;
+        // `value` is valid for writes.
+        let ret =
+            unsafe { bindings::pci_bus_read_config_dword((*pdev.as_raw()).bus, 0, 0, &mut value) };
+        assert_eq!(ret, PcibiosError::DeviceNotFound.to_raw());
+        assert_eq!(stray.load(Relaxed), 1);
+        drop(pdev);
+
+        // Hot attach probes what is listed only: nothing, then the device back.
+        root.remove_device(DEVFN)?;
+        assert_eq!(root.rescan_devfns(&DevfnSet::empty()), 0);
+        assert_eq!(root.rescan_devfns(&listed), 1);
+        assert_eq!(root.rescan_devfns(&listed), 0);
+        assert_eq!(stray.load(Relaxed), 1);
+        assert!(Device::get_by_slot(DOMAIN3, 0, DEVFN).is_some());
+
+        drop(root);
+        assert!(Device::get_by_slot(DOMAIN3, 0, DEVFN).is_none());
 
         Ok(())
     }

@@ -29,14 +29,12 @@ use crate::{
         IrqReturn, //
     },
     prelude::*,
+    sync::aref::ARef,
     xen::xenbus, //
 };
 use core::{
-    marker::{
-        PhantomData,
-        PhantomPinned, //
-    },
-    mem::ManuallyDrop,
+    marker::PhantomPinned,
+    mem::ManuallyDrop, //
 };
 
 /// An event channel port number.
@@ -66,21 +64,24 @@ impl fmt::Display for Port {
 
 /// An unbound local port, allocated for the other end of a xenbus device to bind to.
 ///
-/// The port is closed when dropped, unless it was handed to [`Registration::new_local`].
+/// The port is closed when dropped, unless it was handed to [`Registration::new_local`]. It holds
+/// a reference to the device (closing the port reports failures in the device's XenStore
+/// directory), not to its binding: the driver drops it at unbind at the latest, to give the port
+/// back, but dropping it later is sound.
 ///
 /// # Invariants
 ///
 /// `port` was allocated with `xenbus_alloc_evtchn()` for `dev` and is owned by this object.
-pub struct LocalPort<'a> {
+pub struct LocalPort {
     port: Port,
-    dev: &'a xenbus::Device<Bound>,
+    dev: ARef<xenbus::Device>,
 }
 
-impl<'a> LocalPort<'a> {
+impl LocalPort {
     /// Allocates a port that the other end of `dev` may bind to.
     ///
     /// A failure is also reported with [`xenbus::Device::dev_fatal`].
-    pub fn alloc(dev: &'a xenbus::Device<Bound>) -> Result<Self> {
+    pub fn alloc(dev: &xenbus::Device<Bound>) -> Result<Self> {
         let mut port: bindings::evtchn_port_t = 0;
 
         // SAFETY: `dev.as_raw()` is a valid, bound xenbus device and `port` is valid for writes.
@@ -89,7 +90,7 @@ impl<'a> LocalPort<'a> {
         // INVARIANT: The port was just allocated for `dev`.
         Ok(Self {
             port: Port(port),
-            dev,
+            dev: dev.into(),
         })
     }
 
@@ -100,10 +101,11 @@ impl<'a> LocalPort<'a> {
     }
 }
 
-impl Drop for LocalPort<'_> {
+impl Drop for LocalPort {
     fn drop(&mut self) {
         // SAFETY: By the type invariant the port is allocated and owned by `self`; `self.dev` is
-        // still bound. A failure is reported by the C function.
+        // a valid xenbus device (bound or not: the C function only closes the port and, on a
+        // failure, writes to the device's error node).
         let _ = unsafe { bindings::xenbus_free_evtchn(self.dev.as_raw(), self.port.0) };
     }
 }
@@ -122,9 +124,13 @@ unsafe trait OwnedPort {
 
 // SAFETY: By the type invariant a `LocalPort` owns an allocated, unbound port; `ManuallyDrop`
 // keeps it from being closed here.
-unsafe impl OwnedPort for LocalPort<'_> {
+unsafe impl OwnedPort for LocalPort {
     fn into_port(self) -> Port {
-        ManuallyDrop::new(self).port
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `this.dev` is valid and read once: `this` is neither used nor dropped after
+        // this, so the device reference is dropped exactly once, here.
+        drop(unsafe { core::ptr::read(&this.dev) });
+        this.port
     }
 }
 
@@ -249,6 +255,10 @@ pub trait Handler: Sync {
 /// The channel is unbound, and closed, when the registration is dropped; dropping waits for a
 /// running handler to return, and must happen in process context.
 ///
+/// The handler is `'static` and a channel bound for a xenbus device holds a reference to the
+/// device (not to its binding): a registration that outlives the binding, or is leaked, keeps
+/// what it uses alive. Drivers drop it at unbind at the latest, to give the channel back.
+///
 /// # Examples
 ///
 /// A backend deferring each request to process context:
@@ -280,20 +290,14 @@ pub trait Handler: Sync {
 ///     }
 /// }
 ///
-/// fn bind<'a>(
-///     dev: &'a xenbus::Device<Bound>,
-///     remote: Port,
-/// ) -> Result<Pin<KBox<Registration<'a, Kick>>>> {
-///     // SAFETY: The registration is dropped before `dev` is unbound, never leaked.
-///     let reg = unsafe {
-///         Registration::new_interdomain(
-///             dev,
-///             remote,
-///             irq::Flags::TRIGGER_NONE,
-///             c"xen-pcibk",
-///             Ok(Kick { pending: AtomicFlag::new(false) }),
-///         )
-///     };
+/// fn bind(dev: &xenbus::Device<Bound>, remote: Port) -> Result<Pin<KBox<Registration<Kick>>>> {
+///     let reg = Registration::new_interdomain(
+///         dev,
+///         remote,
+///         irq::Flags::TRIGGER_NONE,
+///         c"xen-pcibk",
+///         Ok(Kick { pending: AtomicFlag::new(false) }),
+///     );
 ///     KBox::pin_init(reg, GFP_KERNEL)
 /// }
 /// ```
@@ -303,7 +307,7 @@ pub trait Handler: Sync {
 /// `irq` is bound to an event channel with one of the `bind_*_to_irqhandler*()` functions, with
 /// a pointer to `self` as cookie and a handler expecting one.
 #[pin_data(PinnedDrop)]
-pub struct Registration<'a, T: Handler> {
+pub struct Registration<T: Handler + 'static> {
     irq: Irq,
 
     #[pin]
@@ -313,41 +317,30 @@ pub struct Registration<'a, T: Handler> {
     #[pin]
     _pin: PhantomPinned,
 
-    /// The binding must not outlive the device it belongs to.
-    _dev: PhantomData<&'a xenbus::Device<Bound>>,
+    /// The xenbus device an interdomain channel was bound for: the event code keeps a pointer
+    /// to it until the channel is unbound (it counts the device's channels).
+    _dev: Option<ARef<xenbus::Device>>,
 }
 
-impl<'a, T: Handler + 'a> Registration<'a, T> {
+impl<T: Handler + 'static> Registration<T> {
     /// Binds the local port `port` (allocated for the other end) to the handler.
     ///
     /// The port is consumed: from now on it is closed with the binding. If binding fails, the
     /// port is not closed again, as the C code may or may not have closed it already; in the
     /// unlikely case that it had not, it stays allocated (but unused) until the domain dies.
-    ///
-    /// # Safety
-    ///
-    /// Callers must not `mem::forget()` the returned [`Registration`] or otherwise prevent its
-    /// [`Drop`] implementation from running.
-    pub unsafe fn new_local(
-        port: LocalPort<'a>,
+    pub fn new_local<'a>(
+        port: LocalPort,
         mode: EoiMode,
         flags: Flags,
         name: &'static CStr,
         handler: impl PinInit<T, Error> + 'a,
     ) -> impl PinInit<Self, Error> + 'a {
-        // SAFETY: `LocalPort` owns an unbound port (see `OwnedPort`); the caller does not forget
-        // the registration.
-        unsafe { Self::new_owned(port, mode, flags, name, handler) }
+        Self::new_owned(port, mode, flags, name, handler)
     }
 
     /// Binds the port owned by `port` to the handler; the port is consumed as in
     /// [`Registration::new_local`].
-    ///
-    /// # Safety
-    ///
-    /// Callers must not `mem::forget()` the returned [`Registration`] or otherwise prevent its
-    /// [`Drop`] implementation from running.
-    unsafe fn new_owned<P: OwnedPort + 'a>(
+    fn new_owned<'a, P: OwnedPort + 'a>(
         port: P,
         mode: EoiMode,
         flags: Flags,
@@ -358,7 +351,7 @@ impl<'a, T: Handler + 'a> Registration<'a, T> {
             irq: Irq(0),
             handler <- handler,
             _pin: PhantomPinned,
-            _dev: PhantomData,
+            _dev: None,
             _: {
                 let port = port.into_port();
                 let bind = match mode {
@@ -371,7 +364,9 @@ impl<'a, T: Handler + 'a> Registration<'a, T> {
                 //   requirement of `OwnedPort`).
                 // - The handler and its fields are initialised, so the callback may run at once;
                 //   it only accesses `handler`.
-                // - The cookie stays valid until `drop` unbinds the channel (`Self` is pinned).
+                // - The cookie stays valid until `drop` unbinds the channel: `Self` is pinned, so
+                //   its memory is not reused before `drop` runs (a leaked registration stays
+                //   bound, with a handler that borrows nothing: `T: 'static`).
                 let irq = to_result_irq(unsafe {
                     bind(
                         port.0,
@@ -391,12 +386,7 @@ impl<'a, T: Handler + 'a> Registration<'a, T> {
     }
 
     /// Binds the port `remote` of the other end of `dev` to the handler, in [`EoiMode::Late`].
-    ///
-    /// # Safety
-    ///
-    /// Callers must not `mem::forget()` the returned [`Registration`] or otherwise prevent its
-    /// [`Drop`] implementation from running.
-    pub unsafe fn new_interdomain(
+    pub fn new_interdomain<'a>(
         dev: &'a xenbus::Device<Bound>,
         remote: Port,
         flags: Flags,
@@ -407,13 +397,17 @@ impl<'a, T: Handler + 'a> Registration<'a, T> {
             irq: Irq(0),
             handler <- handler,
             _pin: PhantomPinned,
-            _dev: PhantomData,
+            _dev: Some(dev.into()),
             _: {
                 // SAFETY:
-                // - `dev.as_raw()` is a valid, bound xenbus device.
+                // - `dev.as_raw()` is a valid, bound xenbus device; the event code keeps a
+                //   pointer to it until the channel is unbound, and `self._dev` keeps it alive
+                //   until then.
                 // - The handler and its fields are initialised, so the callback may run at once;
                 //   it only accesses `handler`.
-                // - The cookie stays valid until `drop` unbinds the channel (`Self` is pinned).
+                // - The cookie stays valid until `drop` unbinds the channel: `Self` is pinned, so
+                //   its memory is not reused before `drop` runs (a leaked registration stays
+                //   bound, with a handler that borrows nothing: `T: 'static`).
                 let irq = to_result_irq(unsafe {
                     bindings::bind_interdomain_evtchn_to_irqhandler_lateeoi(
                         dev.as_raw(),
@@ -454,7 +448,7 @@ fn to_result_irq(ret: c_int) -> Result<u32> {
 }
 
 #[pinned_drop]
-impl<T: Handler> PinnedDrop for Registration<'_, T> {
+impl<T: Handler + 'static> PinnedDrop for Registration<T> {
     fn drop(self: Pin<&mut Self>) {
         let irq = self.irq.0;
 
@@ -474,13 +468,13 @@ impl<T: Handler> PinnedDrop for Registration<'_, T> {
 ///
 /// Only used as the handler of channels bound by [`Registration`], with a pointer to the
 /// registration as cookie.
-unsafe extern "C" fn handle_callback<T: Handler>(
+unsafe extern "C" fn handle_callback<T: Handler + 'static>(
     irq: c_int,
     ptr: *mut c_void,
 ) -> bindings::irqreturn_t {
-    let this = ptr.cast_const().cast::<Registration<'_, T>>();
+    let this = ptr.cast_const().cast::<Registration<T>>();
 
-    // SAFETY: `ptr` points to the `Registration<'_, T>` that bound the channel, alive until it
+    // SAFETY: `ptr` points to the `Registration<T>` that bound the channel, alive until it
     // unbinds it. Only the initialised `handler` field is accessed: `irq` may still be being
     // written by the constructor.
     let handler = unsafe { &(*this).handler };
@@ -645,31 +639,25 @@ mod tests {
 
         let port_a = TestPort::alloc_unbound()?;
         let raw_a = port_a.0;
-        // SAFETY: The registration is dropped at the end of the test.
         let a = KBox::pin_init(
-            unsafe {
-                Registration::new_owned(
-                    port_a,
-                    EoiMode::Late,
-                    Flags::TRIGGER_NONE,
-                    c"rust_xen_evtchn_a",
-                    Ok(handler_a),
-                )
-            },
+            Registration::new_owned(
+                port_a,
+                EoiMode::Late,
+                Flags::TRIGGER_NONE,
+                c"rust_xen_evtchn_a",
+                Ok(handler_a),
+            ),
             GFP_KERNEL,
         )?;
         let port_b = TestPort::connect(raw_a)?;
-        // SAFETY: The registration is dropped at the end of the test.
         let b = KBox::pin_init(
-            unsafe {
-                Registration::new_owned(
-                    port_b,
-                    EoiMode::Auto,
-                    Flags::TRIGGER_NONE,
-                    c"rust_xen_evtchn_b",
-                    Ok(handler_b),
-                )
-            },
+            Registration::new_owned(
+                port_b,
+                EoiMode::Auto,
+                Flags::TRIGGER_NONE,
+                c"rust_xen_evtchn_b",
+                Ok(handler_b),
+            ),
             GFP_KERNEL,
         )?;
         assert_ne!(a.irq().number(), b.irq().number());

@@ -26,7 +26,10 @@ use crate::{
     error::to_result,
     fmt,
     prelude::*,
-    sync::atomic::Atomic,
+    sync::{
+        aref::ARef,
+        atomic::Atomic, //
+    },
     xen::xenbus, //
 };
 use core::ptr::NonNull;
@@ -309,8 +312,10 @@ impl Drop for SharedRing {
 /// Pages of the other end of a xenbus device, mapped into this domain by their grant
 /// references.
 ///
-/// This is the backend side of a shared ring. The pages are unmapped when the ring is dropped,
-/// which must happen while `dev` is bound (enforced by the lifetime).
+/// This is the backend side of a shared ring. The pages are unmapped when the ring is dropped.
+/// The ring holds a reference to the device (unmapping reports failures in the device's
+/// XenStore directory), not to its binding: the driver drops it at unbind at the latest, to give
+/// the mapping back, but dropping it later is sound.
 ///
 /// The memory is accessed through [`SharedMemory`], which `MappedRing` dereferences to.
 ///
@@ -322,7 +327,7 @@ impl Drop for SharedRing {
 ///     xen::{grant::{GrantRef, MappedRing}, xenbus, xenstore::{Nil, Store as _}},
 /// };
 ///
-/// fn map<'a>(dev: &'a xenbus::Device<Bound>, frontend: &CStr) -> Result<MappedRing<'a>> {
+/// fn map(dev: &xenbus::Device<Bound>, frontend: &CStr) -> Result<MappedRing> {
 ///     let gref = GrantRef::from_raw(Nil.read_u32(frontend, c"pci-op-ref")?);
 ///     let ring = MappedRing::new(dev, &[gref])?;
 ///     // Copy the request out once, then validate the copy.
@@ -335,17 +340,17 @@ impl Drop for SharedRing {
 /// # Invariants
 ///
 /// `mem` describes pages mapped with `xenbus_map_ring_valloc()` for `dev`.
-pub struct MappedRing<'a> {
+pub struct MappedRing {
     mem: SharedMemory,
-    dev: &'a xenbus::Device<Bound>,
+    dev: ARef<xenbus::Device>,
 }
 
-impl<'a> MappedRing<'a> {
+impl MappedRing {
     /// Maps the pages granted by the other end of `dev` under `grefs`.
     ///
     /// Fails with [`EINVAL`] if `grefs` is empty or longer than [`MAX_RING_PAGES`]. Mapping
     /// failures are also reported with [`xenbus::Device::dev_fatal`].
-    pub fn new(dev: &'a xenbus::Device<Bound>, grefs: &[GrantRef]) -> Result<Self> {
+    pub fn new(dev: &xenbus::Device<Bound>, grefs: &[GrantRef]) -> Result<Self> {
         if grefs.is_empty() || grefs.len() > MAX_RING_PAGES {
             return Err(EINVAL);
         }
@@ -378,12 +383,12 @@ impl<'a> MappedRing<'a> {
             // SAFETY: `ptr` is the page-aligned start of a mapping of `grefs.len()` Xen pages,
             // which stays until `drop` unmaps it.
             mem: unsafe { SharedMemory::new(ptr, grefs.len() * PAGE_SIZE) },
-            dev,
+            dev: dev.into(),
         })
     }
 }
 
-impl core::ops::Deref for MappedRing<'_> {
+impl core::ops::Deref for MappedRing {
     type Target = SharedMemory;
 
     #[inline]
@@ -392,10 +397,12 @@ impl core::ops::Deref for MappedRing<'_> {
     }
 }
 
-impl Drop for MappedRing<'_> {
+impl Drop for MappedRing {
     fn drop(&mut self) {
         // SAFETY: By the type invariant the pages were mapped with `xenbus_map_ring_valloc()`
-        // for `self.dev`, which is still bound; they are unmapped once, here.
+        // for `self.dev`, a valid xenbus device (bound or not: the C function only unmaps the
+        // pages and, on a failure, writes to the device's error node); they are unmapped once,
+        // here.
         let ret = unsafe {
             bindings::xenbus_unmap_ring_vfree(self.dev.as_raw(), self.mem.as_ptr().cast())
         };

@@ -156,9 +156,19 @@ nvme_queue_counted() {
 nvme_bound() { bound_to "$NVME" nvme && msix_on "$NVME" 2; }
 nic_bound() { insmod "$MODDIR/e1000e.ko" && wait_for 30 bound_to "$NIC" e1000e; }
 
+# The frontend's scan, for people reading the log (Documentation/benchmark.rst,
+# "Bus scan"): the Rust frontend's summary lines, the C frontend's first lines
+# and the last resource it claimed, with their times.
+show_scan() {
+	dmesg | grep -E 'pcifront .*(Installing PCI frontend|Creating PCI Frontend Bus|scanned [0-9]+ root)' |
+		sed 's/^/# scan: /'
+	dmesg | grep -E 'pcifront .*claiming resource' | tail -n 1 | sed 's/^/# scan: last: /'
+}
+
 domU_multi_tests() {
 	ktap_check "$FRONT frontend loads" load_frontend
 	ktap_check "the guest sees exactly the expected devices" devices_as_expected
+	show_scan
 	ktap_check "the two functions of one slot share it and keep their numbers" functions_share_slot
 	ktap_check "the guest's root buses are the expected ones" roots_as_expected
 	ktap_check "the guest published its view of the devices" publish_view
@@ -316,6 +326,7 @@ gone_asked() { case "$(xenstore-read "$XS/step" 2>/dev/null)" in "gone "*) true 
 domU_slots_tests() {
 	ktap_check "$FRONT frontend loads" load_frontend
 	ktap_check "the guest sees its 32 slots, exactly the expected devices" devices_as_expected
+	show_scan
 	xenstore-write "$XS/ready" 1
 	slots_step refused "the refused 33rd slot left the guest's 32 alone, and every device answers" \
 		all_as_before
@@ -330,4 +341,5 @@ domU_slots_tests() {
 	slots_step "gone $slot" "the detached device leaves its slot" wait_for 60 absent "$slot"
 	slots_step "back $slot" "the refused device, attached again, takes the freed slot and answers" \
 		back_as_testdev "$slot"
+	show_scan
 }

@@ -28,6 +28,7 @@ mod common;
 mod aer;
 mod conf;
 mod intx;
+mod isolation;
 mod ops;
 mod stub;
 mod sysfs;

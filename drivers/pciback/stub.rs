@@ -45,10 +45,16 @@ use kernel::{
     str::CString,
     sync::{
         aref::ARef,
+        atomic::{
+            AtomicFlag,
+            Relaxed, //
+        },
         Arc,
         Mutex, //
     },
     time::{
+        delay::fsleep,
+        Delta,
         Instant,
         Monotonic, //
     },
@@ -88,6 +94,14 @@ use crate::{
         ratelimit::{
             RateLimit,
             Verdict, //
+        },
+        reset::{
+            self as resets,
+            Blocker,
+            Outcome,
+            Record,
+            Sibling,
+            When, //
         },
         stats::Stats,
         vbus::DevKind,
@@ -212,6 +226,11 @@ struct Inner {
     claim: Option<Claim>,
     /// The rate limit of this device's denied-write explanations (`Denied::explain`).
     explain_limit: RateLimit,
+    /// The device's resets (the `resets` attribute); a failed one keeps it from being claimed.
+    resets: Record,
+    /// A secondary bus reset of the device's bus is running ([`Seized::reset_bus`]): the device
+    /// is not claimed meanwhile.
+    bus_resetting: bool,
 }
 
 /// A device seized by the `pciback` PCI driver.
@@ -229,6 +248,10 @@ pub(crate) struct Seized {
     /// operation of the device.
     #[pin]
     stats: Mutex<Stats>,
+    /// The administrator lets the device go to a guest although devices it can reach by DMA
+    /// without the IOMMU are used elsewhere (`allow_dma_peers`, see [`crate::isolation`]);
+    /// until the device is unbound.
+    allow_dma_peers: AtomicFlag,
 }
 
 /// Why a device could not be claimed for a guest.
@@ -241,16 +264,61 @@ pub(crate) enum ClaimError {
     /// The domain-owner registry refused the device (out of memory, or an entry registered
     /// while a stale one was being taken over).
     Owner(Error),
+    /// A secondary bus reset of the device's bus is running.
+    Resetting,
+    /// The device's last reset failed: it is refused until a reset succeeds (see
+    /// [`Record::note`]).
+    ResetFailed,
 }
 
 impl ClaimError {
     pub(crate) fn to_error(self) -> Error {
         match self {
             Self::NotSeized => ENODEV,
-            Self::Busy => EBUSY,
+            Self::Busy | Self::Resetting => EBUSY,
             Self::Owner(e) => e,
+            Self::ResetFailed => EIO,
         }
     }
+}
+
+impl kernel::fmt::Display for ClaimError {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        match self {
+            Self::NotSeized => f.write_str("not bound to pciback"),
+            Self::Busy => f.write_str("already exported"),
+            Self::Owner(e) => write!(f, "the domain-owner registry refused it ({e:?})"),
+            Self::Resetting => f.write_str("a bus reset is in progress"),
+            Self::ResetFailed => f.write_str(
+                "its last reset failed (see the resets attribute); reset it with do_flr, or unbind and bind it",
+            ),
+        }
+    }
+}
+
+/// What a function reset (`pci_reset_function_locked()`) returned, as a [`Outcome`].
+///
+/// The PCI core runs the first of the device's methods that does not decline (`ENOTTY`) at the
+/// time, and does not say which: the method named is the first of the list, the one that runs
+/// unless it declines (a bus reset declines when the function is no longer alone on its bus).
+fn function_outcome(methods: &pci::ResetMethods, r: &Result) -> Outcome {
+    let method = methods.first().map_or("?", |m| m.name());
+    match r {
+        Ok(()) => Outcome::Done { method, errno: 0 },
+        Err(e) if *e == ENOTTY => Outcome::NoMethod(None),
+        Err(e) => Outcome::Done {
+            method,
+            errno: e.to_errno(),
+        },
+    }
+}
+
+/// Whether the function reset `r` found no method that applies, the case where
+/// [`Seized::reset_bus`] is tried: the device has none, or only ones that decline at the time
+/// (the kernel's `bus` method, listed for function 0 of a multi-function device because it was
+/// probed before the other functions were found, declines once they are).
+fn wants_bus_reset(r: &Result) -> bool {
+    matches!(r, Err(e) if *e == ENOTTY)
 }
 
 impl Seized {
@@ -299,6 +367,19 @@ impl Seized {
         }
         if inner.claim.is_some() {
             return Err(ClaimError::Busy);
+        }
+        if inner.bus_resetting {
+            return Err(ClaimError::Resetting);
+        }
+        if let Some((when, outcome)) = inner.resets.refused() {
+            dev_err!(
+                this.pdev().as_ref(),
+                "refused to guest {}: the reset at {} failed ({}); reset it with do_flr, or unbind and bind it\n",
+                domain,
+                format_args!("{when}"),
+                format_args!("{outcome}")
+            );
+            return Err(ClaimError::ResetFailed);
         }
         // The device is bound to this driver and claimed by no guest (checked above, under
         // `inner`), and only PCI backends register owners, for devices they export: an entry
@@ -359,6 +440,17 @@ impl Seized {
         self.inner.lock().frozen_recovery = frozen;
     }
 
+    /// Whether the administrator lets the device go to a guest whatever its DMA peers
+    /// (`allow_dma_peers`).
+    pub(crate) fn dma_peers_allowed(&self) -> bool {
+        self.allow_dma_peers.load(Relaxed)
+    }
+
+    /// Lets the device go to a guest whatever its DMA peers, until it is unbound.
+    pub(crate) fn allow_dma_peers(&self) {
+        self.allow_dma_peers.store(true, Relaxed);
+    }
+
     /// The backend of the guest the device is exported to, if any.
     pub(crate) fn backend(&self) -> Option<Arc<Shared>> {
         self.inner.lock().claim.as_ref().map(|c| c.backend.clone())
@@ -402,7 +494,10 @@ impl Seized {
     /// The reset waits for the device lock, as C's does: whoever holds it (the PCI core's error
     /// recovery holds it for each step, up to a minute while a guest is asked) delays the
     /// release; the device is never handed on unreset. Failures are logged and do not stop the
-    /// release. If the PCI driver was unbound meanwhile, `unbind` has reset the device.
+    /// release; a failed reset leaves the device refused to guests until a reset succeeds
+    /// ([`Record::note`]). Without a reset method that applies, the bus is reset if it can be
+    /// ([`Seized::reset_bus`], after every lock is dropped). If the PCI driver was unbound
+    /// meanwhile, `unbind` has reset the device.
     pub(crate) fn release(&self) {
         // The device lock before `inner`, the order of `unbind` (the driver core takes the
         // device lock around it): the device cannot be unbound while the lock is held.
@@ -412,6 +507,7 @@ impl Seized {
         let Some(claim) = inner.claim.take() else {
             return;
         };
+        let mut bus_reset = false;
 
         if inner.bound {
             let dev: &device::Device = self.pdev.as_ref();
@@ -425,11 +521,22 @@ impl Seized {
 
             // First, while the domain owner is still registered: Xen unmaps the guest's pirqs.
             disable_guest_interrupts(pdev);
-            match lock.reset_function() {
+            let methods = pdev.reset_methods();
+            let r = lock.reset_function();
+            match r {
                 Ok(()) => dev_info!(dev, "reset after guest {}\n", claim.domain),
                 Err(e) if e == ENOTTY => dev_info!(dev, "no reset method\n"),
-                Err(e) => dev_warn!(dev, "reset after guest {} failed: {:?}\n", claim.domain, e),
+                Err(e) => dev_err!(
+                    dev,
+                    "reset after guest {} failed: {:?}: refused for assignment until a reset succeeds\n",
+                    claim.domain,
+                    e
+                ),
             }
+            inner
+                .resets
+                .note(When::Release, function_outcome(&methods, &r));
+            bus_reset = wants_bus_reset(&r);
             if let Some(golden) = &inner.golden {
                 if let Err(e) = golden.restore(pdev) {
                     dev_warn!(dev, "cannot restore the seize-time state: {:?}\n", e);
@@ -450,6 +557,10 @@ impl Seized {
         drop(guard);
         drop(lock);
         drop(claim);
+        // With no lock of the device held: the bus reset takes the device locks itself.
+        if bus_reset {
+            self.reset_bus(When::Release);
+        }
     }
 
     /// `do_flr`: resets the device with its device lock held (`pci_reset_function_locked`: the
@@ -461,25 +572,213 @@ impl Seized {
     /// context and before it asks the backend to release it, and relies on that reset to stop
     /// the device's DMA (a refusal left an NVMe drive faulting in the IOMMU). The release
     /// resets the device again. Fails with `ENODEV` if the driver was unbound meanwhile,
-    /// `ENOTTY` if the device has no reset method, or with the reset's error; the last two are
-    /// logged.
+    /// `ENOTTY` if the device has no reset method that applies and its bus cannot be reset
+    /// ([`Seized::reset_bus`]), or with the reset's error; the last two are logged, and the
+    /// outcome is noted in `resets` (a failure refuses the device, a success accepts it again).
     pub(crate) fn reset_for_toolstack(&self) -> Result {
         // The device lock first, then `inner`, as `release` and `unbind`: a claim or a release
         // waits for the reset to end.
         let lock = self.pdev.lock_for_reset();
-        let inner = self.inner.lock();
+        let mut inner = self.inner.lock();
         let dev: &device::Device = self.pdev.as_ref();
         if !inner.bound {
             return Err(ENODEV);
         }
         let held = HeldBy(inner.claim.as_ref().map(|c| c.domain));
+        let methods = self.pdev.reset_methods();
         let r = lock.reset_function();
         match r {
             Ok(()) => dev_info!(dev, "do_flr: reset{}\n", held),
             Err(e) if e == ENOTTY => dev_info!(dev, "do_flr: no reset method{}\n", held),
-            Err(e) => dev_warn!(dev, "do_flr: reset failed: {:?}{}\n", e, held),
+            Err(e) => dev_err!(
+                dev,
+                "do_flr: reset failed: {:?}{}: refused for assignment until a reset succeeds\n",
+                e,
+                held
+            ),
         }
-        r
+        inner
+            .resets
+            .note(When::DoFlr, function_outcome(&methods, &r));
+        if !wants_bus_reset(&r) {
+            return r;
+        }
+        drop(inner);
+        drop(lock);
+        match self.reset_bus(When::DoFlr) {
+            Outcome::Done { errno: 0, .. } => Ok(()),
+            Outcome::Done { errno, .. } => Err(Error::from_errno(errno)),
+            Outcome::NotYet | Outcome::NoMethod(_) => r,
+        }
+    }
+
+    /// The device's resets, for the `resets` attribute.
+    pub(crate) fn resets(&self) -> Record {
+        self.inner.lock().resets
+    }
+
+    /// Resets the bus the device is on with every function on it (`pci_reset_bus()`), for a
+    /// device whose function reset found no method that applies (a function of a
+    /// multi-function device behind a bridge), if every function on that bus is a non-bridge
+    /// bound to `pciback` and held by no guest ([`resets::bus_reset_blocker`]); otherwise logs
+    /// why not (unless the device is on a root bus or a virtual function, where no bus reset
+    /// applies).
+    ///
+    /// The outcome is noted at `when` on every function reset, and on this device either way.
+    /// While the reset runs, the functions are marked (`bus_resetting`) and not claimed. No
+    /// lock of this module is held across the reset itself: a hotplug slot's reset waits for
+    /// its controller, whose event handler may unbind devices (which takes [`SEIZED`]). The
+    /// reset takes the device locks of the bus without waiting: a function being unbound or
+    /// probed meanwhile makes it fail with `EAGAIN`, and it is tried again, at most 5 times,
+    /// 100 ms apart. Must be called with no lock of this module or of a device held.
+    fn reset_bus(&self, when: When) -> Outcome {
+        /// Why the reset was not done after all.
+        enum Skip {
+            Blocked(Blocker),
+            /// Another reset of the bus is running.
+            Running,
+        }
+        let dev: &device::Device = self.pdev.as_ref();
+        let mut attempt = 0;
+        let outcome = loop {
+            attempt += 1;
+            let found = self.bus_functions(&SEIZED.lock());
+            let (bus, seized) = match found {
+                Ok(found) => found,
+                Err(b) => {
+                    if !matches!(b, Blocker::RootBus | Blocker::VirtFn) {
+                        dev_info!(dev, "no secondary bus reset: {}\n", format_args!("{b}"));
+                    }
+                    break Outcome::NoMethod(Some(b));
+                }
+            };
+            if let Some(b) = resets::bus_reset_blocker(&bus) {
+                dev_info!(dev, "no secondary bus reset: {}\n", format_args!("{b}"));
+                break Outcome::NoMethod(Some(b));
+            }
+            // Marked one by one, each checked again under its own lock, which a claim takes.
+            let mut marked = 0;
+            let mut late = None;
+            for s in seized.iter() {
+                let mut inner = s.inner.lock();
+                if let Some(c) = &inner.claim {
+                    late = Some(Skip::Blocked(Blocker::Held(s.bdf, c.domain.as_raw())));
+                } else if !inner.bound {
+                    late = Some(Skip::Blocked(Blocker::NotSeized(s.bdf)));
+                } else if inner.bus_resetting {
+                    // Another reset of this bus runs (a release of another function): it
+                    // resets this device too, and notes it.
+                    late = Some(Skip::Running);
+                } else {
+                    inner.bus_resetting = true;
+                    marked += 1;
+                    continue;
+                }
+                break;
+            }
+            let r = match late {
+                Some(b) => Err(b),
+                None => Ok(self.pdev.reset_bus()),
+            };
+            let retry = matches!(r, Ok(Err(e)) if e == EAGAIN) && attempt < 5;
+            let outcome = match r {
+                Err(Skip::Blocked(b)) => Outcome::NoMethod(Some(b)),
+                Err(Skip::Running) => Outcome::NotYet,
+                // `ENOTTY` (the bus cannot be reset) and `EAGAIN` (it stayed locked through
+                // every attempt) reset nothing: no failure.
+                Ok(res) => resets::bus_reset_outcome(res.map_or_else(|e| e.to_errno(), |()| 0)),
+            };
+            for s in seized.iter().take(marked) {
+                let mut inner = s.inner.lock();
+                inner.bus_resetting = false;
+                if !retry && matches!(outcome, Outcome::Done { .. }) {
+                    inner.resets.note(when, outcome);
+                }
+            }
+            match r {
+                Err(Skip::Running) => {
+                    dev_info!(dev, "no secondary bus reset: another one is running\n");
+                    return outcome;
+                }
+                Err(Skip::Blocked(b)) => {
+                    dev_info!(dev, "no secondary bus reset: {}\n", format_args!("{b}"))
+                }
+                Ok(Ok(())) => dev_info!(
+                    dev,
+                    "secondary bus reset: {} function(s) reset\n",
+                    seized.len()
+                ),
+                Ok(Err(e)) if retry => {
+                    dev_info!(dev, "secondary bus reset: {:?}, trying again\n", e);
+                    fsleep(Delta::from_millis(100));
+                    continue;
+                }
+                Ok(Err(e)) if e == ENOTTY || e == EAGAIN => {
+                    let why = if e == ENOTTY {
+                        "the bus cannot be reset"
+                    } else {
+                        "the bus stayed busy"
+                    };
+                    dev_info!(dev, "no secondary bus reset: {}\n", why)
+                }
+                Ok(Err(e)) => dev_err!(
+                    dev,
+                    "secondary bus reset failed: {:?}: its {} function(s) refused for assignment until a reset succeeds\n",
+                    e,
+                    seized.len()
+                ),
+            }
+            break outcome;
+        };
+        if matches!(outcome, Outcome::NoMethod(_)) {
+            self.inner.lock().resets.note(when, outcome);
+        }
+        outcome
+    }
+
+    /// The functions on the device's bus, as [`resets::bus_reset_blocker`] wants them, and those
+    /// `pciback` holds, or why a bus reset does not apply (a root bus, a virtual function, no
+    /// memory: reported as the device itself not seized).
+    fn bus_functions(
+        &self,
+        registry: &Registry,
+    ) -> Result<(KVec<Sibling>, KVec<Arc<Seized>>), Blocker> {
+        if self.pdev.is_virtfn() {
+            return Err(Blocker::VirtFn);
+        }
+        if self.pdev.upstream_bridge().is_none() {
+            return Err(Blocker::RootBus);
+        }
+        let mut bus = KVec::new();
+        let mut seized = KVec::new();
+        let nomem = Blocker::NotSeized(self.bdf);
+        for devfn in 0..=u8::MAX {
+            let Some(pdev) =
+                pci::Device::get_by_slot(self.pdev.domain_nr(), self.pdev.bus_number(), devfn)
+            else {
+                continue;
+            };
+            let bdf = Bdf::from_devfn(self.bdf.domain(), self.bdf.bus(), devfn);
+            let ours = registry.devices.iter().find(|d| d.bdf == bdf);
+            let (bound, held_by) = ours.map_or((false, None), |d| {
+                let inner = d.inner.lock();
+                (inner.bound, inner.claim.as_ref().map(|c| c.domain.as_raw()))
+            });
+            bus.push(
+                Sibling {
+                    bdf,
+                    bridge: pdev.is_bridge(),
+                    seized: bound,
+                    held_by,
+                },
+                GFP_KERNEL,
+            )
+            .map_err(|_| nomem)?;
+            if let Some(d) = ours {
+                seized.push(d.clone(), GFP_KERNEL).map_err(|_| nomem)?;
+            }
+        }
+        Ok((bus, seized))
     }
 
     /// Runs `f` with the bound device and its state, for a device claimed by a guest, or fails
@@ -775,11 +1074,23 @@ impl Stub {
         let golden = pci::SavedState::capture(pdev)
             .inspect_err(|e| dev_warn!(dev, "cannot save the configuration state: {:?}\n", e))
             .ok();
-        if let Err(e) = pdev.reset_function_locked() {
+        let methods = pdev.reset_methods();
+        let reset = pdev.reset_function_locked();
+        match reset {
+            Ok(()) => {}
             // Not fatal: many devices (QEMU's included) have no reset method. Reported, not
-            // ignored.
-            dev_info!(dev, "no reset at seize time: {:?}\n", e);
+            // ignored. No bus reset here: the device core holds this device's lock, which the
+            // bus reset takes; `do_flr` (which libxl writes before an assignment) does it.
+            Err(e) if e == ENOTTY => dev_info!(dev, "no reset at seize time: {:?}\n", e),
+            // Seized, but not exported until a reset succeeds.
+            Err(e) => dev_err!(
+                dev,
+                "reset at seize time failed: {:?}: refused for assignment until a reset succeeds\n",
+                e
+            ),
         }
+        let mut record = Record::new();
+        record.note(When::Seize, function_outcome(&methods, &reset));
         if let Some(golden) = &golden {
             if let Err(e) = golden.restore(pdev) {
                 dev_warn!(dev, "cannot restore the configuration state: {:?}\n", e);
@@ -809,9 +1120,12 @@ impl Stub {
                     frozen_recovery: false,
                     claim: None,
                     explain_limit: RateLimit::new(),
+                    resets: record,
+                    bus_resetting: false,
                 }),
                 created: Instant::now(),
                 stats <- new_mutex!(Stats::new()),
+                allow_dma_peers: AtomicFlag::new(false),
             }),
             GFP_KERNEL,
         )?;

@@ -31,8 +31,21 @@
 //!
 //! - `do_flr` (write-only): writing the exact address of a seized device resets the function
 //!   (the kernel's reset methods in order, with its device lock held), also while a guest holds
-//!   it, as the device's own `reset` file would; `ENOTTY` if it has no reset method. libxl uses
-//!   it when present (upstream C has no such file).
+//!   it, as the device's own `reset` file would. Without a reset method that applies, it resets
+//!   the device's bus when every function on it is `pciback`'s and no guest's; else `ENOTTY`.
+//!   libxl uses it when present (upstream C has no such file).
+//!
+//! - `resets` (read-only): for each seized device, its reset methods in the kernel's order and
+//!   the outcome of its resets at seize time, at the last release and at the last `do_flr`, and
+//!   whether a failed reset keeps it from being exported:
+//!   `BDF methods=flr,bus|none seize=O release=O do_flr=O assignable=yes|no` (see
+//!   `common::reset`; not in C).
+//!
+//! - `allow_dma_peers` (read-write): writing the exact address of a seized device lets the
+//!   backend export it although devices it can reach by DMA without the IOMMU (no ACS between
+//!   them) are used by a dom0 driver or by another guest, which it refuses otherwise (see
+//!   `isolation`); reading lists those devices. It lasts until the device is unbound (not in C,
+//!   which checks nothing).
 //!
 //! A malformed address fails the write with `EINVAL` and a log line saying what is wrong and
 //! where, and changes nothing. An address that is not a seized device fails with `ENODEV`.
@@ -42,6 +55,7 @@ use kernel::{
         AttributeOps,
         ShowBuffer, //
     },
+    pci,
     prelude::*,
 };
 
@@ -310,6 +324,72 @@ impl AttributeOps for DoFlr {
     }
 }
 
+/// `allow_dma_peers`: write an address to let the device go to a guest whatever its DMA peers,
+/// read to list (see the module documentation).
+pub(crate) struct AllowDmaPeers;
+
+#[vtable]
+impl AttributeOps for AllowDmaPeers {
+    fn store(input: &[u8]) -> Result {
+        let dev = seized_device("allow_dma_peers", input)?;
+        dev.allow_dma_peers();
+        dev_warn!(
+            dev.pdev().as_ref(),
+            "may go to a guest while devices it reaches by DMA without the IOMMU are used by dom0 or another guest, which may be unsafe\n"
+        );
+        Ok(())
+    }
+
+    fn show(out: &mut ShowBuffer<'_>) -> Result {
+        let mut full = false;
+        Seized::for_each(|dev| {
+            if !full && dev.dma_peers_allowed() {
+                full = out.emit(format_args!("{}\n", dev.bdf())).is_err();
+            }
+        });
+        Ok(())
+    }
+}
+
+/// `resets`: one line per seized device (see the module documentation).
+pub(crate) struct Resets;
+
+/// The reset methods of a device, as its `reset_method` file lists them but comma-separated, or
+/// `none`.
+struct MethodList(pci::ResetMethods);
+
+impl core::fmt::Display for MethodList {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        for (i, m) in self.0.iter().enumerate() {
+            write!(f, "{}{}", if i == 0 { "" } else { "," }, m.name())?;
+        }
+        Ok(())
+    }
+}
+
+#[vtable]
+impl AttributeOps for Resets {
+    fn show(out: &mut ShowBuffer<'_>) -> Result {
+        let mut full = false;
+        Seized::for_each(|dev| {
+            if !full {
+                full = out
+                    .emit(format_args!(
+                        "{} methods={} {}\n",
+                        dev.bdf(),
+                        MethodList(dev.pdev().reset_methods()),
+                        dev.resets()
+                    ))
+                    .is_err();
+            }
+        });
+        Ok(())
+    }
+}
+
 /// `irq_handler_state`: writing the exact address of a seized device toggles its INTx handler
 /// on or off (acknowledging is turned on with it), as in C.
 pub(crate) struct IrqHandlerState;
@@ -339,5 +419,7 @@ kernel::driver_attribute_groups! {
         c"irq_handlers" => IrqHandlers,
         c"irq_handler_state" => IrqHandlerState,
         c"do_flr" => DoFlr,
+        c"resets" => Resets,
+        c"allow_dma_peers" => AllowDmaPeers,
     };
 }

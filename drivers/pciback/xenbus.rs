@@ -63,7 +63,9 @@ use kernel::{
         Mutex, //
     },
     time::{
+        delay::fsleep,
         msecs_to_jiffies,
+        Delta,
         Instant,
         Monotonic, //
     },
@@ -108,6 +110,7 @@ use crate::{
             Delivery,
             WaitEnd, //
         },
+        bdf::Bdf,
         pciif::{
             AerOp,
             OFFSET_AER_OP,
@@ -124,8 +127,11 @@ use crate::{
         vbus::VbusError,
         xs,
     },
-    ops,
-    stub::Seized,
+    isolation, ops,
+    stub::{
+        ClaimError,
+        Seized, //
+    },
     topology::{
         AddError,
         Topology, //
@@ -305,13 +311,26 @@ fn export_index(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>, i: u32) ->
         EINVAL
     })?;
 
-    let seized = Seized::claim(host, shared).map_err(|e| {
+    if !isolated(dev, shared, host, i)? {
+        return Ok(Exported::Refused);
+    }
+
+    // A secondary bus reset of the device's bus (a sibling's release, a `do_flr`) ends within
+    // about a second: wait for it rather than fail the whole connection.
+    let mut tries = 0;
+    let claimed = loop {
+        match Seized::claim(host, shared) {
+            Err(ClaimError::Resetting) if tries < 50 => {
+                tries += 1;
+                fsleep(Delta::from_millis(100));
+            }
+            r => break r,
+        }
+    };
+    let seized = claimed.map_err(|e| {
         dev.dev_fatal(
             e.to_error(),
-            fmt!(
-                "{} is not assignable (not bound to pciback, or already exported): {e:?}",
-                format_args!("{host}")
-            ),
+            fmt!("{} is not assignable: {e}", format_args!("{host}")),
         );
         e.to_error()
     })?;
@@ -372,6 +391,54 @@ fn export_index(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>, i: u32) ->
         format_args!("{guest}")
     );
     Ok(Exported::Yes)
+}
+
+/// Checks that the devices `host` can reach by DMA without the IOMMU let it go to the guest
+/// (see [`crate::isolation`]); if not, and the administrator did not allow it
+/// (`allow_dma_peers`), refuses it alone, as [`export_index`] refuses a device the topology has
+/// no place for: its error in the store, `state-i` Closed. Returns whether it may be exported.
+///
+/// A device `pciback` does not hold is left to the claim, which refuses it.
+fn isolated(dev: &xenbus::Device<Core<'_>>, shared: &Shared, host: Bdf, i: u32) -> Result<bool> {
+    let Some(seized) = Seized::find(host) else {
+        return Ok(true);
+    };
+    let conflicts = isolation::conflicts(seized.pdev(), shared.domid);
+    if conflicts.is_empty() {
+        return Ok(true);
+    }
+    let pdev = seized.pdev().as_ref();
+    if seized.dma_peers_allowed() {
+        dev_warn!(
+            pdev,
+            "exported to domain {} although it reaches by DMA, without the IOMMU: {} (allow_dma_peers)\n",
+            shared.domid,
+            format_args!("{conflicts}")
+        );
+        return Ok(true);
+    }
+    dev_err!(
+        pdev,
+        "not exported to domain {}: it reaches by DMA, without the IOMMU (no ACS between them): {}; to export it anyway, write its address to allow_dma_peers\n",
+        shared.domid,
+        format_args!("{conflicts}")
+    );
+    dev.dev_error(
+        EBUSY,
+        fmt!(
+            "refusing {} (dev-{i}): not isolated from {} (no ACS)",
+            format_args!("{host}"),
+            format_args!("{conflicts}")
+        ),
+    );
+    let node = dev.nodename();
+    Nil.write_fmt(
+        node,
+        cstr_key(&xs::state_key(i))?,
+        fmt!("{}", u32::from(XenbusState::Closed)),
+    )
+    .inspect_err(|e| dev.dev_fatal(*e, fmt!("writing state-{i}")))?;
+    Ok(false)
 }
 
 /// Publishes the roots not published yet, and `root_num`.

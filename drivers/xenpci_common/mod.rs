@@ -17,10 +17,13 @@
 pub(crate) mod aer;
 pub(crate) mod bdf;
 pub(crate) mod conf;
+pub(crate) mod isolation;
 pub(crate) mod msi;
 pub(crate) mod pciif;
 pub(crate) mod ratelimit;
+pub(crate) mod reset;
 pub(crate) mod roundtrip;
+pub(crate) mod scan;
 pub(crate) mod stats;
 pub(crate) mod vbus;
 pub(crate) mod xs;

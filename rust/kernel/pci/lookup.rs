@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! PCI device addresses, lookup by address and upstream bridges.
+//! PCI device addresses, lookup by address, every device, and upstream bridges.
 //!
 //! C header: [`include/linux/pci.h`](srctree/include/linux/pci.h)
 
@@ -92,6 +92,29 @@ impl Device {
         Some(unsafe { ARef::from_raw(pdev.cast()) })
     }
 
+    /// Returns an iterator over every PCI device of the system (`for_each_pci_dev()`).
+    ///
+    /// Each device comes with a reference of its own; devices added or removed while the
+    /// iteration runs may or may not be seen. Must not be called from interrupt context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use kernel::pci;
+    /// // The devices below `bridge`.
+    /// fn below(bridge: &pci::Device) -> usize {
+    ///     pci::Device::all()
+    ///         .filter(|d| d.upstream_bridges().any(|b| core::ptr::eq::<pci::Device>(&*b, bridge)))
+    ///         .count()
+    /// }
+    /// ```
+    pub fn all() -> AllDevices {
+        AllDevices {
+            last: None,
+            done: false,
+        }
+    }
+
     /// Returns the bridge upstream of the device, or [`None`] if the device is on a root bus.
     ///
     /// For a virtual function, the upstream bridge is the one of its physical function.
@@ -143,5 +166,45 @@ impl Iterator for UpstreamBridges {
         self.next = bridge.upstream_bridge();
 
         Some(bridge)
+    }
+}
+
+/// An iterator over every PCI device of the system.
+///
+/// Created by [`Device::all`].
+pub struct AllDevices {
+    /// The device returned last, whose reference the next step hands to `pci_get_device()`.
+    last: Option<ARef<Device>>,
+    done: bool,
+}
+
+impl Iterator for AllDevices {
+    type Item = ARef<Device>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let from = self
+            .last
+            .take()
+            .map_or(core::ptr::null_mut(), |d| ARef::into_raw(d).as_ptr());
+
+        // SAFETY: `from` is NULL or a valid `struct pci_dev` (`Device` is a transparent wrapper)
+        // whose reference we own and hand over: `pci_get_device()` drops it, and returns NULL
+        // or the next device with its reference count incremented.
+        let next = unsafe {
+            // CAST: `PCI_ANY_ID` is `~0`, all bits set in the `unsigned int` parameters.
+            bindings::pci_get_device(!0, !0, from.cast())
+        };
+        let Some(next) = NonNull::new(next) else {
+            self.done = true;
+            return None;
+        };
+
+        // SAFETY: `next` points to a valid `struct pci_dev` whose reference we own.
+        let dev: ARef<Device> = unsafe { ARef::from_raw(next.cast()) };
+        self.last = Some(dev.clone());
+        Some(dev)
     }
 }

@@ -15,6 +15,155 @@ use crate::{
     prelude::*, //
 };
 
+/// A function reset method of the PCI core, as the device's `reset_method` file names it.
+///
+/// The discriminants are the indices of the PCI core's method table (`pci_reset_fn_methods[]`
+/// in `drivers/pci/pci.c`), which `struct pci_dev`'s `reset_methods[]` holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ResetMethod {
+    /// A quirk of the device (`device_specific`).
+    DeviceSpecific = 1,
+    /// The firmware's `_RST` method (`acpi`).
+    Acpi = 2,
+    /// PCIe function level reset (`flr`).
+    Flr = 3,
+    /// Advanced-features function level reset (`af_flr`).
+    AfFlr = 4,
+    /// D3hot and back to D0 (`pm`).
+    Pm = 5,
+    /// A hotplug slot reset or a secondary bus reset of a function alone on its bus (`bus`).
+    Bus = 6,
+    /// A CXL bus reset (`cxl_bus`).
+    CxlBus = 7,
+}
+
+// The table has an empty first entry and the seven methods above: a new method must be named
+// here before this builds.
+const _: () = assert!(bindings::PCI_NUM_RESET_METHODS == 8);
+
+impl ResetMethod {
+    /// The method of the index `m` of `reset_methods[]`; [`None`] for 0, the end of the list.
+    fn from_index(m: u8) -> Option<Self> {
+        Some(match m {
+            1 => Self::DeviceSpecific,
+            2 => Self::Acpi,
+            3 => Self::Flr,
+            4 => Self::AfFlr,
+            5 => Self::Pm,
+            6 => Self::Bus,
+            7 => Self::CxlBus,
+            _ => return None,
+        })
+    }
+
+    /// The name the PCI core gives the method (in the device's `reset_method` file).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::DeviceSpecific => "device_specific",
+            Self::Acpi => "acpi",
+            Self::Flr => "flr",
+            Self::AfFlr => "af_flr",
+            Self::Pm => "pm",
+            Self::Bus => "bus",
+            Self::CxlBus => "cxl_bus",
+        }
+    }
+}
+
+/// The reset methods of a device, in the order the PCI core tries them.
+///
+/// Created by [`Device::reset_methods`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResetMethods {
+    methods: [u8; bindings::PCI_NUM_RESET_METHODS as usize],
+}
+
+impl ResetMethods {
+    /// Returns an iterator over the methods, in order.
+    pub fn iter(&self) -> impl Iterator<Item = ResetMethod> + '_ {
+        self.methods
+            .iter()
+            .map_while(|&m| ResetMethod::from_index(m))
+    }
+
+    /// Whether the device has no reset method at all.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    /// The first method, the one a function reset runs unless it declines (`ENOTTY`) at the time.
+    pub fn first(&self) -> Option<ResetMethod> {
+        self.iter().next()
+    }
+}
+
+impl<Ctx: DeviceContext> Device<Ctx> {
+    /// Returns the function reset methods of the device, in the order the PCI core tries them
+    /// (the device's `reset_method` file; `pdev->reset_methods[]`).
+    ///
+    /// A snapshot: an administrator may change the list through that file at any time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use kernel::{pci, prelude::*};
+    /// // Whether the device can be reset alone, with a function level reset.
+    /// fn has_flr(pdev: &pci::Device) -> bool {
+    ///     pdev.reset_methods()
+    ///         .iter()
+    ///         .any(|m| m == pci::ResetMethod::Flr)
+    /// }
+    /// ```
+    pub fn reset_methods(&self) -> ResetMethods {
+        let mut methods = [0u8; bindings::PCI_NUM_RESET_METHODS as usize];
+        for (i, m) in methods.iter_mut().enumerate() {
+            // SAFETY: By its type invariant `self.as_raw` is always a valid pointer to a
+            // `struct pci_dev`, whose `reset_methods` has `PCI_NUM_RESET_METHODS` entries. The
+            // `reset_method` sysfs file rewrites them without a lock the reader could take:
+            // each byte is read once, volatile, and a torn list still holds valid indices (a
+            // value out of the table ends the list in `ResetMethods::iter`).
+            *m = unsafe { (&raw const (*self.as_raw()).reset_methods[i]).read_volatile() };
+        }
+        ResetMethods { methods }
+    }
+
+    /// Resets the secondary bus below the device's parent bridge, or its hotplug slot
+    /// (`pci_reset_bus()`): every function on that bus (and below it) is reset at once, each
+    /// one's configuration space saved before and restored after.
+    ///
+    /// Meant for a function that has no reset method of its own because it shares its bus (a
+    /// function of a multi-function device). The caller must own every function the reset
+    /// reaches: their drivers are only told through their `reset_prepare` and `reset_done`
+    /// handlers.
+    ///
+    /// Takes the device lock of the bridge and of every function on the bus without waiting,
+    /// and fails with [`EAGAIN`] when one is held (so it must not be called with any of them
+    /// held, a bus callback of these devices included); fails with [`ENOTTY`] if the bus cannot
+    /// be reset (a root bus, a device that forbids bus resets). May sleep for a long time (the
+    /// reset of a hotplug slot waits for the slot's controller).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use kernel::{device::Bound, pci, prelude::*};
+    /// // The function cannot be reset alone: reset the whole bus instead (the caller owns every
+    /// // function on it).
+    /// fn reset(pdev: &pci::Device<Bound>) -> Result {
+    ///     if pdev.reset_methods().is_empty() {
+    ///         pdev.reset_bus()
+    ///     } else {
+    ///         pdev.reset_function()
+    ///     }
+    /// }
+    /// ```
+    pub fn reset_bus(&self) -> Result {
+        // SAFETY: By its type invariant `self.as_raw` is always a valid pointer to a
+        // `struct pci_dev`; the function checks on its own whether the bus may be reset.
+        to_result(unsafe { bindings::pci_reset_bus(self.as_raw()) })
+    }
+}
+
 impl<'a> Device<device::Core<'a>> {
     /// Resets the function from a bus callback (`pci_reset_function_locked()`).
     ///

@@ -460,7 +460,7 @@ passthrough_plan() {
 	if [ "$route" = xl ]; then
 		n=$((n + 2 + ${GRANTS:-0} + 1))	# assignable-add, create, assignable-remove
 		[ "${VERBOSE:-0}" = 1 ] && n=$((n + 2))	# verbose_request, and its rate limit
-		[ "${DOFLR:-0}" = 1 ] && n=$((n + 3))	# do_flr at create, while held, at detach
+		[ "${DOFLR:-0}" = 1 ] && n=$((n + 4))	# do_flr at create, while held, at detach; resets
 	else
 		n=$((n + 1))			# created by hand
 	fi
@@ -548,6 +548,11 @@ passthrough_test() {
 		[ "${DOFLR:-0}" = 1 ] && [ "$route" = xl ] &&
 			ktap_test_result "at the detach libxl wrote do_flr while the guest held the device; the release reset it" \
 				doflr_at_detach "$did"
+		# The resets attribute says so (sysfs.sh): the release's reset, and the
+		# do_flr's at the detach.
+		[ "${DOFLR:-0}" = 1 ] && [ "$route" = xl ] &&
+			ktap_test_result "resets: the release's reset ($(reset_noted root-bus)), the device assignable" \
+				resets_is "$(reset_noted)" "$(reset_noted root-bus)" "$(reset_noted root-bus)" yes
 	fi
 
 	timeout 30 xl destroy $GUEST

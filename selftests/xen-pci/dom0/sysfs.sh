@@ -97,6 +97,9 @@ per_device_attributes() {
 		attr_refused irq_handler_state junk "Invalid argument" junk
 	ktap_check "irq_handler_state of a device not seized fails with ENODEV" \
 		attr_refused irq_handler_state 0000:00:1f.0 "No such device" "not seized"
+	ktap_check "resets is read-only (0444)" mode_is resets 444
+	ktap_check "resets: the device's methods, the seize's reset ($(reset_noted)), none since" \
+		resets_is "$(reset_noted)" - - yes
 	ktap_check "do_flr is write-only (0200)" mode_is do_flr 200
 	ktap_check "do_flr 'junk' is refused with EINVAL and logged" \
 		attr_refused do_flr junk "Invalid argument" junk
@@ -110,6 +113,26 @@ per_device_attributes() {
 		ktap_check "do_flr $short: no reset method, refused with ENOTTY and logged" \
 			attr_refused do_flr "$short" "Inappropriate ioctl" "no reset method"
 	fi
+	ktap_check "resets: the do_flr's reset ($(reset_noted root-bus))" \
+		resets_is "$(reset_noted)" - "$(reset_noted root-bus)" yes
+}
+# The device's reset methods as resets lists them: its reset_method file with
+# commas, or none.
+reset_methods_of() { tr ' ' ',' < "/sys/bus/pci/devices/$BDF/reset_method" 2>/dev/null || echo none; }
+# What resets says of a reset of $BDF: its first method and ok, or, without a
+# method, none, with the reason no bus reset was done ($1: lab devices without
+# a method, edu, are on the root bus) when one was tried (not at the seize).
+reset_noted() {
+	local m
+	m=$(reset_methods_of)
+	if [ "$m" = none ]; then echo "none${1:+:$1}"; else echo "${m%%,*}:ok"; fi
+}
+# resets_is SEIZE RELEASE DO_FLR ASSIGNABLE: $BDF's line of resets.
+resets_is() {
+	local want line
+	want="$BDF methods=$(reset_methods_of) seize=$1 release=$2 do_flr=$3 assignable=$4"
+	line=$(grep "^$BDF " "$DRV/resets")
+	[ "$line" = "$want" ] || { echo "# resets: '$line', want '$want'"; return 1; }
 }
 doflr_ok() { klog_mark; attr_write do_flr "$1" && klog | grep -q "pciback $BDF: do_flr: reset$"; }
 
@@ -131,8 +154,8 @@ group_rust_sysfs() {
 0000:00:01.0 x|x
 10000:00:01.0|10000
 (00:01.0)|('
-	# 80 results, one for each bad value, and 40 in per_device_attributes.
-	ktap_set_plan $((80 + $(echo "$bad" | wc -l)))
+	# 83 results, one for each bad value, and 43 in per_device_attributes.
+	ktap_set_plan $((83 + $(echo "$bad" | wc -l)))
 
 	[ -n "$(driver_of "$BDF")" ] && echo "$BDF" > "/sys/bus/pci/devices/$BDF/driver/unbind"
 	ktap_check "rust pciback loads without hide=" insmod "$KO"

@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Isolation before export: the DMA peers of a seized device, and what holds each of them.
+//!
+//! The peers are found as the kernel's IOMMU core builds its groups (`pci_device_group()`,
+//! which dom0 under Xen does not run: Xen drives the IOMMU):
+//!
+//! - below the highest bridge above the device whose path to the root bus lacks ACS
+//!   isolation ([`pci::AcsFlags::ISOLATION`]), every device may reach every other: all of
+//!   them are peers (a conventional PCI bus behind a PCIe-to-PCI bridge is such a case);
+//! - otherwise, when the device and another function of its slot both lack ACS (a
+//!   multi-function device without it), that function is a peer.
+//!
+//! What holds each peer, and whether that stops the export, is the shared code's rule
+//! (`common::isolation`). The check runs in the backend's XenStore watch (`export_index`),
+//! before the device is claimed; all backends' watches run on the one `xenwatch` thread, so two
+//! guests' exports are not checked at once. Not covered: SR-IOV virtual functions and ARI
+//! devices (whose functions are not grouped by slot) beyond what the bridges above them say.
+
+use kernel::{
+    pci::{
+        self,
+        AcsFlags, //
+    },
+    xen::DomId,
+};
+
+use crate::{
+    common::{
+        bdf::Bdf,
+        isolation::{
+            Conflicts,
+            Holder, //
+        },
+    },
+    stub::Seized,
+};
+
+/// Finds the DMA peers of `pdev` and returns those that keep it from going to `guest`.
+pub(crate) fn conflicts(pdev: &pci::Device, guest: DomId) -> Conflicts {
+    let mut conflicts = Conflicts::new(guest.into());
+    for_each_peer(pdev, |peer| {
+        if let Some(bdf) = bdf_of(peer) {
+            conflicts.add(bdf, holder(peer, bdf));
+        }
+    });
+    conflicts
+}
+
+/// Calls `f` for every DMA peer of `pdev` (see the module documentation).
+fn for_each_peer(pdev: &pci::Device, mut f: impl FnMut(&pci::Device)) {
+    let top = pdev
+        .upstream_bridges()
+        .take_while(|bridge| !bridge.acs_path_enabled(AcsFlags::ISOLATION))
+        .last();
+    if let Some(top) = top {
+        for dev in pci::Device::all() {
+            if is(&dev, pdev) {
+                continue;
+            }
+            if is(&dev, &top) || dev.upstream_bridges().any(|b| is(&b, &top)) {
+                f(&dev);
+            }
+        }
+        return;
+    }
+
+    if pdev.acs_enabled(AcsFlags::ISOLATION) {
+        return;
+    }
+    for func in 0..8u8 {
+        if func == pdev.func() {
+            continue;
+        }
+        let devfn = (pdev.slot() << 3) | func;
+        let Some(sibling) = pci::Device::get_by_slot(pdev.domain_nr(), pdev.bus_number(), devfn)
+        else {
+            continue;
+        };
+        if !sibling.acs_enabled(AcsFlags::ISOLATION) {
+            f(&sibling);
+        }
+    }
+}
+
+/// Whether `a` and `b` are the same device.
+fn is(a: &pci::Device, b: &pci::Device) -> bool {
+    core::ptr::eq(a, b)
+}
+
+/// The address of `pdev`.
+fn bdf_of(pdev: &pci::Device) -> Option<Bdf> {
+    Bdf::from_raw(
+        pdev.domain_nr(),
+        pdev.bus_number().into(),
+        pdev.devfn().into(),
+    )
+}
+
+/// What holds the peer `peer` at `bdf`.
+fn holder(peer: &pci::Device, bdf: Bdf) -> Holder {
+    if peer.is_bridge() {
+        return Holder::Bridge;
+    }
+    if let Some(seized) = Seized::find(bdf) {
+        return match seized.backend() {
+            Some(backend) => Holder::Guest(backend.domid().into()),
+            None => Holder::Pciback,
+        };
+    }
+    if peer.has_driver() {
+        Holder::Dom0Driver
+    } else {
+        Holder::Nothing
+    }
+}

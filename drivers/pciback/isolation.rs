@@ -7,15 +7,19 @@
 //!
 //! - below the highest bridge above the device whose path to the root bus lacks ACS
 //!   isolation ([`pci::AcsFlags::ISOLATION`]), every device may reach every other: all of
-//!   them are peers (a conventional PCI bus behind a PCIe-to-PCI bridge is such a case);
+//!   them are peers (a conventional PCI bus behind a PCIe-to-PCI bridge is such a case), and
+//!   so are the devices below the other functions of that bridge's slot when neither has ACS
+//!   (a multi-function root port without it);
 //! - otherwise, when the device and another function of its slot both lack ACS (a
 //!   multi-function device without it), that function is a peer.
 //!
 //! What holds each peer, and whether that stops the export, is the shared code's rule
 //! (`common::isolation`). The check runs in the backend's XenStore watch (`export_index`),
-//! before the device is claimed; all backends' watches run on the one `xenwatch` thread, so two
-//! guests' exports are not checked at once. Not covered: SR-IOV virtual functions and ARI
-//! devices (whose functions are not grouped by slot) beyond what the bridges above them say.
+//! once the device is claimed (a peer's export checked later sees this guest hold it); all
+//! backends' watches run on the one `xenwatch` thread, so two guests' exports are not checked
+//! at once. A peer bound to a dom0 driver after the check is not noticed. Not covered: the DMA
+//! alias quirks of some devices (`pci_for_each_dma_alias()`, functions that use another
+//! function's requester ID).
 
 use kernel::{
     pci::{
@@ -53,18 +57,29 @@ fn for_each_peer(pdev: &pci::Device, mut f: impl FnMut(&pci::Device)) {
         .upstream_bridges()
         .take_while(|bridge| !bridge.acs_path_enabled(AcsFlags::ISOLATION))
         .last();
-    if let Some(top) = top {
-        for dev in pci::Device::all() {
-            if is(&dev, pdev) {
-                continue;
-            }
-            if is(&dev, &top) || dev.upstream_bridges().any(|b| is(&b, &top)) {
-                f(&dev);
-            }
-        }
+    let Some(top) = top else {
+        for_each_slot_sibling(pdev, f);
         return;
-    }
+    };
 
+    // `top`, or another function of its slot when neither has ACS (a multi-function root port
+    // without it): the devices below it share the group.
+    let top_shares = !top.acs_enabled(AcsFlags::ISOLATION);
+    let shares = |b: &pci::Device| {
+        is(b, &top) || (top_shares && same_slot(b, &top) && !b.acs_enabled(AcsFlags::ISOLATION))
+    };
+    for dev in pci::Device::all() {
+        if is(&dev, pdev) {
+            continue;
+        }
+        if shares(&dev) || dev.upstream_bridges().any(|b| shares(&b)) {
+            f(&dev);
+        }
+    }
+}
+
+/// Calls `f` for the other functions of `pdev`'s slot when neither they nor `pdev` have ACS.
+fn for_each_slot_sibling(pdev: &pci::Device, mut f: impl FnMut(&pci::Device)) {
     if pdev.acs_enabled(AcsFlags::ISOLATION) {
         return;
     }
@@ -81,6 +96,11 @@ fn for_each_peer(pdev: &pci::Device, mut f: impl FnMut(&pci::Device)) {
             f(&sibling);
         }
     }
+}
+
+/// Whether `a` and `b` are functions of one slot.
+fn same_slot(a: &pci::Device, b: &pci::Device) -> bool {
+    a.domain_nr() == b.domain_nr() && a.bus_number() == b.bus_number() && a.slot() == b.slot()
 }
 
 /// Whether `a` and `b` are the same device.

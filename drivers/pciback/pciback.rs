@@ -62,6 +62,12 @@ module! {
             description: "Let guests write configuration-space fields the engine does not handle",
             permissions: 0o644,
         },
+        // Writable at run time; not in C, which checks nothing (see `isolation`).
+        dma_isolation: AtomicBoolParam {
+            default: AtomicBoolParam::new(true),
+            description: "Refuse to export a device whose DMA peers (no ACS) are used by dom0 or another guest (0: only warn)",
+            permissions: 0o644,
+        },
         // Writable at run time (Linux 7.3's C xen-pciback has no such parameter).
         verbose_request: AtomicBoolParam {
             default: AtomicBoolParam::new(false),
@@ -83,6 +89,11 @@ fn passthrough() -> bool {
 /// The `verbose_request` parameter, read at each request.
 fn verbose_request() -> bool {
     module_parameters::verbose_request.value_ref().get()
+}
+
+/// The `dma_isolation` parameter, read at each export.
+fn dma_isolation() -> bool {
+    module_parameters::dma_isolation.value_ref().get()
 }
 
 /// The global `permissive` parameter.

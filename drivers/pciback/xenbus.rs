@@ -296,13 +296,14 @@ enum Exported {
 
 /// Claims the device named by `dev-i`, places it, and publishes `vdev-i` and `state-i`.
 ///
-/// A device the topology has no place for (the 33rd slot of the virtual bus, a bridge there) is
-/// refused alone: its error is written to the store with `dev_error`, its `state-i` set to
-/// Closed (no `vdev-i`), and the connection goes on with the other devices. C calls
-/// `xenbus_dev_fatal` instead, which closes the whole backend: the guest loses every device,
-/// and `xl pci-detach` then waits in vain for a Connected backend. A device that cannot be
-/// parsed or claimed is still fatal, as in C. On failure or refusal nothing stays claimed or
-/// placed.
+/// A device the topology has no place for (the 33rd slot of the virtual bus, a bridge there),
+/// one whose DMA peers are not isolated from it ([`isolated`]), or one whose bus is still being
+/// reset after a few seconds, is refused alone: its error is written to the store with
+/// `dev_error`, its `state-i` set to Closed (no `vdev-i`), and the connection goes on with the
+/// other devices. C calls `xenbus_dev_fatal` instead, which closes the whole backend: the guest
+/// loses every device, and `xl pci-detach` then waits in vain for a Connected backend. A device
+/// that cannot be parsed or claimed is still fatal, as in C. On failure or refusal nothing stays
+/// claimed or placed.
 fn export_index(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>, i: u32) -> Result<Exported> {
     let node = dev.nodename();
     let value = Nil.read(node, cstr_key(&xs::dev_key(i))?)?;
@@ -311,12 +312,9 @@ fn export_index(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>, i: u32) ->
         EINVAL
     })?;
 
-    if !isolated(dev, shared, host, i)? {
-        return Ok(Exported::Refused);
-    }
-
-    // A secondary bus reset of the device's bus (a sibling's release, a `do_flr`) ends within
-    // about a second: wait for it rather than fail the whole connection.
+    // A secondary bus reset of the device's bus (a sibling's release, a `do_flr`) usually ends
+    // within a second: wait for it a little (on the `xenwatch` thread, which every backend
+    // shares), then refuse the device alone rather than fail the whole connection.
     let mut tries = 0;
     let claimed = loop {
         match Seized::claim(host, shared) {
@@ -327,13 +325,38 @@ fn export_index(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>, i: u32) ->
             r => break r,
         }
     };
-    let seized = claimed.map_err(|e| {
-        dev.dev_fatal(
-            e.to_error(),
-            fmt!("{} is not assignable: {e}", format_args!("{host}")),
-        );
-        e.to_error()
-    })?;
+    let seized = match claimed {
+        Ok(seized) => seized,
+        Err(e @ ClaimError::Resetting) => {
+            refuse_alone(
+                dev,
+                i,
+                e.to_error(),
+                fmt!("refusing {} (dev-{i}): {e}", format_args!("{host}")),
+            )?;
+            return Ok(Exported::Refused);
+        }
+        Err(e) => {
+            dev.dev_fatal(
+                e.to_error(),
+                fmt!("{} is not assignable: {e}", format_args!("{host}")),
+            );
+            return Err(e.to_error());
+        }
+    };
+
+    // Checked once claimed: a peer claimed by another guest from now on sees this one.
+    match isolated(dev, shared, &seized, host, i) {
+        Ok(true) => {}
+        Ok(false) => {
+            seized.unclaim();
+            return Ok(Exported::Refused);
+        }
+        Err(e) => {
+            seized.unclaim();
+            return Err(e);
+        }
+    }
 
     let added = shared.topo.lock().add(seized.clone());
     let guest = match added {
@@ -341,20 +364,16 @@ fn export_index(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>, i: u32) ->
         Err(AddError::Vbus(e)) => {
             seized.unclaim();
             let err = if e == VbusError::Full { ENOMEM } else { EINVAL };
-            dev.dev_error(
+            refuse_alone(
+                dev,
+                i,
                 err,
                 fmt!(
                     "refusing {} (dev-{i}): {}",
                     format_args!("{host}"),
                     format_args!("{e}")
                 ),
-            );
-            Nil.write_fmt(
-                node,
-                cstr_key(&xs::state_key(i))?,
-                fmt!("{}", u32::from(XenbusState::Closed)),
-            )
-            .inspect_err(|e| dev.dev_fatal(*e, fmt!("writing state-{i}")))?;
+            )?;
             return Ok(Exported::Refused);
         }
         Err(AddError::NoMem) => {
@@ -398,22 +417,33 @@ fn export_index(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>, i: u32) ->
 /// (`allow_dma_peers`), refuses it alone, as [`export_index`] refuses a device the topology has
 /// no place for: its error in the store, `state-i` Closed. Returns whether it may be exported.
 ///
-/// A device `pciback` does not hold is left to the claim, which refuses it.
-fn isolated(dev: &xenbus::Device<Core<'_>>, shared: &Shared, host: Bdf, i: u32) -> Result<bool> {
-    let Some(seized) = Seized::find(host) else {
-        return Ok(true);
-    };
+/// `dma_isolation=0` makes every refusal a warning.
+fn isolated(
+    dev: &xenbus::Device<Core<'_>>,
+    shared: &Shared,
+    seized: &Seized,
+    host: Bdf,
+    i: u32,
+) -> Result<bool> {
     let conflicts = isolation::conflicts(seized.pdev(), shared.domid);
     if conflicts.is_empty() {
         return Ok(true);
     }
     let pdev = seized.pdev().as_ref();
-    if seized.dma_peers_allowed() {
+    let allowed = if seized.dma_peers_allowed() {
+        Some("allow_dma_peers")
+    } else if !crate::dma_isolation() {
+        Some("dma_isolation=0")
+    } else {
+        None
+    };
+    if let Some(why) = allowed {
         dev_warn!(
             pdev,
-            "exported to domain {} although it reaches by DMA, without the IOMMU: {} (allow_dma_peers)\n",
+            "exported to domain {} although it reaches by DMA, without the IOMMU: {} ({})\n",
             shared.domid,
-            format_args!("{conflicts}")
+            format_args!("{conflicts}"),
+            why
         );
         return Ok(true);
     }
@@ -423,22 +453,34 @@ fn isolated(dev: &xenbus::Device<Core<'_>>, shared: &Shared, host: Bdf, i: u32) 
         shared.domid,
         format_args!("{conflicts}")
     );
-    dev.dev_error(
+    refuse_alone(
+        dev,
+        i,
         EBUSY,
         fmt!(
             "refusing {} (dev-{i}): not isolated from {} (no ACS)",
             format_args!("{host}"),
             format_args!("{conflicts}")
         ),
-    );
-    let node = dev.nodename();
+    )?;
+    Ok(false)
+}
+
+/// Refuses `dev-i` alone: writes `why` to the store (`dev_error`, with `err`) and sets `state-i`
+/// Closed, without a `vdev-i`; the connection goes on with the other devices.
+fn refuse_alone(
+    dev: &xenbus::Device<Core<'_>>,
+    i: u32,
+    err: Error,
+    why: core::fmt::Arguments<'_>,
+) -> Result {
+    dev.dev_error(err, why);
     Nil.write_fmt(
-        node,
+        dev.nodename(),
         cstr_key(&xs::state_key(i))?,
         fmt!("{}", u32::from(XenbusState::Closed)),
     )
-    .inspect_err(|e| dev.dev_fatal(*e, fmt!("writing state-{i}")))?;
-    Ok(false)
+    .inspect_err(|e| dev.dev_fatal(*e, fmt!("writing state-{i}")))
 }
 
 /// Publishes the roots not published yet, and `root_num`.

@@ -75,6 +75,9 @@ impl Device {
     /// }
     /// ```
     pub fn acs_enabled(&self, flags: AcsFlags) -> bool {
+        // Not exported to modules: this wrapper, built into the kernel, must stay out of line
+        // (no `#[inline]`) for modules to use it.
+        //
         // SAFETY: By its type invariant `self.as_raw` is always a valid pointer to a
         // `struct pci_dev`; the function reads its capability and, for some quirks, its
         // configuration space, which is valid at any time in process context.
@@ -82,7 +85,7 @@ impl Device {
     }
 
     /// Returns whether the device and every bridge above it, up to the root bus, have the ACS
-    /// controls `flags` enabled or need none of them (`pci_acs_path_enabled()` to the root).
+    /// controls `flags` enabled or need none of them (as `pci_acs_path_enabled()` to the root).
     ///
     /// When this holds for a bridge, the devices below it are isolated from the devices
     /// elsewhere in the hierarchy.
@@ -100,12 +103,11 @@ impl Device {
     /// }
     /// ```
     pub fn acs_path_enabled(&self, flags: AcsFlags) -> bool {
-        // SAFETY: By its type invariant `self.as_raw` is always a valid pointer to a
-        // `struct pci_dev`; a NULL end walks to the root bus through the `self` bridges of the
-        // buses above the device, which each bus (held by the device below it) keeps alive.
-        unsafe {
-            bindings::pci_acs_path_enabled(self.as_raw(), core::ptr::null_mut(), flags.as_raw())
-        }
+        // Walked here rather than with `pci_acs_path_enabled(self, NULL, ..)`, which steps to
+        // `bus->self` until a root bus and would reach NULL from a virtual function on a
+        // virtual bus (no bridge, yet not a root); the upstream bridges of a virtual function
+        // are those of its physical function.
+        self.acs_enabled(flags) && self.upstream_bridges().all(|b| b.acs_enabled(flags))
     }
 
     /// Returns whether a driver is bound to the device.

@@ -10,29 +10,16 @@
 
 ISO_F0_ID=1af4:1041
 ISO_F1_ID=1af4:1044
+# QEMU's pci-testdev, on the conventional bus behind the PCIe-to-PCI bridge
+# (the first is a lab device: the 2nd and 3rd are used here).
+ISO_TESTDEV_ID=1b36:0005
 PCIBACK_SYSFS=/sys/bus/pci/drivers/pciback
 
-iso_bdf() { lspci -D -n -d "$1" | awk 'NR == 1 { print $1 }'; }
+iso_bdf() { lspci -D -n -d "$1" | awk -v n="${2:-1}" 'NR == n { print $1 }'; }
 
-# A paused guest $1 given the devices $2... (dev-0, dev-1, ...).
-iso_guest() {
-	local name=$1 did be fe i=0 b
-	shift
-	printf 'name = "%s"\ntype = "pv"\nkernel = "/xenpci/vmlinuz-domU"\nmemory = 64\n' "$name" > "/tmp/$name.cfg"
-	timeout 60 xl create -p "/tmp/$name.cfg" >/dev/null || return 1
-	did=$(xl domid "$name") || return 1
-	be=/local/domain/0/backend/pci/$did/0
-	fe=/local/domain/$did/device/pci/0
-	xenstore-write "$fe/backend" "$be" "$fe/backend-id" 0 "$fe/state" 1 || return 1
-	set --
-	for b in $ISO_DEVS; do
-		set -- "$@" "$be/dev-$i" "$b" "$be/state-$i" 1
-		i=$((i + 1))
-	done
-	xenstore-write "$be/frontend" "$fe" "$be/frontend-id" "$did" "$be/online" 1 "$be/state" 1 \
-		"$be/domain" "$name" "$@" "$be/num_devs" "$i" || return 1
-	xenstore-chmod -r "$be" n0 "r$did" && xenstore-chmod -r "$fe" "n$did" r0
-}
+# A paused guest $1 given the devices of ISO_DEVS (rust-claim's claim_guest).
+# shellcheck disable=SC2086
+iso_guest() { claim_guest "$1" $ISO_DEVS; }
 
 # Guest $1's backend went Initialised, with its device $2 exported (state-$2
 # Initialised, a vdev-$2) or refused alone (state-$2 Closed, no vdev-$2).
@@ -66,10 +53,11 @@ iso_allow_bad() { ! echo "$1" > "$PCIBACK_SYSFS/allow_dma_peers" 2>/dev/null; }
 
 iso_cleanup() {
 	local n
-	for n in isoA isoB isoC isoD isoE; do
+	for n in isoA isoB isoC isoD isoE isoF isoG; do
 		xl domid "$n" >/dev/null 2>&1 && timeout 30 xl destroy "$n"
 	done
-	for n in $F0 $F1; do iso_unbind "$n" >/dev/null 2>&1; done
+	echo 1 > /sys/module/pciback/parameters/dma_isolation 2>/dev/null
+	for n in $F0 $F1 $T2 $T3; do iso_unbind "$n" >/dev/null 2>&1; done
 	rmmod pciback 2>/dev/null
 	rmmod pci-stub 2>/dev/null
 	return 0
@@ -77,11 +65,13 @@ iso_cleanup() {
 
 group_rust_isolation() {
 	ktap_print_header
-	ktap_set_plan 25
+	ktap_set_plan 31
 	trap iso_cleanup EXIT
 	F0=$(iso_bdf $ISO_F0_ID) F1=$(iso_bdf $ISO_F1_ID)
+	T2=$(iso_bdf $ISO_TESTDEV_ID 2) T3=$(iso_bdf $ISO_TESTDEV_ID 3)
 	[ -n "$F0" ] && [ -n "$F1" ] || ktap_exit_fail_msg "no multi-function lab device"
-	echo "# function 0: $F0, function 1: $F1"
+	[ -n "$T2" ] && [ -n "$T3" ] || ktap_exit_fail_msg "no test devices behind the bridge"
+	echo "# function 0: $F0, function 1: $F1; behind the bridge: $T2, $T3"
 	ktap_test_result "rust backend loads" insmod "/lib/modules/$(uname -r)/kernel/drivers/pciback/pciback.ko"
 	ktap_test_result "pci-stub loads" modprobe pci-stub
 	ktap_test_result "$F1 bound to pciback" iso_bind "$F1" pciback
@@ -123,8 +113,23 @@ group_rust_isolation() {
 	ktap_check "guest E gets both functions" \
 		eval 'iso_guest isoE && iso_exported isoE 0 && iso_exported isoE 1'
 	ktap_test_result "E goes" claim_drop isoE
-	ktap_check "rust backend unloads, both functions free again" \
-		eval 'rmmod pciback && iso_unbind "$F0" && iso_unbind "$F1" && rmmod pci-stub'
+
+	# Below a PCIe-to-PCI bridge (no ACS there): every device on the bus is a peer.
+	ktap_check "$T2 bound to pci-stub, $T3 to pciback" \
+		eval 'iso_bind "$T2" pci-stub && iso_bind "$T3" pciback'
+	ISO_DEVS=$T3
+	ktap_check "guest F is refused $T3: $T2 on its bus is used by a dom0 driver" \
+		eval 'iso_guest isoF && iso_refused isoF 0 && be_error isoF "$T2 (used by a dom0 driver)"'
+	ktap_test_result "F goes" claim_drop isoF
+	klog_mark
+	ktap_check "with dma_isolation=0, guest G gets $T3" \
+		eval 'echo 0 > /sys/module/pciback/parameters/dma_isolation && iso_guest isoG && iso_exported isoG 0'
+	ktap_check "dom0's log warns it is not isolated (dma_isolation=0)" \
+		iso_logged "pciback $T3: exported to domain [0-9]+ although .*$T2.*dma_isolation=0"
+	ktap_check "G goes, dma_isolation=1 again" \
+		eval 'claim_drop isoG && echo 1 > /sys/module/pciback/parameters/dma_isolation'
+	ktap_check "rust backend unloads, the functions free again" \
+		eval 'rmmod pciback && iso_unbind "$F0" && iso_unbind "$F1" && iso_unbind "$T2" && iso_unbind "$T3" && rmmod pci-stub'
 	trap - EXIT
 	ktap_finished
 }

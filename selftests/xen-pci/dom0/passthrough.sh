@@ -593,16 +593,22 @@ group_rust_manual() { PROTECT=1 EXPLAIN=1 passthrough_test rust c manual; }
 group_rust_pt() { PROTECT=1 BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF passthrough_test rust c xl; }
 # rust-claim: exclusive claims, checked on the xenstore protocol alone with
 # paused guests whose backend nodes are written by hand (no frontend runs).
+# claim_guest NAME BDF...: a paused guest given the devices (dev-0, dev-1, ...).
 claim_guest() {
-	local name=$1 bdf=$2 did be fe
+	local name=$1 did be fe i=0 b devs=()
+	shift
 	printf 'name = "%s"\ntype = "pv"\nkernel = "/xenpci/vmlinuz-domU"\nmemory = 64\n' "$name" > "/tmp/$name.cfg"
 	timeout 60 xl create -p "/tmp/$name.cfg" >/dev/null || return 1
 	did=$(xl domid "$name") || return 1
 	be=/local/domain/0/backend/pci/$did/0
 	fe=/local/domain/$did/device/pci/0
 	xenstore-write "$fe/backend" "$be" "$fe/backend-id" 0 "$fe/state" 1 || return 1
+	for b in "$@"; do
+		devs+=("$be/dev-$i" "$b" "$be/state-$i" 1)
+		i=$((i + 1))
+	done
 	xenstore-write "$be/frontend" "$fe" "$be/frontend-id" "$did" "$be/online" 1 "$be/state" 1 \
-		"$be/domain" "$name" "$be/dev-0" "$bdf" "$be/state-0" 1 "$be/num_devs" 1 || return 1
+		"$be/domain" "$name" "${devs[@]}" "$be/num_devs" "$i" || return 1
 	xenstore-chmod -r "$be" n0 "r$did" && xenstore-chmod -r "$fe" "n$did" r0
 }
 claim_did() { xl domid "$1" 2>/dev/null; }

@@ -359,14 +359,12 @@ impl<T: Handler + 'static> Registration<T> {
                     EoiMode::Late => bindings::bind_evtchn_to_irqhandler_lateeoi,
                 };
 
-                // SAFETY:
-                // - `port` is a port of this domain, not bound to an IRQ, that we now own (safety
-                //   requirement of `OwnedPort`).
-                // - The handler and its fields are initialised, so the callback may run at once;
-                //   it only accesses `handler`.
-                // - The cookie stays valid until `drop` unbinds the channel: `Self` is pinned, so
-                //   its memory is not reused before `drop` runs (a leaked registration stays
-                //   bound, with a handler that borrows nothing: `T: 'static`).
+                // The callback may run at once: the handler is initialised, and the callback only
+                // accesses it. `Self` is pinned, so its memory is not reused before `drop` unbinds
+                // the channel (a leaked registration stays bound, its handler borrowing nothing).
+                //
+                // SAFETY: `port` is an unbound port of this domain that we own (`OwnedPort`); the
+                // cookie `this` stays valid until `drop` unbinds the channel (see above).
                 let irq = to_result_irq(unsafe {
                     bind(
                         port.0,
@@ -399,15 +397,13 @@ impl<T: Handler + 'static> Registration<T> {
             _pin: PhantomPinned,
             _dev: Some(dev.into()),
             _: {
-                // SAFETY:
-                // - `dev.as_raw()` is a valid, bound xenbus device; the event code keeps a
-                //   pointer to it until the channel is unbound, and `self._dev` keeps it alive
-                //   until then.
-                // - The handler and its fields are initialised, so the callback may run at once;
-                //   it only accesses `handler`.
-                // - The cookie stays valid until `drop` unbinds the channel: `Self` is pinned, so
-                //   its memory is not reused before `drop` runs (a leaked registration stays
-                //   bound, with a handler that borrows nothing: `T: 'static`).
+                // The callback may run at once: the handler is initialised, and the callback only
+                // accesses it. `Self` is pinned, so its memory is not reused before `drop` unbinds
+                // the channel (a leaked registration stays bound, its handler borrowing nothing).
+                //
+                // SAFETY: `dev.as_raw()` is a valid, bound xenbus device, which the event code
+                // keeps a pointer to until the channel is unbound and `self._dev` keeps alive; the
+                // cookie `this` stays valid until `drop` unbinds the channel (see above).
                 let irq = to_result_irq(unsafe {
                     bindings::bind_interdomain_evtchn_to_irqhandler_lateeoi(
                         dev.as_raw(),

@@ -55,7 +55,8 @@ NVME_IMG=$OUT/work/nvme.img
 # pci-testdev: the first is one of the lab devices (a conventional device
 # behind a bridge, a root of its own with passthrough=1); with them a guest's
 # virtual bus gets its 32 slots and a 33rd is asked for (dom0/devices.sh,
-# group_rust_slots).
+# group_rust_slots). rp3 holds QEMU's edu as the two functions of one slot,
+# which only a secondary bus reset resets (dom0/resets.sh).
 TESTDEVS=$(for i in $(seq 1 29); do printf -- '-device pci-testdev,bus=pb0,addr=%02x.0 ' "$i"; done)
 LAB_DEVICES=${LAB_DEVICES-"-device edu,id=edu0 \
 -device virtio-net-pci,disable-legacy=on,multifunction=on,addr=05.0 \
@@ -63,7 +64,9 @@ LAB_DEVICES=${LAB_DEVICES-"-device edu,id=edu0 \
 -device pcie-root-port,id=rp1,chassis=1,addr=06.0 \
 -drive file=$NVME_IMG,if=none,id=nvm,format=raw -device nvme,serial=xenpci1,bus=rp1,drive=nvm \
 -device pcie-root-port,id=rp2,chassis=2,addr=07.0,x-speed=2_5,x-width=1 -device e1000e,id=nic0,bus=rp2 \
--device pcie-pci-bridge,id=pb0,addr=08.0 $TESTDEVS"}
+-device pcie-pci-bridge,id=pb0,addr=08.0 $TESTDEVS \
+-device pcie-root-port,id=rp3,chassis=3,addr=09.0,x-speed=2_5,x-width=1 \
+-device edu,bus=rp3,addr=00.0,multifunction=on -device edu,bus=rp3,addr=00.1"}
 LOGDIR=${LOGDIR:-$OUT/logs}
 # Seconds from QEMU's start to dom0's first group, and from its last group to
 # QEMU's exit (measured: see Documentation/dev-guide.rst, "Time budgets").

@@ -163,15 +163,7 @@ impl Served {
     /// Logs the request and its answer, one line (the caller rate-limits).
     pub(crate) fn log(&self, domid: u16, dropped: u32) {
         let op = &self.op;
-        let cmd = match Command::try_from(op.cmd) {
-            Ok(Command::ConfRead) => "conf_read",
-            Ok(Command::ConfWrite) => "conf_write",
-            Ok(Command::EnableMsi) => "enable_msi",
-            Ok(Command::DisableMsi) => "disable_msi",
-            Ok(Command::EnableMsix) => "enable_msix",
-            Ok(Command::DisableMsix) => "disable_msix",
-            _ => "unknown",
-        };
+        let cmd = Command::try_from(op.cmd).map_or("unknown", Command::name);
         if dropped > 0 {
             pr_info!(
                 "verbose_request: guest {}: {} lines dropped (rate limit)\n",

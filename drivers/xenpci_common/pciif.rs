@@ -172,6 +172,22 @@ impl Command {
         self as u32
     }
 
+    /// The name `pciif.h` gives it, without `XEN_PCI_OP_` (for logs and statistics).
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            Command::ConfRead => "conf_read",
+            Command::ConfWrite => "conf_write",
+            Command::EnableMsi => "enable_msi",
+            Command::DisableMsi => "disable_msi",
+            Command::EnableMsix => "enable_msix",
+            Command::DisableMsix => "disable_msix",
+            Command::AerDetected => "aer_detected",
+            Command::AerResume => "aer_resume",
+            Command::AerMmio => "aer_mmio",
+            Command::AerSlotReset => "aer_slotreset",
+        }
+    }
+
     /// True for the four AER commands (only valid in `aer_op`).
     pub(crate) const fn is_aer(self) -> bool {
         matches!(

@@ -26,13 +26,13 @@ use core::fmt;
 use super::pciif::Command;
 
 /// The commands counted apart, in the order printed; anything else counts as `other`.
-const COMMANDS: [(Command, &str); 6] = [
-    (Command::ConfRead, "conf_read"),
-    (Command::ConfWrite, "conf_write"),
-    (Command::EnableMsi, "enable_msi"),
-    (Command::DisableMsi, "disable_msi"),
-    (Command::EnableMsix, "enable_msix"),
-    (Command::DisableMsix, "disable_msix"),
+const COMMANDS: [Command; 6] = [
+    Command::ConfRead,
+    Command::ConfWrite,
+    Command::EnableMsi,
+    Command::DisableMsi,
+    Command::EnableMsix,
+    Command::DisableMsix,
 ];
 
 /// The error answers -1 to -5 by their `pciif.h` names, then every other negative answer.
@@ -77,7 +77,7 @@ impl Stats {
     pub(crate) fn record(&mut self, cmd: u32, err: i32, ns: u64) {
         let i = COMMANDS
             .iter()
-            .position(|&(c, _)| c as u32 == cmd)
+            .position(|&c| c.raw() == cmd)
             .unwrap_or(COMMANDS.len());
         bump(&mut self.requests[i]);
         if err < 0 {
@@ -154,8 +154,8 @@ impl fmt::Display for Label {
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "requests")?;
-        for (&(_, name), n) in COMMANDS.iter().zip(self.requests.iter()) {
-            write!(f, " {name}={n}")?;
+        for (c, n) in COMMANDS.iter().zip(self.requests.iter()) {
+            write!(f, " {}={n}", c.name())?;
         }
         writeln!(f, " other={}", self.requests[COMMANDS.len()])?;
         write!(f, "errors")?;

@@ -573,7 +573,8 @@ impl Seized {
     /// the device's DMA (a refusal left an NVMe drive faulting in the IOMMU). The release
     /// resets the device again. Fails with `ENODEV` if the driver was unbound meanwhile,
     /// `ENOTTY` if the device has no reset method that applies and its bus cannot be reset
-    /// ([`Seized::reset_bus`]), or with the reset's error; the last two are logged, and the
+    /// ([`Seized::reset_bus`]), `EBUSY` if the bus reset could not run now
+    /// ([`resets::doflr_errno`]), or with the reset's error; the outcome is logged, and the
     /// outcome is noted in `resets` (a failure refuses the device, a success accepts it again).
     pub(crate) fn reset_for_toolstack(&self) -> Result {
         // The device lock first, then `inner`, as `release` and `unbind`: a claim or a release
@@ -605,10 +606,9 @@ impl Seized {
         }
         drop(inner);
         drop(lock);
-        match self.reset_bus(When::DoFlr) {
-            Outcome::Done { errno: 0, .. } => Ok(()),
-            Outcome::Done { errno, .. } => Err(Error::from_errno(errno)),
-            Outcome::NotYet | Outcome::NoMethod(_) => r,
+        match resets::doflr_errno(self.reset_bus(When::DoFlr)) {
+            0 => Ok(()),
+            errno => Err(Error::from_errno(errno)),
         }
     }
 
@@ -752,13 +752,14 @@ impl Seized {
         let mut bus = KVec::new();
         let mut seized = KVec::new();
         let nomem = Blocker::NotSeized(self.bdf);
-        for devfn in 0..=u8::MAX {
-            let Some(pdev) =
-                pci::Device::get_by_slot(self.pdev.domain_nr(), self.pdev.bus_number(), devfn)
-            else {
+        let (domain, number) = (self.pdev.domain_nr(), self.pdev.bus_number());
+        // One walk of the PCI devices (in the order the PCI core found them), not one lookup per
+        // device number.
+        for pdev in pci::Device::all() {
+            if pdev.domain_nr() != domain || pdev.bus_number() != number {
                 continue;
-            };
-            let bdf = Bdf::from_devfn(self.bdf.domain(), self.bdf.bus(), devfn);
+            }
+            let bdf = Bdf::from_devfn(self.bdf.domain(), self.bdf.bus(), pdev.devfn());
             let ours = registry.devices.iter().find(|d| d.bdf == bdf);
             let (bound, held_by) = ours.map_or((false, None), |d| {
                 let inner = d.inner.lock();

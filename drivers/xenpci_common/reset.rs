@@ -117,6 +117,21 @@ pub(crate) fn bus_reset_outcome(errno: i32) -> Outcome {
     }
 }
 
+/// What `do_flr` answers (0 or a negative errno) for a function whose own reset found no
+/// method, after its secondary bus reset ended with `outcome`: 0 if the bus was reset, the
+/// reset's error if it failed, `-EBUSY` if it could not run now (the bus stayed locked, or
+/// another reset of the bus is running and has not finished), else `-ENOTTY` (no method: no
+/// bus reset applies).
+pub(crate) fn doflr_errno(outcome: Outcome) -> i32 {
+    const ENOTTY: i32 = 25;
+    const EBUSY: i32 = 16;
+    match outcome {
+        Outcome::Done { errno, .. } => errno,
+        Outcome::NotYet | Outcome::NoMethod(Some(Blocker::Busy)) => -EBUSY,
+        Outcome::NoMethod(_) => -ENOTTY,
+    }
+}
+
 impl Outcome {
     /// A reset that ran and failed.
     pub(crate) fn failed(&self) -> bool {
@@ -317,6 +332,25 @@ mod tests {
             format!("{r}"),
             "seize=none release=flr:err-5 do_flr=sbr:ok assignable=yes"
         );
+    }
+
+    #[test]
+    fn doflr_answers() {
+        let done = |errno| Outcome::Done { method: SBR, errno };
+        assert_eq!(doflr_errno(done(0)), 0);
+        assert_eq!(doflr_errno(done(-5)), -5);
+        // Busy or another reset of the bus running: not "no method".
+        assert_eq!(doflr_errno(Outcome::NoMethod(Some(Blocker::Busy))), -16);
+        assert_eq!(doflr_errno(Outcome::NotYet), -16);
+        for b in [
+            None,
+            Some(Blocker::RootBus),
+            Some(Blocker::NotResettable),
+            Some(Blocker::Held(bdf(1), 3)),
+            Some(Blocker::NotSeized(bdf(1))),
+        ] {
+            assert_eq!(doflr_errno(Outcome::NoMethod(b)), -25, "{b:?}");
+        }
     }
 
     #[test]

@@ -17,9 +17,11 @@
 //! (`common::isolation`). The check runs in the backend's XenStore watch (`export_index`),
 //! once the device is claimed (a peer's export checked later sees this guest hold it); all
 //! backends' watches run on the one `xenwatch` thread, so two guests' exports are not checked
-//! at once. A peer bound to a dom0 driver after the check is not noticed. Not covered: the DMA
-//! alias quirks of some devices (`pci_for_each_dma_alias()`, functions that use another
-//! function's requester ID).
+//! at once. A peer bound to a dom0 driver after the check is not noticed.
+//!
+//! A DMA alias of the device ([`pci::Device::is_dma_alias_of`]: a function that issues DMA
+//! with another's requester ID, by a quirk) is a peer too, whatever the ACS. Only the
+//! device's own aliases are, not those of its peers (the IOMMU core merges those groups too).
 
 use kernel::{
     pci::{
@@ -51,49 +53,36 @@ pub(crate) fn conflicts(pdev: &pci::Device, guest: DomId) -> Conflicts {
     conflicts
 }
 
-/// Calls `f` for every DMA peer of `pdev` (see the module documentation).
+/// Calls `f` once for every DMA peer of `pdev` (see the module documentation).
 fn for_each_peer(pdev: &pci::Device, mut f: impl FnMut(&pci::Device)) {
     let top = pdev
         .upstream_bridges()
         .take_while(|bridge| !bridge.acs_path_enabled(AcsFlags::ISOLATION))
         .last();
-    let Some(top) = top else {
-        for_each_slot_sibling(pdev, f);
-        return;
-    };
-
-    // `top`, or another function of its slot when neither has ACS (a multi-function root port
-    // without it): the devices below it share the group.
-    let top_shares = !top.acs_enabled(AcsFlags::ISOLATION);
+    let alone = pdev.acs_enabled(AcsFlags::ISOLATION);
+    // Below `top`, or below another function of its slot when neither has ACS (a
+    // multi-function root port without it).
     let shares = |b: &pci::Device| {
-        is(b, &top) || (top_shares && same_slot(b, &top) && !b.acs_enabled(AcsFlags::ISOLATION))
+        top.as_ref().is_some_and(|top| {
+            is(b, top)
+                || (same_slot(b, top)
+                    && !top.acs_enabled(AcsFlags::ISOLATION)
+                    && !b.acs_enabled(AcsFlags::ISOLATION))
+        })
     };
     for dev in pci::Device::all() {
         if is(&dev, pdev) {
             continue;
         }
-        if shares(&dev) || dev.upstream_bridges().any(|b| shares(&b)) {
-            f(&dev);
-        }
-    }
-}
-
-/// Calls `f` for the other functions of `pdev`'s slot when neither they nor `pdev` have ACS.
-fn for_each_slot_sibling(pdev: &pci::Device, mut f: impl FnMut(&pci::Device)) {
-    if pdev.acs_enabled(AcsFlags::ISOLATION) {
-        return;
-    }
-    for func in 0..8u8 {
-        if func == pdev.func() {
-            continue;
-        }
-        let devfn = (pdev.slot() << 3) | func;
-        let Some(sibling) = pci::Device::get_by_slot(pdev.domain_nr(), pdev.bus_number(), devfn)
-        else {
-            continue;
+        let peer = if top.is_some() {
+            shares(&dev) || dev.upstream_bridges().any(|b| shares(&b))
+        } else {
+            // No bridge above without ACS: the other functions of the slot, when neither has
+            // ACS (a multi-function device without it).
+            !alone && same_slot(&dev, pdev) && !dev.acs_enabled(AcsFlags::ISOLATION)
         };
-        if !sibling.acs_enabled(AcsFlags::ISOLATION) {
-            f(&sibling);
+        if peer || pdev.is_dma_alias_of(&dev) {
+            f(&dev);
         }
     }
 }

@@ -118,4 +118,31 @@ impl Device {
         // `struct pci_dev`; the helper only reads the driver pointer once (`READ_ONCE`).
         unsafe { bindings::pci_dev_has_driver(self.as_raw()) }
     }
+
+    /// Returns whether `self` and `other` are DMA aliases of each other
+    /// (`pci_devs_are_dma_aliases()`): one issues DMA with the other's requester ID (a quirk
+    /// of the device, recorded in its DMA alias mask when it was found), or does its DMA
+    /// through the other (`pci_real_dma_dev()`).
+    ///
+    /// The IOMMU core cannot tell such devices apart, whatever their ACS: it puts them in one
+    /// group.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use kernel::pci;
+    /// // The devices the IOMMU sees as `pdev` by their requester ID.
+    /// fn aliases(pdev: &pci::Device) -> usize {
+    ///     pci::Device::all().filter(|d| pdev.is_dma_alias_of(d)).count()
+    /// }
+    /// ```
+    pub fn is_dma_alias_of(&self, other: &Device) -> bool {
+        // Not exported to modules: this wrapper, built into the kernel, must stay out of line
+        // (no `#[inline]`) for modules to use it.
+        //
+        // SAFETY: By their type invariant `self.as_raw` and `other.as_raw` are always valid
+        // pointers to a `struct pci_dev`; the function reads their DMA alias masks, set when
+        // the devices were added, and their real DMA devices.
+        unsafe { bindings::pci_devs_are_dma_aliases(self.as_raw(), other.as_raw()) }
+    }
 }

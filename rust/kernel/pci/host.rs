@@ -1251,8 +1251,11 @@ mod tests {
         Ok(value)
     }
 
+    /// One function at [`DEVFN`] of bus 0, counting the reads, and those of the other numbers
+    /// of bus 0 apart.
     struct OneFunction {
         reads: Atomic<u32>,
+        stray: Atomic<u32>,
     }
 
     impl PciOps for OneFunction {
@@ -1264,6 +1267,9 @@ mod tests {
             width: AccessWidth,
         ) -> Result<u32, PcibiosError> {
             self.reads.fetch_add(1, Relaxed);
+            if bus == 0 && devfn != DEVFN {
+                self.stray.fetch_add(1, Relaxed);
+            }
             config_read(bus, devfn, offset, width)
         }
 
@@ -1305,6 +1311,7 @@ mod tests {
             0,
             OneFunction {
                 reads: Atomic::new(0),
+                stray: Atomic::new(0),
             },
         )?;
         assert!(root.ops().reads.load(Relaxed) > 0);
@@ -1318,6 +1325,7 @@ mod tests {
             0,
             OneFunction {
                 reads: Atomic::new(0),
+                stray: Atomic::new(0),
             },
         );
         assert_eq!(again.err(), Some(EEXIST));
@@ -1362,43 +1370,6 @@ mod tests {
         Ok(())
     }
 
-    /// [`OneFunction`], counting the reads of the other numbers of bus 0 apart.
-    struct Listed {
-        reads: Atomic<u32>,
-        stray: Atomic<u32>,
-    }
-
-    impl PciOps for Listed {
-        fn read(
-            &self,
-            bus: u8,
-            devfn: u8,
-            offset: u16,
-            width: AccessWidth,
-        ) -> Result<u32, PcibiosError> {
-            self.reads.fetch_add(1, Relaxed);
-            if bus == 0 && devfn != DEVFN {
-                self.stray.fetch_add(1, Relaxed);
-            }
-            config_read(bus, devfn, offset, width)
-        }
-
-        fn write(
-            &self,
-            bus: u8,
-            devfn: u8,
-            _offset: u16,
-            _width: AccessWidth,
-            _value: u32,
-        ) -> Result<(), PcibiosError> {
-            if bus != 0 || devfn != DEVFN {
-                return Err(PcibiosError::DeviceNotFound);
-            }
-
-            Ok(())
-        }
-    }
-
     #[test]
     fn root_bus_devfns() -> Result {
         // See `root_bus_lifecycle`.
@@ -1415,11 +1386,11 @@ mod tests {
         let parent: &device::Device<device::Bound> = parent.as_ref().as_ref();
         let listed: DevfnSet = [DEVFN].into_iter().collect();
 
-        let root = RootBus::<ForLt!(Listed)>::scan_devfns(
+        let root = RootBus::<ForLt!(OneFunction)>::scan_devfns(
             parent,
             DOMAIN3,
             0,
-            Listed {
+            OneFunction {
                 reads: Atomic::new(0),
                 stray: Atomic::new(0),
             },
@@ -1499,6 +1470,7 @@ mod tests {
         /// dropping anything, so the bus would outlive a function on the stack.
         static FUNCTION: OneFunction = OneFunction {
             reads: Atomic::new(0),
+            stray: Atomic::new(0),
         };
 
         let parent = faux::Registration::new(c"rust_pci_host_kunit2", None)?;

@@ -92,10 +92,11 @@ overlay() {
 	mv "$meta/manifest.new" "$meta/manifest"
 
 	# Patches: rebuild every patched file from its pristine copy.
-	local work=$meta/work patched patches
+	local work=$meta/work patched list patches=()
 	rm -rf "$work"; mkdir -p "$work"
-	patches=$(kernel_patches) || die "scripts/series and scripts/kernel-patches/ disagree"
-	patched=$(cat $patches /dev/null | sed -n 's#^+++ b/\([^[:space:]]*\).*#\1#p' | sort -u)
+	list=$(kernel_patches) || die "scripts/series and scripts/kernel-patches/ disagree"
+	[ -z "$list" ] || mapfile -t patches <<< "$list"
+	patched=$(cat "${patches[@]}" /dev/null | sed -n 's#^+++ b/\([^[:space:]]*\).*#\1#p' | sort -u)
 	for f in $patched; do
 		if [ ! -f "$meta/pristine/$f" ] && [ ! -f "$meta/pristine/$f.absent" ]; then
 			mkdir -p "$(dirname "$meta/pristine/$f")"
@@ -105,7 +106,7 @@ overlay() {
 		mkdir -p "$(dirname "$work/$f")"
 		[ -f "$meta/pristine/$f" ] && cp "$meta/pristine/$f" "$work/$f"
 	done
-	for p in $patches; do
+	for p in "${patches[@]}"; do
 		(cd "$work" && patch -p1 -s --no-backup-if-mismatch < "$p") ||
 			die "patch $(basename "$p") does not apply to $KERNEL_PKG $pkgver"
 	done

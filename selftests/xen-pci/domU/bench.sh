@@ -1,16 +1,55 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Guest half of the benchmark groups (dom0/bench.sh): xenpci.bench=SECONDS.
+# Two timed runs of cfgbench: 4-byte reads of the ID dword (offset 0), then
+# 1-byte writes of the Interrupt Line (0x3c) with the value it reads (a
+# register every backend keeps virtual: nothing reaches the device). Before
+# each run the guest writes bench_OP_ready and pauses (dom0 reads the CPU time
+# Xen accounted to it), warms up for a second (the first accesses after boot
+# are slower), writes bench_OP_start, runs, then writes bench_OP_result
+# (cfgbench's line), bench_OP_warmup (the warm-up's) and bench_OP_done.
+# Before the runs, bench_scan: how long the frontend's bus scan took
+# (Documentation/benchmark.rst, "Bus scan"), from the kernel log: the Rust
+# frontend's own line, with its probes and config accesses; for the C one the
+# time from "Creating PCI Frontend Bus" to its last "claiming resource".
+bench_scan() {
+	dmesg | awk '
+		function ts(l) { sub(/^\[ */, "", l); sub(/\].*/, "", l); return l + 0 }
+		/pcifront .*scanned [0-9]+ root/ {
+			for (i = 3; i <= NF; i++) {
+				if ($i == "probe(s),") p = $(i - 1)
+				if ($i == "access(es)") a = $(i - 2)
+				if ($i == "ms") ms = $(i - 1)
+			}
+		}
+		/pcifront .*Creating PCI Frontend Bus/ && c0 == "" { c0 = ts($0) }
+		/pcifront .*claiming resource/ { c1 = ts($0) }
+		END {
+			if (ms != "")
+				printf "scan_ms=%s probes=%s accesses=%s\n", ms, p, a
+			else if (c0 != "" && c1 != "")
+				printf "scan_ms=%.0f\n", (c1 - c0) * 1000
+		}'
+}
 
 domU_bench() {
 	secs=$(cmdline_arg bench 0)
 	[ "$secs" -gt 0 ] 2>/dev/null || return 0
 	[ -e "$GDEV/config" ] || return 0
-	# Warm up (the first reads after boot are slower), then measure.
-	cfgbench "$GDEV/config" 1 0 >/dev/null
-	xenstore-write "$XS/bench_start" 1
-	out=$(cfgbench "$GDEV/config" "$secs" 0)
-	echo "# $out"
-	xenstore-write "$XS/bench_result" "$out"
-	xenstore-write "$XS/bench_done" 1
+	scan=$(bench_scan)
+	xenstore-write "$XS/bench_scan" "${scan:-none}"
+	for op in read write; do
+		case $op in
+		read) set -- 0 4 ;;
+		write) set -- 0x3c 1 ;;
+		esac
+		xenstore-write "$XS/bench_${op}_ready" 1
+		nap 3
+		warm=$(cfgbench "$GDEV/config" 1 "$1" "$2" "$op")
+		xenstore-write "$XS/bench_${op}_start" 1
+		out=$(cfgbench "$GDEV/config" "$secs" "$1" "$2" "$op")
+		echo "# $out"
+		xenstore-write "$XS/bench_${op}_result" "${out:-cfgbench failed}" \
+			"$XS/bench_${op}_warmup" "${warm:-cfgbench failed}" "$XS/bench_${op}_done" 1
+	done
 }

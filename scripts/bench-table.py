@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""The table of a `make bench` boot (selftests/xen-pci/dom0/bench.sh).
+
+    scripts/bench-table.py [LOG ...]
+
+Reads the "# bench pair=BACK/FRONT op=read|write|scan ..." lines of each LOG
+(by default the newest bench boot's log in $OUT/logs, OUT being out/ or
+out/$KCONFIG/) and prints, per log, one table per kind of op (config reads,
+writes of the virtual Interrupt Line) with one row per pairing: ops/s, the
+50th and 99th percentiles of one op's latency, the CPU time per op of the
+benchmark process (the guest's; dom0's in the native row), of the guest
+domain (Xen's accounting) and of dom0 (its kernel's), and the ratios of ops/s
+and of CPU per op to the C pair's (c/c) of the same boot. The last row is
+dom0's own ops on the device (the median of its runs, one per group), the
+limit. Then the frontends' bus scan times (the C frontend's from its log
+lines, without a count of its probes), and the issue's goals
+(Documentation/benchmark.rst), met or not by these numbers. With several
+logs, each one's tables, then the same tables of the medians over them (each
+value the median of the boots'; the ratios those of the medians).
+"""
+import glob
+import os
+import re
+import statistics
+import sys
+
+PAIRS = ['c/c', 'rust/rust', 'rust/c', 'c/rust']
+NAMES = {
+    'c/c': 'C back, C front',
+    'rust/rust': 'Rust back, Rust front',
+    'rust/c': 'Rust back, C front',
+    'c/rust': 'C back, Rust front',
+    'dom0-native': 'dom0 native',
+}
+LINE = re.compile(r'# bench (pair=\S+ .*)')
+
+
+def default_logs():
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    kconfig = os.environ.get('KCONFIG', '')
+    out = os.environ.get('OUT') or os.path.join(top, 'out', *([kconfig] if kconfig else []))
+    logs = glob.glob(os.path.join(out, 'logs', 'xen-*-bench-*.log'))
+    return [max(logs, key=os.path.getmtime)] if logs else []
+
+
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse(path):
+    """{(pair, op): [dict, ...]} of the log's bench lines."""
+    runs = {}
+    with open(path, errors='replace') as f:
+        for line in f:
+            m = LINE.search(line.replace('\r', ''))
+            if not m:
+                continue
+            d = dict(kv.split('=', 1) for kv in m.group(1).split() if '=' in kv)
+            d.setdefault('op', 'read')
+            runs.setdefault((d['pair'], d['op']), []).append(d)
+    return runs
+
+
+def value(runs, pair, op, key):
+    """The run's value (the median over runs: dom0-native runs once per group)."""
+    vals = [num(d.get(key)) for d in runs.get((pair, op), [])]
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, digits=0):
+    return '-' if v is None else f'{v:.{digits}f}'
+
+
+def ratio(a, b):
+    return '-' if a is None or not b else f'{a / b:.2f}'
+
+
+COLS = [
+    # header, key, digits, ratio to C
+    ('ops/s', 'ops_per_s', 0, True),
+    ('p50 µs', 'p50_us', 0, False),
+    ('p99 µs', 'p99_us', 0, False),
+    ('proc CPU/op µs', 'guest_process_cpu_us_per_op', 0, False),
+    ('guest CPU/op µs', 'guest_domain_cpu_us_per_op', 0, True),
+    ('dom0 CPU/op µs', 'dom0_cpu_us_per_op', 0, True),
+]
+
+
+def table(runs, op):
+    head = ['pair']
+    for h, _, _, r in COLS:
+        head.append(h)
+        if r:
+            head.append('x C')
+    rows = []
+    pairs = [p for p in PAIRS if (p, op) in runs] + \
+        sorted(p for p, o in runs if o == op and p not in PAIRS and p != 'dom0-native')
+    for p in pairs + (['dom0-native'] if ('dom0-native', op) in runs else []):
+        row = [NAMES.get(p, p)]
+        for _, key, digits, r in COLS:
+            v = value(runs, p, op, key)
+            row.append(fmt(v, digits))
+            if r:
+                row.append(ratio(v, value(runs, 'c/c', op, key)) if p != 'dom0-native' or key == 'ops_per_s' else '-')
+        rows.append(row)
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    rule = ' '.join('=' * w for w in widths)
+    out = [rule, ' '.join(h.ljust(w) for h, w in zip(head, widths)).rstrip(), rule]
+    out += [' '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    out.append(rule)
+    return '\n'.join(out)
+
+
+def scan_table(runs):
+    head = ['pair', 'scan ms', 'x C', 'probes', 'accesses']
+    rows = []
+    for p in [p for p in PAIRS if (p, 'scan') in runs]:
+        ms = value(runs, p, 'scan', 'scan_ms')
+        rows.append([NAMES.get(p, p), fmt(ms), ratio(ms, value(runs, 'c/c', 'scan', 'scan_ms')),
+                     fmt(value(runs, p, 'scan', 'probes')), fmt(value(runs, p, 'scan', 'accesses'))])
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    rule = ' '.join('=' * w for w in widths)
+    out = [rule, ' '.join(h.ljust(w) for h, w in zip(head, widths)).rstrip(), rule]
+    out += [' '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    out.append(rule)
+    return '\n'.join(out)
+
+
+def goals(runs):
+    """The issue's goals for the Rust pair against the C pair (reads)."""
+    rr = value(runs, 'rust/rust', 'read', 'ops_per_s')
+    cr = value(runs, 'c/c', 'read', 'ops_per_s')
+    rd = value(runs, 'rust/rust', 'read', 'dom0_cpu_us_per_op')
+    cd = value(runs, 'c/c', 'read', 'dom0_cpu_us_per_op')
+    r99 = value(runs, 'rust/rust', 'read', 'p99_us')
+    c50 = value(runs, 'c/c', 'read', 'p50_us')
+    lines = []
+
+    def goal(desc, ok, detail):
+        state = 'no data' if ok is None else ('met' if ok else 'not met')
+        lines.append(f'goal {desc}: {state} ({detail})')
+
+    goal('Rust pair read rate >= 2x C pair',
+         None if rr is None or not cr else rr >= 2 * cr, f'{ratio(rr, cr)}x')
+    goal('Rust pair dom0 CPU/op <= 0.5x C pair',
+         None if rd is None or not cd else rd <= 0.5 * cd, f'{ratio(rd, cd)}x')
+    goal("Rust pair read p99 <= C pair read p50",
+         None if r99 is None or c50 is None else r99 <= c50, f'{fmt(r99)} µs vs {fmt(c50)} µs')
+    return '\n'.join(lines)
+
+
+def report(runs):
+    for op, what in (('read', 'config reads (4 bytes at 0x0)'),
+                     ('write', 'config writes (1 byte at 0x3c, the virtual Interrupt Line)')):
+        if any(o == op for _, o in runs):
+            print(f'\n{what}:\n')
+            print(table(runs, op))
+    if any(o == 'scan' for _, o in runs):
+        print('\nbus scan (the guest\'s kernel log; Documentation/benchmark.rst, "Bus scan"):\n')
+        print(scan_table(runs))
+    print()
+    for key, what in (('dom0_idle_cpu_ms_per_s', 'dom0 CPU with no guest (its floor), ms per s'),
+                      ('clock_us', 'cost of the clock read in each timed op, µs')):
+        vals = [num(d.get(key)) for k in runs for d in runs[k]]
+        vals = [v for v in vals if v is not None]
+        if vals:
+            print(f'{what}: median {statistics.median(vals):.1f} '
+                  f'(min {min(vals):.1f}, max {max(vals):.1f})')
+    print()
+    print(goals(runs))
+
+
+def main(argv):
+    logs = argv[1:] or default_logs()
+    if not logs:
+        print('bench-table: no bench log (out/logs/xen-*-bench-*.log)', file=sys.stderr)
+        return 1
+    rc = 0
+    merged = {}
+    for path in logs:
+        runs = parse(path)
+        print(f'# bench table of {path}')
+        if not runs:
+            print('# no "# bench" lines in it')
+            rc = 1
+            continue
+        report(runs)
+        for k, v in runs.items():
+            merged.setdefault(k, []).extend(v)
+    if len(logs) > 1 and merged:
+        # Every value the median of the boots' (ratios: of the medians).
+        print(f'\n# medians over the {len(logs)} boots above')
+        report(merged)
+    return rc
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv))

@@ -81,6 +81,8 @@ impl evtchn::Handler for Events {
 struct SlotState {
     /// Whether a timed-out round trip was logged already (it is logged once per connection).
     timeout_logged: bool,
+    /// How long a round trip spins before it polls (learnt from this connection's answers).
+    spin: roundtrip::Spin,
 }
 
 /// The shared page and the event channel of a connection, and the lock that gives one
@@ -216,8 +218,9 @@ impl OpChannel {
     /// answer: sets `op.err` and `op.value`, and the `vector` of those entries, from it.
     ///
     /// Runs in atomic context. The rules of the wait are those of [`roundtrip`]: the request
-    /// carries the sentinel `err`, a clear bit with the sentinel is not an answer, the poll is
-    /// sliced, and a backend that does not answer within [`roundtrip::OP_TIMEOUT_NS`] gets the
+    /// carries the sentinel `err`, a clear bit with the sentinel is not an answer, the answer
+    /// is first watched for by spinning (at most twice this connection's recent round trip,
+    /// [`roundtrip::SPIN_MAX_NS`] at most), then the poll is sliced, and a backend that does not answer within [`roundtrip::OP_TIMEOUT_NS`] gets the
     /// request withdrawn. Without an answer the operation fails with
     /// `XEN_PCI_ERR_dev_not_found`.
     fn round_trip(&self, op: &mut RawOp, msix: usize) {
@@ -240,7 +243,7 @@ impl OpChannel {
             start: Instant::<Monotonic>::now(),
         };
 
-        match roundtrip::round_trip(&mut page) {
+        match roundtrip::round_trip(&mut page, &mut slot.spin) {
             Outcome::Answered => {}
             Outcome::NotSent => return,
             Outcome::TimedOut | Outcome::Unanswered => {
@@ -334,6 +337,10 @@ impl roundtrip::Channel for Page<'_> {
             .poll(Delta::from_nanos(i64::try_from(ns).unwrap_or(i64::MAX)));
     }
 
+    fn relax(&mut self) {
+        core::hint::spin_loop();
+    }
+
     fn now_ns(&mut self) -> u64 {
         u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(0)
     }
@@ -370,7 +377,10 @@ impl Channel {
         let chan = Arc::pin_init(
             try_pin_init!(OpChannel {
                 slot <- new_raw_spinlock_irq!(
-                    SlotState { timeout_logged: false },
+                    SlotState {
+                        timeout_logged: false,
+                        spin: roundtrip::Spin::new(),
+                    },
                     "pcifront_op_slot"
                 ),
                 ring,

@@ -18,6 +18,12 @@
 //!   before this one polls, and the poll then only returns at its timeout (with interrupts off).
 //! - After [`OP_TIMEOUT_NS`] the request is withdrawn (the bit cleared) and the operation has
 //!   timed out.
+//! - **Before the first poll, the bit is watched by spinning** for at most the [`Spin`] budget:
+//!   twice the recent typical round trip (a moving average of answered ones), at most
+//!   [`SPIN_MAX_NS`]. Blocking in the poll costs a trip through the hypervisor's scheduler
+//!   each way, which the usual answer, back within the budget, does without. The C frontend
+//!   polls with a deadline in the past, which returns at once: it spins with a hypercall per
+//!   turn for the whole wait.
 
 /// The `err` a frontend posts with every request. Backends answer 0, a `XEN_PCI_ERR_*` code
 /// (-1 to -5) or a negative errno (at least -4095): never this.
@@ -28,6 +34,34 @@ pub(crate) const OP_TIMEOUT_NS: u64 = 2_000_000_000;
 
 /// The longest single wait for the backend's event, in nanoseconds.
 pub(crate) const POLL_SLICE_NS: u64 = 1_000_000;
+
+/// The longest spin before the first poll, in nanoseconds.
+pub(crate) const SPIN_MAX_NS: u64 = 2_000_000;
+
+/// The spin budget of a channel: a moving average of its answered round trips.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Spin {
+    /// The average, in nanoseconds (each answered round trip weighs 1/8).
+    avg_ns: u64,
+}
+
+impl Spin {
+    /// No round trip seen: no spin (the first ones poll, and teach the average).
+    pub(crate) const fn new() -> Spin {
+        Spin { avg_ns: 0 }
+    }
+
+    /// How long to spin before the first poll, in nanoseconds.
+    pub(crate) fn budget_ns(&self) -> u64 {
+        self.avg_ns.saturating_mul(2).min(SPIN_MAX_NS)
+    }
+
+    /// Counts an answered round trip of `ns` nanoseconds (a longer one counts as
+    /// [`SPIN_MAX_NS`]: one slow answer, an MSI-X enable say, does not make the next spins long).
+    pub(crate) fn note(&mut self, ns: u64) {
+        self.avg_ns = self.avg_ns - self.avg_ns / 8 + ns.min(SPIN_MAX_NS) / 8;
+    }
+}
 
 /// How many times one request is posted at most (once, and once again after a clear without an
 /// answer).
@@ -50,6 +84,8 @@ pub(crate) trait Channel {
     fn clear_pending(&mut self);
     /// Waits for the event channel for at most `ns` nanoseconds; may return early.
     fn poll(&mut self, ns: u64);
+    /// One turn of a busy wait (the CPU's pause hint).
+    fn relax(&mut self);
     /// A monotonic clock, in nanoseconds.
     fn now_ns(&mut self) -> u64;
 }
@@ -67,14 +103,36 @@ pub(crate) enum Outcome {
     NotSent,
 }
 
-/// Posts the request of `chan` and waits for its answer (see the module documentation).
-pub(crate) fn round_trip(chan: &mut impl Channel) -> Outcome {
+/// Posts the request of `chan` and waits for its answer (see the module documentation); an
+/// answered round trip teaches `spin` its time.
+pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin) -> Outcome {
     let start = chan.now_ns();
+    let outcome = post_and_wait(chan, start, spin.budget_ns());
+    if outcome == Outcome::Answered {
+        spin.note(chan.now_ns().saturating_sub(start));
+    }
+    outcome
+}
+
+/// Spins until `chan`'s bit is clear or `ns` nanoseconds after `from` have passed.
+fn spin_while_active(chan: &mut impl Channel, from: u64, ns: u64) {
+    while chan.active() && chan.now_ns().saturating_sub(from) < ns {
+        chan.relax();
+    }
+}
+
+fn post_and_wait(chan: &mut impl Channel, start: u64, spin_ns: u64) -> Outcome {
     for _ in 0..MAX_POSTS {
         if !chan.write_request() {
             return Outcome::NotSent;
         }
         chan.set_active_and_notify();
+        // Within the deadline: the loop below withdraws the request once it has passed.
+        let posted = chan.now_ns();
+        let left = OP_TIMEOUT_NS.saturating_sub(posted.saturating_sub(start));
+        if spin_ns.min(left) > 0 {
+            spin_while_active(chan, posted, spin_ns.min(left));
+        }
 
         loop {
             if !chan.active() {
@@ -130,6 +188,7 @@ mod tests {
         posts: u32,
         polls: u32,
         longest_poll: u64,
+        turns: u64,
     }
 
     impl Fake {
@@ -144,6 +203,7 @@ mod tests {
                 posts: 0,
                 polls: 0,
                 longest_poll: 0,
+                turns: 0,
             }
         }
 
@@ -197,9 +257,100 @@ mod tests {
             self.longest_poll = self.longest_poll.max(ns);
             self.now += ns;
         }
+        fn relax(&mut self) {
+            self.turns += 1;
+            self.now += TURN_NS;
+        }
         fn now_ns(&mut self) -> u64 {
             self.now
         }
+    }
+
+    /// What one turn of the spin costs the fake.
+    const TURN_NS: u64 = 100;
+
+    fn round_trip(f: &mut Fake) -> Outcome {
+        super::round_trip(f, &mut Spin::new())
+    }
+
+    /// A spin budget that learnt round trips of `ns`.
+    fn learnt(ns: u64) -> Spin {
+        let mut spin = Spin::new();
+        for _ in 0..64 {
+            spin.note(ns);
+        }
+        spin
+    }
+
+    #[test]
+    fn the_first_round_trip_polls_and_teaches_the_spin() {
+        let mut f = Fake::new(Backend::AnswerUnnoticed {
+            delay: 300_000,
+            err: 0,
+        });
+        let mut spin = Spin::new();
+        assert_eq!(spin.budget_ns(), 0);
+        assert_eq!(super::round_trip(&mut f, &mut spin), Outcome::Answered);
+        assert_eq!(f.turns, 0);
+        assert!(f.polls >= 1);
+        assert!(spin.budget_ns() > 0);
+    }
+
+    #[test]
+    fn an_answer_within_the_budget_is_taken_without_a_poll() {
+        let mut f = Fake::new(Backend::AnswerUnnoticed {
+            delay: 300_000,
+            err: -3,
+        });
+        let mut spin = learnt(400_000);
+        assert!(spin.budget_ns() > 600_000, "{}", spin.budget_ns());
+        assert_eq!(super::round_trip(&mut f, &mut spin), Outcome::Answered);
+        assert_eq!(f.err, -3);
+        assert_eq!(f.polls, 0);
+        // Seen at the next turn.
+        let waited = f.now - 1_000;
+        assert!(waited <= 300_000 + TURN_NS, "waited {waited}");
+    }
+
+    #[test]
+    fn a_late_answer_is_polled_for_after_the_budget() {
+        let mut f = Fake::new(Backend::AnswerUnnoticed {
+            delay: 5_000_000,
+            err: 0,
+        });
+        let mut spin = learnt(100_000);
+        let budget = spin.budget_ns();
+        assert_eq!(super::round_trip(&mut f, &mut spin), Outcome::Answered);
+        // Spun for the budget (to the turn), then polled.
+        assert!(f.turns * TURN_NS >= budget);
+        assert!(f.turns * TURN_NS < budget + TURN_NS);
+        assert!(f.polls >= 1);
+        assert!(f.longest_poll <= POLL_SLICE_NS);
+    }
+
+    #[test]
+    fn the_spin_is_bounded_whatever_the_round_trips() {
+        let spin = learnt(u64::MAX);
+        assert_eq!(spin.budget_ns(), SPIN_MAX_NS);
+        let mut f = Fake::new(Backend::Silent);
+        let mut spin = spin;
+        assert_eq!(super::round_trip(&mut f, &mut spin), Outcome::TimedOut);
+        assert!(f.turns * TURN_NS < SPIN_MAX_NS + TURN_NS);
+        let waited = f.now - 1_000;
+        assert!(waited >= OP_TIMEOUT_NS && waited <= OP_TIMEOUT_NS + POLL_SLICE_NS);
+        // A timed-out round trip teaches nothing.
+        assert_eq!(spin.budget_ns(), SPIN_MAX_NS);
+    }
+
+    #[test]
+    fn one_slow_answer_does_not_make_the_spins_long() {
+        let mut spin = learnt(50_000);
+        spin.note(1_000_000_000);
+        assert!(
+            spin.budget_ns() <= 2 * 50_000 + 2 * SPIN_MAX_NS / 8,
+            "{}",
+            spin.budget_ns()
+        );
     }
 
     #[test]

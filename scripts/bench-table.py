@@ -108,6 +108,11 @@ def table(runs, op):
             if r:
                 row.append(ratio(v, value(runs, 'c/c', op, key)) if p != 'dom0-native' or key == 'ops_per_s' else '-')
         rows.append(row)
+    return rst_table(head, rows)
+
+
+def rst_table(head, rows):
+    """An RST simple table of the header `head` and the rows `rows` (lists of strings)."""
     widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
     rule = ' '.join('=' * w for w in widths)
     out = [rule, ' '.join(h.ljust(w) for h, w in zip(head, widths)).rstrip(), rule]
@@ -123,12 +128,7 @@ def scan_table(runs):
         ms = value(runs, p, 'scan', 'scan_ms')
         rows.append([NAMES.get(p, p), fmt(ms), ratio(ms, value(runs, 'c/c', 'scan', 'scan_ms')),
                      fmt(value(runs, p, 'scan', 'probes')), fmt(value(runs, p, 'scan', 'accesses'))])
-    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-    rule = ' '.join('=' * w for w in widths)
-    out = [rule, ' '.join(h.ljust(w) for h, w in zip(head, widths)).rstrip(), rule]
-    out += [' '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    out.append(rule)
-    return '\n'.join(out)
+    return rst_table(head, rows)
 
 
 def goals(runs):

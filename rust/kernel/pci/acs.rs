@@ -74,9 +74,10 @@ impl Device {
     ///     !pdev.acs_enabled(AcsFlags::ISOLATION)
     /// }
     /// ```
+    #[inline(never)]
     pub fn acs_enabled(&self, flags: AcsFlags) -> bool {
         // Not exported to modules: this wrapper, built into the kernel, must stay out of line
-        // (no `#[inline]`) for modules to use it.
+        // for modules to use it.
         //
         // SAFETY: By its type invariant `self.as_raw` is always a valid pointer to a
         // `struct pci_dev`; the function reads its capability and, for some quirks, its
@@ -119,10 +120,10 @@ impl Device {
         unsafe { bindings::pci_dev_has_driver(self.as_raw()) }
     }
 
-    /// Returns whether `self` and `other` are DMA aliases of each other
-    /// (`pci_devs_are_dma_aliases()`): one issues DMA with the other's requester ID (a quirk
-    /// of the device, recorded in its DMA alias mask when it was found), or does its DMA
-    /// through the other (`pci_real_dma_dev()`).
+    /// Returns whether `self` and `other` are DMA aliases of each other: on one bus, one
+    /// issues DMA with the other's requester ID (a quirk of the device, recorded in its DMA
+    /// alias mask when it was found or by its driver), or, on any bus, one does its DMA
+    /// through the other (`pci_real_dma_dev()`, a device behind a VMD controller).
     ///
     /// The IOMMU core cannot tell such devices apart, whatever their ACS: it puts them in one
     /// group.
@@ -136,13 +137,25 @@ impl Device {
     ///     pci::Device::all().filter(|d| pdev.is_dma_alias_of(d)).count()
     /// }
     /// ```
+    #[inline(never)]
     pub fn is_dma_alias_of(&self, other: &Device) -> bool {
         // Not exported to modules: this wrapper, built into the kernel, must stay out of line
-        // (no `#[inline]`) for modules to use it.
+        // for modules to use it.
         //
-        // SAFETY: By their type invariant `self.as_raw` and `other.as_raw` are always valid
-        // pointers to a `struct pci_dev`; the function reads their DMA alias masks, set when
-        // the devices were added, and their real DMA devices.
-        unsafe { bindings::pci_devs_are_dma_aliases(self.as_raw(), other.as_raw()) }
+        // An alias mask holds device numbers of the device's own bus, and
+        // `pci_devs_are_dma_aliases()` does not compare the buses: only the devices of one bus
+        // are compared with it.
+        if self.domain_nr() == other.domain_nr() && self.bus_number() == other.bus_number() {
+            // SAFETY: By their type invariant `self.as_raw` and `other.as_raw` are always
+            // valid pointers to a `struct pci_dev`; the function reads their DMA alias masks
+            // and asks for their real DMA devices.
+            return unsafe { bindings::pci_devs_are_dma_aliases(self.as_raw(), other.as_raw()) };
+        }
+        // SAFETY: As above; `pci_real_dma_dev()` returns the device itself or the one that does
+        // its DMA, only compared here.
+        unsafe {
+            bindings::pci_real_dma_dev(self.as_raw()) == other.as_raw()
+                || bindings::pci_real_dma_dev(other.as_raw()) == self.as_raw()
+        }
     }
 }

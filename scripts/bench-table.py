@@ -193,7 +193,8 @@ def main(argv):
         for k, v in runs.items():
             merged.setdefault(k, []).extend(v)
     if len(logs) > 1 and merged:
-        # Every value the median of the boots' (ratios: of the medians).
+        # Every value the median of all the boots' runs pooled (one run per pairing and op
+        # in a boot; dom0-native: one per group); ratios: of those medians.
         print(f'\n# medians over the {len(logs)} boots above')
         report(merged)
     return rc

@@ -220,9 +220,9 @@ impl OpChannel {
     /// Runs in atomic context. The rules of the wait are those of [`roundtrip`]: the request
     /// carries the sentinel `err`, a clear bit with the sentinel is not an answer, the answer
     /// is first watched for by spinning (at most twice this connection's recent round trip,
-    /// [`roundtrip::SPIN_MAX_NS`] at most), then the poll is sliced, and a backend that does not answer within [`roundtrip::OP_TIMEOUT_NS`] gets the
-    /// request withdrawn. Without an answer the operation fails with
-    /// `XEN_PCI_ERR_dev_not_found`.
+    /// [`roundtrip::SPIN_MAX_NS`] at most), then the poll is sliced, and a backend that does
+    /// not answer within [`roundtrip::OP_TIMEOUT_NS`] gets the request withdrawn. Without an
+    /// answer the operation fails with `XEN_PCI_ERR_dev_not_found`.
     fn round_trip(&self, op: &mut RawOp, msix: usize) {
         let lost = pciif::PciifError::DevNotFound.code();
         let words = op.request_words();

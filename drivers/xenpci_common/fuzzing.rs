@@ -2927,6 +2927,9 @@ struct Chan<'a, 'b> {
     checked_after_clear: bool,
     last_active: Option<bool>,
     last_err: Option<i32>,
+    /// Time spent in spin turns, and the longest turn.
+    spun: u64,
+    longest_turn: u64,
 }
 
 impl Channel for Chan<'_, '_> {
@@ -3008,11 +3011,14 @@ impl Channel for Chan<'_, '_> {
     }
 
     fn relax(&mut self) {
-        self.now += if self.b.is_empty() {
+        let turn = if self.b.is_empty() {
             1_000
         } else {
             u64::from(self.b.u8()) + 1
         };
+        self.now += turn;
+        self.spun += turn;
+        self.longest_turn = self.longest_turn.max(turn);
     }
 
     fn now_ns(&mut self) -> u64 {
@@ -3040,15 +3046,28 @@ fn round_trip(b: &mut Bytes<'_>) {
         checked_after_clear: false,
         last_active: None,
         last_err: None,
+        spun: 0,
+        longest_turn: 0,
     };
+    let budget = spin.budget_ns();
     let out = roundtrip::round_trip(&mut c, &mut spin);
+    if budget == 0 {
+        assert_eq!(c.spun, 0, "spun without a budget");
+    }
+    // Each post spins at most the budget, plus the turn that crosses it; none without one.
+    assert!(
+        c.spun <= u64::from(c.posts) * (budget + c.longest_turn),
+        "spun {} ns, budget {budget} ns, {} posts",
+        c.spun,
+        c.posts
+    );
     assert!(
         !c.active,
         "round trip ended ({out:?}) with the request still posted"
     );
     let elapsed = c.now - c.start.expect("clock read");
-    // A spin that ends at the deadline may overrun it by its last turn (at most 1000 ns here).
-    assert!(elapsed <= OP_TIMEOUT_NS + 1_000, "{elapsed} ns");
+    // Polls stop at the deadline; a spin that ends there may overrun it by its last turn.
+    assert!(elapsed <= OP_TIMEOUT_NS + c.longest_turn, "{elapsed} ns");
     match out {
         roundtrip::Outcome::Answered => {
             assert_eq!(c.last_active, Some(false));

@@ -175,6 +175,8 @@ mod tests {
         /// Clears the bit without answering for the first `stale` posts (a late clear from an
         /// earlier request), then answers at once.
         StaleClears { stale: u32, err: i32 },
+        /// Clears the bit of the first post without answering at `at` ns, then is silent.
+        ClearsOnceAt(u64),
         /// Never answers.
         Silent,
     }
@@ -224,6 +226,11 @@ mod tests {
                         self.err = err;
                     }
                     self.active = false;
+                }
+                Backend::ClearsOnceAt(at) => {
+                    if self.posts == 1 && self.now >= at {
+                        self.active = false;
+                    }
                 }
                 Backend::Silent => {}
             }
@@ -340,6 +347,24 @@ mod tests {
         assert!(waited >= OP_TIMEOUT_NS && waited <= OP_TIMEOUT_NS + POLL_SLICE_NS);
         // A timed-out round trip teaches nothing.
         assert_eq!(spin.budget_ns(), SPIN_MAX_NS);
+    }
+
+    #[test]
+    fn a_spin_stops_at_the_deadline() {
+        // The first post is cleared without an answer 1.5 ms before the deadline, seen at the
+        // end of the poll slice 1 ms before it: the second post's spin (budget 2 ms) ends at
+        // the deadline, and the request is withdrawn.
+        let mut f = Fake::new(Backend::ClearsOnceAt(1_000 + OP_TIMEOUT_NS - 1_500_000));
+        let mut spin = learnt(SPIN_MAX_NS);
+        assert_eq!(spin.budget_ns(), SPIN_MAX_NS);
+        assert_eq!(super::round_trip(&mut f, &mut spin), Outcome::TimedOut);
+        assert_eq!(f.posts, 2);
+        assert!(!f.active);
+        let waited = f.now - 1_000;
+        assert!(
+            waited >= OP_TIMEOUT_NS && waited <= OP_TIMEOUT_NS + TURN_NS,
+            "waited {waited}"
+        );
     }
 
     #[test]

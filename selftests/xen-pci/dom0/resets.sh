@@ -87,7 +87,7 @@ rs_cleanup() {
 }
 
 group_rust_resets() {
-	local pair before
+	local pair before didB
 	ktap_print_header
 	ktap_set_plan 26
 	trap rs_cleanup EXIT
@@ -138,10 +138,12 @@ group_rust_resets() {
 	ISO_DEVS="$E0 $E1"
 	ktap_check "guest B gets both functions" \
 		eval 'iso_guest rsB && iso_exported rsB 0 && iso_exported rsB 1'
+	didB=$(claim_did rsB)
 	klog_mark
 	ktap_check "B goes: both are released" claim_drop rsB
-	ktap_check "the last release reset the bus: one secondary bus reset of the 2" \
-		eval 'wait_for 10 rs_one_sbr && rs_one_sbr'
+	ktap_check "the first release found its sibling held by B, the last reset the bus once" \
+		eval 'wait_for 10 rs_one_sbr && rs_one_sbr &&
+			iso_logged "pciback ($E0|$E1): no secondary bus reset: ($E0|$E1) on the bus is held by guest $didB$"'
 	ktap_check "resets says both were reset at the release, both assignable" \
 		eval 'rs_is "$E0" release sbr:ok && rs_is "$E1" release sbr:ok && rs_is "$E0" assignable yes && rs_is "$E1" assignable yes'
 	ktap_check "both config headers read as at the seize" \

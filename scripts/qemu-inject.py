@@ -18,7 +18,8 @@ repeated). Nothing else reaches the monitor. What the monitor
 answered is printed, one line per request.
 
 Usage: qemu-inject.py LOG SOCKET [PID]
-Ends when killed, or when process PID (the runner) is gone.
+Ends when killed, when process PID (the runner) is gone, or when LOG is
+removed (the run is over).
 """
 
 import os
@@ -83,13 +84,19 @@ def alive(pid):
 
 
 def follow(log, path, poll=0.2, pid=None):
-    """Serves the requests in LOG until killed or until PID is gone."""
+    """Serves the requests in LOG until killed, until PID is gone or until LOG is removed."""
     seen = set()
     while not os.path.exists(log):
+        if pid is not None and not alive(pid):
+            return
         time.sleep(poll)
     pos, partial = 0, ''
     while pid is None or alive(pid):
-        with open(log, 'r', errors='replace') as f:
+        try:
+            f = open(log, 'r', errors='replace')
+        except FileNotFoundError:
+            return  # the run is over and its files gone
+        with f:
             if os.fstat(f.fileno()).st_size < pos:
                 pos, partial = 0, ''  # truncated: a new boot, numbered afresh
                 seen.clear()

@@ -106,6 +106,37 @@ class Follow(unittest.TestCase):
             mon.srv.close()
             self.assertEqual(mon.commands, ['pcie_aer_inject_error rp2 RCVR'])
 
+    def test_ends_when_the_log_is_removed_or_the_runner_gone(self):
+        errors = []
+
+        def run(*args):
+            try:
+                qi.follow(*args)
+            except Exception as e:  # a crash is not an end
+                errors.append(e)
+
+        with tempfile.TemporaryDirectory() as d:
+            sock, log = os.path.join(d, 'sock'), os.path.join(d, 'log')
+            with open(log, 'w') as f:
+                f.write('boot\n')
+            t = threading.Thread(target=run, args=(log, sock, 0.05), daemon=True)
+            t.start()
+            time.sleep(0.3)
+            self.assertTrue(t.is_alive())
+            os.unlink(log)
+            t.join(5)
+            self.assertFalse(t.is_alive())
+            # No log yet, and the runner (a child that has exited) gone.
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            os.waitpid(pid, 0)
+            t = threading.Thread(target=run, args=(log, sock, 0.05, pid), daemon=True)
+            t.start()
+            t.join(5)
+            self.assertFalse(t.is_alive())
+        self.assertEqual(errors, [])
+
     def test_answer_is_one_clean_line(self):
         with tempfile.TemporaryDirectory() as d:
             sock = os.path.join(d, 'sock')

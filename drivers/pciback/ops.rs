@@ -75,8 +75,9 @@ fn enable_msix(dev: &Seized, entries: &[u16]) -> Result<[u16; SH_INFO_MAX_VEC], 
 }
 
 /// Answers `op` with the exported devices of `topo`, and counts it in the statistics of the
-/// device it is for (a request for no device of the guest's is not counted).
-fn answer(op: &RawOp, topo: &Topology) -> Reply {
+/// device it is for (a request for no device of the guest's is not counted), with the
+/// `wait_ns` nanoseconds it waited for service.
+fn answer(op: &RawOp, topo: &Topology, wait_ns: u64) -> Reply {
     let dev = match device(op, topo) {
         Ok(dev) => dev,
         Err(e) => return Response::rejected(op, e).into(),
@@ -84,7 +85,7 @@ fn answer(op: &RawOp, topo: &Topology) -> Reply {
     let start = Instant::<Monotonic>::now();
     let reply = dispatch(op, dev);
     let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    dev.record(op.cmd, reply.response.err, ns);
+    dev.record(op.cmd, reply.response.err, ns, wait_ns);
     reply
 }
 
@@ -189,8 +190,9 @@ impl Served {
     }
 }
 
-/// Serves the pending request, if any, and returns it with its answer.
-pub(crate) fn serve_one(page: &SharedMemory, topo: &Topology) -> Option<Served> {
+/// Serves the pending request, if any, and returns it with its answer; `wait_ns` is how long
+/// it waited since it was announced (statistics).
+pub(crate) fn serve_one(page: &SharedMemory, topo: &Topology, wait_ns: u64) -> Option<Served> {
     let flags = page.atomic_u32(OFFSET_FLAGS).ok()?;
     if flags.load(kernel::sync::atomic::Acquire) & XEN_PCIF_ACTIVE == 0 {
         return None;
@@ -199,7 +201,7 @@ pub(crate) fn serve_one(page: &SharedMemory, topo: &Topology) -> Option<Served> 
     let mut bytes = [0u8; RAW_OP_SIZE];
     page.copy_to_slice(OFFSET_OP, &mut bytes).ok()?;
     let op = RawOp::from_bytes(&bytes);
-    let Reply { response, msix } = answer(&op, topo);
+    let Reply { response, msix } = answer(&op, topo, wait_ns);
 
     // Offsets inside the one mapped page: cannot fail.
     if let Some((pirqs, nvec)) = msix {

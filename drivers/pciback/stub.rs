@@ -918,9 +918,10 @@ impl Seized {
         Ok(())
     }
 
-    /// Counts a request answered `err` after `ns` nanoseconds (debugfs statistics).
-    pub(crate) fn record(&self, cmd: u32, err: i32, ns: u64) {
-        self.stats.lock().record(cmd, err, ns);
+    /// Counts a request answered `err` after `ns` nanoseconds of service and `wait_ns` of
+    /// waiting for it (debugfs statistics).
+    pub(crate) fn record(&self, cmd: u32, err: i32, ns: u64, wait_ns: u64) {
+        self.stats.lock().record(cmd, err, ns, wait_ns);
     }
 }
 

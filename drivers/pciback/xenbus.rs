@@ -53,6 +53,7 @@ use kernel::{
     sync::{
         atomic::{
             Acquire,
+            Atomic,
             AtomicFlag,
             Full,
             Relaxed,
@@ -162,6 +163,7 @@ impl evtchn::Handler for Kick {
             self.shared.aer_done.notify_all();
         }
         if ops::op_pending(&self.page) && !self.shared.queued.xchg(true, Full) {
+            self.shared.kicked();
             // Acknowledged by the work item once the request is answered.
             if workqueue::system().enqueue(self.shared.clone()).is_ok() {
                 return IrqReturn::Handled;
@@ -202,6 +204,9 @@ pub(crate) struct Shared {
     conn: Mutex<Option<Conn>>,
     /// The work item is queued or running.
     queued: AtomicFlag,
+    /// When the work item was last queued, in nanoseconds since `created` (statistics: how
+    /// long a request waits for service).
+    kicked_ns: Atomic<i64>,
     #[pin]
     work: Work<Shared>,
     /// Held for the whole of an AER request: one `aer_op` slot.
@@ -225,10 +230,25 @@ kernel::impl_has_work! {
     impl HasWork<Self> for Shared { self.work }
 }
 
+impl Shared {
+    /// Nanoseconds since `created`.
+    fn now_ns(&self) -> i64 {
+        self.created.elapsed().as_nanos()
+    }
+
+    /// Notes that the work item is being queued, just before queueing it.
+    fn kicked(&self) {
+        self.kicked_ns.store(self.now_ns(), Release);
+    }
+}
+
 impl WorkItem for Shared {
     type Pointer = Arc<Shared>;
 
     fn run(this: Arc<Shared>) {
+        // How long the request waited for this run: the hand-over from the event channel's
+        // interrupt (or from the previous run) to process context.
+        let wait_ns = u64::try_from(this.now_ns() - this.kicked_ns.load(Acquire)).unwrap_or(0);
         let conn = this.conn.lock();
         let Some(conn) = conn.as_ref() else {
             // Disconnected meanwhile; the channel is gone.
@@ -237,7 +257,7 @@ impl WorkItem for Shared {
         };
         let page = &conn.evtchn.handler().page;
         let irq = conn.evtchn.irq();
-        let served = ops::serve_one(page, &this.topo.lock());
+        let served = ops::serve_one(page, &this.topo.lock(), wait_ns);
         if let Some(served) = &served {
             irq.notify();
             if crate::verbose_request() {
@@ -254,6 +274,7 @@ impl WorkItem for Shared {
         // the queue rather than in a loop, so that a guest that keeps flagging requests cannot
         // hold this worker. The channel stays masked; the next run acknowledges it.
         if ops::op_pending(page) && !this.queued.xchg(true, Full) {
+            this.kicked();
             match workqueue::system().enqueue(this.clone()) {
                 Ok(()) => return,
                 Err(_) => this.queued.store(false, Relaxed),
@@ -845,6 +866,7 @@ impl xenbus::Driver for Backend {
                     topo <- new_mutex!(Topology::new(crate::passthrough())),
                     conn <- new_mutex!(None),
                     queued: AtomicFlag::new(false),
+                    kicked_ns: Atomic::new(0),
                     work <- new_work!("pciback::op"),
                     aer <- new_mutex!(()),
                     aer_done <- new_condvar!("pciback::aer_done"),

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Per-device request statistics of the backend, read from debugfs: requests by command,
-//! error answers by code, denied writes, and a histogram of the time each request took to
-//! serve. The glue records and locks; this module counts and formats.
+//! error answers by code, denied writes, a histogram of the time each request took to serve,
+//! and one of the time it waited to be served. The glue records and locks; this module counts
+//! and formats.
 //!
 //! The file reads, one line each (`N` a decimal count):
 //!
@@ -13,7 +14,14 @@
 //! service_us <1=N <2=N <4=N ... <1048576=N >=1048576=N
 //! service_us_p50 <B
 //! service_us_p99 <B
+//! wait_us <1=N <2=N <4=N ... <1048576=N >=1048576=N
+//! wait_us_p50 <B
+//! wait_us_p99 <B
 //! ```
+//!
+//! `wait_us` is the time from the event that announced a request (or from the backend's own
+//! re-queueing of a request flagged while the channel was masked) to the start of its service:
+//! what handing the request from the event channel's interrupt to process context costs.
 //!
 //! An error answer is counted under the name `pciif.h` gives its number (-1 to -5), whatever
 //! the command: the guest cannot tell them apart either (an `enable_msix` refused with `-EIO`
@@ -45,7 +53,7 @@ const ERRORS: [&str; 6] = [
     "errno",
 ];
 
-/// Service-time buckets: `[0, 1)` µs, then `[2^(k-1), 2^k)` µs for `k` in `1..BUCKETS - 1`, and
+/// Histogram buckets: `[0, 1)` µs, then `[2^(k-1), 2^k)` µs for `k` in `1..BUCKETS - 1`, and
 /// the last one from `2^(BUCKETS - 2)` µs (about a second) up.
 pub(crate) const BUCKETS: usize = 22;
 
@@ -58,8 +66,10 @@ pub(crate) struct Stats {
     errors: [u64; ERRORS.len()],
     /// Guest writes the configuration-space engine dropped (permissive off, no field).
     denied_writes: u64,
-    /// Requests by service time ([`BUCKETS`]).
-    service: [u64; BUCKETS],
+    /// Requests by service time.
+    service: Histogram,
+    /// Requests by the time they waited for service.
+    wait: Histogram,
 }
 
 impl Stats {
@@ -69,12 +79,14 @@ impl Stats {
             requests: [0; COMMANDS.len() + 1],
             errors: [0; ERRORS.len()],
             denied_writes: 0,
-            service: [0; BUCKETS],
+            service: Histogram::new(),
+            wait: Histogram::new(),
         }
     }
 
-    /// Counts a request with raw command `cmd`, answered `err`, served in `ns` nanoseconds.
-    pub(crate) fn record(&mut self, cmd: u32, err: i32, ns: u64) {
+    /// Counts a request with raw command `cmd`, answered `err`, served in `ns` nanoseconds
+    /// after waiting `wait_ns` nanoseconds for service.
+    pub(crate) fn record(&mut self, cmd: u32, err: i32, ns: u64, wait_ns: u64) {
         let i = COMMANDS
             .iter()
             .position(|&c| c.raw() == cmd)
@@ -89,7 +101,8 @@ impl Stats {
             };
             bump(&mut self.errors[e]);
         }
-        bump(&mut self.service[bucket(ns)]);
+        self.service.record(ns);
+        self.wait.record(wait_ns);
     }
 
     /// Counts a guest write the engine dropped.
@@ -101,11 +114,26 @@ impl Stats {
     pub(crate) fn requests(&self) -> u64 {
         self.requests.iter().fold(0, |a, &n| a.saturating_add(n))
     }
+}
 
-    /// The bucket holding the `per_mille`-th per mille (at most 1000) of the service times, if
-    /// any.
+/// Counts of durations in power-of-two buckets of microseconds ([`BUCKETS`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Histogram([u64; BUCKETS]);
+
+impl Histogram {
+    /// Nothing counted.
+    const fn new() -> Self {
+        Self([0; BUCKETS])
+    }
+
+    /// Counts a duration of `ns` nanoseconds.
+    fn record(&mut self, ns: u64) {
+        bump(&mut self.0[bucket(ns)]);
+    }
+
+    /// The bucket holding the `per_mille`-th per mille (at most 1000) of the durations, if any.
     fn quantile(&self, per_mille: u64) -> Option<usize> {
-        let total = self.service.iter().fold(0u64, |a, &n| a.saturating_add(n));
+        let total = self.0.iter().fold(0u64, |a, &n| a.saturating_add(n));
         if total == 0 {
             return None;
         }
@@ -116,10 +144,27 @@ impl Stats {
             .saturating_add(((total % 1000) * per_mille).div_ceil(1000))
             .max(1);
         let mut seen = 0u64;
-        self.service.iter().position(|&n| {
+        self.0.iter().position(|&n| {
             seen = seen.saturating_add(n);
             seen >= rank
         })
+    }
+
+    /// Writes the histogram's three lines, named `name`: the buckets, the median and the 99th
+    /// percentile.
+    fn write_lines(&self, f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
+        write!(f, "{name}")?;
+        for (k, n) in self.0.iter().enumerate() {
+            write!(f, " {}={n}", Label(k))?;
+        }
+        writeln!(f)?;
+        for (p, per_mille) in [("p50", 500), ("p99", 990)] {
+            match self.quantile(per_mille) {
+                Some(k) => writeln!(f, "{name}_{p} {}", Label(k))?,
+                None => writeln!(f, "{name}_{p} -")?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -128,7 +173,7 @@ fn bump(n: &mut u64) {
     *n = n.saturating_add(1);
 }
 
-/// The service-time bucket of `ns` nanoseconds.
+/// The bucket of `ns` nanoseconds.
 fn bucket(ns: u64) -> usize {
     let us = ns / 1000;
     // CAST: at most 64.
@@ -164,18 +209,8 @@ impl fmt::Display for Stats {
         }
         writeln!(f)?;
         writeln!(f, "denied_writes {}", self.denied_writes)?;
-        write!(f, "service_us")?;
-        for (k, n) in self.service.iter().enumerate() {
-            write!(f, " {}={n}", Label(k))?;
-        }
-        writeln!(f)?;
-        for (name, per_mille) in [("p50", 500), ("p99", 990)] {
-            match self.quantile(per_mille) {
-                Some(k) => writeln!(f, "service_us_{name} {}", Label(k))?,
-                None => writeln!(f, "service_us_{name} -")?,
-            }
-        }
-        Ok(())
+        self.service.write_lines(f, "service_us")?;
+        self.wait.write_lines(f, "wait_us")
     }
 }
 
@@ -203,32 +238,33 @@ mod tests {
     #[test]
     fn counts_by_command_and_error() {
         let mut s = Stats::new();
-        s.record(0, 0, 500);
-        s.record(0, -2, 500);
-        s.record(1, -3, 1_500);
-        s.record(4, -22, 2_500);
-        s.record(4, -5, 2_500);
-        s.record(99, -4, 10);
-        s.record(6, -4, 10);
+        s.record(0, 0, 500, 0);
+        s.record(0, -2, 500, 0);
+        s.record(1, -3, 1_500, 0);
+        s.record(4, -22, 2_500, 0);
+        s.record(4, -5, 2_500, 0);
+        s.record(99, -4, 10, 0);
+        s.record(6, -4, 10, 0);
         s.denied_write();
         s.denied_write();
         assert_eq!(s.requests, [2, 1, 0, 0, 2, 0, 2]);
         assert_eq!(s.errors, [0, 1, 1, 2, 1, 1]);
         assert_eq!(s.denied_writes, 2);
         assert_eq!(s.requests(), 7);
-        assert_eq!(s.service.iter().sum::<u64>(), 7);
-        assert_eq!(&s.service[..3], &[4, 1, 2]);
+        assert_eq!(s.service.0.iter().sum::<u64>(), 7);
+        assert_eq!(s.wait.0.iter().sum::<u64>(), 7);
+        assert_eq!(&s.service.0[..3], &[4, 1, 2]);
     }
 
     #[test]
     fn the_text_lists_every_count() {
         let mut s = Stats::new();
-        s.record(0, 0, 500);
-        s.record(1, -1, 3_000);
+        s.record(0, 0, 500, 40_000);
+        s.record(1, -1, 3_000, 70_000);
         s.denied_write();
         let text = format!("{s}");
         let lines: std::vec::Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 6, "{text}");
+        assert_eq!(lines.len(), 9, "{text}");
         assert_eq!(
             lines[0],
             "requests conf_read=1 conf_write=1 enable_msi=0 disable_msi=0 enable_msix=0 \
@@ -248,35 +284,46 @@ mod tests {
         assert_eq!(lines[3], want);
         assert_eq!(lines[4], "service_us_p50 <1");
         assert_eq!(lines[5], "service_us_p99 <4");
+        // The waits, apart from the service times: 40 µs and 70 µs.
+        let mut want = String::from("wait_us");
+        for k in 0..BUCKETS - 1 {
+            let n = u32::from(k == 6 || k == 7);
+            want += &format!(" <{}={n}", 1u64 << k);
+        }
+        want += " >=1048576=0";
+        assert_eq!(lines[6], want);
+        assert_eq!(lines[7], "wait_us_p50 <64");
+        assert_eq!(lines[8], "wait_us_p99 <128");
     }
 
     #[test]
     fn percentiles_name_the_bucket_holding_them() {
         let mut s = Stats::new();
-        assert_eq!(s.quantile(500), None);
+        assert_eq!(s.service.quantile(500), None);
         assert!(format!("{s}").contains("service_us_p50 -\nservice_us_p99 -\n"));
+        assert!(format!("{s}").ends_with("wait_us_p50 -\nwait_us_p99 -\n"));
         // 98 fast, 2 slow: p50 fast, p99 slow.
         for _ in 0..98 {
-            s.record(0, 0, 100);
+            s.record(0, 0, 100, 0);
         }
-        s.record(0, 0, 50_000);
-        s.record(0, 0, u64::MAX);
-        assert_eq!(s.quantile(500), Some(0));
-        assert_eq!(s.quantile(980), Some(0));
-        assert_eq!(s.quantile(990), Some(bucket(50_000)));
-        assert_eq!(s.quantile(1000), Some(BUCKETS - 1));
+        s.record(0, 0, 50_000, 0);
+        s.record(0, 0, u64::MAX, 0);
+        assert_eq!(s.service.quantile(500), Some(0));
+        assert_eq!(s.service.quantile(980), Some(0));
+        assert_eq!(s.service.quantile(990), Some(bucket(50_000)));
+        assert_eq!(s.service.quantile(1000), Some(BUCKETS - 1));
         // One sample: every percentile is it.
         let mut one = Stats::new();
-        one.record(0, 0, 5_000);
-        assert_eq!(one.quantile(500), Some(3));
-        assert_eq!(one.quantile(990), Some(3));
+        one.record(0, 0, 5_000, 0);
+        assert_eq!(one.service.quantile(500), Some(3));
+        assert_eq!(one.service.quantile(990), Some(3));
     }
 
     #[test]
     fn counts_saturate_and_clear() {
         let mut s = Stats::new();
         s.requests[0] = u64::MAX;
-        s.record(0, 0, 0);
+        s.record(0, 0, 0, 0);
         assert_eq!(s.requests[0], u64::MAX);
         assert_eq!(s.requests(), u64::MAX);
         s = Stats::new();

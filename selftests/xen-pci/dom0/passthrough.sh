@@ -387,21 +387,22 @@ explained_quirk_accepted() {
 }
 
 # EXPLAIN=1 too: the device's statistics in debugfs (common/stats.rs) while
-# the guest runs: some conf_reads, as many service times as requests (one
-# snapshot), at least the 3 denied writes above, a p99; once the guest is gone
-# a write clears them.
+# the guest runs: some conf_reads, as many service times and as many waits as
+# requests (one snapshot), at least the 3 denied writes above, a p99 of each;
+# once the guest is gone a write clears them.
 STATS_DIR=/sys/kernel/debug/pciback
 stats_sum() { sed -n "s/^$1 //p" | tr ' ' '\n' | sed 's/.*=//' | awk '{ t += $1 } END { print t + 0 }'; }
 stats_counted() {
-	local f=$STATS_DIR/$BDF s reads req svc denied
+	local f=$STATS_DIR/$BDF s reads req svc waits denied
 	s=$(cat "$f" 2>&1) || { echo "# cannot read $f: $s"; ls "$STATS_DIR" 2>&1 | sed 's/^/#   /'; return 1; }
 	echo "$s" | sed 's/^/#   /'
 	reads=$(echo "$s" | sed -n 's/^requests conf_read=\([0-9]*\) .*/\1/p')
 	req=$(echo "$s" | stats_sum requests)
 	svc=$(echo "$s" | stats_sum service_us)
+	waits=$(echo "$s" | stats_sum wait_us)
 	denied=$(echo "$s" | sed -n 's/^denied_writes \([0-9]*\)$/\1/p')
-	[ "${reads:-0}" -gt 0 ] && [ "$req" = "$svc" ] && [ "${denied:-0}" -ge 3 ] &&
-		echo "$s" | grep -q '^service_us_p99 [<>]'
+	[ "${reads:-0}" -gt 0 ] && [ "$req" = "$svc" ] && [ "$req" = "$waits" ] && [ "${denied:-0}" -ge 3 ] &&
+		echo "$s" | grep -q '^service_us_p99 [<>]' && echo "$s" | grep -q '^wait_us_p99 [<>]'
 }
 stats_cleared() {
 	local f=$STATS_DIR/$BDF s
@@ -409,7 +410,8 @@ stats_cleared() {
 	s=$(cat "$f") || return 1
 	if echo "$s" | grep -qx 'requests conf_read=0 conf_write=0 enable_msi=0 disable_msi=0 enable_msix=0 disable_msix=0 other=0' &&
 		echo "$s" | grep -qx 'denied_writes 0' && echo "$s" | grep -qx 'service_us_p50 -' &&
-		[ "$(echo "$s" | stats_sum service_us)" = 0 ]; then
+		echo "$s" | grep -qx 'wait_us_p50 -' &&
+		[ "$(echo "$s" | stats_sum service_us)" = 0 ] && [ "$(echo "$s" | stats_sum wait_us)" = 0 ]; then
 		return 0
 	fi
 	echo "$s" | sed 's/^/#   /'
@@ -518,7 +520,7 @@ passthrough_test() {
 			denied_explained
 		ktap_test_result "the quirks line of a denied write's explanation is accepted by quirks" \
 			explained_quirk_accepted
-		ktap_test_result "the device's debugfs statistics count the guest's requests, their service times and its denied writes" \
+		ktap_test_result "the device's debugfs statistics count the guest's requests, their service times and waits and its denied writes" \
 			stats_counted
 	fi
 	if [ "${VERBOSE:-0}" = 1 ] && [ "$route" = xl ]; then

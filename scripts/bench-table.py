@@ -4,9 +4,9 @@
 
     scripts/bench-table.py [LOG ...]
 
-Reads the "# bench pair=BACK/FRONT op=read|write|scan ..." lines of each LOG
-(by default the newest bench boot's log in $OUT/logs, OUT being out/ or
-out/$KCONFIG/) and prints, per log, one table per kind of op (config reads,
+Reads the "# bench pair=BACK/FRONT op=OP ..." lines (OP read, write, scan,
+read-backend or write-backend) of each LOG (by default the newest bench
+boot's log in $OUT/logs, OUT being out/ or out/$KCONFIG/) and prints, per log, one table per kind of op (config reads,
 writes of the virtual Interrupt Line) with one row per pairing: ops/s, the
 50th and 99th percentiles of one op's latency, the CPU time per op of the
 benchmark process (the guest's; dom0's in the native row), of the guest
@@ -14,7 +14,9 @@ domain (Xen's accounting) and of dom0 (its kernel's), and the ratios of ops/s
 and of CPU per op to the C pair's (c/c) of the same boot. The last row is
 dom0's own ops on the device (the median of its runs, one per group), the
 limit. Then the frontends' bus scan times (the C frontend's from its log
-lines, without a count of its probes), and the issue's goals
+lines, without a count of its probes), the Rust backend's own account of
+each run (its debugfs statistics: the time to serve a request and the time a
+request waited between its event and its service), and the issue's goals
 (Documentation/benchmark.rst), met or not by these numbers. With several
 logs, each one's tables, then the same tables of the medians over them (each
 value the median of the boots'; the ratios those of the medians).
@@ -131,6 +133,37 @@ def scan_table(runs):
     return rst_table(head, rows)
 
 
+def label(runs, pair, op, key):
+    """A bucket label of the backend's statistics ("<64": under 64 µs), the boot's or, over
+    several boots, the median bucket's (the lower one of an even number)."""
+    vals = [d.get(key) for d in runs.get((pair, op), []) if d.get(key) not in (None, '', '-')]
+    if not vals:
+        return '-'
+
+    def bound(v):
+        # ">=1048576" is the bucket above "<1048576".
+        return (num(v.lstrip('<>=')) or 0, v.startswith('>'))
+
+    return sorted(vals, key=bound)[(len(vals) - 1) // 2]
+
+
+def backend_table(runs):
+    """The Rust backend's own times per pairing and op, from its debugfs statistics, beside
+    the round trip the guest saw."""
+    head = ['pair', 'op', 'requests', 'service p50 µs', 'wait p50 µs', 'wait p99 µs',
+            'round trip p50 µs']
+    rows = []
+    for p in PAIRS:
+        for op in ('read', 'write'):
+            if (p, op + '-backend') not in runs:
+                continue
+            b = op + '-backend'
+            rows.append([NAMES.get(p, p), op, fmt(value(runs, p, b, 'requests')),
+                         label(runs, p, b, 'service_p50_us'), label(runs, p, b, 'wait_p50_us'),
+                         label(runs, p, b, 'wait_p99_us'), fmt(value(runs, p, op, 'p50_us'))])
+    return rst_table(head, rows)
+
+
 def goals(runs):
     """The issue's goals for the Rust pair against the C pair (reads)."""
     rr = value(runs, 'rust/rust', 'read', 'ops_per_s')
@@ -163,6 +196,10 @@ def report(runs):
     if any(o == 'scan' for _, o in runs):
         print('\nbus scan (the guest\'s kernel log; Documentation/benchmark.rst, "Bus scan"):\n')
         print(scan_table(runs))
+    if any(o.endswith('-backend') for _, o in runs):
+        print('\nthe Rust backend\'s own times (debugfs; buckets of powers of two,'
+              ' "<64": 32 to 64 µs):\n')
+        print(backend_table(runs))
     print()
     for key, what in (('dom0_idle_cpu_ms_per_s', 'dom0 CPU with no guest (its floor), ms per s'),
                       ('clock_us', 'cost of the clock read in each timed op, µs')):

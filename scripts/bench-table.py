@@ -6,8 +6,9 @@
 
 Reads the "# bench pair=BACK/FRONT op=OP ..." lines (OP read, write, scan,
 read-backend or write-backend) of each LOG (by default the newest bench
-boot's log in $OUT/logs, OUT being out/ or out/$KCONFIG/) and prints, per log, one table per kind of op (config reads,
-writes of the virtual Interrupt Line) with one row per pairing: ops/s, the
+boot's log in $OUT/logs, OUT being out/ or out/$KCONFIG/) and prints, per
+log, one table per kind of op (config reads, writes of the virtual Interrupt
+Line) with one row per pairing: ops/s, the
 50th and 99th percentiles of one op's latency, the CPU time per op of the
 benchmark process (the guest's; dom0's in the native row), of the guest
 domain (Xen's accounting) and of dom0 (its kernel's), and the ratios of ops/s
@@ -134,8 +135,9 @@ def scan_table(runs):
 
 
 def label(runs, pair, op, key):
-    """A bucket label of the backend's statistics ("<64": under 64 µs), the boot's or, over
-    several boots, the median bucket's (the lower one of an even number)."""
+    """A bucket label of the backend's statistics ("<64": under 64 µs), the
+    boot's or, over several boots, the median bucket's (the lower one of an
+    even number)."""
     vals = [d.get(key) for d in runs.get((pair, op), []) if d.get(key) not in (None, '', '-')]
     if not vals:
         return '-'

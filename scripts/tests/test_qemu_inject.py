@@ -5,6 +5,8 @@ QEMU's monitor, each once, as the one HMP command they may name."""
 import importlib.util
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -127,10 +129,9 @@ class Follow(unittest.TestCase):
             t.join(5)
             self.assertFalse(t.is_alive())
             # No log yet, and the runner (a child that has exited) gone.
-            pid = os.fork()
-            if pid == 0:
-                os._exit(0)
-            os.waitpid(pid, 0)
+            child = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
+                                   capture_output=True, text=True, check=True)
+            pid = int(child.stdout)
             t = threading.Thread(target=run, args=(log, sock, 0.05, pid), daemon=True)
             t.start()
             t.join(5)

@@ -678,14 +678,16 @@ impl Seized {
             }
             let r = match late {
                 Some(b) => Err(b),
+                // Probed first, so that an `ENOTTY` of the reset itself is a failure.
+                None if !self.pdev.can_reset_bus() => Err(Skip::Blocked(Blocker::NotResettable)),
                 None => Ok(self.pdev.reset_bus()),
             };
             let retry = matches!(r, Ok(Err(e)) if e == EAGAIN) && attempt < 5;
             let outcome = match r {
                 Err(Skip::Blocked(b)) => Outcome::NoMethod(Some(b)),
                 Err(Skip::Running) => Outcome::NotYet,
-                // `ENOTTY` (the bus cannot be reset) and `EAGAIN` (it stayed locked through
-                // every attempt) reset nothing: no failure.
+                // `EAGAIN` (the bus stayed locked through every attempt) resets nothing: no
+                // failure. Any other error, `ENOTTY` included, is one.
                 Ok(res) => resets::bus_reset_outcome(res.map_or_else(|e| e.to_errno(), |()| 0)),
             };
             for s in seized.iter().take(marked) {
@@ -713,14 +715,14 @@ impl Seized {
                     fsleep(Delta::from_millis(100));
                     continue;
                 }
-                Ok(Err(e)) if e == ENOTTY || e == EAGAIN => {
-                    let why = if e == ENOTTY {
-                        "the bus cannot be reset"
-                    } else {
-                        "the bus stayed busy"
-                    };
-                    dev_info!(dev, "no secondary bus reset: {}\n", why)
+                Ok(Err(e)) if e == EAGAIN => {
+                    dev_info!(dev, "no secondary bus reset: the bus stayed busy\n")
                 }
+                Ok(Err(e)) if e == ENOTTY => dev_err!(
+                    dev,
+                    "secondary bus reset failed: a function did not come back (ENOTTY): its {} function(s) refused for assignment until a reset succeeds\n",
+                    seized.len()
+                ),
                 Ok(Err(e)) => dev_err!(
                     dev,
                     "secondary bus reset failed: {:?}: its {} function(s) refused for assignment until a reset succeeds\n",

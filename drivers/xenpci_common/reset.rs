@@ -102,16 +102,17 @@ pub(crate) enum Outcome {
     },
 }
 
-/// The outcome of a secondary bus reset that returned `errno` (0 or a negative errno).
+/// The outcome of a secondary bus reset that returned `errno` (0 or a negative errno), tried
+/// after the PCI core said it could reset the bus (a bus it cannot reset is
+/// [`Blocker::NotResettable`], found before).
 ///
-/// `ENOTTY` (the PCI core cannot reset the bus: a device on it, or its slot, does not allow it)
-/// and `EAGAIN` (the bus stayed locked by someone else; the caller retries first) reset
-/// nothing: they are no failure of a reset, and do not make the functions unassignable.
+/// `EAGAIN` (the bus stayed locked by someone else; the caller retries first) reset nothing:
+/// no failure, and the functions stay assignable. Any other error is a reset that ran and
+/// failed, `ENOTTY` included: after a successful probe the PCI core answers it when a function
+/// did not come back (the link below a PCIe port did not train again).
 pub(crate) fn bus_reset_outcome(errno: i32) -> Outcome {
-    const ENOTTY: i32 = 25;
     const EAGAIN: i32 = 11;
     match errno {
-        e if e == -ENOTTY => Outcome::NoMethod(Some(Blocker::NotResettable)),
         e if e == -EAGAIN => Outcome::NoMethod(Some(Blocker::Busy)),
         errno => Outcome::Done { method: SBR, errno },
     }
@@ -119,13 +120,15 @@ pub(crate) fn bus_reset_outcome(errno: i32) -> Outcome {
 
 /// What `do_flr` answers (0 or a negative errno) for a function whose own reset found no
 /// method, after its secondary bus reset ended with `outcome`: 0 if the bus was reset, the
-/// reset's error if it failed, `-EBUSY` if it could not run now (the bus stayed locked, or
-/// another reset of the bus is running and has not finished), else `-ENOTTY` (no method: no
-/// bus reset applies).
+/// reset's error if it failed (`-EIO` for an `ENOTTY`, which a writer would take for "no
+/// method"), `-EBUSY` if it could not run now (the bus stayed locked, or another reset of the
+/// bus is running and has not finished), else `-ENOTTY` (no method: no bus reset applies).
 pub(crate) fn doflr_errno(outcome: Outcome) -> i32 {
     const ENOTTY: i32 = 25;
     const EBUSY: i32 = 16;
+    const EIO: i32 = 5;
     match outcome {
+        Outcome::Done { errno, .. } if errno == -ENOTTY => -EIO,
         Outcome::Done { errno, .. } => errno,
         Outcome::NotYet | Outcome::NoMethod(Some(Blocker::Busy)) => -EBUSY,
         Outcome::NoMethod(_) => -ENOTTY,
@@ -339,6 +342,8 @@ mod tests {
         let done = |errno| Outcome::Done { method: SBR, errno };
         assert_eq!(doflr_errno(done(0)), 0);
         assert_eq!(doflr_errno(done(-5)), -5);
+        // A reset that ran and lost a function: not "no method" either.
+        assert_eq!(doflr_errno(done(-25)), -5);
         // Busy or another reset of the bus running: not "no method".
         assert_eq!(doflr_errno(Outcome::NoMethod(Some(Blocker::Busy))), -16);
         assert_eq!(doflr_errno(Outcome::NotYet), -16);
@@ -370,22 +375,38 @@ mod tests {
             }
         );
         assert!(bus_reset_outcome(-5).failed());
-        // The bus could not be reset, or stayed locked: nothing ran, nothing failed.
-        assert_eq!(
-            bus_reset_outcome(-25),
-            Outcome::NoMethod(Some(Blocker::NotResettable))
-        );
+        // The bus stayed locked: nothing ran, nothing failed.
         assert_eq!(
             bus_reset_outcome(-11),
             Outcome::NoMethod(Some(Blocker::Busy))
         );
         let mut r = Record::new();
-        r.note(When::Release, bus_reset_outcome(-25));
+        r.note(
+            When::Release,
+            Outcome::NoMethod(Some(Blocker::NotResettable)),
+        );
         r.note(When::DoFlr, bus_reset_outcome(-11));
         assert_eq!(r.refused(), None);
         assert_eq!(
             format!("{r}"),
             "seize=- release=none:not-resettable do_flr=none:busy assignable=yes"
+        );
+        // After the probe said the bus could be reset, `ENOTTY` is a reset that ran and a
+        // function that did not come back: a failure, which refuses the functions.
+        let lost = bus_reset_outcome(-25);
+        assert_eq!(
+            lost,
+            Outcome::Done {
+                method: SBR,
+                errno: -25
+            }
+        );
+        assert!(lost.failed());
+        r.note(When::Release, lost);
+        assert_eq!(r.refused(), Some((When::Release, lost)));
+        assert_eq!(
+            format!("{r}"),
+            "seize=- release=sbr:err-25 do_flr=none:busy assignable=no"
         );
     }
 

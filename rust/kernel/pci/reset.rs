@@ -128,6 +128,24 @@ impl<Ctx: DeviceContext> Device<Ctx> {
         ResetMethods { methods }
     }
 
+    /// Returns `true` if [`Device::reset_bus`] would reset the device's hotplug slot or its bus
+    /// (`pci_probe_reset_slot()`, `pci_probe_reset_bus()`): the bus has a bridge above it and
+    /// no device on it forbids a bus reset. Nothing is reset.
+    ///
+    /// A [`Device::reset_bus`] that fails with [`ENOTTY`] after this said `true` ran and
+    /// failed, unless the bus changed in between.
+    pub fn can_reset_bus(&self) -> bool {
+        let pdev = self.as_raw();
+        // SAFETY: By its type invariant `self.as_raw` is always a valid pointer to a
+        // `struct pci_dev`, whose `bus` is valid for as long as the device exists and whose `slot`
+        // is NULL or a valid slot (read without a lock, as `pci_reset_bus()` does); both
+        // functions only check whether a reset is possible, and take NULL for "no slot".
+        unsafe {
+            bindings::pci_probe_reset_slot((*pdev).slot) == 0
+                || bindings::pci_probe_reset_bus((*pdev).bus) == 0
+        }
+    }
+
     /// Resets the secondary bus below the device's parent bridge, or its hotplug slot
     /// (`pci_reset_bus()`): every function on that bus (and below it) is reset at once, each
     /// one's configuration space saved before and restored after.
@@ -140,8 +158,10 @@ impl<Ctx: DeviceContext> Device<Ctx> {
     /// Takes the device lock of the bridge and of every function on the bus without waiting,
     /// and fails with [`EAGAIN`] when one is held (so it must not be called with any of them
     /// held, a bus callback of these devices included); fails with [`ENOTTY`] if the bus cannot
-    /// be reset (a root bus, a device that forbids bus resets). May sleep for a long time (the
-    /// reset of a hotplug slot waits for the slot's controller).
+    /// be reset (a root bus, a device that forbids bus resets: see [`Device::can_reset_bus`]),
+    /// and also when the reset ran but a function did not come back after it (the link below a
+    /// PCIe port did not train again). May sleep for a long time (the reset of a hotplug slot
+    /// waits for the slot's controller).
     ///
     /// # Examples
     ///

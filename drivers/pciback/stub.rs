@@ -573,8 +573,8 @@ impl Seized {
     /// the device's DMA (a refusal left an NVMe drive faulting in the IOMMU). The release
     /// resets the device again. Fails with `ENODEV` if the driver was unbound meanwhile,
     /// `ENOTTY` if the device has no reset method that applies and its bus cannot be reset
-    /// ([`Seized::reset_bus`]), `EBUSY` if the bus reset could not run now
-    /// ([`resets::doflr_errno`]), or with the reset's error. The outcome is logged and noted in
+    /// ([`Seized::reset_bus`]), `EBUSY` if the bus reset could not run now, `EIO` if it ran and
+    /// a function did not come back ([`resets::doflr_errno`]), or with the reset's error. The outcome is logged and noted in
     /// `resets` (a failure refuses the device, a success accepts it again).
     pub(crate) fn reset_for_toolstack(&self) -> Result {
         // The device lock first, then `inner`, as `release` and `unbind`: a claim or a release

@@ -33,8 +33,8 @@ pub(crate) enum Blocker {
     NotSeized(Bdf),
     /// This function on the bus is held by a guest (the domain).
     Held(Bdf, u16),
-    /// The PCI core cannot reset the bus (`ENOTTY`: a device on it, or its slot, does not
-    /// allow a bus reset).
+    /// The PCI core cannot reset the bus: asked before the reset (`pci_probe_reset_slot()`,
+    /// `pci_probe_reset_bus()`), a device on it, or its slot, does not allow a bus reset.
     NotResettable,
     /// The bus stayed locked by someone else through every attempt (`EAGAIN`): nothing was
     /// reset.

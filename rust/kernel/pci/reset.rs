@@ -129,19 +129,26 @@ impl<Ctx: DeviceContext> Device<Ctx> {
     }
 
     /// Returns `true` if [`Device::reset_bus`] would reset the device's hotplug slot or its bus
-    /// (`pci_probe_reset_slot()`, `pci_probe_reset_bus()`): the bus has a bridge above it and
-    /// no device on it forbids a bus reset. Nothing is reset.
+    /// (`pci_probe_reset_slot()`, `pci_probe_reset_bus()`, the choice `pci_reset_bus()` makes):
+    /// the bus has a bridge above it and no device on it forbids a bus reset. Nothing is reset.
+    /// May sleep.
     ///
     /// A [`Device::reset_bus`] that fails with [`ENOTTY`] after this said `true` ran and
-    /// failed, unless the bus changed in between.
+    /// failed (the first function below the bridge, or the link, did not come back), unless the
+    /// bus changed in between: a device that forbids bus resets added to it, or the slot's
+    /// hotplug driver gone.
     pub fn can_reset_bus(&self) -> bool {
         let pdev = self.as_raw();
         // SAFETY: By its type invariant `self.as_raw` is always a valid pointer to a
-        // `struct pci_dev`, whose `bus` is valid for as long as the device exists and whose `slot`
-        // is NULL or a valid slot (read without a lock, as `pci_reset_bus()` does); both
-        // functions only check whether a reset is possible, and take NULL for "no slot".
+        // `struct pci_dev`. Its `bus` is never NULL and holds a reference for as long as the
+        // device exists. Its `slot` is NULL or a slot that is only freed (and the field cleared)
+        // when the hotplug driver of the bridge above goes; it is read once, without a lock, as
+        // `pci_reset_bus()` and VFIO read it, and `pci_probe_reset_slot()` takes NULL for "no
+        // slot". Both functions only check whether a reset is possible, walking the bus's
+        // devices without `pci_bus_sem`, as `pci_reset_bus()` does.
         unsafe {
-            bindings::pci_probe_reset_slot((*pdev).slot) == 0
+            let slot = (&raw const (*pdev).slot).read_volatile();
+            bindings::pci_probe_reset_slot(slot) == 0
                 || bindings::pci_probe_reset_bus((*pdev).bus) == 0
         }
     }

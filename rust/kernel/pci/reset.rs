@@ -140,17 +140,17 @@ impl<Ctx: DeviceContext> Device<Ctx> {
     pub fn can_reset_bus(&self) -> bool {
         let pdev = self.as_raw();
         // SAFETY: By its type invariant `self.as_raw` is always a valid pointer to a
-        // `struct pci_dev`. Its `bus` is never NULL and holds a reference for as long as the
-        // device exists. Its `slot` is NULL or a slot that is only freed (and the field cleared)
-        // when the hotplug driver of the bridge above goes; it is read once, without a lock, as
-        // `pci_reset_bus()` and VFIO read it, and `pci_probe_reset_slot()` takes NULL for "no
-        // slot". Both functions only check whether a reset is possible, walking the bus's
-        // devices without `pci_bus_sem`, as `pci_reset_bus()` does.
-        unsafe {
-            let slot = (&raw const (*pdev).slot).read_volatile();
-            bindings::pci_probe_reset_slot(slot) == 0
-                || bindings::pci_probe_reset_bus((*pdev).bus) == 0
-        }
+        // `struct pci_dev`; its `slot` is read once, without a lock, as `pci_reset_bus()` and
+        // VFIO read it.
+        let slot = unsafe { (&raw const (*pdev).slot).read_volatile() };
+        // SAFETY: `slot` is NULL ("no slot", which the function takes) or a slot that is only
+        // freed when the hotplug driver of the bridge above goes; the function only checks
+        // whether a reset is possible, as `pci_reset_bus()` does.
+        let slot_ok = unsafe { bindings::pci_probe_reset_slot(slot) } == 0;
+        // SAFETY: `pdev` is valid (above); its `bus` is never NULL and holds a reference for as
+        // long as the device exists; the function only checks, walking the bus's devices
+        // without `pci_bus_sem`, as `pci_reset_bus()` does.
+        slot_ok || unsafe { bindings::pci_probe_reset_bus((*pdev).bus) } == 0
     }
 
     /// Resets the secondary bus below the device's parent bridge, or its hotplug slot

@@ -11,13 +11,14 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib.sh"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-PLAN=harness-exit1,harness-sleep,harness-after,harness-warn,harness-short,modules,no-such-group \
+PLAN=harness-exit1,harness-clean,harness-sleep,harness-after,harness-warn,harness-short,modules,no-such-group \
 	ONE_BOOT=1 DEVICES= LAB_RETRIES=0 "$top/scripts/run-xen.sh" > "$out" 2>&1
 rc=$?
 
 # description|a line the runner's output must have (grep -E)
 cases="a group that exits 1 after printing only ok lines fails|^not ok harness-exit1: exited with status 1 although every result passed
 a group that outlives its deadline is killed and fails|^not ok harness-sleep: did not finish within its deadline of [0-9]+ s
+a failed group's module is unloaded before the next group|^ok harness-clean: 1 harness: the failed group's backend module was unloaded
 the group after a killed one runs and passes|^ok harness-after: 1 harness: the killed group left no process behind
 a WARNING in dom0's kernel log fails its group|^not ok harness-warn: kernel log: .*WARNING: CPU: 0 PID: [0-9]+ at harness self-test
 a group with fewer results than its plan fails|^not ok harness-short: reported 2 results, its plan is 3

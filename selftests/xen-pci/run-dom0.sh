@@ -75,14 +75,27 @@ kill_session() {
 	done
 }
 
-# What a killed group may have left behind: guests, console streams, modules.
+# What a killed or failed group may have left behind (guests, console streams,
+# modules): gone before the next group, which would otherwise fail for it ($1
+# says when, for the diagnosis lines). A guest with PCI devices takes libxl up
+# to about 20 s per device to destroy while it runs (libxl__wait_for_backend,
+# twice per device): 240 s covers the lab's six.
 group_cleanup() {
-	local id
+	local id when=$1
 	# For the diagnosis: the guests and their PCI connections as they stood.
-	timeout 20 xl list 2>&1 | sed 's/^/# at the deadline: /'
-	timeout 10 xenstore-ls -f /local/domain/0/backend/pci 2>&1 | head -n 40 | sed 's/^/# at the deadline: /'
+	timeout 20 xl list 2>&1 | sed "s/^/# $when: /"
+	timeout 10 xenstore-ls -f /local/domain/0/backend/pci 2>&1 | head -n 40 | sed "s/^/# $when: /"
 	for id in $(timeout 20 xl list 2>/dev/null | awk 'NR > 2 { print $2 }'); do
-		timeout 30 xl destroy "$id" >/dev/null 2>&1
+		timeout 240 xl destroy "$id" >/dev/null 2>&1 || echo "# $when: xl destroy $id failed"
+	done
+	# Xen keeps a device quarantined until xl pci-assignable-remove: another
+	# pci-assignable-add of it would fail. Every device pciback holds (not
+	# xl pci-assignable-list, which leaves out those a half-destroyed guest's
+	# libxl records still name).
+	for id in /sys/bus/pci/drivers/pciback/????:??:??.?; do
+		[ -e "$id" ] || continue
+		echo "# $when: xl pci-assignable-remove -r ${id##*/}"
+		timeout 60 xl pci-assignable-remove -r "${id##*/}" 2>&1 | sed "s/^/# $when: /"
 	done
 	busybox pkill -f "tail -F $CONSOLE_DIR" 2>/dev/null
 	# An unload may hang on what the group broke: a bounded wait, before the
@@ -204,12 +217,14 @@ run_group() {
 			check "$group" "not ok: still stuck in the kernel 30 s after the kill (stack below)"
 			sed 's/^/# stack: /' "/proc/$pid/stack" 2>/dev/null
 		fi
-		group_cleanup
+		group_cleanup "at the deadline"
 		rc=124
 	else
 		wait "$pid"; rc=$?
 		# Whatever the group left running in its session goes with it.
 		kill_session "$pid" 10 || echo "# processes of the group's session survive the kill"
+		# A failed group's guest or module would fail the groups after it.
+		[ "$rc" = 0 ] || group_cleanup "after the failure"
 	fi
 	# Only a leak is a check of its own (the harness's self-test counts each group's checks).
 	kmemleak_clean || [ $? = 2 ] || check "$group" "not ok: kmemleak: $KMEMLEAK_WHY"

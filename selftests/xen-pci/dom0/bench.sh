@@ -184,7 +184,7 @@ bench_test() {
 	ktap_check "every benchmark read returned the first read's value" consistent "${result[read]}"
 	ktap_check "guest write benchmark ran" ran "${result[write]}"
 	ktap_check "the Interrupt Line read back the value the benchmark wrote" consistent "${result[write]}"
-	timeout 30 xl destroy $GUEST
+	destroy_guest "$GUEST"
 	ktap_test_result "guest destroyed" wait_for 20 guest_gone
 	ktap_test_result "xl pci-assignable-remove $BDF" timeout 60 xl pci-assignable-remove "$BDF"
 	# The same ops in dom0 on the device itself: the limit. dom0's CPU per op

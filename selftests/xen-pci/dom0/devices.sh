@@ -446,7 +446,7 @@ devices_test() {
 	[ "$mode" = vbus ] && [ "$back/$front" != c/c ] && hotplug_tests "$did" "$back"
 	release_in_recovery "$back" "$front" "$mode" && release_in_recovery_tests "$did"
 
-	timeout 30 xl destroy $GUEST
+	destroy_guest "$GUEST" "$(echo $DEVS | wc -w)"
 	stop_guest_console
 	ktap_test_result "guest destroyed" wait_for 20 guest_gone
 	ktap_check "the devices are still with pciback" all_bound_to_pciback

@@ -4,12 +4,23 @@
 # purpose, each in a way the runner must see. Never in the default plan.
 
 # Prints only passing results, then exits 1: the verdict must fail the group.
+# It leaves the C backend loaded, as a failed passthrough group may: the
+# runner must unload it before the next group (harness-clean).
 group_harness_exit1() {
 	ktap_print_header
 	ktap_set_plan 2
-	ktap_test_pass "harness: a result that passes"
+	ktap_check "harness: the C backend loads" modprobe xen-pciback
 	ktap_test_pass "harness: another result that passes"
 	exit 1
+}
+
+# Runs right after harness-exit1: the module that group left is gone.
+no_backend_module() { ! grep -qE '^(xen_pciback|pciback) ' /proc/modules; }
+group_harness_clean() {
+	ktap_print_header
+	ktap_set_plan 1
+	ktap_check "harness: the failed group's backend module was unloaded" no_backend_module
+	ktap_finished
 }
 
 # Outlives its deadline (groups.conf): dom0 must kill it and its children.

@@ -79,7 +79,7 @@ rogue_guest() {
 # Destroys the rogue guest; its backend device and the domain must go.
 rogue_destroy() {
 	local mode=$1 did=$ROGUE_DID
-	ktap_check "$mode guest destroyed" timeout 60 xl destroy $GUEST
+	ktap_check "$mode guest destroyed" destroy_guest "$GUEST"
 	stop_guest_console
 	ktap_check "$mode guest gone" wait_secs 20 guest_gone
 	if wait_secs 30 be_gone "$did"; then

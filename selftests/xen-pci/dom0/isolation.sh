@@ -54,7 +54,7 @@ iso_allow_bad() { ! echo "$1" > "$PCIBACK_SYSFS/allow_dma_peers" 2>/dev/null; }
 iso_cleanup() {
 	local n
 	for n in isoA isoB isoC isoD isoE isoF isoG; do
-		xl domid "$n" >/dev/null 2>&1 && timeout 30 xl destroy "$n"
+		xl domid "$n" >/dev/null 2>&1 && destroy_guest "$n" 2
 	done
 	echo 1 > /sys/module/pciback/parameters/dma_isolation 2>/dev/null
 	for n in $F0 $F1 $T2 $T3; do iso_unbind "$n" >/dev/null 2>&1; done

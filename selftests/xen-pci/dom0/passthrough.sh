@@ -205,6 +205,18 @@ guest_results() {
 # contain spaces are functions.
 guest_gone() { ! xl domid "$GUEST" >/dev/null 2>&1; }
 
+# xl destroy of guest $1, which holds $2 PCI devices (default 1), and how long
+# it took. libxl detaches each device from the running guest first, waiting up
+# to 10 s twice for the backend (libxl__wait_for_backend) while the guest's
+# drivers let go, then resets and deassigns it: 60 s and 30 s per device bound
+# that on a slow machine. The caller checks that the guest is gone.
+destroy_guest() {
+	local t=$SECONDS n=${2:-1} rc
+	timeout $((60 + 30 * n)) xl destroy "$1"; rc=$?
+	echo "# xl destroy $1 ($n device(s)) took $((SECONDS - t)) s"
+	return $rc
+}
+
 guest_count() { timeout 10 xenstore-read "$(xs_guest "$1")/$2" 2>/dev/null; }
 
 # The backend device of guest $1 after its frontend closed: still there and
@@ -557,7 +569,7 @@ passthrough_test() {
 				resets_is "$(reset_noted)" "$(reset_noted root-bus)" "$(reset_noted root-bus)" yes
 	fi
 
-	timeout 30 xl destroy $GUEST
+	destroy_guest "$GUEST"
 	# Stop streaming this guest's console (tail -F would follow the next one).
 	stop_guest_console
 	ktap_test_result "guest destroyed" wait_for 20 guest_gone

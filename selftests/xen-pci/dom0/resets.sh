@@ -79,7 +79,7 @@ rs_one_sbr() {
 rs_cleanup() {
 	local n
 	for n in rsA rsB rsC; do
-		xl domid "$n" >/dev/null 2>&1 && timeout 30 xl destroy "$n"
+		xl domid "$n" >/dev/null 2>&1 && destroy_guest "$n" 2
 	done
 	for n in $E0 $E1; do iso_unbind "$n" >/dev/null 2>&1; done
 	rmmod pciback 2>/dev/null

@@ -4,8 +4,9 @@
 # The harness's own test: one boot of groups that are broken on purpose
 # (selftests/xen-pci/dom0/harness.sh), without the device under test, and a
 # group name that does not exist. Each must fail with the reason the runner is
-# expected to give; the group after the one killed at its deadline must run
-# and pass. KTAP on stdout, "harness: N passed, N failed" last.
+# expected to give; the group after the one that exits 1 must find the
+# module that one left unloaded, and the group after the one killed at its
+# deadline must run and pass. KTAP on stdout, "harness: N passed, N failed" last.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib.sh"

@@ -17,9 +17,21 @@ mangled on the console; a request the monitor did not take is sent again when
 repeated). Nothing else reaches the monitor. What the monitor
 answered is printed, one line per request.
 
+It also watches for a machine that can no longer make progress: every
+WATCH_EVERY seconds it reads the vCPUs' registers ("info registers -a"); a
+vCPU that is not halted and sits at one address in Xen's text for STALL_SECS
+(Xen spinning, e.g. in a rendezvous for an interrupt QEMU never delivered to
+the other, halted vCPU) makes it print one line
+
+    XENPCI-EMULATOR-STALL: ...
+
+and stop QEMU ("quit"), instead of the boot waiting out its whole limit.
+The runner copies that line into the boot's log, where the verdict takes it
+as the emulator's failure, like a QEMU crash.
+
 Usage: qemu-inject.py LOG SOCKET [PID]
-Ends when killed, when process PID (the runner) is gone, or when LOG is
-removed (the run is over).
+Ends when killed, when process PID (the runner) is gone, when LOG is
+removed (the run is over), or after stopping a stalled QEMU.
 """
 
 import os
@@ -30,6 +42,12 @@ import time
 
 REQUEST = re.compile(r'^XENPCI-QEMU-AER ([0-9]{1,6}) ([a-z][a-z0-9_-]{0,31} [A-Z][A-Z_]{1,31})$')
 PROMPT = b'(qemu) '
+# One vCPU in "info registers -a" (its lines joined by clean()).
+VCPU = re.compile(r'RIP=([0-9a-f]{16}) RFL=\S+ \[[^\]]*\] CPL=\d .*?HLT=([01])')
+# Xen's text on x86-64 (Xen 4.17's starts at 0xffff82d040200000).
+XEN_TEXT = range(0xffff82d040000000, 0xffff82d080000000)
+WATCH_EVERY = 10.0
+STALL_SECS = 180.0
 
 
 def parse(line):
@@ -73,6 +91,38 @@ def send(path, command, timeout=20.0):
         return clean(read_until_prompt(sock, deadline), command)
 
 
+def vcpus(dump):
+    """(RIP, halted) of each vCPU in the monitor's "info registers -a" answer."""
+    return [(int(m.group(1), 16), m.group(2) == '1') for m in VCPU.finditer(dump)]
+
+
+class Stall:
+    """Tells when a vCPU has run, not halted, at one address in Xen's text
+    for `secs`: from one sample to the next a running vCPU moves on, so the
+    same address every time is a spin that does not end."""
+
+    def __init__(self, secs=STALL_SECS):
+        self.secs = secs
+        self.since = {}  # vCPU -> (RIP, time first seen there)
+
+    def sample(self, now, cpus):
+        """Takes one sample; the stall's description, or None."""
+        for i, (rip, halted) in enumerate(cpus):
+            if halted or rip not in XEN_TEXT:
+                self.since.pop(i, None)
+                continue
+            prev = self.since.get(i)
+            if prev is None or prev[0] != rip:
+                self.since[i] = (rip, now)
+            elif now - prev[1] >= self.secs:
+                others = ', '.join('vCPU %d at %#x%s' % (j, r, ' halted' if h else '')
+                                   for j, (r, h) in enumerate(cpus) if j != i)
+                return ('vCPU %d ran at Xen address %#x, not halted, for %d s (%s): '
+                        'the machine is stuck; QEMU stopped'
+                        % (i, rip, now - prev[1], others or 'no other vCPU'))
+        return None
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -83,9 +133,28 @@ def alive(pid):
     return True
 
 
-def follow(log, path, poll=0.2, pid=None):
-    """Serves the requests in LOG until killed, until PID is gone or until LOG is removed."""
+def watch(path, stall, now):
+    """One sample of the vCPUs; True when QEMU was stopped for a stall."""
+    try:
+        cpus = vcpus(send(path, 'info registers -a'))
+    except OSError:
+        return False  # no monitor yet, or QEMU is gone
+    why = stall.sample(now, cpus)
+    if why is None:
+        return False
+    print('XENPCI-EMULATOR-STALL: %s' % why, flush=True)
+    try:
+        send(path, 'quit', timeout=5.0)
+    except OSError:
+        pass  # it quit before it answered
+    return True
+
+
+def follow(log, path, poll=0.2, pid=None, stall=None, every=WATCH_EVERY):
+    """Serves the requests in LOG until killed, until PID is gone or until LOG
+    is removed; with STALL, stops QEMU when it finds the machine stuck."""
     seen = set()
+    next_watch = time.monotonic() + every
     while not os.path.exists(log):
         if pid is not None and not alive(pid):
             return
@@ -115,13 +184,18 @@ def follow(log, path, poll=0.2, pid=None):
             except OSError as e:
                 answer = 'monitor error: %s' % e
             print('request %d: %s: %s' % (req[0], req[1], answer), flush=True)
+        if stall is not None and time.monotonic() >= next_watch:
+            if watch(path, stall, time.monotonic()):
+                return
+            next_watch = time.monotonic() + every
         time.sleep(poll)
 
 
 def main():
     if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
-    follow(sys.argv[1], sys.argv[2], pid=int(sys.argv[3]) if len(sys.argv) == 4 else None)
+    follow(sys.argv[1], sys.argv[2], pid=int(sys.argv[3]) if len(sys.argv) == 4 else None,
+           stall=Stall())
 
 
 if __name__ == '__main__':

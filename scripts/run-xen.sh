@@ -25,9 +25,10 @@
 #               with MSI-X and AER behind a PCIe root port, a multi-function
 #               device, an NVMe drive behind another root port backed by a
 #               file made here, 29 conventional test devices behind a
-#               PCIe-to-PCI bridge; see dom0/devices.sh). That boot's QEMU has a
-#               monitor, through which scripts/qemu-inject.py injects the
-#               PCIe errors dom0 asks for.
+#               PCIe-to-PCI bridge; see dom0/devices.sh). Every boot's QEMU has
+#               a monitor, through which scripts/qemu-inject.py injects the
+#               PCIe errors dom0 asks for and stops a machine stuck in Xen
+#               (a vCPU spinning at one address for 180 s: a lab failure).
 #   LAB_RETRIES reruns of a boot allowed for a failure the log ties to the lab
 #               (default 1)
 #   OUT         where the images are (default out/, out/debug/ with KCONFIG=debug)
@@ -99,13 +100,13 @@ boot() {
 		[ -f "$out/$f" ] || die "$out/$f missing: run scripts/images.sh first"
 	done
 	: > "$log"
-	if [ -n "$inject" ]; then
-		# A monitor for the errors dom0 asks for (dom0/devices.sh, aer_inject).
-		mondir=$(mktemp -d /tmp/xenpci-monitor.XXXXXX)
-		monitor=(-monitor "unix:$mondir/sock,server=on,wait=off")
-		python3 "$top/scripts/qemu-inject.py" "$log" "$mondir/sock" $$ > "$log.monitor" 2>&1 &
-		watcher=$!
-	fi
+	# A monitor for the errors dom0 asks for (dom0/devices.sh, aer_inject; the
+	# lab devices' boots) and for the watch on a machine stuck in Xen (every
+	# boot): scripts/qemu-inject.py.
+	mondir=$(mktemp -d /tmp/xenpci-monitor.XXXXXX)
+	monitor=(-monitor "unix:$mondir/sock,server=on,wait=off")
+	python3 "$top/scripts/qemu-inject.py" "$log" "$mondir/sock" $$ > "$log.monitor" 2>&1 &
+	watcher=$!
 	# shellcheck disable=SC2086
 	timeout --foreground -k 10 "$limit" qemu-system-x86_64 \
 		-machine q35,accel=tcg -cpu "$CPU" -m 2G -smp 2 -nic none \
@@ -114,11 +115,12 @@ boot() {
 		-kernel "$out/xen" -append "$xen_cmd" \
 		-initrd "$out/vmlinuz $dom0_cmd,$out/dom0.cpio" \
 		< /dev/null 2>&1 | stdbuf -oL tr -d '\r' > "$log"
-	if [ -n "$watcher" ]; then
-		kill "$watcher" 2>/dev/null
-		wait "$watcher" 2>/dev/null
-		rm -rf "$mondir"
-	fi
+	kill "$watcher" 2>/dev/null
+	wait "$watcher" 2>/dev/null
+	rm -rf "$mondir"
+	# Why the watch stopped QEMU, for the verdict (after QEMU's last line).
+	grep '^XENPCI-EMULATOR-STALL' "$log.monitor" >> "$log"
+	return 0
 }
 
 # The groups.conf column $2 of group $1 (empty for an unknown group).

@@ -37,7 +37,10 @@ BOOT_CHECK = re.compile(r'^XENPCI-BOOT-CHECK (ok|not ok): (.*)$')
 # dom0 copies to the console as it happens).
 CRASH = re.compile(r'^XENPCI-DOM0-CRASH ')
 # QEMU itself died (an assertion or abort in the emulator, not in a guest).
-EMU_CRASH = re.compile(r'^qemu-system-\S+: .*(Assertion .* failed|[Aa]borted)|^qemu: (fatal|hardware error)')
+# QEMU's own death, or the runner's watch stopping a machine stuck in Xen
+# (scripts/qemu-inject.py): either way the emulator's failure, not a test's.
+EMU_CRASH = re.compile(r'^qemu-system-\S+: .*(Assertion .* failed|[Aa]borted)|^qemu: (fatal|hardware error)'
+                       r'|^XENPCI-EMULATOR-STALL: ')
 LAB = 'XENPCI-LAB-FAILURE'
 
 
@@ -231,6 +234,8 @@ def lab_cause(groups, missing, lab, crashes):
             if any(r[0] == 'fail' and r[3] < ei for r in g.results) or any(
                     not c[0] for c in g.checks) or g.bail:
                 return None
+        if eline.startswith('XENPCI-EMULATOR-STALL: '):
+            return 'the emulated machine stalled (%s)' % eline[len('XENPCI-EMULATOR-STALL: '):].strip()
         return 'QEMU crashed (%s)' % eline.strip()
     if not failed:
         return None if not missing else (lab[0][1] if lab else None)

@@ -3,6 +3,7 @@
 QEMU's monitor, each once, as the one HMP command they may name."""
 
 import importlib.util
+import io
 import os
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import tempfile
 import threading
 import time
 import unittest
+from unittest import mock
 
 spec = importlib.util.spec_from_file_location(
     'qemu_inject', os.path.join(os.path.dirname(__file__), '..', 'qemu-inject.py'))
@@ -21,8 +23,9 @@ spec.loader.exec_module(qi)
 class FakeMonitor:
     """An HMP monitor on a Unix socket that records the commands it gets."""
 
-    def __init__(self, path):
+    def __init__(self, path, answers=None):
         self.commands = []
+        self.answers = answers or {}
         self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.srv.bind(path)
         self.srv.listen(4)
@@ -46,7 +49,7 @@ class FakeMonitor:
                 self.commands.append(cmd)
                 # QEMU echoes what it reads, a character at a time.
                 echo = b''.join(cmd[:i].encode() + b'\x1b[K' for i in range(1, len(cmd) + 1))
-                conn.sendall(echo + b'\r\ndone\r\n(qemu) ')
+                conn.sendall(echo + b'\r\n' + self.answers.get(cmd, b'done\r\n') + b'(qemu) ')
 
 
 class Parse(unittest.TestCase):
@@ -143,6 +146,68 @@ class Follow(unittest.TestCase):
             sock = os.path.join(d, 'sock')
             mon = FakeMonitor(sock)
             self.assertEqual(qi.send(sock, 'pcie_aer_inject_error nic0 SDN'), 'done')
+            mon.srv.close()
+
+
+# "info registers -a" of the machine that stalled on 2 December (rust-slots):
+# vCPU 0 spinning in Xen's time_calibration_std_rendezvous, waiting for vCPU 1,
+# which sat halted in default_idle (lines trimmed to those the watch reads).
+STUCK = (b'CPU#0\r\nRAX=0000000000000001 RBX=ffff83007fdafe20\r\n'
+         b'RIP=ffff82d040326b9a RFL=00000097 [--S-APC] CPL=0 II=0 A20=1 SMM=0 HLT=0\r\n'
+         b'ES =0000 0000000000000000 ffffffff 00c00000\r\n'
+         b'CPU#1\r\nRAX=0000000000000000 RBX=ffff83007fdb7ef8\r\n'
+         b'RIP=ffff82d0402f9c06 RFL=00000206 [-----P-] CPL=0 II=0 A20=1 SMM=0 HLT=1\r\n')
+RUNNING = STUCK.replace(b'RIP=ffff82d040326b9a', b'RIP=ffffffff81000010')
+
+
+def cpus(dump):
+    return qi.vcpus(qi.clean(dump, 'info registers -a'))
+
+
+class Watch(unittest.TestCase):
+    def test_registers(self):
+        self.assertEqual(cpus(STUCK), [(0xffff82d040326b9a, False), (0xffff82d0402f9c06, True)])
+
+    def test_a_spin_in_xen_is_a_stall_after_its_time(self):
+        st = qi.Stall(180)
+        for t in range(0, 180, 10):
+            self.assertIsNone(st.sample(t, cpus(STUCK)), t)
+        why = st.sample(180, cpus(STUCK))
+        self.assertIn('vCPU 0 ran at Xen address 0xffff82d040326b9a', why)
+        self.assertIn('vCPU 1 at 0xffff82d0402f9c06 halted', why)
+
+    def test_what_moves_halts_or_runs_outside_xen_is_not(self):
+        st = qi.Stall(180)
+        halted = [(0xffff82d0402f9c06, True)]
+        for t in range(0, 1000, 10):
+            # Halted in Xen's idle loop; a kernel's address; Xen, moving on.
+            self.assertIsNone(st.sample(t, halted + [(0xffffffff81000010, False)]
+                                        + [(0xffff82d040326b9a + t % 20, False)]), t)
+
+    def test_a_spin_that_ends_starts_the_count_again(self):
+        st = qi.Stall(180)
+        for t in range(0, 170, 10):
+            self.assertIsNone(st.sample(t, cpus(STUCK)))
+        self.assertIsNone(st.sample(170, cpus(RUNNING)))
+        for t in range(180, 360, 10):
+            self.assertIsNone(st.sample(t, cpus(STUCK)), t)
+        self.assertIsNotNone(st.sample(360, cpus(STUCK)))
+
+    def test_follow_stops_a_stalled_qemu(self):
+        with tempfile.TemporaryDirectory() as d:
+            sock, log = os.path.join(d, 'sock'), os.path.join(d, 'log')
+            mon = FakeMonitor(sock, {'info registers -a': STUCK})
+            with open(log, 'w') as f:
+                f.write('boot\n')
+            out = io.StringIO()
+            with mock.patch('sys.stdout', new=out):
+                t = threading.Thread(target=qi.follow, args=(log, sock, 0.01, None, qi.Stall(0.3), 0.05),
+                                     daemon=True)
+                t.start()
+                t.join(10)
+            self.assertFalse(t.is_alive())
+            self.assertEqual(mon.commands[-1], 'quit')
+            self.assertIn('XENPCI-EMULATOR-STALL: vCPU 0 ran at Xen address', out.getvalue())
             mon.srv.close()
 
 

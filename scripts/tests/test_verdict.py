@@ -215,6 +215,18 @@ class Verdict(unittest.TestCase):
         self.assertEqual(rc, 2, out)
         self.assertIn('QEMU crashed', out)
 
+    def test_machine_stuck_in_xen_mid_group_is_the_lab(self):
+        stall = 'XENPCI-EMULATOR-STALL: vCPU 0 ran at Xen address 0xffff82d040326b9a, not ' \
+                'halted, for 180 s (vCPU 1 at 0xffff82d0402f9c06 halted): the machine is stuck; QEMU stopped'
+        lines = group('good', ['1..5'] + ok(3), rc=None, checks=()) + [stall]
+        rc, out = self.check(lines, plan='good,other', end=False)
+        self.assertEqual(rc, 2, out)
+        self.assertIn('the emulated machine stalled (vCPU 0 ran at Xen address', out)
+        # Not the lab when the group had failed before.
+        lines = group('good', ['1..5', 'not ok 1 broken'] + ok(3)[1:], rc=None, checks=()) + [stall]
+        rc, out = self.check(lines, plan='good', end=False)
+        self.assertEqual(rc, 1, out)
+
     def test_qemu_crash_after_a_failure_is_not_the_lab(self):
         crash = 'qemu-system-x86_64: foo.c:1: f: Assertion `x\' failed.'
         lines = group('good', ['1..5', 'not ok 1 broken'] + ok(3)[1:], rc=None, checks=()) + [crash]

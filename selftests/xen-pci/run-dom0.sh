@@ -11,6 +11,9 @@
 #   - a group that outlives its deadline (groups.conf, times xenpci.scale) is
 #     killed with everything it started, its guests are destroyed, and the
 #     next group runs;
+#   - after a group that fails (exits non-zero) or is killed, every guest is
+#     destroyed, pciback's devices are given back and both backends are
+#     unloaded, so that its leftovers do not fail the groups after it;
 #   - after every group, dom0's kernel log since the group began and the
 #     console of every guest it started are scanned for BUG, WARNING, Oops,
 #     KASAN, lockdep reports, "nobody cared" and stalls.
@@ -77,29 +80,43 @@ kill_session() {
 
 # What a killed or failed group may have left behind (guests, console streams,
 # modules): gone before the next group, which would otherwise fail for it ($1
-# says when, for the diagnosis lines). A guest with PCI devices takes libxl up
-# to about 20 s per device to destroy while it runs (libxl__wait_for_backend,
-# twice per device): 240 s covers the lab's six.
+# says when, for the diagnosis lines). Each step is bounded, in the background
+# where a process may hang in the kernel (timeout(1) cannot end it there).
 group_cleanup() {
-	local id when=$1
+	local id n when=$1
 	# For the diagnosis: the guests and their PCI connections as they stood.
-	timeout 20 xl list 2>&1 | sed "s/^/# $when: /"
-	timeout 10 xenstore-ls -f /local/domain/0/backend/pci 2>&1 | head -n 40 | sed "s/^/# $when: /"
-	for id in $(timeout 20 xl list 2>/dev/null | awk 'NR > 2 { print $2 }'); do
-		timeout 240 xl destroy "$id" >/dev/null 2>&1 || echo "# $when: xl destroy $id failed"
-	done
-	# Xen keeps a device quarantined until xl pci-assignable-remove: another
-	# pci-assignable-add of it would fail. Every device pciback holds (not
-	# xl pci-assignable-list, which leaves out those a half-destroyed guest's
-	# libxl records still name).
-	for id in /sys/bus/pci/drivers/pciback/????:??:??.?; do
-		[ -e "$id" ] || continue
-		echo "# $when: xl pci-assignable-remove -r ${id##*/}"
-		timeout 60 xl pci-assignable-remove -r "${id##*/}" 2>&1 | sed "s/^/# $when: /"
-	done
+	if timeout 20 xl list > /tmp/cleanup.list 2>&1; then
+		sed "s/^/# $when: /" /tmp/cleanup.list
+		timeout 10 xenstore-ls -f /local/domain/0/backend/pci 2>&1 | head -n 40 | sed "s/^/# $when: /"
+		# xl destroy detaches a running guest's PCI devices one by one first:
+		# destroy_guest's bound for its number of devices.
+		for id in $(awk 'NR > 2 { print $2 }' /tmp/cleanup.list); do
+			n=$(timeout 10 xenstore-read "/local/domain/0/backend/pci/$id/0/num_devs" 2>/dev/null)
+			destroy_guest "$id" "${n:-1}" 2>&1 | sed "s/^/# $when: /"
+		done
+		# Xen keeps a device quarantined until xl pci-assignable-remove:
+		# another pci-assignable-add of it would fail. Every device pciback
+		# holds (xl pci-assignable-list leaves out those a half-destroyed
+		# guest's libxl records still name); -r rebinds its earlier driver.
+		n=0
+		(
+			for id in /sys/bus/pci/drivers/pciback/????:??:??.?; do
+				[ -e "$id" ] || continue
+				echo "# $when: xl pci-assignable-remove -r ${id##*/}"
+				timeout 60 xl pci-assignable-remove -r "${id##*/}" 2>&1 | sed "s/^/# $when: /"
+			done
+		) &
+		wait_for 300 sh -c "! kill -0 $! 2>/dev/null" ||
+			echo "# $when: xl pci-assignable-remove still runs after 300 s"
+	else
+		# No toolstack (xenstored gone: a lab failure): nothing to ask it.
+		sed "s/^/# $when: xl list: /" /tmp/cleanup.list
+	fi
 	busybox pkill -f "tail -F $CONSOLE_DIR" 2>/dev/null
 	# An unload may hang on what the group broke: a bounded wait, before the
-	# kernel log is scanned (what the unload says is this group's).
+	# kernel log is scanned (what the unload says is this group's). It also
+	# releases what pci-assignable-remove could not (a device never
+	# quarantined: seized by hide= or by hand).
 	( rmmod pciback; rmmod xen-pciback ) >/dev/null 2>&1 &
 	wait_for 30 sh -c "! kill -0 $! 2>/dev/null" || echo "# the modules' unload still hangs after 30 s"
 }

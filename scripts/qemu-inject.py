@@ -14,8 +14,8 @@ each request line
 error's name whether it is correctable) to the monitor socket, once per SEQ
 (dom0 repeats a request whose effect it did not see, in case its line was
 mangled on the console; a request the monitor did not take is sent again when
-repeated). Nothing else reaches the monitor. What the monitor
-answered is printed, one line per request.
+repeated). No other request from the log reaches the monitor; what the
+monitor answered is printed, one line per request.
 
 It also watches for a machine that can no longer make progress: every
 WATCH_EVERY seconds it reads the vCPUs' registers ("info registers -a"); a
@@ -42,8 +42,10 @@ import time
 
 REQUEST = re.compile(r'^XENPCI-QEMU-AER ([0-9]{1,6}) ([a-z][a-z0-9_-]{0,31} [A-Z][A-Z_]{1,31})$')
 PROMPT = b'(qemu) '
-# One vCPU in "info registers -a" (its lines joined by clean()).
-VCPU = re.compile(r'RIP=([0-9a-f]{16}) RFL=\S+ \[[^\]]*\] CPL=\d .*?HLT=([01])')
+# One vCPU in "info registers -a" (its lines joined by clean()): its number,
+# then its RIP and whether it is halted (a vCPU in 32-bit mode, printing EIP,
+# does not match: Xen runs in 64-bit mode).
+VCPU = re.compile(r'CPU#(\d+) .*?RIP=([0-9a-f]{16}) RFL=\S+ \[[^\]]*\] CPL=\d .*?HLT=([01])')
 # Xen's text on x86-64 (Xen 4.17's starts at 0xffff82d040200000).
 XEN_TEXT = range(0xffff82d040000000, 0xffff82d080000000)
 WATCH_EVERY = 10.0
@@ -92,8 +94,8 @@ def send(path, command, timeout=20.0):
 
 
 def vcpus(dump):
-    """(RIP, halted) of each vCPU in the monitor's "info registers -a" answer."""
-    return [(int(m.group(1), 16), m.group(2) == '1') for m in VCPU.finditer(dump)]
+    """{vCPU: (RIP, halted)} of the monitor's "info registers -a" answer."""
+    return {int(m.group(1)): (int(m.group(2), 16), m.group(3) == '1') for m in VCPU.finditer(dump)}
 
 
 class Stall:
@@ -104,10 +106,11 @@ class Stall:
     def __init__(self, secs=STALL_SECS):
         self.secs = secs
         self.since = {}  # vCPU -> (RIP, time first seen there)
+        self.unread = False
 
     def sample(self, now, cpus):
         """Takes one sample; the stall's description, or None."""
-        for i, (rip, halted) in enumerate(cpus):
+        for i, (rip, halted) in sorted(cpus.items()):
             if halted or rip not in XEN_TEXT:
                 self.since.pop(i, None)
                 continue
@@ -116,7 +119,7 @@ class Stall:
                 self.since[i] = (rip, now)
             elif now - prev[1] >= self.secs:
                 others = ', '.join('vCPU %d at %#x%s' % (j, r, ' halted' if h else '')
-                                   for j, (r, h) in enumerate(cpus) if j != i)
+                                   for j, (r, h) in sorted(cpus.items()) if j != i)
                 return ('vCPU %d ran at Xen address %#x, not halted, for %d s (%s): '
                         'the machine is stuck; QEMU stopped'
                         % (i, rip, now - prev[1], others or 'no other vCPU'))
@@ -139,6 +142,10 @@ def watch(path, stall, now):
         cpus = vcpus(send(path, 'info registers -a'))
     except OSError:
         return False  # no monitor yet, or QEMU is gone
+    if not cpus and not stall.unread:
+        # Before Xen is in 64-bit mode; said once, in case it lasts.
+        stall.unread = True
+        print('watch: no vCPU registers read (yet)', flush=True)
     why = stall.sample(now, cpus)
     if why is None:
         return False

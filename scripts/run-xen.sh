@@ -90,8 +90,7 @@ builtin_dom0_args() {
 }
 
 boot() {
-	local log=$1 plan=$2 limit=$3 devices=$4 inject=${5:-} out=${6:-$OUT} extra=${7:-} iommu= mondir= watcher=
-	local monitor=(-monitor none)
+	local log=$1 plan=$2 limit=$3 devices=$4 out=${5:-$OUT} extra=${6:-} iommu= mondir= watcher= monitor
 	[ "$IOMMU" = intel ] && iommu="-device intel-iommu,intremap=on,caching-mode=on"
 	local xen_cmd="console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=2 loglvl=all guest_loglvl=all iommu=verbose"
 	local dom0_cmd="console=hvc0 earlyprintk=xen loglevel=6 xenpci.plan=${plan//,/+} xenpci.scale=$TIME_SCALE $extra ${DOM0_EXTRA:-}"
@@ -118,8 +117,12 @@ boot() {
 	kill "$watcher" 2>/dev/null
 	wait "$watcher" 2>/dev/null
 	rm -rf "$mondir"
-	# Why the watch stopped QEMU, for the verdict (after QEMU's last line).
-	grep '^XENPCI-EMULATOR-STALL' "$log.monitor" >> "$log"
+	# Why the watch stopped QEMU, for the verdict: a line of its own after
+	# QEMU's last, even one without its newline.
+	if grep -q '^XENPCI-EMULATOR-STALL' "$log.monitor"; then
+		[ -n "$(tail -c 1 "$log")" ] && echo >> "$log"
+		grep '^XENPCI-EMULATOR-STALL' "$log.monitor" >> "$log"
+	fi
 	return 0
 }
 
@@ -176,15 +179,15 @@ for b in "${boots[@]}"; do
 		log=$LOGDIR/xen-$stamp-$b-$attempt.log
 		log "boot $b: groups $plan, QEMU limit $limit s (cpu $CPU, iommu $IOMMU), log $log"
 		t0=$SECONDS
-		devices=$DEVICES inject=
+		devices=$DEVICES
 		if [ "$b" = devices ] || [ "$b" = ref-devices ] || { [ "$b" = one ] && lab_plan "$plan"; }; then
 			# A fresh drive for every boot (the guest writes to it).
 			mkdir -p "$(dirname "$NVME_IMG")"
 			rm -f "$NVME_IMG" && truncate -s 16M "$NVME_IMG"
-			devices=$LAB_DEVICES inject=1
+			devices=$LAB_DEVICES
 		fi
 		case $b in builtin|builtin-bad) devices=$BUILTIN_DEVICES ;; esac
-		boot "$log" "$plan" "$limit" "$devices" "$inject" "$(boot_out "$b")" "$(builtin_dom0_args "$b")"
+		boot "$log" "$plan" "$limit" "$devices" "$(boot_out "$b")" "$(builtin_dom0_args "$b")"
 		secs=$((SECONDS - t0))
 		log "boot $b: QEMU ran $secs s"
 		ln -sf "$(basename "$log")" "$LOGDIR/latest.log"

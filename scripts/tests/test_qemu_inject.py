@@ -166,7 +166,7 @@ def cpus(dump):
 
 class Watch(unittest.TestCase):
     def test_registers(self):
-        self.assertEqual(cpus(STUCK), [(0xffff82d040326b9a, False), (0xffff82d0402f9c06, True)])
+        self.assertEqual(cpus(STUCK), {0: (0xffff82d040326b9a, False), 1: (0xffff82d0402f9c06, True)})
 
     def test_a_spin_in_xen_is_a_stall_after_its_time(self):
         st = qi.Stall(180)
@@ -178,11 +178,10 @@ class Watch(unittest.TestCase):
 
     def test_what_moves_halts_or_runs_outside_xen_is_not(self):
         st = qi.Stall(180)
-        halted = [(0xffff82d0402f9c06, True)]
         for t in range(0, 1000, 10):
             # Halted in Xen's idle loop; a kernel's address; Xen, moving on.
-            self.assertIsNone(st.sample(t, halted + [(0xffffffff81000010, False)]
-                                        + [(0xffff82d040326b9a + t % 20, False)]), t)
+            self.assertIsNone(st.sample(t, {0: (0xffff82d0402f9c06, True), 1: (0xffffffff81000010, False),
+                                            2: (0xffff82d040326b9a + t % 20, False)}), t)
 
     def test_a_spin_that_ends_starts_the_count_again(self):
         st = qi.Stall(180)

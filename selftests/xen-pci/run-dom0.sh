@@ -80,37 +80,44 @@ kill_session() {
 
 # What a killed or failed group may have left behind (guests, console streams,
 # modules): gone before the next group, which would otherwise fail for it ($1
-# says when, for the diagnosis lines). Each step is bounded, in the background
-# where a process may hang in the kernel (timeout(1) cannot end it there).
+# says when, for the diagnosis lines). Each step is bounded; those that may
+# hang in the kernel, where timeout(1) cannot end them, in the background.
 group_cleanup() {
-	local id n when=$1
+	local id n bg end when=$1
 	# For the diagnosis: the guests and their PCI connections as they stood.
-	if timeout 20 xl list > /tmp/cleanup.list 2>&1; then
+	if timeout 20 xl list > /tmp/cleanup.list 2> /tmp/cleanup.err; then
 		sed "s/^/# $when: /" /tmp/cleanup.list
 		timeout 10 xenstore-ls -f /local/domain/0/backend/pci 2>&1 | head -n 40 | sed "s/^/# $when: /"
 		# xl destroy detaches a running guest's PCI devices one by one first:
 		# destroy_guest's bound for its number of devices.
-		for id in $(awk 'NR > 2 { print $2 }' /tmp/cleanup.list); do
+		for id in $(awk 'NR > 1 && $2 ~ /^[1-9][0-9]*$/ { print $2 }' /tmp/cleanup.list); do
 			n=$(timeout 10 xenstore-read "/local/domain/0/backend/pci/$id/0/num_devs" 2>/dev/null)
-			destroy_guest "$id" "${n:-1}" 2>&1 | sed "s/^/# $when: /"
+			destroy_guest "$id" "${n:-1}" || echo "# $when: xl destroy $id failed"
 		done
 		# Xen keeps a device quarantined until xl pci-assignable-remove:
 		# another pci-assignable-add of it would fail. Every device pciback
 		# holds (xl pci-assignable-list leaves out those a half-destroyed
 		# guest's libxl records still name); -r rebinds its earlier driver.
-		n=0
-		(
+		# In a session of its own, ended whole if it outlives 10 minutes.
+		setsid bash -c '
 			for id in /sys/bus/pci/drivers/pciback/????:??:??.?; do
 				[ -e "$id" ] || continue
-				echo "# $when: xl pci-assignable-remove -r ${id##*/}"
-				timeout 60 xl pci-assignable-remove -r "${id##*/}" 2>&1 | sed "s/^/# $when: /"
-			done
-		) &
-		wait_for 300 sh -c "! kill -0 $! 2>/dev/null" ||
-			echo "# $when: xl pci-assignable-remove still runs after 300 s"
+				echo "# $0: xl pci-assignable-remove -r ${id##*/}"
+				timeout 60 xl pci-assignable-remove -r "${id##*/}" 2>&1 | sed "s/^/# $0: /"
+			done' "$when" &
+		bg=$! end=$((SECONDS + 600))
+		while kill -0 "$bg" 2>/dev/null; do
+			if [ "$SECONDS" -ge "$end" ]; then
+				kill -KILL -- "-$bg" 2>/dev/null
+				echo "# $when: xl pci-assignable-remove still ran after 600 s: stopped"
+				break
+			fi
+			nap 1
+		done
+		wait "$bg" 2>/dev/null
 	else
 		# No toolstack (xenstored gone: a lab failure): nothing to ask it.
-		sed "s/^/# $when: xl list: /" /tmp/cleanup.list
+		sed "s/^/# $when: xl list: /" /tmp/cleanup.err
 	fi
 	busybox pkill -f "tail -F $CONSOLE_DIR" 2>/dev/null
 	# An unload may hang on what the group broke: a bounded wait, before the

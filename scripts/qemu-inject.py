@@ -43,9 +43,9 @@ import time
 REQUEST = re.compile(r'^XENPCI-QEMU-AER ([0-9]{1,6}) ([a-z][a-z0-9_-]{0,31} [A-Z][A-Z_]{1,31})$')
 PROMPT = b'(qemu) '
 # One vCPU in "info registers -a" (its lines joined by clean()): its number,
-# then its RIP and whether it is halted (a vCPU in 32-bit mode, printing EIP,
-# does not match: Xen runs in 64-bit mode).
-VCPU = re.compile(r'CPU#(\d+) .*?RIP=([0-9a-f]{16}) RFL=\S+ \[[^\]]*\] CPL=\d .*?HLT=([01])')
+# then its RIP and whether it is halted, all before the next vCPU's CPU#
+# (a vCPU in 32-bit mode, printing EIP, does not match: Xen runs in 64-bit mode).
+VCPU = re.compile(r'CPU#(\d+) (?:(?!CPU#).)*?RIP=([0-9a-f]{16}) RFL=\S+ \[[^\]]*\] CPL=\d (?:(?!CPU#).)*?HLT=([01])')
 # Xen's text on x86-64 (Xen 4.17's starts at 0xffff82d040200000).
 XEN_TEXT = range(0xffff82d040000000, 0xffff82d080000000)
 WATCH_EVERY = 10.0

@@ -167,6 +167,10 @@ def cpus(dump):
 class Watch(unittest.TestCase):
     def test_registers(self):
         self.assertEqual(cpus(STUCK), {0: (0xffff82d040326b9a, False), 1: (0xffff82d0402f9c06, True)})
+        # A vCPU still in 32-bit mode is not read, nor given the next one's registers.
+        mixed = STUCK.replace(b'RIP=ffff82d040326b9a RFL=00000097',
+                              b'EIP=0000b7ee EFL=00000097')
+        self.assertEqual(cpus(mixed), {1: (0xffff82d0402f9c06, True)})
 
     def test_a_spin_in_xen_is_a_stall_after_its_time(self):
         st = qi.Stall(180)

@@ -108,7 +108,8 @@ group_cleanup() {
 		bg=$! end=$((SECONDS + 600))
 		while kill -0 "$bg" 2>/dev/null; do
 			if [ "$SECONDS" -ge "$end" ]; then
-				kill -KILL -- "-$bg" 2>/dev/null
+				# By session: timeout(1) puts xl in a process group of its own.
+				kill_session "$bg" 10
 				echo "# $when: xl pci-assignable-remove still ran after 600 s: stopped"
 				break
 			fi

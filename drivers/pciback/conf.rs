@@ -136,14 +136,19 @@ impl<'a> Hw<'a> {
     }
 }
 
+/// One configuration read of `pdev`; callable from atomic context.
+fn read_hw(pdev: &pci::Device<Bound>, offset: u16, size: AccessSize) -> Result<u32, HwError> {
+    match size {
+        AccessSize::One => pdev.read_config_u8(offset).map(u32::from),
+        AccessSize::Two => pdev.read_config_u16(offset).map(u32::from),
+        AccessSize::Four => pdev.read_config_u32(offset),
+    }
+    .map_err(hw_error)
+}
+
 impl ConfigIo for Hw<'_> {
     fn read(&mut self, offset: u16, size: AccessSize) -> Result<u32, HwError> {
-        match size {
-            AccessSize::One => self.pdev.read_config_u8(offset).map(u32::from),
-            AccessSize::Two => self.pdev.read_config_u16(offset).map(u32::from),
-            AccessSize::Four => self.pdev.read_config_u32(offset),
-        }
-        .map_err(hw_error)
+        read_hw(self.pdev, offset, size)
     }
 
     fn write(&mut self, offset: u16, size: AccessSize, value: u32) -> Result<(), HwError> {
@@ -154,6 +159,29 @@ impl ConfigIo for Hw<'_> {
             AccessSize::Four => self.pdev.write_config_u32(offset, value),
         }
         .map_err(hw_error)
+    }
+}
+
+/// A bound device as the engine's [`ConfigIo`] for reads only, in atomic context (the event
+/// channel's interrupt): its writes fail without touching the device. The engine's reads make
+/// no write.
+pub(crate) struct ReadOnly<'a> {
+    pdev: &'a pci::Device<Bound>,
+}
+
+impl<'a> ReadOnly<'a> {
+    pub(crate) fn new(pdev: &'a pci::Device<Bound>) -> Self {
+        Self { pdev }
+    }
+}
+
+impl ConfigIo for ReadOnly<'_> {
+    fn read(&mut self, offset: u16, size: AccessSize) -> Result<u32, HwError> {
+        read_hw(self.pdev, offset, size)
+    }
+
+    fn write(&mut self, _offset: u16, _size: AccessSize, _value: u32) -> Result<(), HwError> {
+        Err(HwError::Other)
     }
 }
 

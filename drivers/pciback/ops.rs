@@ -5,7 +5,10 @@
 //! The page belongs to the guest, which may change it at any time: the request is copied out
 //! once, as a whole, before anything looks at it (XSA-155), and validated on the copy with the
 //! shared decoder. Only `err` and `value` (and, for `enable_msix`, the entries' `vector`) are
-//! written back.
+//! written back. A request is served either in process context ([`serve_one`]) or, if it is a
+//! configuration read of the device the guest used last, on the event channel's interrupt
+//! ([`serve_on_interrupt`]); a request the interrupt declines is copied again by the work item,
+//! and only the copy that serves it counts.
 
 use kernel::{
     prelude::*,
@@ -19,7 +22,8 @@ use kernel::{
 
 use crate::{
     common::{
-        msi,
+        bdf::Bdf,
+        fastpath, msi,
         pciif::{
             msix_vector_offset,
             Command,
@@ -32,6 +36,7 @@ use crate::{
             OFFSET_OP,
             OFFSET_OP_ERR,
             OFFSET_OP_VALUE,
+            RAW_OP_HEADER_SIZE,
             RAW_OP_SIZE,
             SH_INFO_MAX_VEC,
             XEN_PCIF_ACTIVE, //
@@ -161,6 +166,11 @@ pub(crate) struct Served {
 }
 
 impl Served {
+    /// The guest address the request was for, if it names one.
+    pub(crate) fn guest(&self) -> Option<Bdf> {
+        self.op.guest_addr().ok()
+    }
+
     /// Logs the request and its answer, one line (the caller rate-limits).
     pub(crate) fn log(&self, domid: u16, dropped: u32) {
         let op = &self.op;
@@ -219,4 +229,46 @@ pub(crate) fn serve_one(page: &SharedMemory, topo: &Topology, wait_ns: u64) -> O
     // writes above first.
     flags.fetch_and(!XEN_PCIF_ACTIVE, Full);
     Some(Served { op, response })
+}
+
+/// Serves the pending request on the event channel's interrupt if it is a configuration read
+/// of `dev`, exported to the guest at `guest`, and the device's engine is available there
+/// ([`Seized::conf_read_on_interrupt`]); returns whether it did. Takes no sleeping lock; the
+/// caller notifies the guest.
+pub(crate) fn serve_on_interrupt(page: &SharedMemory, guest: Bdf, dev: &Seized) -> bool {
+    let Ok(flags) = page.atomic_u32(OFFSET_FLAGS) else {
+        return false;
+    };
+    if flags.load(kernel::sync::atomic::Acquire) & XEN_PCIF_ACTIVE == 0 {
+        return false;
+    }
+
+    // The fields a configuration request uses, once (the MSI-X entries stay zero).
+    let mut bytes = [0u8; RAW_OP_SIZE];
+    let Some(header) = bytes.get_mut(..RAW_OP_HEADER_SIZE) else {
+        return false;
+    };
+    if page.copy_to_slice(OFFSET_OP, header).is_err() {
+        return false;
+    }
+    let op = RawOp::from_bytes(&bytes);
+    let Some((offset, size)) = fastpath::fast_read(&op) else {
+        return false;
+    };
+    if op.guest_addr().ok() != Some(guest) {
+        return false;
+    }
+    let start = Instant::<Monotonic>::now();
+    let Some(value) = dev.conf_read_on_interrupt(offset, size) else {
+        return false;
+    };
+    let response = Response::conf_read(value);
+    let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    dev.record_on_interrupt(op.cmd, response.err, ns);
+
+    // As in `serve_one`.
+    let _ = page.write(OFFSET_OP_ERR, response.err);
+    let _ = page.write(OFFSET_OP_VALUE, response.value);
+    flags.fetch_and(!XEN_PCIF_ACTIVE, Full);
+    true
 }

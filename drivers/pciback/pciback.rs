@@ -68,6 +68,12 @@ module! {
             description: "Refuse to export a device whose DMA peers (no ACS) are used by dom0 or another guest (0: only warn)",
             permissions: 0o644,
         },
+        // Writable at run time; not in C, which serves every request in a work item.
+        fast_path: AtomicBoolParam {
+            default: AtomicBoolParam::new(true),
+            description: "Serve guests' configuration reads on the event channel's interrupt (0: always in a work item)",
+            permissions: 0o644,
+        },
         // Writable at run time (Linux 7.3's C xen-pciback has no such parameter).
         verbose_request: AtomicBoolParam {
             default: AtomicBoolParam::new(false),
@@ -89,6 +95,11 @@ fn passthrough() -> bool {
 /// The `verbose_request` parameter, read at each request.
 fn verbose_request() -> bool {
     module_parameters::verbose_request.value_ref().get()
+}
+
+/// The `fast_path` parameter, read at each event.
+fn fast_path() -> bool {
+    module_parameters::fast_path.value_ref().get()
 }
 
 /// The `dma_isolation` parameter, read at each export.
@@ -177,6 +188,9 @@ impl kernel::InPlaceModule for PcibackModule {
             // SAFETY: Called once, before the drivers are registered, so before any other use
             // of `SEIZED`.
             unsafe { SEIZED.init() };
+            // SAFETY: Called once, before the drivers are registered, so before any event
+            // channel is bound and its handler uses `IRQ_BUDGET`.
+            unsafe { xenbus::IRQ_BUDGET.init() };
             // Frees what the registry holds if the load fails from here on, or at unload.
             let registry = stub::FreeRegistry;
             SEIZED.lock().create_debugfs();

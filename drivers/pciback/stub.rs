@@ -13,11 +13,19 @@
 //! [`Seized::inner`] says whether the PCI driver is still bound (`bound`). Whoever holds that
 //! lock while `bound` is `true` may use the device as a [`pci::Device<Bound>`]: `unbind` clears
 //! `bound` under the same lock before it returns, so the device stays bound while the lock is
-//! held. Lock order: the device lock, [`SEIZED`], then a device's `inner`, then its `stats`
-//! (taken alone by the debugfs file). `unbind` takes
+//! held. Lock order: the device lock, [`SEIZED`], then a device's `inner`, then its `fast`,
+//! then its `stats` (taken alone by the debugfs file). `fast` and `stats` are the only locks
+//! of a device that the event channel's interrupt takes (spinlocks taken with interrupts off
+//! everywhere). `unbind` takes
 //! `inner` with the device lock held, so nothing may wait for the device lock while holding
 //! `inner`: the release from a guest takes the device lock first
 //! ([`pci::Device::lock_for_reset`]), waiting for whoever holds it, then `inner`.
+//!
+//! Reads on the interrupt: [`Seized::lock_inner`] withdraws the copy of the engine in `fast`
+//! each time it takes `inner`, and a guest request republishes it when it is done with
+//! `inner` (`with_bound`): a published copy is the engine as it is, for a device bound and
+//! claimed. [`Seized::conf_read_on_interrupt`] reads with the copy under `fast`; whoever wants
+//! to change the engine, the binding or the claim waits for such a read when withdrawing it.
 //!
 //! The claim of an exported device holds the guest's backend state ([`Shared`]), which holds
 //! the device in its topology: the cycle ends when the claim is dropped, which every way out of
@@ -49,8 +57,11 @@ use kernel::{
             AtomicFlag,
             Relaxed, //
         },
+        new_spinlock_irq,
         Arc,
-        Mutex, //
+        Mutex,
+        MutexGuard,
+        SpinLockIrq, //
     },
     time::{
         delay::fsleep,
@@ -106,7 +117,10 @@ use crate::{
         stats::Stats,
         vbus::DevKind,
     },
-    conf::Hw,
+    conf::{
+        Hw,
+        ReadOnly, //
+    },
     intx::{
         self,
         IntxRegistration,
@@ -240,14 +254,20 @@ pub(crate) struct Seized {
     pdev: ARef<pci::Device>,
     /// The switches of the dom0 INTx handler (see [`crate::intx`]).
     intx: Arc<IntxState>,
+    /// Taken through [`Seized::lock_inner`] only.
     #[pin]
     inner: Mutex<Inner>,
+    /// A copy of the engine for reads on the event channel's interrupt: present only while
+    /// the device is bound and claimed and the copy equals `inner.config` (see
+    /// [`Seized::conf_read_on_interrupt`]).
+    #[pin]
+    fast: SpinLockIrq<Option<VirtualConfig>>,
     /// When the device was seized: the clock of the rate limits.
     created: Instant<Monotonic>,
     /// The request statistics (debugfs), apart from `inner`: counting never waits for a slow
     /// operation of the device.
     #[pin]
-    stats: Mutex<Stats>,
+    stats: SpinLockIrq<Stats>,
     /// The administrator lets the device go to a guest although devices it can reach by DMA
     /// without the IOMMU are used elsewhere (`allow_dma_peers`, see [`crate::isolation`]);
     /// until the device is unbound.
@@ -361,7 +381,7 @@ impl Seized {
             .cloned()
             .ok_or(ClaimError::NotSeized)?;
 
-        let mut inner = this.inner.lock();
+        let mut inner = this.lock_inner();
         if !inner.bound {
             return Err(ClaimError::NotSeized);
         }
@@ -418,7 +438,7 @@ impl Seized {
     /// channel was frozen and `slot_reset` did not run: the PCI core resets a frozen channel
     /// even when every vote was to recover without a reset.
     pub(crate) fn restore_after_error_reset(&self, pdev: &pci::Device<Bound>, at_resume: bool) {
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock_inner();
         if at_resume && !inner.frozen_recovery {
             return;
         }
@@ -437,7 +457,7 @@ impl Seized {
     /// Notes the channel state of dom0's error recovery at its first step (see
     /// [`Seized::restore_after_error_reset`]).
     pub(crate) fn note_error_detected(&self, frozen: bool) {
-        self.inner.lock().frozen_recovery = frozen;
+        self.lock_inner().frozen_recovery = frozen;
     }
 
     /// Whether the administrator lets the device go to a guest whatever its DMA peers
@@ -453,7 +473,7 @@ impl Seized {
 
     /// The backend of the guest the device is exported to, if any.
     pub(crate) fn backend(&self) -> Option<Arc<Shared>> {
-        self.inner.lock().claim.as_ref().map(|c| c.backend.clone())
+        self.lock_inner().claim.as_ref().map(|c| c.backend.clone())
     }
 
     /// Finds the seized device at `bdf` (bound to `pciback`).
@@ -464,7 +484,7 @@ impl Seized {
             .iter()
             .find(|d| d.bdf == bdf)
             .cloned()?;
-        let bound = this.inner.lock().bound;
+        let bound = this.lock_inner().bound;
         bound.then_some(this)
     }
 
@@ -477,13 +497,13 @@ impl Seized {
 
     /// Runs `f` with the device's configuration-space engine.
     pub(crate) fn with_config<R>(&self, f: impl FnOnce(&mut VirtualConfig) -> R) -> R {
-        f(&mut self.inner.lock().config)
+        f(&mut self.lock_inner().config)
     }
 
     /// Gives up a claim taken by [`Seized::claim`] for a device the guest never saw: nothing
     /// to reset.
     pub(crate) fn unclaim(&self) {
-        let claim = self.inner.lock().claim.take();
+        let claim = self.lock_inner().claim.take();
         drop(claim);
     }
 
@@ -502,7 +522,7 @@ impl Seized {
         // The device lock before `inner`, the order of `unbind` (the driver core takes the
         // device lock around it): the device cannot be unbound while the lock is held.
         let lock = self.pdev.lock_for_reset();
-        let mut guard = self.inner.lock();
+        let mut guard = self.lock_inner();
         let inner = &mut *guard;
         let Some(claim) = inner.claim.take() else {
             return;
@@ -580,7 +600,7 @@ impl Seized {
         // The device lock first, then `inner`, as `release` and `unbind`: a claim or a release
         // waits for the reset to end.
         let lock = self.pdev.lock_for_reset();
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock_inner();
         let dev: &device::Device = self.pdev.as_ref();
         if !inner.bound {
             return Err(ENODEV);
@@ -614,7 +634,7 @@ impl Seized {
 
     /// The device's resets, for the `resets` attribute.
     pub(crate) fn resets(&self) -> Record {
-        self.inner.lock().resets
+        self.lock_inner().resets
     }
 
     /// Resets the bus the device is on with every function on it (`pci_reset_bus()`), for a
@@ -660,7 +680,7 @@ impl Seized {
             let mut marked = 0;
             let mut late = None;
             for s in seized.iter() {
-                let mut inner = s.inner.lock();
+                let mut inner = s.lock_inner();
                 if let Some(c) = &inner.claim {
                     late = Some(Skip::Blocked(Blocker::Held(s.bdf, c.domain.as_raw())));
                 } else if !inner.bound {
@@ -691,7 +711,7 @@ impl Seized {
                 Ok(res) => resets::bus_reset_outcome(res.map_or_else(|e| e.to_errno(), |()| 0)),
             };
             for s in seized.iter().take(marked) {
-                let mut inner = s.inner.lock();
+                let mut inner = s.lock_inner();
                 inner.bus_resetting = false;
                 if !retry && matches!(outcome, Outcome::Done { .. }) {
                     inner.resets.note(when, outcome);
@@ -733,7 +753,7 @@ impl Seized {
             break outcome;
         };
         if matches!(outcome, Outcome::NoMethod(_)) {
-            self.inner.lock().resets.note(when, outcome);
+            self.lock_inner().resets.note(when, outcome);
         }
         outcome
     }
@@ -764,7 +784,7 @@ impl Seized {
             let bdf = Bdf::from_devfn(self.bdf.domain(), self.bdf.bus(), pdev.devfn());
             let ours = registry.devices.iter().find(|d| d.bdf == bdf);
             let (bound, held_by) = ours.map_or((false, None), |d| {
-                let inner = d.inner.lock();
+                let inner = d.lock_inner();
                 (inner.bound, inner.claim.as_ref().map(|c| c.domain.as_raw()))
             });
             bus.push(
@@ -784,13 +804,51 @@ impl Seized {
         Ok((bus, seized))
     }
 
+    /// Locks the device's state, and withdraws the engine's copy for the interrupt: whoever
+    /// holds the lock may change the engine, the binding or the claim, so the copy comes back
+    /// only through [`Seized::publish`], once a request left them consistent.
+    fn lock_inner(&self) -> MutexGuard<'_, Inner> {
+        let inner = self.inner.lock();
+        *self.fast.lock() = None;
+        inner
+    }
+
+    /// Publishes the engine's copy for reads on the interrupt, if the device is bound and
+    /// claimed; `inner` is the locked state (see [`Seized::lock_inner`]).
+    fn publish(&self, inner: &Inner) {
+        if inner.bound && inner.claim.is_some() {
+            *self.fast.lock() = Some(inner.config.clone());
+        }
+    }
+
+    /// Serves a guest's configuration read on the event channel's interrupt, if the engine's
+    /// copy is published: the answer, or `None` to serve it in process context. Takes no
+    /// sleeping lock.
+    pub(crate) fn conf_read_on_interrupt(
+        &self,
+        offset: u16,
+        size: AccessSize,
+    ) -> Option<Result<u32, PciifError>> {
+        let fast = self.fast.lock();
+        let config = fast.as_ref()?;
+        // SAFETY: The copy is published only with `inner` locked while `inner.bound` is `true`
+        // (`publish`), and withdrawn by whoever locks `inner` next (`lock_inner`), before it
+        // can clear `bound`: a present copy means the device is bound, and `fast` is held for
+        // the whole use of `dev`, so that `unbind` (which clears `bound` under `inner`, through
+        // `lock_inner`) waits for it.
+        let dev = unsafe { self.pdev.as_ref().as_bound() };
+        let pdev = <&pci::Device<Bound>>::try_from(dev).ok()?;
+        Some(config.read(&mut ReadOnly::new(pdev), offset, size))
+    }
+
     /// Runs `f` with the bound device and its state, for a device claimed by a guest, or fails
-    /// with `DevNotFound` if the PCI driver was unbound or the claim dropped meanwhile.
+    /// with `DevNotFound` if the PCI driver was unbound or the claim dropped meanwhile; then
+    /// publishes the engine's copy for the interrupt.
     fn with_bound<R, E: From<PciifError>>(
         &self,
         f: impl FnOnce(&pci::Device<Bound>, &mut Inner) -> Result<R, E>,
     ) -> Result<R, E> {
-        let mut guard = self.inner.lock();
+        let mut guard = self.lock_inner();
         let inner = &mut *guard;
         if !inner.bound || inner.claim.is_none() {
             return Err(PciifError::DevNotFound.into());
@@ -800,7 +858,10 @@ impl Seized {
         // (see the module documentation).
         let dev = unsafe { self.pdev.as_ref().as_bound() };
         let pdev = <&pci::Device<Bound>>::try_from(dev).map_err(|_| PciifError::DevNotFound)?;
-        f(pdev, inner)
+        let r = f(pdev, inner);
+        // The request is done with the state: reads may be served on the interrupt again.
+        self.publish(inner);
+        r
     }
 
     /// Runs `f` with the engine and the bound device (see [`Seized::with_bound`]).
@@ -924,6 +985,14 @@ impl Seized {
     /// waiting for it (debugfs statistics).
     pub(crate) fn record(&self, cmd: u32, err: i32, ns: u64, wait_ns: u64) {
         self.stats.lock().record(cmd, err, ns, wait_ns);
+    }
+
+    /// Counts a request served on the event channel's interrupt, answered `err` after `ns`
+    /// nanoseconds: it waited for no hand-over.
+    pub(crate) fn record_on_interrupt(&self, cmd: u32, err: i32, ns: u64) {
+        let mut stats = self.stats.lock();
+        stats.record(cmd, err, ns, 0);
+        stats.on_interrupt();
     }
 }
 
@@ -1127,8 +1196,9 @@ impl Stub {
                     resets: record,
                     bus_resetting: false,
                 }),
+                fast <- new_spinlock_irq!(None),
                 created: Instant::now(),
-                stats <- new_mutex!(Stats::new()),
+                stats <- new_spinlock_irq!(Stats::new()),
                 allow_dma_peers: AtomicFlag::new(false),
             }),
             GFP_KERNEL,
@@ -1187,7 +1257,7 @@ impl pci::Driver for Stub {
             .devices
             .retain(|d| !core::ptr::eq::<Seized>(&**d, &**seized));
 
-        let mut inner = seized.inner.lock();
+        let mut inner = seized.lock_inner();
         // Before the claim (and the domain owner) goes: Xen unmaps the guest's pirqs.
         disable_guest_interrupts(pdev);
         if let Some(claim) = inner.claim.take() {

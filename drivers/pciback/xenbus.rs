@@ -22,10 +22,24 @@
 //! that started before finds no connection and does nothing, and none is queued or running once
 //! it returns, so none runs after `unbind` or after the module is unloaded.
 //!
-//! Lock order: `Shared::aer`, then `Shared::conn`, then `Shared::topo`, then a device's own lock
-//! (see `stub`); `Shared::aer_sleep` is taken with `aer` held and nothing else. One request is
-//! served at a time per guest: the channel is bound with late EOI and stays masked until the
-//! work item acknowledges it.
+//! Lock order: `Shared::aer`, then `Shared::conn`, then `Shared::topo`, then a device's own
+//! locks (see `stub`); `Shared::topo`, then `Shared::fast`, then the device's `fast` and
+//! `stats` (never a sleeping lock under `Shared::fast`); [`IRQ_BUDGET`] alone; `Shared::aer_sleep` is taken with `aer` held and
+//! nothing else. One request is served at a time per guest: the channel is bound with late EOI
+//! and stays masked until the request is answered and acknowledged, and `Shared::queued` says
+//! who serves it.
+//!
+//! # Reads on the interrupt
+//!
+//! A configuration read of the device the guest's last request served by the work item was
+//! for is answered by the event channel's handler itself, within the budget of interrupt time
+//! of all guests ([`IRQ_BUDGET`], `common::fastpath`), unless `fast_path` is 0 or
+//! `verbose_request` is 1; the handler takes only [`IRQ_BUDGET`], `Shared::fast` and the
+//! device's `fast` and `stats`, spinlocks taken with interrupts off everywhere. The device is
+//! remembered in `Shared::fast` by the work item (under `topo`) and forgotten whenever the
+//! topology is locked elsewhere ([`Shared::lock_topo`]); the remembered reference is never the
+//! last one, so the interrupt never drops a device. Every other request, and a read the device
+//! cannot serve there (its engine is in use, see `stub`), goes to the work item.
 //!
 //! # AER
 //!
@@ -59,9 +73,12 @@ use kernel::{
             Relaxed,
             Release, //
         },
+        new_spinlock_irq,
         Arc,
         CondVar,
-        Mutex, //
+        Mutex,
+        MutexGuard,
+        SpinLockIrq, //
     },
     time::{
         delay::fsleep,
@@ -112,6 +129,7 @@ use crate::{
             WaitEnd, //
         },
         bdf::Bdf,
+        fastpath::Budget,
         pciif::{
             AerOp,
             OFFSET_AER_OP,
@@ -162,7 +180,24 @@ impl evtchn::Handler for Kick {
         if aer_answer {
             self.shared.aer_done.notify_all();
         }
+        let mut handled = aer_answer;
         if ops::op_pending(&self.page) && !self.shared.queued.xchg(true, Full) {
+            // One request per event on the interrupt; anything else, and a request flagged
+            // after it was answered, goes to the work item.
+            let start_ns = evtchn::system_time_ns();
+            if self.shared.serve_on_interrupt(&self.page, start_ns) {
+                handled = true;
+                irq.notify();
+                self.shared.queued.store(false, Release);
+                let again = ops::op_pending(&self.page) && !self.shared.queued.xchg(true, Full);
+                if !again {
+                    irq.lateeoi(Eoi::Handled);
+                }
+                charge_interrupt_time(start_ns);
+                if !again {
+                    return IrqReturn::Handled;
+                }
+            }
             self.shared.kicked();
             // Acknowledged by the work item once the request is answered.
             if workqueue::system().enqueue(self.shared.clone()).is_ok() {
@@ -172,11 +207,7 @@ impl evtchn::Handler for Kick {
         }
         // Nothing else to do: an event for nothing counts towards throttling a guest that
         // kicks for nothing.
-        irq.lateeoi(if aer_answer {
-            Eoi::Handled
-        } else {
-            Eoi::Spurious
-        });
+        irq.lateeoi(if handled { Eoi::Handled } else { Eoi::Spurious });
         IrqReturn::Handled
     }
 }
@@ -202,7 +233,14 @@ pub(crate) struct Shared {
     /// The connection, while connected.
     #[pin]
     conn: Mutex<Option<Conn>>,
-    /// The work item is queued or running.
+    /// The device the guest's last request served by the work item was for, and where the
+    /// guest sees it: what the event channel's interrupt needs to serve a configuration read
+    /// itself ([`Shared::serve_on_interrupt`]). Cleared whenever the topology is locked to
+    /// change it ([`Shared::lock_topo`]), so it is always one of the exported devices.
+    #[pin]
+    fast: SpinLockIrq<Option<(Bdf, Arc<Seized>)>>,
+    /// The work item is queued or running, or the interrupt is serving a request: whoever
+    /// sets it serves the pending request.
     queued: AtomicFlag,
     /// When the work item was last queued, in nanoseconds since `created` (statistics: how
     /// long a request waits for service).
@@ -230,10 +268,70 @@ kernel::impl_has_work! {
     impl HasWork<Self> for Shared { self.work }
 }
 
+kernel::sync::global_lock! {
+    // SAFETY: Initialised in `PcibackModule::init` before the drivers are registered, so
+    // before any event channel is bound.
+    pub(crate) unsafe(uninit) static IRQ_BUDGET: SpinLockIrq<Budget> = Budget::new();
+}
+
+/// Charges the interrupt time of a request served on the interrupt, from `start_ns` (Xen
+/// system time) to now, to [`IRQ_BUDGET`].
+fn charge_interrupt_time(start_ns: u64) {
+    let ns = evtchn::system_time_ns().saturating_sub(start_ns);
+    IRQ_BUDGET.lock().charge(ns);
+}
+
 impl Shared {
     /// Nanoseconds since `created`.
     fn now_ns(&self) -> i64 {
         self.created.elapsed().as_nanos()
+    }
+
+    /// Locks the topology to change or read it anywhere but in the work item, and forgets the
+    /// device the interrupt serves reads of: it comes back with the next request the work item
+    /// serves (`remember`).
+    fn lock_topo(&self) -> MutexGuard<'_, Topology> {
+        let topo = self.topo.lock();
+        let last = self.fast.lock().take();
+        // Not the last reference: the topology holds the device as long as `last` does (it was
+        // remembered from the topology, and is forgotten before any change of it).
+        drop(last);
+        topo
+    }
+
+    /// Remembers `dev`, the device at `guest` in the topology `_topo` (locked by the caller),
+    /// for reads on the interrupt.
+    fn remember(&self, _topo: &Topology, guest: Bdf, dev: &Arc<Seized>) {
+        let mut fast = self.fast.lock();
+        if fast
+            .as_ref()
+            .is_some_and(|(g, d)| *g == guest && Arc::ptr_eq(d, dev))
+        {
+            return;
+        }
+        let old = fast.replace((guest, dev.clone()));
+        drop(fast);
+        // As in `lock_topo`: the topology holds it too.
+        drop(old);
+    }
+
+    /// Serves the pending request on the event channel's interrupt, whose handler started at
+    /// `start_ns` (Xen system time), if it is a configuration read of the device remembered
+    /// last and the interrupt-time budget of all guests allows (`common::fastpath`); returns
+    /// whether it did. The caller charges the time.
+    fn serve_on_interrupt(&self, page: &kernel::xen::grant::SharedMemory, start_ns: u64) -> bool {
+        // A logged request is served in process context.
+        if !crate::fast_path() || crate::verbose_request() {
+            return false;
+        }
+        if !IRQ_BUDGET.lock().admit(start_ns) {
+            return false;
+        }
+        let fast = self.fast.lock();
+        let Some((guest, dev)) = fast.as_ref() else {
+            return false;
+        };
+        ops::serve_on_interrupt(page, *guest, dev)
     }
 
     /// Notes that the work item is being queued, just before queueing it.
@@ -257,7 +355,14 @@ impl WorkItem for Shared {
         };
         let page = &conn.evtchn.handler().page;
         let irq = conn.evtchn.irq();
-        let served = ops::serve_one(page, &this.topo.lock(), wait_ns);
+        let topo = this.topo.lock();
+        let served = ops::serve_one(page, &topo, wait_ns);
+        // The device of the request, for the next reads on the interrupt.
+        let guest = served.as_ref().and_then(ops::Served::guest);
+        if let Some((guest, dev)) = guest.and_then(|g| Some((g, topo.find(g)?))) {
+            this.remember(&topo, guest, dev);
+        }
+        drop(topo);
         if let Some(served) = &served {
             irq.notify();
             if crate::verbose_request() {
@@ -379,7 +484,7 @@ fn export_index(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>, i: u32) ->
         }
     }
 
-    let added = shared.topo.lock().add(seized.clone());
+    let added = shared.lock_topo().add(seized.clone());
     let guest = match added {
         Ok(guest) => guest,
         Err(AddError::Vbus(e)) => {
@@ -416,7 +521,7 @@ fn export_index(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>, i: u32) ->
             )
         });
     if let Err(e) = published {
-        if let Some(s) = shared.topo.lock().remove(guest) {
+        if let Some(s) = shared.lock_topo().remove(guest) {
             s.unclaim();
         }
         dev.dev_fatal(e, fmt!("publishing vdev-{i}"));
@@ -508,7 +613,7 @@ fn refuse_alone(
 fn publish_roots(dev: &xenbus::Device<Core<'_>>, shared: &Shared) -> Result {
     let node = dev.nodename();
     let (new, count) = {
-        let mut topo = shared.topo.lock();
+        let mut topo = shared.lock_topo();
         let new = topo.new_roots().map_err(|e| {
             dev.dev_fatal(
                 ENOSPC,
@@ -675,7 +780,7 @@ fn disconnect(shared: &Shared) {
 
 /// Gives every device back.
 fn release_all(shared: &Shared) {
-    let devs = shared.topo.lock().drain();
+    let devs = shared.lock_topo().drain();
     for e in devs.iter() {
         e.dev.release();
     }
@@ -731,7 +836,7 @@ fn update_devices(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>) -> Resul
                 dev.dev_fatal(EINVAL, fmt!("parsing vdev-{i}"));
                 return Err(EINVAL);
             };
-            let removed = shared.topo.lock().remove(guest);
+            let removed = shared.lock_topo().remove(guest);
             if let Some(s) = removed {
                 dev_info!(
                     dev.as_ref(),
@@ -758,7 +863,7 @@ impl Shared {
     /// Sleeps for up to [`aer::AER_TIMEOUT_MS`]. Must not be called with any lock of `self`
     /// held.
     pub(crate) fn forward_aer(&self, dev: &Seized, step: AerStep) -> Delivery {
-        let Some(guest) = self.topo.lock().guest_of(dev) else {
+        let Some(guest) = self.lock_topo().guest_of(dev) else {
             return Delivery::NotExported;
         };
         let _slot = self.aer.lock();
@@ -865,6 +970,7 @@ impl xenbus::Driver for Backend {
                     frontend,
                     topo <- new_mutex!(Topology::new(crate::passthrough())),
                     conn <- new_mutex!(None),
+                    fast <- new_spinlock_irq!(None),
                     queued: AtomicFlag::new(false),
                     kicked_ns: Atomic::new(0),
                     work <- new_work!("pciback::op"),

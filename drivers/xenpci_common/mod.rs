@@ -17,6 +17,7 @@
 pub(crate) mod aer;
 pub(crate) mod bdf;
 pub(crate) mod conf;
+pub(crate) mod fastpath;
 pub(crate) mod isolation;
 pub(crate) mod msi;
 pub(crate) mod pciif;

@@ -305,6 +305,9 @@ pub(crate) struct SharedInfo {
 
 /// Size of [`RawOp`] (`sizeof(struct xen_pci_op)`).
 pub(crate) const RAW_OP_SIZE: usize = 548;
+/// Size of the fields of [`RawOp`] before its MSI-X entries (`cmd` to `info`): all a
+/// configuration request uses.
+pub(crate) const RAW_OP_HEADER_SIZE: usize = 36;
 /// Size of [`AerOp`].
 pub(crate) const AER_OP_SIZE: usize = 20;
 /// Size of [`SharedInfo`].
@@ -368,6 +371,7 @@ pub(crate) const OFFSET_AER_OP_ERR: usize = OFFSET_AER_OP + AER_OFFSET_ERR;
 
 const _: () = assert!(size_of::<MsixEntry>() == 4);
 const _: () = assert!(size_of::<RawOp>() == RAW_OP_SIZE);
+const _: () = assert!(core::mem::offset_of!(RawOp, msix_entries) == RAW_OP_HEADER_SIZE);
 const _: () = assert!(size_of::<AerOp>() == AER_OP_SIZE);
 const _: () = assert!(size_of::<SharedInfo>() == SHARED_INFO_SIZE);
 const _: () = assert!(OFFSET_FLAGS == 0);

@@ -59,7 +59,7 @@ param_is() {
 }
 params_shown() {
 	param_is hide 444 "$1" && param_is passthrough 444 N && param_is permissive 644 N &&
-		param_is verbose_request 644 N && param_is dma_isolation 644 Y
+		param_is verbose_request 644 N && param_is dma_isolation 644 Y && param_is fast_path 644 Y
 }
 permissive_toggles() {
 	echo 1 > "$PARAMS/permissive" && param_is permissive 644 Y &&

@@ -400,12 +400,14 @@ explained_quirk_accepted() {
 
 # EXPLAIN=1 too: the device's statistics in debugfs (common/stats.rs) while
 # the guest runs: some conf_reads, as many service times and as many waits as
-# requests (one snapshot), at least the 3 denied writes above, a p99 of each;
-# once the guest is gone a write clears them.
+# requests (one snapshot), at least the 3 denied writes above, a p99 of each,
+# some reads served on the event channel's interrupt (on_interrupt: at most
+# the conf_reads, more than none once the guest has read its device again and
+# again); once the guest is gone a write clears them.
 STATS_DIR=/sys/kernel/debug/pciback
 stats_sum() { sed -n "s/^$1 //p" | tr ' ' '\n' | sed 's/.*=//' | awk '{ t += $1 } END { print t + 0 }'; }
 stats_counted() {
-	local f=$STATS_DIR/$BDF s reads req svc waits denied
+	local f=$STATS_DIR/$BDF s reads req svc waits denied irq
 	s=$(cat "$f" 2>&1) || { echo "# cannot read $f: $s"; ls "$STATS_DIR" 2>&1 | sed 's/^/#   /'; return 1; }
 	echo "$s" | sed 's/^/#   /'
 	reads=$(echo "$s" | sed -n 's/^requests conf_read=\([0-9]*\) .*/\1/p')
@@ -413,7 +415,9 @@ stats_counted() {
 	svc=$(echo "$s" | stats_sum service_us)
 	waits=$(echo "$s" | stats_sum wait_us)
 	denied=$(echo "$s" | sed -n 's/^denied_writes \([0-9]*\)$/\1/p')
-	[ "${reads:-0}" -gt 0 ] && [ "$req" = "$svc" ] && [ "$req" = "$waits" ] && [ "${denied:-0}" -ge 3 ] &&
+	irq=$(echo "$s" | sed -n 's/^on_interrupt \([0-9]*\)$/\1/p')
+	[ "${irq:-0}" -gt 0 ] && [ "$irq" -le "${reads:-0}" ] &&
+		[ "${reads:-0}" -gt 0 ] && [ "$req" = "$svc" ] && [ "$req" = "$waits" ] && [ "${denied:-0}" -ge 3 ] &&
 		echo "$s" | grep -q '^service_us_p99 [<>]' && echo "$s" | grep -q '^wait_us_p99 [<>]'
 }
 stats_cleared() {
@@ -422,6 +426,7 @@ stats_cleared() {
 	s=$(cat "$f") || return 1
 	if echo "$s" | grep -qx 'requests conf_read=0 conf_write=0 enable_msi=0 disable_msi=0 enable_msix=0 disable_msix=0 other=0' &&
 		echo "$s" | grep -qx 'denied_writes 0' && echo "$s" | grep -qx 'service_us_p50 -' &&
+		echo "$s" | grep -qx 'on_interrupt 0' &&
 		echo "$s" | grep -qx 'wait_us_p50 -' &&
 		[ "$(echo "$s" | stats_sum service_us)" = 0 ] && [ "$(echo "$s" | stats_sum wait_us)" = 0 ]; then
 		return 0

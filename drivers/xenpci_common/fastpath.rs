@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Which requests the backend may serve on the event channel's interrupt, and how much of the
+//! interrupt's time one guest may take.
+//!
+//! The backend serves a guest's request in process context (a work item), where everything may
+//! sleep. A plain configuration read needs nothing that sleeps (the engine is pure and the PCI
+//! core's configuration accessors take a raw spinlock), so the backend may answer it in the
+//! interrupt handler that announced it, saving the hand-over to the work item. Everything else
+//! (writes, which may enable the device or change its power state, MSI and MSI-X) stays in
+//! process context.
+//!
+//! Guests control how often their requests come, so the time they may take in interrupt
+//! context is bounded: one [`Budget`] for the backend's guests together lets requests be
+//! served there for about [`BUDGET_NS`] in each window of [`WINDOW_NS`] (each served request
+//! is charged from the start of the handler to its end, and one admitted just under the
+//! budget may end past it); the rest of the window, they go to the work item like any other
+//! request, where the scheduler shares the CPUs fairly.
+
+use super::pciif::{AccessSize, RawOp, Request};
+
+/// The window of the interrupt-time budget, in nanoseconds.
+pub(crate) const WINDOW_NS: u64 = 10_000_000;
+/// Interrupt time the guests' requests may take in each window, in nanoseconds (a fifth of
+/// one CPU).
+pub(crate) const BUDGET_NS: u64 = 2_000_000;
+
+/// The offset and size of a request that may be served on the interrupt: a configuration read
+/// that decodes. Anything else, a malformed request included, is left to the work item, which
+/// answers it with the same rules as ever.
+pub(crate) fn fast_read(op: &RawOp) -> Option<(u16, AccessSize)> {
+    match Request::decode(op).ok()? {
+        Request::ConfRead { offset, size, .. } => Some((offset, size)),
+        _ => None,
+    }
+}
+
+/// An interrupt-time budget (see the module documentation).
+#[derive(Debug, Default)]
+pub(crate) struct Budget {
+    /// Start of the current window; `None` before the first request.
+    start_ns: Option<u64>,
+    /// Interrupt time used in the current window.
+    used_ns: u64,
+}
+
+impl Budget {
+    pub(crate) const fn new() -> Budget {
+        Budget {
+            start_ns: None,
+            used_ns: 0,
+        }
+    }
+
+    /// Whether a request announced at `now_ns` (a monotonic clock) may be served on the
+    /// interrupt.
+    pub(crate) fn admit(&mut self, now_ns: u64) -> bool {
+        let new_window = match self.start_ns {
+            None => true,
+            // A clock that went backwards starts a window too.
+            Some(start) => now_ns < start || now_ns - start >= WINDOW_NS,
+        };
+        if new_window {
+            self.start_ns = Some(now_ns);
+            self.used_ns = 0;
+        }
+        self.used_ns < BUDGET_NS
+    }
+
+    /// Charges `ns` nanoseconds of interrupt time spent serving an admitted request.
+    pub(crate) fn charge(&mut self, ns: u64) {
+        self.used_ns = self.used_ns.saturating_add(ns);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pciif::{Command, RawOp};
+    use super::*;
+
+    fn read(offset: i32, size: i32) -> RawOp {
+        RawOp::conf_read(0, 0, 0, offset, size)
+    }
+
+    fn with_cmd(cmd: u32) -> RawOp {
+        RawOp { cmd, ..read(0, 4) }
+    }
+
+    #[test]
+    fn only_well_formed_reads_are_fast() {
+        assert_eq!(fast_read(&read(0, 4)), Some((0, AccessSize::Four)));
+        assert_eq!(fast_read(&read(0x3c, 1)), Some((0x3c, AccessSize::One)));
+        assert_eq!(fast_read(&read(0x3e, 2)), Some((0x3e, AccessSize::Two)));
+        // Writes, MSI and MSI-X, unknown commands go to the work item.
+        assert_eq!(fast_read(&RawOp::conf_write(0, 0, 0, 0x3c, 1, 5)), None);
+        assert_eq!(fast_read(&RawOp::enable_msi(0, 0, 0)), None);
+        assert_eq!(fast_read(&RawOp::disable_msix(0, 0, 0)), None);
+        assert_eq!(fast_read(&with_cmd(Command::AerDetected.raw())), None);
+        assert_eq!(fast_read(&with_cmd(99)), None);
+        // Malformed reads too: the work item answers them with their error.
+        assert_eq!(fast_read(&read(0, 3)), None);
+        assert_eq!(fast_read(&read(1, 4)), None);
+        assert_eq!(fast_read(&read(4096, 4)), None);
+        assert_eq!(fast_read(&read(-4, 4)), None);
+    }
+
+    #[test]
+    fn the_budget_is_spent_then_renewed_with_the_window() {
+        let mut b = Budget::new();
+        let t = 5_000_000_000;
+        let mut now = t;
+        let mut served = 0;
+        while b.admit(now) {
+            b.charge(300_000);
+            now += 1_000;
+            served += 1;
+        }
+        // 2 ms of 0.3 ms services: the seventh crosses the budget, the eighth is refused.
+        assert_eq!(served, 7);
+        assert!(!b.admit(t + WINDOW_NS - 1));
+        assert!(b.admit(t + WINDOW_NS));
+    }
+
+    #[test]
+    fn a_clock_that_went_backwards_starts_a_window() {
+        let mut b = Budget::new();
+        assert!(b.admit(1_000_000_000));
+        b.charge(u64::MAX);
+        assert!(!b.admit(1_000_000_001));
+        assert!(b.admit(999_999_999));
+    }
+
+    #[test]
+    fn an_idle_guest_gets_the_whole_budget() {
+        let mut b = Budget::new();
+        assert!(b.admit(0));
+        b.charge(BUDGET_NS - 1);
+        assert!(b.admit(1));
+        b.charge(1);
+        assert!(!b.admit(2));
+    }
+}

@@ -95,7 +95,8 @@ bench_line() {
 # (the 1 s warm-up's included), the median time it took to serve one, and the
 # median and 99th percentile of the time a request waited between the event
 # that announced it and its service (the hand-over from the event channel's
-# interrupt to the work item). Buckets of powers of two of microseconds
+# interrupt to the work item), and how many it served on the interrupt itself
+# (on_interrupt, with no wait). Buckets of powers of two of microseconds
 # ("<64": from 32 to 64 us). The C backend has no such counts.
 backend_stats_clear() {
 	local f=/sys/kernel/debug/pciback/$BDF
@@ -108,7 +109,8 @@ backend_stats_line() {
 		/^service_us_p50 / { s50 = $2 }
 		/^wait_us_p50 / { w50 = $2 }
 		/^wait_us_p99 / { w99 = $2 }
-		END { printf "# bench pair=%s op=%s-backend requests=%d service_p50_us=%s wait_p50_us=%s wait_p99_us=%s\n", pair, op, n, s50, w50, w99 }'
+		/^on_interrupt / { irq = $2 }
+		END { printf "# bench pair=%s op=%s-backend requests=%d service_p50_us=%s wait_p50_us=%s wait_p99_us=%s on_interrupt=%s\n", pair, op, n, s50, w50, w99, irq }'
 }
 
 # A run's result: cfgbench's line with every op as it should be.
@@ -116,8 +118,12 @@ ran() { case $1 in *" ops_per_s="*) true ;; *) echo "# no result: '$1'"; false ;
 ran_both() { ran "$1" && ran "$2"; }
 consistent() { case $1 in *" mismatches=0 "*) true ;; *) echo "# $1"; false ;; esac; }
 
+# bench_test BACK FRONT [LABEL]: LABEL names the backend in the results
+# (default BACK); BACKEND_ARGS are its load's parameters (for the Rust
+# backend's fast_path=0, every request served in its work item: a backend that
+# does not take it fails to load).
 bench_test() {
-	local back=$1 front=$2 did secs=${BENCH_SECONDS:-10} op idle out warm g0 g1 k0 k1 t0 t1 tx slow stats
+	local back=$1 front=$2 name=${3:-$1} did secs=${BENCH_SECONDS:-10} op idle out warm g0 g1 k0 k1 t0 t1 tx slow stats
 	local -A result native
 	ktap_print_header
 	ktap_set_plan 11
@@ -128,6 +134,7 @@ bench_test() {
 	dom0_ticks; k1=$TICKS t1=$EPOCHREALTIME
 	idle=$(awk -v k="$((k1 - k0))" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", k * 10 / (b - a) }')
 	ktap_test_result "$back backend loads" backend_load "$back"
+	[ "$back" = rust ] && echo "# fast_path=$(cat /sys/module/pciback/parameters/fast_path 2>&1)"
 	ktap_test_result "xl pci-assignable-add $BDF" timeout 60 xl pci-assignable-add "$BDF"
 	write_guest_cfg "$front" 0
 	sed -i "s/^extra = \"\(.*\)\"/extra = \"\1 xenpci.bench=$secs\"/" /tmp/$GUEST.cfg
@@ -168,15 +175,15 @@ bench_test() {
 		result[$op]=$out
 		echo "# guest: $out"
 		ran "$out" || continue
-		bench_line "$back/$front" "$op" "$out" "$warm" "$g0" "$g1" "$k0" "$k1" "$t0" "$t1" "$idle"
-		[ -z "$stats" ] || backend_stats_line "$back/$front" "$op" "$stats"
+		bench_line "$name/$front" "$op" "$out" "$warm" "$g0" "$g1" "$k0" "$k1" "$t0" "$t1" "$idle"
+		[ -z "$stats" ] || backend_stats_line "$name/$front" "$op" "$stats"
 	done
 	if [ -n "$did" ]; then
 		unwatch_guest
 		# The frontend's bus scan, from the guest's kernel log (domU/bench.sh).
 		out=$(guest_count "$did" bench_scan)
 		case $out in
-		scan_ms=*) echo "# bench pair=$back/$front op=scan $out" ;;
+		scan_ms=*) echo "# bench pair=$name/$front op=scan $out" ;;
 		*) echo "# no bus scan time from the guest: '$out'" ;;
 		esac
 	fi
@@ -206,5 +213,8 @@ bench_test() {
 
 group_bench_c() { bench_test c c; }
 group_bench_rust() { bench_test rust rust; }
+# The Rust pair with every request served in the backend's work item, as C
+# serves them: what serving reads on the interrupt changes, in the same boot.
+group_bench_rust_wq() { BACKEND_ARGS=fast_path=0 bench_test rust rust rust-wq; }
 group_bench_rustback_cfront() { bench_test rust c; }
 group_bench_cback_rustfront() { bench_test c rust; }

@@ -51,7 +51,8 @@ hand_over() {
 unload_pciback() { rmmod pciback 2>/dev/null; [ ! -d "$DRV" ]; }
 
 # The parameters in /sys/module/pciback/parameters/: hide and passthrough
-# readable (0444), permissive read-write (0644) as in C.
+# readable (0444), permissive read-write (0644) as in C; verbose_request,
+# dma_isolation and fast_path (Rust only) read-write.
 PARAMS=/sys/module/pciback/parameters
 param_is() {
 	[ "$(stat -c %a "$PARAMS/$1" 2>/dev/null)" = "$2" ] && [ "$(cat "$PARAMS/$1")" = "$3" ] ||
@@ -123,7 +124,7 @@ group_modules() {
 	done <<< "$bad"
 
 	ktap_test_result "hide= naming an absent device is accepted" insmod "$KO" "hide=(0000:ff:1f.7)"
-	ktap_check "parameters in $PARAMS: hide, passthrough (0444), permissive, verbose_request (0644)" \
+	ktap_check "parameters in $PARAMS: hide, passthrough (0444), permissive, verbose_request, dma_isolation, fast_path (0644)" \
 		params_shown "(0000:ff:1f.7)"
 	ktap_check "permissive can be set and cleared at run time" permissive_toggles
 	ktap_check "permissive 'maybe' is refused and changes nothing" permissive_bad_refused

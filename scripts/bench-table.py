@@ -126,12 +126,37 @@ def rst_table(head, rows):
 
 
 def scan_table(runs):
-    head = ['pair', 'scan ms', 'x C', 'probes', 'accesses']
+    """The bus scan of one device (the read and write groups' guests) and of four (the scan
+    groups'), per pairing, and the ratios to the C pair's."""
+    head = ['pair', 'devices', 'scan ms', 'x C', 'probes', 'accesses']
     rows = []
-    for p in [p for p in PAIRS if (p, 'scan') in runs]:
-        ms = value(runs, p, 'scan', 'scan_ms')
-        rows.append([NAMES.get(p, p), fmt(ms), ratio(ms, value(runs, 'c/c', 'scan', 'scan_ms')),
-                     fmt(value(runs, p, 'scan', 'probes')), fmt(value(runs, p, 'scan', 'accesses'))])
+    for op, n in (('scan', '1'), ('scan4', '4')):
+        c = value(runs, 'c/c', op, 'scan_ms')
+        for p in [p for p in PAIRS if (p, op) in runs]:
+            ms = value(runs, p, op, 'scan_ms')
+            rows.append([NAMES.get(p, p), n, fmt(ms), ratio(ms, c),
+                         fmt(value(runs, p, op, 'probes')), fmt(value(runs, p, op, 'accesses'))])
+    return rst_table(head, rows)
+
+
+def two_table(runs):
+    """Two guests at once, each reading its own device: each one's rate and latency, their
+    sum, and the sum against the same pair's one-guest rate of the same boot."""
+    head = ['pair', 'guest 1 ops/s', 'guest 2 ops/s', 'sum', 'x one guest', 'p50 µs', 'p99 µs']
+    rows = []
+    for p in [p for p in PAIRS if (p, 'read2') in runs]:
+        ds = runs[(p, 'read2')]
+
+        def med(guest, key):
+            vals = [num(d.get(key)) for d in ds if d.get('guest') == guest]
+            vals = [v for v in vals if v is not None]
+            return statistics.median(vals) if vals else None
+        r1, r2 = med('1', 'ops_per_s'), med('2', 'ops_per_s')
+        total = None if r1 is None or r2 is None else r1 + r2
+        rows.append([NAMES.get(p, p), fmt(r1), fmt(r2), fmt(total),
+                     ratio(total, value(runs, p, 'read', 'ops_per_s')),
+                     f"{fmt(med('1', 'p50_us'))}/{fmt(med('2', 'p50_us'))}",
+                     f"{fmt(med('1', 'p99_us'))}/{fmt(med('2', 'p99_us'))}"])
     return rst_table(head, rows)
 
 
@@ -188,6 +213,13 @@ def goals(runs):
          None if rd is None or not cd else rd <= 0.5 * cd, f'{ratio(rd, cd)}x')
     goal("Rust pair read p99 <= C pair read p50",
          None if r99 is None or c50 is None else r99 <= c50, f'{fmt(r99)} µs vs {fmt(c50)} µs')
+    # The scan: the Rust frontend against the C one, behind the same backend.
+    for op, n in (('scan', 1), ('scan4', 4)):
+        for back in ('rust', 'c'):
+            r = value(runs, f'{back}/rust', op, 'scan_ms')
+            c = value(runs, f'{back}/c', op, 'scan_ms')
+            goal(f'Rust frontend bus scan of {n} device(s) <= 0.2x C frontend, {"Rust" if back == "rust" else "C"} backend',
+                 None if r is None or not c else r <= 0.2 * c, f'{ratio(r, c)}x')
     # Not a goal: what serving reads on the interrupt does, against the same pair with every
     # request in the work item.
     wr = value(runs, 'rust-wq/rust', 'read', 'ops_per_s')
@@ -204,9 +236,12 @@ def report(runs):
         if any(o == op for _, o in runs):
             print(f'\n{what}:\n')
             print(table(runs, op))
-    if any(o == 'scan' for _, o in runs):
+    if any(o in ('scan', 'scan4') for _, o in runs):
         print('\nbus scan (the guest\'s kernel log; Documentation/benchmark.rst, "Bus scan"):\n')
         print(scan_table(runs))
+    if any(o == 'read2' for _, o in runs):
+        print('\ntwo guests at once, each reading its own device (4 bytes at 0x0):\n')
+        print(two_table(runs))
     if any(o.endswith('-backend') for _, o in runs):
         print('\nthe Rust backend\'s own times (debugfs; buckets of powers of two,'
               ' "<64": 32 to 64 µs):\n')

@@ -48,6 +48,9 @@ CPU=${CPU:-Nehalem}
 IOMMU=${IOMMU:-intel}
 LAB_RETRIES=${LAB_RETRIES:-1}
 DEVICES=${DEVICES--device edu,id=edu0}
+# The bench boot's: four edu functions (make bench's scan groups export the
+# four to one guest; the other groups use the first).
+BENCH_DEVICES=${BENCH_DEVICES-"-device edu,id=edu0 -device edu -device edu -device edu"}
 NVME_IMG=$OUT/work/nvme.img
 # rp2 is a 2.5 GT/s port: after a secondary bus reset QEMU's root port does not
 # set Data Link Layer Link Active again, which Linux waits for on ports faster
@@ -129,6 +132,15 @@ boot() {
 # The groups.conf column $2 of group $1 (empty for an unknown group).
 conf() { awk -v g="$1" -v c="$2" '!/^#/ && $1 == g { print $c }' "$CONF"; }
 
+# Whether plan $1 has a group of the bench boot.
+bench_plan() {
+	local g
+	for g in ${1//,/ }; do
+		[ "$(conf "$g" 2)" = bench ] && return 0
+	done
+	return 1
+}
+
 # Whether plan $1 has a group of a boot with the lab devices.
 lab_plan() {
 	local g
@@ -185,6 +197,9 @@ for b in "${boots[@]}"; do
 			mkdir -p "$(dirname "$NVME_IMG")"
 			rm -f "$NVME_IMG" && truncate -s 16M "$NVME_IMG"
 			devices=$LAB_DEVICES
+		fi
+		if [ "$b" = bench ] || { [ "$b" = one ] && ! lab_plan "$plan" && bench_plan "$plan"; }; then
+			devices=$BENCH_DEVICES
 		fi
 		case $b in builtin|builtin-bad) devices=$BUILTIN_DEVICES ;; esac
 		boot "$log" "$plan" "$limit" "$devices" "$(boot_out "$b")" "$(builtin_dom0_args "$b")"

@@ -73,6 +73,12 @@ if [ "$FRONT" = rogue ]; then
 	ktap_print_totals
 	exit 0
 fi
+if [ "$(cmdline_arg scanonly 0)" = 1 ]; then
+	# make bench: the bus scan of several devices, nothing else.
+	domU_scan_only
+	ktap_print_totals
+	exit 0
+fi
 if [ "$(cmdline_arg slots 0)" = 1 ]; then
 	# The devices boot: the virtual bus's 33rd slot.
 	domU_slots_tests

@@ -211,6 +211,105 @@ bench_test() {
 	ktap_finished
 }
 
+# bench_scan_test BACK FRONT: how long the frontend's bus scan of four
+# exported devices takes (the bench boot's four edu functions, SCAN_DEVS, in
+# one guest on its virtual bus): the guest only reports its scan
+# (domU/bench.sh, xenpci.scanonly=1) and how many PCI functions it found.
+SCAN_DEVS=4
+scan_devs() { lspci -D -n -d "$DEV_ID" | awk -v n="$SCAN_DEVS" 'NR <= n { print $1 }'; }
+guest_key_set() { [ -n "$(guest_count "$1" "$2")" ]; }
+assignable_all() {
+	local b
+	for b in $(scan_devs); do timeout 60 xl pci-assignable-add "$b" || return 1; done
+}
+unassignable_all() {
+	local b rc=0
+	for b in $(scan_devs); do timeout 60 xl pci-assignable-remove -r "$b" || rc=1; done
+	return $rc
+}
+found_all() { case $1 in scan_ms=*" devices=$SCAN_DEVS") true ;; *) echo "# guest: '$1'"; false ;; esac; }
+bench_scan_test() {
+	local back=$1 front=$2 did out devs
+	ktap_print_header
+	ktap_set_plan 7
+	rotate_guest_log
+	devs=$(scan_devs)
+	echo "# the devices: $(echo $devs)"
+	ktap_test_result "$back backend loads" env_hide0_load "$back"
+	ktap_test_result "xl pci-assignable-add of the $SCAN_DEVS devices" assignable_all
+	guest_cfg "xenpci.front=$front xenpci.scanonly=1" > /tmp/$GUEST.cfg
+	echo "pci = [ $(for b in $devs; do printf "'%s', " "$b"; done) ]" >> /tmp/$GUEST.cfg
+	ktap_test_result "xl create with the $SCAN_DEVS devices" timeout 120 xl create /tmp/$GUEST.cfg
+	did=$(xl domid $GUEST 2>/dev/null)
+	out=
+	if [ -n "$did" ] && wait_for 180 guest_key_set "$did" bench_scan; then
+		out=$(guest_count "$did" bench_scan)
+	fi
+	case $out in
+	scan_ms=*) echo "# bench pair=$back/$front op=scan$SCAN_DEVS ${out% devices=*}" ;;
+	*) echo "# no bus scan time from the guest: '$out'" ;;
+	esac
+	ktap_check "the guest found the $SCAN_DEVS devices and timed its scan" found_all "$out"
+	destroy_guest "$GUEST" "$SCAN_DEVS"
+	ktap_test_result "guest destroyed" wait_for 20 guest_gone
+	ktap_test_result "the $SCAN_DEVS devices given back (xl pci-assignable-remove -r)" unassignable_all
+	ktap_test_result "$back backend unloads" backend_unload "$back"
+	ktap_finished
+}
+# The Rust backend seizes nothing at load here: xl pci-assignable-add does.
+env_hide0_load() { HIDE=0 backend_load "$1"; }
+
+# bench_two_test BACK FRONT: two guests at once, each reading its own device
+# (the bench boot's first two edu functions) for BENCH_SECONDS: both get
+# dom0's go when both are ready. One "# bench ... op=read2 guest=N" line per
+# guest; bench-table.py sets their sum against the pair's one-guest rate.
+GUEST2=domU2
+assignable_two() { timeout 60 xl pci-assignable-add "$1" && timeout 60 xl pci-assignable-add "$2"; }
+unassignable_two() { timeout 60 xl pci-assignable-remove -r "$1"; timeout 60 xl pci-assignable-remove -r "$2"; }
+created_two() { timeout 120 xl create /tmp/$GUEST.cfg && timeout 120 xl create /tmp/$GUEST2.cfg; }
+both_gone() { guest_gone && ! xl domid "$GUEST2" >/dev/null 2>&1; }
+bench_two_test() {
+	local back=$1 front=$2 secs=${BENCH_SECONDS:-10} b1 b2 d1 d2 d o1= o2= n
+	ktap_print_header
+	ktap_set_plan 9
+	rotate_guest_log
+	b1=$(scan_devs | sed -n 1p) b2=$(scan_devs | sed -n 2p)
+	echo "# the devices: $b1 $b2"
+	ktap_test_result "$back backend loads" env_hide0_load "$back"
+	ktap_test_result "xl pci-assignable-add of two devices" assignable_two "$b1" "$b2"
+	for n in 1 2; do
+		local g=$GUEST b=$b1
+		[ "$n" = 2 ] && g=$GUEST2 b=$b2
+		GUEST=$g BDF=$b write_guest_cfg "$front" 0
+		sed -i "s/^extra = \"\(.*\)\"/extra = \"\1 xenpci.bench=$secs xenpci.benchgo=1\"/" /tmp/$g.cfg
+		echo "pci = [ '$b' ]" >> /tmp/$g.cfg
+	done
+	ktap_test_result "xl create of two guests, a device each" created_two
+	d1=$(xl domid $GUEST 2>/dev/null) d2=$(xl domid $GUEST2 2>/dev/null)
+	if [ -n "$d1" ] && [ -n "$d2" ] && wait_for 300 guest_key_set "$d1" bench_read_ready &&
+		wait_for 300 guest_key_set "$d2" bench_read_ready; then
+		for d in $d1 $d2; do xenstore-write "$(xs_guest "$d")/bench_go" 1; done
+		wait_for $((secs + 120)) guest_key_set "$d1" bench_read_done
+		wait_for 60 guest_key_set "$d2" bench_read_done
+		o1=$(guest_count "$d1" bench_read_result) o2=$(guest_count "$d2" bench_read_result)
+		echo "# guest 1: $o1"
+		echo "# guest 2: $o2"
+		ran "$o1" && echo "# bench pair=$back/$front op=read2 guest=1 ${o1#cfgbench op=* }"
+		ran "$o2" && echo "# bench pair=$back/$front op=read2 guest=2 ${o2#cfgbench op=* }"
+	else
+		echo "# the guests did not both get ready"
+	fi
+	ktap_check "both guests' reads ran at once" ran_both "$o1" "$o2"
+	ktap_check "every read of guest 1 returned its first read's value" consistent "$o1"
+	ktap_check "every read of guest 2 returned its first read's value" consistent "$o2"
+	destroy_guest "$GUEST"
+	destroy_guest "$GUEST2"
+	ktap_test_result "both guests destroyed" wait_for 20 both_gone
+	ktap_test_result "the two devices given back (xl pci-assignable-remove -r)" unassignable_two "$b1" "$b2"
+	ktap_test_result "$back backend unloads" backend_unload "$back"
+	ktap_finished
+}
+
 group_bench_c() { bench_test c c; }
 group_bench_rust() { bench_test rust rust; }
 # The Rust pair with every request served in the backend's work item, as C
@@ -218,3 +317,9 @@ group_bench_rust() { bench_test rust rust; }
 group_bench_rust_wq() { BACKEND_ARGS=fast_path=0 bench_test rust rust rust-wq; }
 group_bench_rustback_cfront() { bench_test rust c; }
 group_bench_cback_rustfront() { bench_test c rust; }
+group_bench_two_c() { bench_two_test c c; }
+group_bench_two_rust() { bench_two_test rust rust; }
+group_bench_scan_c() { bench_scan_test c c; }
+group_bench_scan_rust() { bench_scan_test rust rust; }
+group_bench_scan_rustback_cfront() { bench_scan_test rust c; }
+group_bench_scan_cback_rustfront() { bench_scan_test c rust; }

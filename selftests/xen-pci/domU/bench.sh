@@ -32,6 +32,15 @@ bench_scan() {
 		}'
 }
 
+# wait_go SECS: waits for dom0's bench_go in this guest's directory.
+wait_go() {
+	local end=$((SECONDS + $1))
+	while [ -z "$(xenstore-read "$XS/bench_go" 2>/dev/null)" ]; do
+		[ "$SECONDS" -lt "$end" ] || return 1
+		nap 0.2
+	done
+}
+
 domU_bench() {
 	secs=$(cmdline_arg bench 0)
 	[ "$secs" -gt 0 ] 2>/dev/null || return 0
@@ -44,7 +53,14 @@ domU_bench() {
 		write) set -- 0x3c 1 ;;
 		esac
 		xenstore-write "$XS/bench_${op}_ready" 1
-		nap 3
+		if [ "$(cmdline_arg benchgo 0)" = 1 ]; then
+			# make bench's two guests at once (dom0/bench.sh bench_two_test):
+			# reads only, started when dom0 says go to both.
+			[ "$op" = read ] || return 0
+			wait_go 300 || return 0
+		else
+			nap 3
+		fi
 		warm=$(cfgbench "$GDEV/config" 1 "$1" "$2" "$op")
 		xenstore-write "$XS/bench_${op}_start" 1
 		out=$(cfgbench "$GDEV/config" "$secs" "$1" "$2" "$op")
@@ -52,4 +68,12 @@ domU_bench() {
 		xenstore-write "$XS/bench_${op}_result" "${out:-cfgbench failed}" \
 			"$XS/bench_${op}_warmup" "${warm:-cfgbench failed}" "$XS/bench_${op}_done" 1
 	done
+}
+
+# make bench's scan groups (xenpci.scanonly=1, dom0/bench.sh bench_scan_test):
+# only the bus scan's time and how many PCI functions the guest found.
+domU_scan_only() {
+	local scan
+	scan=$(bench_scan)
+	xenstore-write "$XS/bench_scan" "${scan:-none} devices=$(ls /sys/bus/pci/devices | wc -l)"
 }

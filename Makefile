@@ -27,7 +27,7 @@ SHELL := /bin/bash
 PLAN ?=
 DEMO_PLAN ?= demo
 BENCH_MORE := bench-two-c,bench-two-rust,bench-scan-c,bench-scan-rust,bench-scan-rustback-cfront,bench-scan-cback-rustfront
-BENCH_PLAN ?= bench-c,bench-rust,bench-rust-wq,bench-rustback-cfront,bench-cback-rustfront,$(BENCH_MORE)
+BENCH_PLAN ?= bench-c,bench-rust,bench-rustback-cfront,bench-cback-rustfront,$(BENCH_MORE)
 
 .PHONY: all setup kernel images hosttest xentest test test-harness run bench reference fuzz modules-ext \
 	patches patches-check clean

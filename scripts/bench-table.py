@@ -5,7 +5,7 @@
     scripts/bench-table.py [LOG ...]
 
 Reads the "# bench pair=BACK/FRONT op=OP ..." lines (OP read, write, scan,
-read-backend or write-backend) of each LOG (by default the newest bench
+scan4, read2, read-backend or write-backend) of each LOG (by default the newest bench
 boot's log in $OUT/logs, OUT being out/ or out/$KCONFIG/) and prints, per
 log, one table per kind of op (config reads, writes of the virtual Interrupt
 Line) with one row per pairing: ops/s, the
@@ -20,7 +20,9 @@ each run (its debugfs statistics: the time to serve a request and the time a
 request waited between its event and its service), and the issue's goals
 (Documentation/benchmark.rst), met or not by these numbers. With several
 logs, each one's tables, then the same tables of the medians over them (each
-value the median of the boots'; the ratios those of the medians).
+value the median of all the boots' runs pooled: dom0-native runs once per
+group, the Rust pair's read twice per boot, before and after its run with
+fast_path off; the ratios those of the medians).
 """
 import glob
 import os
@@ -28,11 +30,12 @@ import re
 import statistics
 import sys
 
-PAIRS = ['c/c', 'rust/rust', 'rust-wq/rust', 'rust/c', 'c/rust']
+PAIRS = ['c/c', 'rust/rust', 'rust-wq/rust', 'rust/c', 'rust-wq/c', 'c/rust']
 NAMES = {
     'c/c': 'C back, C front',
     'rust/rust': 'Rust back, Rust front',
     'rust-wq/rust': 'Rust back (work item), Rust front',
+    'rust-wq/c': 'Rust back (work item), C front',
     'rust/c': 'Rust back, C front',
     'c/rust': 'C back, Rust front',
     'dom0-native': 'dom0 native',
@@ -70,7 +73,8 @@ def parse(path):
 
 
 def value(runs, pair, op, key):
-    """The run's value (the median over runs: dom0-native runs once per group)."""
+    """The run's value (the median over runs: dom0-native runs once per group, a Rust
+    backend's read twice, before and after its run with fast_path off)."""
     vals = [num(d.get(key)) for d in runs.get((pair, op), [])]
     vals = [v for v in vals if v is not None]
     return statistics.median(vals) if vals else None
@@ -222,11 +226,15 @@ def goals(runs):
                  None if r is None or not c else r <= 0.2 * c, f'{ratio(r, c)}x')
     # Not a goal: what serving reads on the interrupt does, against the same pair with every
     # request in the work item.
-    wr = value(runs, 'rust-wq/rust', 'read', 'ops_per_s')
-    wd = value(runs, 'rust-wq/rust', 'read', 'dom0_cpu_us_per_op')
-    if wr is not None:
-        lines.append(f'Rust pair reads on the interrupt against the work item only: rate '
-                     f'{ratio(rr, wr)}x, dom0 CPU/op {ratio(rd, wd)}x')
+    for front in ('rust', 'c'):
+        fr = value(runs, f'rust/{front}', 'read', 'ops_per_s')
+        fd = value(runs, f'rust/{front}', 'read', 'dom0_cpu_us_per_op')
+        wr = value(runs, f'rust-wq/{front}', 'read', 'ops_per_s')
+        wd = value(runs, f'rust-wq/{front}', 'read', 'dom0_cpu_us_per_op')
+        if wr is not None:
+            lines.append(f'Rust backend, {NAMES[f"rust/{front}"].split(", ")[1]}: reads on the '
+                         f'interrupt against the work item only: rate {ratio(fr, wr)}x, '
+                         f'dom0 CPU/op {ratio(fd, wd)}x')
     return '\n'.join(lines)
 
 

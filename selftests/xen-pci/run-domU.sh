@@ -73,9 +73,9 @@ if [ "$FRONT" = rogue ]; then
 	ktap_print_totals
 	exit 0
 fi
-if [ "$(cmdline_arg scanonly 0)" = 1 ]; then
+if [ "$(cmdline_arg scanonly 0)" != 0 ]; then
 	# make bench: the bus scan of several devices, nothing else.
-	domU_scan_only
+	domU_scan_only "$(cmdline_arg scanonly 0)"
 	ktap_print_totals
 	exit 0
 fi

@@ -8,6 +8,8 @@
 # Xen accounted to it), warms up for a second (the first accesses after boot
 # are slower), writes bench_OP_start, runs, then writes bench_OP_result
 # (cfgbench's line), bench_OP_warmup (the warm-up's) and bench_OP_done.
+# With xenpci.benchab=1 two more read runs, readb and readc, each started by
+# dom0's bench_OP_go.
 # Before the runs, bench_scan: how long the frontend's bus scan took
 # (Documentation/benchmark.rst, "Bus scan"), from the kernel log: the Rust
 # frontend's own line, with its probes and config accesses; for the C one the
@@ -32,12 +34,15 @@ bench_scan() {
 		}'
 }
 
-# wait_go SECS: waits for dom0's bench_go in this guest's directory.
+# wait_go KEY SECS: waits for dom0's KEY in this guest's directory, looking
+# every 0.5 s (a process each time, which costs CPU under TCG); about SECS s
+# at most (the guest's sh has no SECONDS: the looks are counted).
 wait_go() {
-	local end=$((SECONDS + $1))
-	while [ -z "$(xenstore-read "$XS/bench_go" 2>/dev/null)" ]; do
-		[ "$SECONDS" -lt "$end" ] || return 1
-		nap 0.2
+	local n=$(($2 * 2))
+	while [ -z "$(xenstore-read "$XS/$1" 2>/dev/null)" ]; do
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || return 1
+		nap 0.5
 	done
 }
 
@@ -47,9 +52,14 @@ domU_bench() {
 	[ -e "$GDEV/config" ] || return 0
 	scan=$(bench_scan)
 	xenstore-write "$XS/bench_scan" "${scan:-none}"
-	for op in read write; do
+	ops="read write"
+	# Two read runs more, the first of which dom0 makes the Rust backend
+	# serve in its work item only (dom0/bench.sh): the fast path against none
+	# and again, same guest.
+	[ "$(cmdline_arg benchab 0)" = 1 ] && ops="read write readb readc"
+	for op in $ops; do
 		case $op in
-		read) set -- 0 4 ;;
+		read|readb|readc) set -- 0 4 ;;
 		write) set -- 0x3c 1 ;;
 		esac
 		xenstore-write "$XS/bench_${op}_ready" 1
@@ -57,23 +67,35 @@ domU_bench() {
 			# make bench's two guests at once (dom0/bench.sh bench_two_test):
 			# reads only, started when dom0 says go to both.
 			[ "$op" = read ] || return 0
-			wait_go 300 || return 0
+			wait_go bench_go 300 || return 0
+		elif [ "$op" = readb ] || [ "$op" = readc ]; then
+			# dom0 switches the backend's fast_path, then says go.
+			wait_go "bench_${op}_go" 120 || return 0
 		else
 			nap 3
 		fi
-		warm=$(cfgbench "$GDEV/config" 1 "$1" "$2" "$op")
+		warm=$(cfgbench "$GDEV/config" 1 "$1" "$2" "${op%[bc]}")
 		xenstore-write "$XS/bench_${op}_start" 1
-		out=$(cfgbench "$GDEV/config" "$secs" "$1" "$2" "$op")
+		out=$(cfgbench "$GDEV/config" "$secs" "$1" "$2" "${op%[bc]}")
 		echo "# $out"
 		xenstore-write "$XS/bench_${op}_result" "${out:-cfgbench failed}" \
 			"$XS/bench_${op}_warmup" "${warm:-cfgbench failed}" "$XS/bench_${op}_done" 1
 	done
 }
 
-# make bench's scan groups (xenpci.scanonly=1, dom0/bench.sh bench_scan_test):
-# only the bus scan's time and how many PCI functions the guest found.
+# make bench's scan groups (xenpci.scanonly=N, dom0/bench.sh bench_scan_test):
+# loads the frontend, waits up to 120 s for its N devices, then reports the
+# bus scan's time and how many PCI functions the guest found.
+pci_count() { ls /sys/bus/pci/devices 2>/dev/null | wc -l; }
 domU_scan_only() {
-	local scan
+	local want=$1 n=240 scan
+	load_frontend
+	while [ "$(pci_count)" -lt "$want" ] && [ "$n" -gt 0 ]; do
+		n=$((n - 1))
+		nap 0.5
+	done
+	# The frontends log their scan as they end it.
+	nap 2
 	scan=$(bench_scan)
-	xenstore-write "$XS/bench_scan" "${scan:-none} devices=$(ls /sys/bus/pci/devices | wc -l)"
+	xenstore-write "$XS/bench_scan" "${scan:-none} devices=$(pci_count)"
 }

@@ -36,7 +36,11 @@
 #               with every deadline scaled by 4 unless TIME_SCALE says otherwise
 #   SHOW_GUEST=1  print the guests' consoles too (make run)
 #   DOM0_EXTRA  more options for dom0's command line
-#   ONE_BOOT=1  every group of the plan in one boot
+#   ONE_BOOT=1  every group of the plan in one boot (with the lab devices if a
+#               group needs them, else the bench boot's four edu functions if a
+#               bench group is in the plan, else DEVICES: a plan mixing lab and
+#               bench groups gives the bench groups the lab's devices, on which
+#               bench-scan-* and bench-two-* do not work)
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib.sh"

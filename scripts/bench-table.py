@@ -21,8 +21,8 @@ request waited between its event and its service), and the issue's goals
 (Documentation/benchmark.rst), met or not by these numbers. With several
 logs, each one's tables, then the same tables of the medians over them (each
 value the median of all the boots' runs pooled: dom0-native runs once per
-group, the Rust pair's read twice per boot, before and after its run with
-fast_path off; the ratios those of the medians).
+group, a Rust backend's read twice per pairing, before and after its run
+with fast_path off; the ratios those of the medians).
 """
 import glob
 import os
@@ -74,7 +74,7 @@ def parse(path):
 
 def value(runs, pair, op, key):
     """The run's value (the median over runs: dom0-native runs once per group, a Rust
-    backend's read twice, before and after its run with fast_path off)."""
+    backend's read twice per pairing, before and after its run with fast_path off)."""
     vals = [num(d.get(key)) for d in runs.get((pair, op), [])]
     vals = [v for v in vals if v is not None]
     return statistics.median(vals) if vals else None

@@ -35,8 +35,8 @@ bench_scan() {
 }
 
 # wait_go KEY SECS: waits for dom0's KEY in this guest's directory, looking
-# every 0.5 s (a process each time, which costs CPU under TCG); about SECS s
-# at most (the guest's sh has no SECONDS: the looks are counted).
+# every 0.5 s (a process each time, which costs CPU under TCG); 2*SECS looks
+# at most, longer than SECS s (the guest's sh has no SECONDS: they are counted).
 wait_go() {
 	local n=$(($2 * 2))
 	while [ -z "$(xenstore-read "$XS/$1" 2>/dev/null)" ]; do
@@ -84,8 +84,9 @@ domU_bench() {
 }
 
 # make bench's scan groups (xenpci.scanonly=N, dom0/bench.sh bench_scan_test):
-# loads the frontend, waits up to 120 s for its N devices, then reports the
-# bus scan's time and how many PCI functions the guest found.
+# loads the frontend, waits for its N devices (240 looks, 0.5 s apart: 2-3
+# minutes under TCG, where each look costs processes), then reports the bus
+# scan's time and how many PCI functions the guest found.
 pci_count() { ls /sys/bus/pci/devices 2>/dev/null | wc -l; }
 domU_scan_only() {
 	local want=$1 n=240 scan

@@ -66,6 +66,13 @@ permissive_toggles() {
 	echo 1 > "$PARAMS/permissive" && param_is permissive 644 Y &&
 		echo N > "$PARAMS/permissive" && param_is permissive 644 N
 }
+# fast_path (Rust only): switched at run time, a malformed value refused.
+fast_path_switches() {
+	echo 0 > "$PARAMS/fast_path" && param_is fast_path 644 N &&
+		echo Y > "$PARAMS/fast_path" && param_is fast_path 644 Y &&
+		if (echo maybe > "$PARAMS/fast_path") 2>/dev/null; then echo "# 'maybe' accepted"; false; else true; fi &&
+		param_is fast_path 644 Y
+}
 permissive_bad_refused() {
 	if (echo maybe > "$PARAMS/permissive") 2>/dev/null; then echo "# 'maybe' accepted"; return 1; fi
 	param_is permissive 644 N
@@ -112,7 +119,7 @@ group_modules() {
 (0000:00:01.0)junk|junk
 (0000:00:01.0)(zz:00.0)|zz
 (0000:0g:01.0)|0g'
-	ktap_set_plan $((16 + $(echo "$bad" | wc -l)))
+	ktap_set_plan $((17 + $(echo "$bad" | wc -l)))
 
 	ktap_test_result "rust pcifront refuses to load in dom0 (ENODEV)" pcifront_refused_in_dom0
 	ktap_test_result "rust pciback loads without parameters" insmod "$KO"
@@ -128,6 +135,7 @@ group_modules() {
 		params_shown "(0000:ff:1f.7)"
 	ktap_check "permissive can be set and cleared at run time" permissive_toggles
 	ktap_check "permissive 'maybe' is refused and changes nothing" permissive_bad_refused
+	ktap_check "fast_path can be switched at run time; 'maybe' is refused and changes nothing" fast_path_switches
 	ktap_check "hide and passthrough cannot be written" read_only_params
 	unload_pciback
 

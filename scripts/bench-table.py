@@ -5,7 +5,7 @@
     scripts/bench-table.py [LOG ...]
 
 Reads the "# bench pair=BACK/FRONT op=OP ..." lines (OP read, write, scan,
-scan4, read2, read-backend or write-backend) of each LOG (by default the newest bench
+scan4, read2, read-backend, write-backend or read2-backend) of each LOG (by default the newest bench
 boot's log in $OUT/logs, OUT being out/ or out/$KCONFIG/) and prints, per
 log, one table per kind of op (config reads, writes of the virtual Interrupt
 Line) with one row per pairing: ops/s, the
@@ -186,7 +186,7 @@ def backend_table(runs):
             'wait p99 µs', 'round trip p50 µs']
     rows = []
     for p in PAIRS:
-        for op in ('read', 'write'):
+        for op in ('read', 'write', 'read2'):
             if (p, op + '-backend') not in runs:
                 continue
             b = op + '-backend'

@@ -295,8 +295,12 @@ env_hide0_load() { HIDE=0 backend_load "$1"; }
 
 # bench_two_test BACK FRONT: two guests at once, each reading its own device
 # (the bench boot's first two edu functions) for BENCH_SECONDS: both get
-# dom0's go when both are ready. One "# bench ... op=read2 guest=N" line per
-# guest; bench-table.py sets their sum against the pair's one-guest rate.
+# dom0's go (bench_OP_go) when both are ready. One "# bench ... op=read2
+# guest=N" line per guest; bench-table.py sets their sum against the pair's
+# one-guest rate. With the Rust backend the two guests read again with its
+# fast_path off (op=read2b, pair rust-wq/FRONT), and its own account of each
+# device's reads follows each run (op=read2-backend guest=N): how many it
+# served on the interrupt, how long the others waited for the work item.
 GUEST2=domU2
 assignable_two() { timeout 60 xl pci-assignable-add "$1" && timeout 60 xl pci-assignable-add "$2"; }
 unassignable_two() { timeout 60 xl pci-assignable-remove -r "$1"; timeout 60 xl pci-assignable-remove -r "$2"; }
@@ -312,10 +316,14 @@ key_within() {
 		nap 2
 	done
 }
+# both_consistent O1 O2: both guests' runs with every read its first value.
+both_consistent() { consistent "$1" && consistent "$2"; }
 bench_two_test() {
-	local back=$1 front=$2 secs=${BENCH_SECONDS:-10} b1 b2 d1 d2 d o1= o2= n
+	local back=$1 front=$2 secs=${BENCH_SECONDS:-10} b1 b2 d1 d2 op pair ab=0 ops=read n o1 o2 s1 s2 wait
+	local -A res1 res2
+	[ "$back" = rust ] && ab=1 ops="read readb"
 	ktap_print_header
-	ktap_set_plan 9
+	ktap_set_plan $((9 + 2 * ab))
 	rotate_guest_log
 	b1=$(scan_devs | sed -n 1p) b2=$(scan_devs | sed -n 2p)
 	echo "# the devices: $b1 $b2"
@@ -325,30 +333,58 @@ bench_two_test() {
 		local g=$GUEST b=$b1
 		[ "$n" = 2 ] && g=$GUEST2 b=$b2
 		GUEST=$g BDF=$b write_guest_cfg "$front" 0
-		sed -i "s/^extra = \"\(.*\)\"/extra = \"\1 xenpci.bench=$secs xenpci.benchgo=1\"/" /tmp/$g.cfg
+		sed -i "s/^extra = \"\(.*\)\"/extra = \"\1 xenpci.bench=$secs xenpci.benchgo=1 xenpci.benchab=$ab\"/" /tmp/$g.cfg
 		echo "pci = [ '$b' ]" >> /tmp/$g.cfg
 	done
 	ktap_test_result "xl create of two guests, a device each" created_two
 	d1=$(xl domid $GUEST 2>/dev/null) d2=$(xl domid $GUEST2 2>/dev/null)
-	if [ -n "$d1" ] && [ -n "$d2" ] && key_within 150 "$d1" bench_read_ready &&
-		key_within 60 "$d2" bench_read_ready; then
+	for op in $ops; do
+		res1[$op]= res2[$op]=
+		pair=$back/$front
+		[ "$op" = readb ] && pair=rust-wq/$front
+		wait=60
+		[ "$op" = read ] && wait=150
+		if [ -z "$d1" ] || [ -z "$d2" ] || ! key_within "$wait" "$d1" "bench_${op}_ready" ||
+			! key_within 60 "$d2" "bench_${op}_ready"; then
+			echo "# the guests did not both get ready for $op"
+			continue
+		fi
+		if [ "$ab" = 1 ]; then
+			echo "$([ "$op" = readb ] && echo 0 || echo 1)" > /sys/module/pciback/parameters/fast_path ||
+				{ echo "# cannot switch fast_path"; continue; }
+			echo "# $op: fast_path=$(cat /sys/module/pciback/parameters/fast_path)"
+			BDF=$b1 backend_stats_clear
+			BDF=$b2 backend_stats_clear
+		fi
 		# Both in one write; each guest looks every 0.5 s (the runs may start
 		# that far apart). No process of dom0's during the runs.
-		xenstore-write "$(xs_guest "$d1")/bench_go" 1 "$(xs_guest "$d2")/bench_go" 1
+		xenstore-write "$(xs_guest "$d1")/bench_${op}_go" 1 "$(xs_guest "$d2")/bench_${op}_go" 1
 		nap $((secs + 3))
-		key_within 40 "$d1" bench_read_done
-		key_within 20 "$d2" bench_read_done
-		o1=$(guest_count "$d1" bench_read_result) o2=$(guest_count "$d2" bench_read_result)
-		echo "# guest 1: $o1"
-		echo "# guest 2: $o2"
-		ran "$o1" && echo "# bench pair=$back/$front op=read2 guest=1 ${o1#cfgbench op=* }"
-		ran "$o2" && echo "# bench pair=$back/$front op=read2 guest=2 ${o2#cfgbench op=* }"
-	else
-		echo "# the guests did not both get ready"
+		key_within 40 "$d1" "bench_${op}_done"
+		key_within 20 "$d2" "bench_${op}_done"
+		s1= s2=
+		if [ "$ab" = 1 ]; then
+			s1=$(cat "/sys/kernel/debug/pciback/$b1") s2=$(cat "/sys/kernel/debug/pciback/$b2")
+		fi
+		o1=$(guest_count "$d1" "bench_${op}_result") o2=$(guest_count "$d2" "bench_${op}_result")
+		res1[$op]=$o1 res2[$op]=$o2
+		echo "# guest 1 $op: $o1"
+		echo "# guest 2 $op: $o2"
+		ran "$o1" && echo "# bench pair=$pair op=read2 guest=1 ${o1#cfgbench op=* }"
+		ran "$o2" && echo "# bench pair=$pair op=read2 guest=2 ${o2#cfgbench op=* }"
+		[ -z "$s1" ] || backend_stats_line "$pair" read2 "$s1" | sed 's/$/ guest=1/'
+		[ -z "$s2" ] || backend_stats_line "$pair" read2 "$s2" | sed 's/$/ guest=2/'
+	done
+	# On again whatever happened above (the module's default).
+	[ "$ab" = 1 ] && echo 1 > /sys/module/pciback/parameters/fast_path
+	ktap_check "both guests' reads ran at once" ran_both "${res1[read]}" "${res2[read]}"
+	ktap_check "every read of guest 1 returned its first read's value" consistent "${res1[read]}"
+	ktap_check "every read of guest 2 returned its first read's value" consistent "${res2[read]}"
+	if [ "$ab" = 1 ]; then
+		ktap_check "both guests' reads ran at once with fast_path off" ran_both "${res1[readb]}" "${res2[readb]}"
+		ktap_check "every read of both guests with fast_path off returned its first read's value" \
+			both_consistent "${res1[readb]}" "${res2[readb]}"
 	fi
-	ktap_check "both guests' reads ran at once" ran_both "$o1" "$o2"
-	ktap_check "every read of guest 1 returned its first read's value" consistent "$o1"
-	ktap_check "every read of guest 2 returned its first read's value" consistent "$o2"
 	destroy_guest "$GUEST"
 	destroy_guest "$GUEST2"
 	ktap_test_result "both guests destroyed" wait_for 20 both_gone
@@ -363,6 +399,7 @@ group_bench_rustback_cfront() { bench_test rust c; }
 group_bench_cback_rustfront() { bench_test c rust; }
 group_bench_two_c() { bench_two_test c c; }
 group_bench_two_rust() { bench_two_test rust rust; }
+group_bench_two_rustback_cfront() { bench_two_test rust c; }
 group_bench_scan_c() { bench_scan_test c c; }
 group_bench_scan_rust() { bench_scan_test rust rust; }
 group_bench_scan_rustback_cfront() { bench_scan_test rust c; }

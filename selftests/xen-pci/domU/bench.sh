@@ -65,9 +65,10 @@ domU_bench() {
 		xenstore-write "$XS/bench_${op}_ready" 1
 		if [ "$(cmdline_arg benchgo 0)" = 1 ]; then
 			# make bench's two guests at once (dom0/bench.sh bench_two_test):
-			# reads only, started when dom0 says go to both.
-			[ "$op" = read ] || return 0
-			wait_go bench_go 300 || return 0
+			# reads only (read, and readb with the Rust backend's fast_path
+			# off), each started when dom0 says go to both.
+			case $op in read|readb) ;; *) continue ;; esac
+			wait_go "bench_${op}_go" 300 || return 0
 		elif [ "$op" = readb ] || [ "$op" = readc ]; then
 			# dom0 switches the backend's fast_path, then says go.
 			wait_go "bench_${op}_go" 120 || return 0

@@ -51,6 +51,12 @@ __rust_helper int rust_helper_HYPERVISOR_physdev_op(int cmd, void *arg)
 	return HYPERVISOR_physdev_op(cmd, arg);
 }
 
+/* On x86 this is static inline; elsewhere it is an exported function. */
+__rust_helper int rust_helper_HYPERVISOR_sched_op(int cmd, void *arg)
+{
+	return HYPERVISOR_sched_op(cmd, arg);
+}
+
 /*
  * Xen system time of the calling vCPU, in nanoseconds since the hypervisor
  * booted: the time base of SCHEDOP_poll timeouts. The per-vCPU time info is

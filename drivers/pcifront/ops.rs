@@ -43,7 +43,8 @@ use kernel::{
             GrantRef,
             SharedRing, //
         },
-        xenbus,
+        sched,
+        xenbus, //
     },
 };
 
@@ -81,7 +82,8 @@ impl evtchn::Handler for Events {
 struct SlotState {
     /// Whether a timed-out round trip was logged already (it is logged once per connection).
     timeout_logged: bool,
-    /// How long a round trip spins before it polls (learnt from this connection's answers).
+    /// How long a round trip spins before it polls, and whether it yields the CPU after its
+    /// post (learnt from this connection's answers).
     spin: roundtrip::Spin,
 }
 
@@ -222,7 +224,9 @@ impl OpChannel {
     /// is first watched for by spinning (at most twice this connection's recent round trip,
     /// [`roundtrip::SPIN_MAX_NS`] at most), then the poll is sliced, and a backend that does
     /// not answer within [`roundtrip::OP_TIMEOUT_NS`] gets the request withdrawn. Without an
-    /// answer the operation fails with `XEN_PCI_ERR_dev_not_found`.
+    /// answer the operation fails with `XEN_PCI_ERR_dev_not_found`. After a spin that was
+    /// preempted, posts yield the CPU for a while: the lock (and the PCI core's, which the
+    /// caller may hold) is then held across the other vCPU's turn, as across a poll.
     fn round_trip(&self, op: &mut RawOp, msix: usize) {
         let lost = pciif::PciifError::DevNotFound.code();
         let words = op.request_words();
@@ -339,6 +343,10 @@ impl roundtrip::Channel for Page<'_> {
 
     fn relax(&mut self) {
         core::hint::spin_loop();
+    }
+
+    fn yield_cpu(&mut self) {
+        sched::yield_vcpu();
     }
 
     fn now_ns(&mut self) -> u64 {

@@ -2930,6 +2930,8 @@ struct Chan<'a, 'b> {
     /// Time spent in spin turns, and the longest turn.
     spun: u64,
     longest_turn: u64,
+    yields: u32,
+    longest_yield: u64,
 }
 
 impl Channel for Chan<'_, '_> {
@@ -3021,6 +3023,19 @@ impl Channel for Chan<'_, '_> {
         self.longest_turn = self.longest_turn.max(turn);
     }
 
+    fn yield_cpu(&mut self) {
+        assert!(self.active, "yield without a posted request");
+        self.yields += 1;
+        // Another vCPU may run for a while.
+        let ran = if self.b.is_empty() {
+            0
+        } else {
+            u64::from(self.b.u8()) << 8
+        };
+        self.now += ran;
+        self.longest_yield = self.longest_yield.max(ran);
+    }
+
     fn now_ns(&mut self) -> u64 {
         self.start.get_or_insert(self.now);
         self.now
@@ -3031,7 +3046,8 @@ fn round_trip(b: &mut Bytes<'_>) {
     // A spin budget taught by a few round trips of any length (none: no spin).
     let mut spin = roundtrip::Spin::new();
     for _ in 0..b.u8() % 4 {
-        spin.note(b.u64() >> 40);
+        let preempted = b.u8() & 1 != 0;
+        spin.note(b.u64() >> 40, preempted);
     }
     let now = b.u64() >> 1;
     let mut c = Chan {
@@ -3048,8 +3064,11 @@ fn round_trip(b: &mut Bytes<'_>) {
         last_err: None,
         spun: 0,
         longest_turn: 0,
+        yields: 0,
+        longest_yield: 0,
     };
     let budget = spin.budget_ns();
+    let yields = spin.yields();
     let out = roundtrip::round_trip(&mut c, &mut spin);
     if budget == 0 {
         assert_eq!(c.spun, 0, "spun without a budget");
@@ -3065,9 +3084,21 @@ fn round_trip(b: &mut Bytes<'_>) {
         !c.active,
         "round trip ended ({out:?}) with the request still posted"
     );
+    // A post yields once if the `Spin` said so, else not at all.
+    assert_eq!(
+        c.yields,
+        if yields { c.posts } else { 0 },
+        "{} yields of {} posts",
+        c.yields,
+        c.posts
+    );
     let elapsed = c.now - c.start.expect("clock read");
-    // Polls stop at the deadline; a spin that ends there may overrun it by its last turn.
-    assert!(elapsed <= OP_TIMEOUT_NS + c.longest_turn, "{elapsed} ns");
+    // Polls stop at the deadline; a spin that ends there may overrun it by its last turn, a
+    // yield by the time another vCPU ran.
+    assert!(
+        elapsed <= OP_TIMEOUT_NS + c.longest_turn + c.longest_yield,
+        "{elapsed} ns"
+    );
     match out {
         roundtrip::Outcome::Answered => {
             assert_eq!(c.last_active, Some(false));

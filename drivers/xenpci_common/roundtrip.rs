@@ -22,8 +22,20 @@
 //!   twice the recent typical round trip (a moving average of answered ones), at most
 //!   [`SPIN_MAX_NS`]. Blocking in the poll costs a trip through the hypervisor's scheduler
 //!   each way, which the usual answer, back within the budget, does without. The C frontend
-//!   polls with a deadline in the past, which returns at once: it spins with a hypercall per
-//!   turn for the whole wait.
+//!   polls with a deadline in the past, which returns at once (Xen blocks the vCPU and wakes it
+//!   again, a trip through its scheduler that lets another vCPU run): it spins with a
+//!   hypercall per turn for the whole wait.
+//! - **A preempted spin makes the next posts yield.** The spin runs with interrupts off, so a
+//!   gap of at least an eighth of the typical round trip ([`PREEMPTED_GAP_MIN_NS`] at least)
+//!   between two of its looks at the clock is the hypervisor running something else on this
+//!   physical CPU, most often another vCPU: the CPUs are short (more vCPUs ready to run than
+//!   CPUs, two guests spinning on a two-CPU host say), and the backend's vCPU, which each post
+//!   wakes, may have to wait for one. Each post of the next [`YIELD_TRIPS`] answered round
+//!   trips is then followed by one yield of the CPU ([`Channel::yield_cpu`]), which lets a
+//!   waiting vCPU, the backend's among them, run here; each preempted spin starts the count
+//!   again (a round trip without an answer neither counts nor starts it). Without that
+//!   evidence the post does not yield: with a CPU to spare, the yield only moves this vCPU off
+//!   its CPU while the backend's is woken on another.
 
 /// The `err` a frontend posts with every request. Backends answer 0, a `XEN_PCI_ERR_*` code
 /// (-1 to -5) or a negative errno (at least -4095): never this.
@@ -38,17 +50,35 @@ pub(crate) const POLL_SLICE_NS: u64 = 1_000_000;
 /// The longest spin before the first poll, in nanoseconds.
 pub(crate) const SPIN_MAX_NS: u64 = 2_000_000;
 
-/// The spin budget of a channel: a moving average of its answered round trips.
+/// How many answered round trips yield after a preempted spin (see the module documentation).
+pub(crate) const YIELD_TRIPS: u32 = 64;
+
+/// The shortest gap in a spin that counts as a preemption, in nanoseconds: longer than the
+/// hypervisor's own interrupt handling takes, on hardware where a round trip is a few
+/// microseconds.
+pub(crate) const PREEMPTED_GAP_MIN_NS: u64 = 10_000;
+
+/// The spin budget of a channel: a moving average of its answered round trips, and whether its
+/// posts yield the CPU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Spin {
-    /// The average, in nanoseconds (each answered round trip weighs 1/8).
+    /// The average, in nanoseconds (the first answered round trip sets it; each later one
+    /// weighs 1/8).
     avg_ns: u64,
+    /// Whether a round trip was answered yet.
+    learnt: bool,
+    /// How many more round trips yield after their post.
+    yield_trips: u32,
 }
 
 impl Spin {
-    /// No round trip seen: no spin (the first ones poll, and teach the average).
+    /// No round trip seen: no spin (the first one polls, and sets the average), no yield.
     pub(crate) const fn new() -> Spin {
-        Spin { avg_ns: 0 }
+        Spin {
+            avg_ns: 0,
+            learnt: false,
+            yield_trips: 0,
+        }
     }
 
     /// How long to spin before the first poll, in nanoseconds.
@@ -56,10 +86,35 @@ impl Spin {
         self.avg_ns.saturating_mul(2).min(SPIN_MAX_NS)
     }
 
+    /// The gap between two looks at the clock in the spin that shows it was preempted: an
+    /// eighth of the typical round trip, [`PREEMPTED_GAP_MIN_NS`] at least.
+    pub(crate) fn preempted_gap_ns(&self) -> u64 {
+        (self.avg_ns / 8).max(PREEMPTED_GAP_MIN_NS)
+    }
+
+    /// Whether the next post yields the CPU.
+    pub(crate) fn yields(&self) -> bool {
+        self.yield_trips > 0
+    }
+
     /// Counts an answered round trip of `ns` nanoseconds (a longer one counts as
-    /// [`SPIN_MAX_NS`]: one slow answer, an MSI-X enable say, does not make the next spins long).
-    pub(crate) fn note(&mut self, ns: u64) {
-        self.avg_ns = self.avg_ns - self.avg_ns / 8 + ns.min(SPIN_MAX_NS) / 8;
+    /// [`SPIN_MAX_NS`]: one slow answer, an MSI-X enable say, does not make the next spins long)
+    /// and whether its spin was `preempted`. The first one is the average: a new connection's
+    /// first round trips (the bus scan's) spin, and tell a preemption, as the later ones do,
+    /// not by a fraction of the round trip while the average grows from zero.
+    pub(crate) fn note(&mut self, ns: u64, preempted: bool) {
+        let ns = ns.min(SPIN_MAX_NS);
+        self.avg_ns = if self.learnt {
+            self.avg_ns - self.avg_ns / 8 + ns / 8
+        } else {
+            ns
+        };
+        self.learnt = true;
+        self.yield_trips = if preempted {
+            YIELD_TRIPS
+        } else {
+            self.yield_trips.saturating_sub(1)
+        };
     }
 }
 
@@ -86,6 +141,9 @@ pub(crate) trait Channel {
     fn poll(&mut self, ns: u64);
     /// One turn of a busy wait (the CPU's pause hint).
     fn relax(&mut self);
+    /// Lets another runnable vCPU (the backend's, which the notification woke) have the
+    /// physical CPU, if any; the caller stays runnable.
+    fn yield_cpu(&mut self);
     /// A monotonic clock, in nanoseconds.
     fn now_ns(&mut self) -> u64;
 }
@@ -104,34 +162,56 @@ pub(crate) enum Outcome {
 }
 
 /// Posts the request of `chan` and waits for its answer (see the module documentation); an
-/// answered round trip teaches `spin` its time.
+/// answered round trip teaches `spin` its time and whether its spin was preempted.
 pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin) -> Outcome {
     let start = chan.now_ns();
-    let outcome = post_and_wait(chan, start, spin.budget_ns());
+    let mut preempted = false;
+    let outcome = post_and_wait(chan, start, spin, &mut preempted);
     if outcome == Outcome::Answered {
-        spin.note(chan.now_ns().saturating_sub(start));
+        spin.note(chan.now_ns().saturating_sub(start), preempted);
     }
     outcome
 }
 
-/// Spins until `chan`'s bit is clear or `ns` nanoseconds after `from` have passed.
-fn spin_while_active(chan: &mut impl Channel, from: u64, ns: u64) {
-    while chan.active() && chan.now_ns().saturating_sub(from) < ns {
+/// Spins until `chan`'s bit is clear or `ns` nanoseconds after `from` have passed; returns
+/// whether two looks at the clock were `gap` nanoseconds apart or more (the spin was
+/// preempted).
+fn spin_while_active(chan: &mut impl Channel, from: u64, ns: u64, gap: u64) -> bool {
+    let mut preempted = false;
+    let mut last = from;
+    while chan.active() {
+        let now = chan.now_ns();
+        preempted |= now.saturating_sub(last) >= gap;
+        if now.saturating_sub(from) >= ns {
+            break;
+        }
+        last = now;
         chan.relax();
     }
+    preempted
 }
 
-fn post_and_wait(chan: &mut impl Channel, start: u64, spin_ns: u64) -> Outcome {
+fn post_and_wait(
+    chan: &mut impl Channel,
+    start: u64,
+    spin: &Spin,
+    preempted: &mut bool,
+) -> Outcome {
+    let spin_ns = spin.budget_ns();
     for _ in 0..MAX_POSTS {
         if !chan.write_request() {
             return Outcome::NotSent;
         }
         chan.set_active_and_notify();
+        if spin.yields() {
+            chan.yield_cpu();
+        }
         // Within the deadline: the loop below withdraws the request once it has passed.
         let posted = chan.now_ns();
         let left = OP_TIMEOUT_NS.saturating_sub(posted.saturating_sub(start));
         if spin_ns.min(left) > 0 {
-            spin_while_active(chan, posted, spin_ns.min(left));
+            *preempted |=
+                spin_while_active(chan, posted, spin_ns.min(left), spin.preempted_gap_ns());
         }
 
         loop {
@@ -191,6 +271,16 @@ mod tests {
         polls: u32,
         longest_poll: u64,
         turns: u64,
+        /// The turn of the spin after which the hypervisor runs another vCPU (counted from 1;
+        /// 0: never), and for how long.
+        preempt_at: u64,
+        preempt_ns: u64,
+        yields: u32,
+        /// How long another vCPU runs in each yield.
+        yield_ns: u64,
+        /// Whether every yield came right after a post.
+        yield_after_post: bool,
+        just_posted: bool,
     }
 
     impl Fake {
@@ -206,6 +296,12 @@ mod tests {
                 polls: 0,
                 longest_poll: 0,
                 turns: 0,
+                preempt_at: 0,
+                preempt_ns: 0,
+                yields: 0,
+                yield_ns: 0,
+                yield_after_post: true,
+                just_posted: false,
             }
         }
 
@@ -246,8 +342,10 @@ mod tests {
             self.active = true;
             self.posts += 1;
             self.posted_at = self.now;
+            self.just_posted = true;
         }
         fn active(&mut self) -> bool {
+            self.just_posted = false;
             self.step();
             self.active
         }
@@ -267,6 +365,15 @@ mod tests {
         fn relax(&mut self) {
             self.turns += 1;
             self.now += TURN_NS;
+            if self.turns == self.preempt_at {
+                self.now += self.preempt_ns;
+            }
+        }
+        fn yield_cpu(&mut self) {
+            self.yields += 1;
+            self.yield_after_post &= self.just_posted;
+            self.just_posted = false;
+            self.now += self.yield_ns;
         }
         fn now_ns(&mut self) -> u64 {
             self.now
@@ -284,7 +391,7 @@ mod tests {
     fn learnt(ns: u64) -> Spin {
         let mut spin = Spin::new();
         for _ in 0..64 {
-            spin.note(ns);
+            spin.note(ns, false);
         }
         spin
     }
@@ -367,10 +474,108 @@ mod tests {
         );
     }
 
+    /// A round trip of `spin` whose answer comes after `delay` ns, its spin preempted for
+    /// `preempt_ns` after its `preempt_at`th turn (0: not preempted), and another vCPU running
+    /// for 100 us in each yield (longer than the gap of a preemption: the yield's time is not
+    /// one); the fake, to look at.
+    fn trip(spin: &mut Spin, delay: u64, preempt_at: u64, preempt_ns: u64) -> Fake {
+        let mut f = Fake::new(Backend::AnswerUnnoticed { delay, err: 0 });
+        f.preempt_at = preempt_at;
+        f.preempt_ns = preempt_ns;
+        f.yield_ns = 100_000;
+        assert_eq!(super::round_trip(&mut f, spin), Outcome::Answered);
+        f
+    }
+
+    #[test]
+    fn an_unpreempted_spin_never_yields() {
+        let mut spin = learnt(400_000);
+        for _ in 0..2 * YIELD_TRIPS {
+            let f = trip(&mut spin, 300_000, 0, 0);
+            assert_eq!(f.yields, 0);
+        }
+        assert!(!spin.yields());
+    }
+
+    #[test]
+    fn a_preempted_spin_makes_the_next_posts_yield_once_each() {
+        let mut spin = learnt(400_000);
+        // Preempted for 100 us, an eighth of the 400 us round trip being 50.
+        let f = trip(&mut spin, 300_000, 10, 100_000);
+        assert_eq!(
+            f.yields, 0,
+            "the trip that finds the preemption does not yield"
+        );
+        assert!(spin.yields());
+        let f = trip(&mut spin, 300_000, 0, 0);
+        assert_eq!((f.posts, f.yields), (1, 1));
+        assert!(f.yield_after_post);
+        // Both posts of a request posted twice.
+        let mut f = Fake::new(Backend::StaleClears { stale: 1, err: 0 });
+        assert_eq!(super::round_trip(&mut f, &mut spin), Outcome::Answered);
+        assert_eq!((f.posts, f.yields), (2, 2));
+        assert!(f.yield_after_post);
+    }
+
+    #[test]
+    fn yielding_stops_after_quiet_round_trips_and_a_preemption_starts_it_again() {
+        let mut spin = learnt(400_000);
+        trip(&mut spin, 300_000, 10, 100_000);
+        for i in 0..YIELD_TRIPS {
+            assert!(spin.yields(), "trip {i}");
+            // A preemption at the last quiet trip but one starts the count again.
+            let preempted = i == YIELD_TRIPS - 2;
+            let f = trip(&mut spin, 300_000, if preempted { 5 } else { 0 }, 60_000);
+            assert_eq!(f.yields, 1);
+        }
+        for _ in 1..YIELD_TRIPS {
+            assert!(spin.yields());
+            trip(&mut spin, 300_000, 0, 0);
+        }
+        assert!(!spin.yields());
+        assert_eq!(trip(&mut spin, 300_000, 0, 0).yields, 0);
+    }
+
+    #[test]
+    fn a_short_gap_is_not_a_preemption() {
+        let mut spin = learnt(400_000);
+        // 40 us: under an eighth of the round trip.
+        trip(&mut spin, 300_000, 10, 40_000);
+        assert!(!spin.yields());
+        // 9 us on a 20 us round trip: an eighth of it, but under the least gap.
+        let mut spin = learnt(20_000);
+        trip(&mut spin, 15_000, 10, 9_000);
+        assert!(!spin.yields());
+        trip(&mut spin, 15_000, 10, PREEMPTED_GAP_MIN_NS);
+        assert!(spin.yields());
+        // Nor is the time the poll blocks (the spin's budget is over at 250 us here).
+        let mut spin = learnt(125_000);
+        let f = trip(&mut spin, 5_000_000, 0, 0);
+        assert!(f.polls > 1);
+        assert!(!spin.yields());
+    }
+
+    #[test]
+    fn the_first_answer_sets_the_budget_and_later_ones_move_it() {
+        let mut spin = Spin::new();
+        spin.note(300_000, false);
+        assert_eq!(spin.budget_ns(), 600_000);
+        assert_eq!(spin.preempted_gap_ns(), 300_000 / 8);
+        spin.note(300_000, false);
+        assert_eq!(spin.budget_ns(), 600_000);
+        // An eighth of the way towards a faster one.
+        spin.note(100_000, false);
+        assert_eq!(spin.budget_ns(), 2 * (300_000 - 300_000 / 8 + 100_000 / 8));
+        // A first answer slower than the cap counts as the cap.
+        let mut spin = Spin::new();
+        spin.note(1_000_000_000, false);
+        assert_eq!(spin.budget_ns(), SPIN_MAX_NS);
+    }
+
     #[test]
     fn one_slow_answer_does_not_make_the_spins_long() {
         let mut spin = learnt(50_000);
-        spin.note(1_000_000_000);
+        spin.note(1_000_000_000, false);
         assert!(
             spin.budget_ns() <= 2 * 50_000 + 2 * SPIN_MAX_NS / 8,
             "{}",

@@ -190,7 +190,8 @@ def backend_table(runs):
             if (p, op + '-backend') not in runs:
                 continue
             b = op + '-backend'
-            rows.append([NAMES.get(p, p), op, fmt(value(runs, p, b, 'requests')),
+            rows.append([NAMES.get(p, p), 'read2 (per guest)' if op == 'read2' else op,
+                         fmt(value(runs, p, b, 'requests')),
                          fmt(value(runs, p, b, 'on_interrupt')),
                          label(runs, p, b, 'service_p50_us'), label(runs, p, b, 'wait_p50_us'),
                          label(runs, p, b, 'wait_p99_us'), fmt(value(runs, p, op, 'p50_us'))])

@@ -298,7 +298,7 @@ env_hide0_load() { HIDE=0 backend_load "$1"; }
 # dom0's go (bench_OP_go) when both are ready. One "# bench ... op=read2
 # guest=N" line per guest; bench-table.py sets their sum against the pair's
 # one-guest rate. With the Rust backend the two guests read again with its
-# fast_path off (op=read2b, pair rust-wq/FRONT), and its own account of each
+# fast_path off (op=read2, pair rust-wq/FRONT), and its own account of each
 # device's reads follows each run (op=read2-backend guest=N): how many it
 # served on the interrupt, how long the others waited for the work item.
 GUEST2=domU2

@@ -9,7 +9,8 @@
 # are slower), writes bench_OP_start, runs, then writes bench_OP_result
 # (cfgbench's line), bench_OP_warmup (the warm-up's) and bench_OP_done.
 # With xenpci.benchab=1 two more read runs, readb and readc, each started by
-# dom0's bench_OP_go.
+# dom0's bench_OP_go. With xenpci.benchgo=1 (two guests at once) only read,
+# and readb with benchab=1, each started by bench_OP_go.
 # Before the runs, bench_scan: how long the frontend's bus scan took
 # (Documentation/benchmark.rst, "Bus scan"), from the kernel log: the Rust
 # frontend's own line, with its probes and config accesses; for the C one the

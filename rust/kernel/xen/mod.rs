@@ -12,8 +12,8 @@
 //! - [`grant`]: memory pages granted by one domain and mapped by the other;
 //! - [`evtchn`]: event channels, the interrupts between the two ends.
 //!
-//! `sched` (x86) asks the hypervisor's scheduler for the calling vCPU: a split driver that busy-waits
-//! for its peer may give its physical CPU to the peer's vCPU.
+//! `sched` (x86) asks the hypervisor's scheduler for the calling vCPU: a split driver that
+//! busy-waits for its peer may give its physical CPU to the peer's vCPU.
 //!
 //! This module also answers the questions module initialisation usually starts with: are we
 //! running on Xen, in which kind of domain, and may we use paravirtualised devices.

@@ -26,8 +26,8 @@ pub fn yield_vcpu() {
     }
     // The operation's number is a small constant of the hypercall interface.
     const YIELD: c_int = bindings::SCHEDOP_yield as c_int;
-    // SAFETY: We run on Xen, whose hypercall page every domain's kernel sets up at boot.
-    // `SCHEDOP_yield` takes no argument (a null one is what the interface expects) and is only a
-    // hint to the scheduler; its result carries nothing.
+    // SAFETY: We run on Xen (checked above), whose hypercall entry the kernel sets up in early
+    // boot. `SCHEDOP_yield` takes no argument (a null one is what the interface expects) and is
+    // only a hint to the scheduler; its result carries nothing.
     unsafe { bindings::HYPERVISOR_sched_op(YIELD, core::ptr::null_mut()) };
 }

@@ -85,6 +85,8 @@ struct SlotState {
     /// How long a round trip spins before it polls, and whether it yields the CPU after its
     /// post (learnt from this connection's answers).
     spin: roundtrip::Spin,
+    /// What the round trips did, for the statistics file.
+    counts: roundtrip::Counts,
 }
 
 /// The shared page and the event channel of a connection, and the lock that gives one
@@ -120,6 +122,21 @@ impl OpChannel {
     /// The event channel's IRQ, to signal the backend.
     pub(crate) fn irq(&self) -> &Irq {
         self.events.irq()
+    }
+
+    /// The statistics of the round trips: a snapshot, taken under the lock (so after the round
+    /// trip in progress, if any).
+    pub(crate) fn report(&self) -> roundtrip::Report {
+        let slot = self.slot.lock();
+        roundtrip::Report {
+            counts: slot.counts,
+            spin: slot.spin,
+        }
+    }
+
+    /// Clears the counts of [`OpChannel::report`] (not what the spin learnt).
+    pub(crate) fn clear_counts(&self) {
+        self.slot.lock().counts = roundtrip::Counts::new();
     }
 
     /// Allocates and grants the shared page to the other end of `dev`, with
@@ -247,7 +264,8 @@ impl OpChannel {
             start: Instant::<Monotonic>::now(),
         };
 
-        match roundtrip::round_trip(&mut page, &mut slot.spin) {
+        let SlotState { spin, counts, .. } = &mut *slot;
+        match roundtrip::round_trip(&mut page, spin, counts) {
             Outcome::Answered => {}
             Outcome::NotSent => return,
             Outcome::TimedOut | Outcome::Unanswered => {
@@ -349,6 +367,10 @@ impl roundtrip::Channel for Page<'_> {
         sched::yield_vcpu();
     }
 
+    fn may_yield(&mut self) -> bool {
+        crate::yield_when_preempted()
+    }
+
     fn now_ns(&mut self) -> u64 {
         u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(0)
     }
@@ -388,6 +410,7 @@ impl Channel {
                     SlotState {
                         timeout_logged: false,
                         spin: roundtrip::Spin::new(),
+                        counts: roundtrip::Counts::new(),
                     },
                     "pcifront_op_slot"
                 ),

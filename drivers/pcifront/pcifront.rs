@@ -31,6 +31,7 @@ mod aer;
 mod bus;
 mod msi;
 mod ops;
+mod stats;
 mod xenbus;
 
 module! {
@@ -40,6 +41,19 @@ module! {
     description: "Xen PCI frontend (Rust)",
     license: "GPL",
     alias: ["xen:pci"],
+    params: {
+        // Writable at run time; not in C, whose frontend never spins (see `common::roundtrip`).
+        yield_when_preempted: AtomicBoolParam {
+            default: AtomicBoolParam::new(true),
+            description: "After a spin the hypervisor preempted, yield the CPU after each post for a while (0: never yield)",
+            permissions: 0o644,
+        },
+    },
+}
+
+/// The `yield_when_preempted` parameter, read at each post.
+fn yield_when_preempted() -> bool {
+    module_parameters::yield_when_preempted.value_ref().get()
 }
 
 #[pin_data]
@@ -50,6 +64,8 @@ struct PcifrontModule {
     _driver: driver::Registration<FrontendAdapter<xenbus::PcifrontDriver>>,
     /// The MSI hooks.
     _msi: FrontendOpsRegistration<msi::Msi>,
+    /// The statistics directory, removed after the driver (and every connection's file).
+    _debugfs: stats::Debugfs,
 }
 
 impl kernel::InPlaceModule for PcifrontModule {
@@ -67,9 +83,13 @@ impl kernel::InPlaceModule for PcifrontModule {
                 pr_err!("another PCI frontend (xen-pcifront?) is loaded: unload it first\n");
             })?;
 
+            // SAFETY: Called once, here, before the driver is registered.
+            let debugfs = unsafe { stats::Debugfs::create() };
+
             Ok(try_pin_init!(PcifrontModule {
                 _driver <- driver::Registration::new(c"pcifront", module),
                 _msi: msi,
+                _debugfs: debugfs,
             }))
         })
     }

@@ -63,6 +63,10 @@ use crate::{
         Channel,
         OpChannel, //
     },
+    stats::{
+        self,
+        StatsFile, //
+    },
 };
 
 /// The `pcifront` xenbus driver.
@@ -89,6 +93,8 @@ pub(crate) struct Front {
     /// The shared page and the event channel. After `link`: dropped (detaching the AER job)
     /// once the buses are gone.
     chan: Channel,
+    /// The connection's statistics file in debugfs (see [`stats`]).
+    _stats: Option<StatsFile>,
 }
 
 impl xenbus::Driver for PcifrontDriver {
@@ -106,10 +112,13 @@ impl xenbus::Driver for PcifrontDriver {
             let port = LocalPort::alloc(dev)?;
             let evtchn = port.port();
             let aer = AerJob::new()?;
+            let chan = Channel::new(ring, port, aer)?;
+            let stats = stats::file(dev, chan.get());
 
             Ok(try_pin_init!(Front {
                 link <- new_mutex!(Link::Waiting, "pcifront_link"),
-                chan: Channel::new(ring, port, aer)?,
+                chan,
+                _stats: stats,
                 _: {
                     publish(dev, gref, evtchn)?;
                     dev.switch_state(XenbusState::Initialised)?;

@@ -2932,6 +2932,8 @@ struct Chan<'a, 'b> {
     longest_turn: u64,
     yields: u32,
     longest_yield: u64,
+    polls: u32,
+    may_yield: bool,
 }
 
 impl Channel for Chan<'_, '_> {
@@ -3004,6 +3006,7 @@ impl Channel for Chan<'_, '_> {
             "poll of {ns} ns with {remaining} ns left"
         );
         self.pending_cleared = false;
+        self.polls += 1;
         let advance = if self.b.is_empty() {
             ns
         } else {
@@ -3036,6 +3039,10 @@ impl Channel for Chan<'_, '_> {
         self.longest_yield = self.longest_yield.max(ran);
     }
 
+    fn may_yield(&mut self) -> bool {
+        self.may_yield
+    }
+
     fn now_ns(&mut self) -> u64 {
         self.start.get_or_insert(self.now);
         self.now
@@ -3050,6 +3057,7 @@ fn round_trip(b: &mut Bytes<'_>) {
         spin.note(b.u64() >> 40, preempted);
     }
     let now = b.u64() >> 1;
+    let may_yield = b.u8() & 1 == 0;
     let mut c = Chan {
         b,
         now,
@@ -3066,10 +3074,37 @@ fn round_trip(b: &mut Bytes<'_>) {
         longest_turn: 0,
         yields: 0,
         longest_yield: 0,
+        polls: 0,
+        may_yield,
     };
     let budget = spin.budget_ns();
-    let yields = spin.yields();
-    let out = roundtrip::round_trip(&mut c, &mut spin);
+    let yields = spin.yields() && may_yield;
+    let mut counts = roundtrip::Counts::new();
+    let out = roundtrip::round_trip(&mut c, &mut spin, &mut counts);
+    // The counts tell what happened: the yields, polls and posts made, and one outcome.
+    assert_eq!(
+        (counts.yields, counts.polls, counts.reposts),
+        (
+            u64::from(c.yields),
+            u64::from(c.polls),
+            u64::from(c.posts.saturating_sub(1))
+        ),
+        "{counts:?}"
+    );
+    let answered = out == roundtrip::Outcome::Answered;
+    assert_eq!(
+        (counts.answered, counts.timed_out, counts.unanswered),
+        (
+            u64::from(answered),
+            u64::from(out == roundtrip::Outcome::TimedOut),
+            u64::from(out == roundtrip::Outcome::Unanswered)
+        ),
+        "{out:?}: {counts:?}"
+    );
+    assert_eq!(
+        counts.answered_spinning,
+        u64::from(answered && c.polls == 0)
+    );
     if budget == 0 {
         assert_eq!(c.spun, 0, "spun without a budget");
     }
@@ -3084,7 +3119,7 @@ fn round_trip(b: &mut Bytes<'_>) {
         !c.active,
         "round trip ended ({out:?}) with the request still posted"
     );
-    // A post yields once if the `Spin` said so, else not at all.
+    // A post yields once if the `Spin` said so and yielding is allowed, else not at all.
     assert_eq!(
         c.yields,
         if yields { c.posts } else { 0 },

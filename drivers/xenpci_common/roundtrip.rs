@@ -118,6 +118,74 @@ impl Spin {
     }
 }
 
+/// What a channel's round trips did since it was set up or since the counts were last cleared:
+/// its statistics file (debugfs), which tells how often the frontend waits in each way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    /// Round trips answered.
+    pub(crate) answered: u64,
+    /// Of those, how many were answered before the first poll (the spin saw the answer).
+    pub(crate) answered_spinning: u64,
+    /// Answered round trips whose spin was preempted (see [`Spin`]).
+    pub(crate) preempted: u64,
+    /// Polls of the event channel.
+    pub(crate) polls: u64,
+    /// Yields of the CPU after a post.
+    pub(crate) yields: u64,
+    /// Requests posted again after a clear without an answer.
+    pub(crate) reposts: u64,
+    /// Round trips that ended without an answer: timed out, or [`Outcome::Unanswered`].
+    pub(crate) timed_out: u64,
+    pub(crate) unanswered: u64,
+    /// The total and the longest time of the answered round trips, in nanoseconds.
+    pub(crate) answered_ns: u64,
+    pub(crate) longest_ns: u64,
+}
+
+impl Counts {
+    /// No round trip counted.
+    pub(crate) const fn new() -> Counts {
+        Counts {
+            answered: 0,
+            answered_spinning: 0,
+            preempted: 0,
+            polls: 0,
+            yields: 0,
+            reposts: 0,
+            timed_out: 0,
+            unanswered: 0,
+            answered_ns: 0,
+            longest_ns: 0,
+        }
+    }
+}
+
+/// A channel's statistics as its file shows them: the [`Counts`] and the [`Spin`] budget now,
+/// one `name value` line each (times in microseconds).
+pub(crate) struct Report {
+    pub(crate) counts: Counts,
+    pub(crate) spin: Spin,
+}
+
+impl core::fmt::Display for Report {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let c = &self.counts;
+        let mean_us = c.answered_ns.checked_div(c.answered).unwrap_or(0) / 1_000;
+        writeln!(f, "answered {}", c.answered)?;
+        writeln!(f, "answered_spinning {}", c.answered_spinning)?;
+        writeln!(f, "preempted_spins {}", c.preempted)?;
+        writeln!(f, "polls {}", c.polls)?;
+        writeln!(f, "yields {}", c.yields)?;
+        writeln!(f, "reposts {}", c.reposts)?;
+        writeln!(f, "timed_out {}", c.timed_out)?;
+        writeln!(f, "unanswered {}", c.unanswered)?;
+        writeln!(f, "mean_us {mean_us}")?;
+        writeln!(f, "longest_us {}", c.longest_ns / 1_000)?;
+        writeln!(f, "spin_budget_us {}", self.spin.budget_ns() / 1_000)?;
+        writeln!(f, "yielding_round_trips {}", self.spin.yield_trips)
+    }
+}
+
 /// How many times one request is posted at most (once, and once again after a clear without an
 /// answer).
 pub(crate) const MAX_POSTS: u32 = 2;
@@ -144,6 +212,9 @@ pub(crate) trait Channel {
     /// Lets another runnable vCPU (the backend's, which the notification woke) have the
     /// physical CPU, if any; the caller stays runnable.
     fn yield_cpu(&mut self);
+    /// Whether posts may yield at all (the administrator's switch; the rule of [`Spin`]
+    /// decides when).
+    fn may_yield(&mut self) -> bool;
     /// A monotonic clock, in nanoseconds.
     fn now_ns(&mut self) -> u64;
 }
@@ -162,13 +233,26 @@ pub(crate) enum Outcome {
 }
 
 /// Posts the request of `chan` and waits for its answer (see the module documentation); an
-/// answered round trip teaches `spin` its time and whether its spin was preempted.
-pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin) -> Outcome {
+/// answered round trip teaches `spin` its time and whether its spin was preempted. `counts`
+/// counts the round trip and its waits.
+pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin, counts: &mut Counts) -> Outcome {
     let start = chan.now_ns();
     let mut preempted = false;
-    let outcome = post_and_wait(chan, start, spin, &mut preempted);
-    if outcome == Outcome::Answered {
-        spin.note(chan.now_ns().saturating_sub(start), preempted);
+    let polls = counts.polls;
+    let outcome = post_and_wait(chan, start, spin, &mut preempted, counts);
+    match outcome {
+        Outcome::Answered => {
+            let ns = chan.now_ns().saturating_sub(start);
+            spin.note(ns, preempted);
+            counts.answered += 1;
+            counts.answered_spinning += u64::from(counts.polls == polls);
+            counts.preempted += u64::from(preempted);
+            counts.answered_ns = counts.answered_ns.saturating_add(ns);
+            counts.longest_ns = counts.longest_ns.max(ns);
+        }
+        Outcome::TimedOut => counts.timed_out += 1,
+        Outcome::Unanswered => counts.unanswered += 1,
+        Outcome::NotSent => {}
     }
     outcome
 }
@@ -196,15 +280,18 @@ fn post_and_wait(
     start: u64,
     spin: &Spin,
     preempted: &mut bool,
+    counts: &mut Counts,
 ) -> Outcome {
     let spin_ns = spin.budget_ns();
-    for _ in 0..MAX_POSTS {
+    for post in 0..MAX_POSTS {
         if !chan.write_request() {
             return Outcome::NotSent;
         }
         chan.set_active_and_notify();
-        if spin.yields() {
+        counts.reposts += u64::from(post > 0);
+        if spin.yields() && chan.may_yield() {
             chan.yield_cpu();
+            counts.yields += 1;
         }
         // Within the deadline: the loop below withdraws the request once it has passed.
         let posted = chan.now_ns();
@@ -230,6 +317,7 @@ fn post_and_wait(
                 break;
             }
             chan.poll(POLL_SLICE_NS.min(OP_TIMEOUT_NS - elapsed));
+            counts.polls += 1;
         }
 
         if chan.err() != ERR_UNANSWERED {
@@ -281,6 +369,8 @@ mod tests {
         /// Whether every yield came right after a post.
         yield_after_post: bool,
         just_posted: bool,
+        /// What `may_yield` answers.
+        may_yield: bool,
     }
 
     impl Fake {
@@ -302,6 +392,7 @@ mod tests {
                 yield_ns: 0,
                 yield_after_post: true,
                 just_posted: false,
+                may_yield: true,
             }
         }
 
@@ -375,6 +466,9 @@ mod tests {
             self.just_posted = false;
             self.now += self.yield_ns;
         }
+        fn may_yield(&mut self) -> bool {
+            self.may_yield
+        }
         fn now_ns(&mut self) -> u64 {
             self.now
         }
@@ -384,7 +478,7 @@ mod tests {
     const TURN_NS: u64 = 100;
 
     fn round_trip(f: &mut Fake) -> Outcome {
-        super::round_trip(f, &mut Spin::new())
+        super::round_trip(f, &mut Spin::new(), &mut Counts::new())
     }
 
     /// A spin budget that learnt round trips of `ns`.
@@ -404,7 +498,10 @@ mod tests {
         });
         let mut spin = Spin::new();
         assert_eq!(spin.budget_ns(), 0);
-        assert_eq!(super::round_trip(&mut f, &mut spin), Outcome::Answered);
+        assert_eq!(
+            super::round_trip(&mut f, &mut spin, &mut Counts::new()),
+            Outcome::Answered
+        );
         assert_eq!(f.turns, 0);
         assert!(f.polls >= 1);
         assert!(spin.budget_ns() > 0);
@@ -418,7 +515,10 @@ mod tests {
         });
         let mut spin = learnt(400_000);
         assert!(spin.budget_ns() > 600_000, "{}", spin.budget_ns());
-        assert_eq!(super::round_trip(&mut f, &mut spin), Outcome::Answered);
+        assert_eq!(
+            super::round_trip(&mut f, &mut spin, &mut Counts::new()),
+            Outcome::Answered
+        );
         assert_eq!(f.err, -3);
         assert_eq!(f.polls, 0);
         // Seen at the next turn.
@@ -434,7 +534,10 @@ mod tests {
         });
         let mut spin = learnt(100_000);
         let budget = spin.budget_ns();
-        assert_eq!(super::round_trip(&mut f, &mut spin), Outcome::Answered);
+        assert_eq!(
+            super::round_trip(&mut f, &mut spin, &mut Counts::new()),
+            Outcome::Answered
+        );
         // Spun for the budget (to the turn), then polled.
         assert!(f.turns * TURN_NS >= budget);
         assert!(f.turns * TURN_NS < budget + TURN_NS);
@@ -448,7 +551,10 @@ mod tests {
         assert_eq!(spin.budget_ns(), SPIN_MAX_NS);
         let mut f = Fake::new(Backend::Silent);
         let mut spin = spin;
-        assert_eq!(super::round_trip(&mut f, &mut spin), Outcome::TimedOut);
+        assert_eq!(
+            super::round_trip(&mut f, &mut spin, &mut Counts::new()),
+            Outcome::TimedOut
+        );
         assert!(f.turns * TURN_NS < SPIN_MAX_NS + TURN_NS);
         let waited = f.now - 1_000;
         assert!(waited >= OP_TIMEOUT_NS && waited <= OP_TIMEOUT_NS + POLL_SLICE_NS);
@@ -464,7 +570,10 @@ mod tests {
         let mut f = Fake::new(Backend::ClearsOnceAt(1_000 + OP_TIMEOUT_NS - 1_500_000));
         let mut spin = learnt(SPIN_MAX_NS);
         assert_eq!(spin.budget_ns(), SPIN_MAX_NS);
-        assert_eq!(super::round_trip(&mut f, &mut spin), Outcome::TimedOut);
+        assert_eq!(
+            super::round_trip(&mut f, &mut spin, &mut Counts::new()),
+            Outcome::TimedOut
+        );
         assert_eq!(f.posts, 2);
         assert!(!f.active);
         let waited = f.now - 1_000;
@@ -483,7 +592,10 @@ mod tests {
         f.preempt_at = preempt_at;
         f.preempt_ns = preempt_ns;
         f.yield_ns = 100_000;
-        assert_eq!(super::round_trip(&mut f, spin), Outcome::Answered);
+        assert_eq!(
+            super::round_trip(&mut f, spin, &mut Counts::new()),
+            Outcome::Answered
+        );
         f
     }
 
@@ -512,9 +624,35 @@ mod tests {
         assert!(f.yield_after_post);
         // Both posts of a request posted twice.
         let mut f = Fake::new(Backend::StaleClears { stale: 1, err: 0 });
-        assert_eq!(super::round_trip(&mut f, &mut spin), Outcome::Answered);
+        assert_eq!(
+            super::round_trip(&mut f, &mut spin, &mut Counts::new()),
+            Outcome::Answered
+        );
         assert_eq!((f.posts, f.yields), (2, 2));
         assert!(f.yield_after_post);
+    }
+
+    #[test]
+    fn the_switch_off_means_no_yield_whatever_the_spins() {
+        let mut spin = learnt(400_000);
+        let mut counts = Counts::new();
+        for i in 0..4 {
+            let mut f = Fake::new(Backend::AnswerUnnoticed {
+                delay: 300_000,
+                err: 0,
+            });
+            f.may_yield = false;
+            f.preempt_at = 10;
+            f.preempt_ns = 100_000;
+            assert_eq!(
+                super::round_trip(&mut f, &mut spin, &mut counts),
+                Outcome::Answered
+            );
+            assert_eq!(f.yields, 0, "trip {i}");
+        }
+        // The rule still says when it would.
+        assert!(spin.yields());
+        assert_eq!((counts.preempted, counts.yields), (4, 0));
     }
 
     #[test]
@@ -630,6 +768,104 @@ mod tests {
         assert!(waited >= OP_TIMEOUT_NS && waited <= OP_TIMEOUT_NS + POLL_SLICE_NS);
         assert!(f.longest_poll <= POLL_SLICE_NS);
         assert!(f.polls >= (OP_TIMEOUT_NS / POLL_SLICE_NS) as u32);
+    }
+
+    #[test]
+    fn the_counts_tell_how_each_round_trip_ended_and_waited() {
+        let mut spin = learnt(400_000);
+        let mut counts = Counts::new();
+        let mut run = |backend, preempt_at, spin: &mut Spin, counts: &mut Counts| {
+            let mut f = Fake::new(backend);
+            f.preempt_at = preempt_at;
+            f.preempt_ns = 100_000;
+            super::round_trip(&mut f, spin, counts)
+        };
+        let quick = Backend::AnswerUnnoticed {
+            delay: 300_000,
+            err: 0,
+        };
+        // Answered in the spin, then after polls, then in a preempted spin.
+        run(quick, 0, &mut spin, &mut counts);
+        assert_eq!(
+            (counts.answered, counts.answered_spinning, counts.polls),
+            (1, 1, 0)
+        );
+        let late = Backend::AnswerUnnoticed {
+            delay: 5_000_000,
+            err: 0,
+        };
+        run(late, 0, &mut spin, &mut counts);
+        assert_eq!((counts.answered, counts.answered_spinning), (2, 1));
+        assert!(counts.polls >= 4, "{counts:?}");
+        let polls = counts.polls;
+        run(quick, 10, &mut spin, &mut counts);
+        assert_eq!((counts.preempted, counts.yields), (1, 0));
+        // The next post yields.
+        run(quick, 0, &mut spin, &mut counts);
+        assert_eq!((counts.answered, counts.answered_spinning), (4, 3));
+        assert_eq!(
+            (counts.preempted, counts.yields, counts.polls),
+            (1, 1, polls)
+        );
+        // A stale clear, then an answer: posted again (and yielding after both posts).
+        run(
+            Backend::StaleClears { stale: 1, err: 0 },
+            0,
+            &mut spin,
+            &mut counts,
+        );
+        assert_eq!((counts.answered, counts.reposts, counts.yields), (5, 1, 3));
+        // No answer: neither counts as answered nor teaches the times.
+        let (total, longest) = (counts.answered_ns, counts.longest_ns);
+        run(Backend::Silent, 0, &mut spin, &mut counts);
+        let only_clears = Backend::StaleClears {
+            stale: u32::MAX,
+            err: 0,
+        };
+        run(only_clears, 0, &mut spin, &mut counts);
+        assert_eq!(
+            (counts.answered, counts.timed_out, counts.unanswered),
+            (5, 1, 1)
+        );
+        assert_eq!((counts.answered_ns, counts.longest_ns), (total, longest));
+        // The late answer was the longest.
+        assert!(
+            (5_000_000..=5_000_000 + POLL_SLICE_NS).contains(&longest),
+            "{longest}"
+        );
+    }
+
+    #[test]
+    fn the_report_has_a_line_per_count_in_microseconds() {
+        let mut counts = Counts::new();
+        counts.answered = 4;
+        counts.answered_spinning = 3;
+        counts.preempted = 2;
+        counts.polls = 9;
+        counts.yields = 7;
+        counts.reposts = 1;
+        counts.timed_out = 5;
+        counts.unanswered = 6;
+        counts.answered_ns = 4_000_000;
+        counts.longest_ns = 2_500_000;
+        let mut spin = learnt(300_000);
+        spin.note(300_000, true);
+        let text = std::format!("{}", Report { counts, spin });
+        assert_eq!(
+            text,
+            "answered 4\nanswered_spinning 3\npreempted_spins 2\npolls 9\nyields 7\n\
+             reposts 1\ntimed_out 5\nunanswered 6\nmean_us 1000\nlongest_us 2500\n\
+             spin_budget_us 600\nyielding_round_trips 64\n"
+        );
+        // Nothing answered: a mean of 0, not a division by zero.
+        let text = std::format!(
+            "{}",
+            Report {
+                counts: Counts::new(),
+                spin: Spin::new()
+            }
+        );
+        assert!(text.contains("mean_us 0\n"), "{text}");
     }
 
     #[test]

@@ -104,6 +104,25 @@ header_matches() {
 	[ "$bad" = 0 ]
 }
 
+# The Rust frontend's statistics of its connection (debugfs; stats.rs in the
+# driver) count its round trips, and a write clears them: cleared (fewer
+# than 16 just after), then the 16 reads of the 64-byte header through
+# sysfs, all answered (16 more at least), and no round trip without an
+# answer.
+FRONT_STATS=/sys/kernel/debug/pcifront/pci-0
+front_stat() { sed -n "s/^$1 //p" "$FRONT_STATS"; }
+front_stats_count() {
+	local a b
+	[ -r "$FRONT_STATS" ] || { echo "# no $FRONT_STATS"; return 1; }
+	echo 0 > "$FRONT_STATS" || return 1
+	a=$(front_stat answered)
+	od -A n -t x4 -N 64 "$GDEV/config" > /dev/null || return 1
+	b=$(front_stat answered)
+	sed 's/^/# /' "$FRONT_STATS"
+	[ "$a" -lt 16 ] && [ $((b - a)) -ge 16 ] &&
+		[ "$(front_stat timed_out)" = 0 ] && [ "$(front_stat unanswered)" = 0 ]
+}
+
 # What the guest sees, for people reading the log (and for `make run`).
 show_guest_view() {
 	echo "# guest view of its PCI devices:"
@@ -159,6 +178,9 @@ domU_device_tests() {
 	ktap_test_result "BAR0 address matches dom0" \
 		same "$(head -n 1 $GDEV/resource | cut -d' ' -f1)" "$(cmdline_arg bar0)"
 	ktap_test_result "repeated config reads are stable" cfgbench_clean
+	if [ "$FRONT" = rust ]; then
+		ktap_test_result "the frontend's statistics count its round trips and clear" front_stats_count
+	fi
 	# Before the guest's writes to BAR0 and Command below, and while the
 	# frontend still has the device.
 	if [ "$(cmdline_arg irq 0)" = 1 ]; then

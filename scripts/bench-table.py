@@ -5,7 +5,8 @@
     scripts/bench-table.py [LOG ...]
 
 Reads the "# bench pair=BACK/FRONT op=OP ..." lines (OP read, write, scan,
-scan4, read2, read-backend, write-backend or read2-backend) of each LOG (by default the newest bench
+scan4, read2, read-backend, write-backend, read2-backend, or the same three
+-frontend) of each LOG (by default the newest bench
 boot's log in $OUT/logs, OUT being out/ or out/$KCONFIG/) and prints, per
 log, one table per kind of op (config reads, writes of the virtual Interrupt
 Line) with one row per pairing: ops/s, the
@@ -17,7 +18,9 @@ dom0's own ops on the device (the median of its runs, one per group), the
 limit. Then the frontends' bus scan times (the C frontend's from its log
 lines, without a count of its probes), the Rust backend's own account of
 each run (its debugfs statistics: the time to serve a request and the time a
-request waited between its event and its service), and the issue's goals
+request waited between its event and its service), the Rust frontend's own
+account of each run (its debugfs statistics: how its round trips waited), and
+the issue's goals
 (Documentation/benchmark.rst), met or not by these numbers. With several
 logs, each one's tables, then the same tables of the medians over them (each
 value the median of all the boots' runs pooled: dom0-native runs once per
@@ -30,8 +33,11 @@ import re
 import statistics
 import sys
 
-PAIRS = ['c/c', 'rust/rust', 'rust-wq/rust', 'rust/c', 'rust-wq/c', 'c/rust']
+PAIRS = ['c/c', 'rust/rust', 'rust-wq/rust', 'rust/rust-noyield', 'rust/c', 'rust-wq/c',
+         'c/rust', 'c/rust-noyield']
 NAMES = {
+    'rust/rust-noyield': 'Rust back, Rust front (no yield)',
+    'c/rust-noyield': 'C back, Rust front (no yield)',
     'c/c': 'C back, C front',
     'rust/rust': 'Rust back, Rust front',
     'rust-wq/rust': 'Rust back (work item), Rust front',
@@ -198,6 +204,33 @@ def backend_table(runs):
     return rst_table(head, rows)
 
 
+def frontend_table(runs):
+    """The Rust frontend's own account per pairing and op, from its debugfs statistics: how
+    its round trips waited (answered in the spin or after polls, preempted spins, yields)."""
+    head = ['pair', 'op', 'round trips', 'in spin %', 'polls/trip', 'preempted spins',
+            'yields/trip', 'mean µs', 'spin budget µs']
+    rows = []
+    for p in PAIRS:
+        for op in ('read', 'write', 'read2'):
+            f = op + '-frontend'
+            if (p, f) not in runs:
+                continue
+            n = value(runs, p, f, 'answered')
+
+            def per(key, scale=1, digits=2):
+                # Each run's own ratio; the median over runs.
+                vals = [(num(d.get(key)), num(d.get('answered'))) for d in runs[(p, f)]]
+                vals = [v * scale / a for v, a in vals if v is not None and a]
+                return fmt(statistics.median(vals) if vals else None, digits)
+
+            rows.append([NAMES.get(p, p), 'read2 (per guest)' if op == 'read2' else op, fmt(n),
+                         per('answered_spinning', 100, 0), per('polls'),
+                         fmt(value(runs, p, f, 'preempted_spins')), per('yields'),
+                         fmt(value(runs, p, f, 'mean_us')),
+                         fmt(value(runs, p, f, 'spin_budget_us'))])
+    return rst_table(head, rows)
+
+
 def goals(runs):
     """The issue's goals for the Rust pair against the C pair (reads)."""
     rr = value(runs, 'rust/rust', 'read', 'ops_per_s')
@@ -225,6 +258,19 @@ def goals(runs):
             c = value(runs, f'{back}/c', op, 'scan_ms')
             goal(f'Rust frontend bus scan of {n} device(s) <= 0.2x C frontend, {"Rust" if back == "rust" else "C"} backend',
                  None if r is None or not c else r <= 0.2 * c, f'{ratio(r, c)}x')
+    # Not a goal: what the Rust frontend's yield after preempted spins does, against the same
+    # pair with it off (yield_when_preempted=0).
+    for back in ('rust', 'c'):
+        yr = value(runs, f'{back}/rust', 'read', 'ops_per_s')
+        nr = value(runs, f'{back}/rust-noyield', 'read', 'ops_per_s')
+        y2 = value(runs, f'{back}/rust', 'read2', 'ops_per_s')
+        n2 = value(runs, f'{back}/rust-noyield', 'read2', 'ops_per_s')
+        if nr is not None:
+            lines.append(f'{"Rust" if back == "rust" else "C"} backend, Rust frontend: reads with '
+                         f'its yield against without: rate {ratio(yr, nr)}x')
+        if n2 is not None:
+            lines.append(f'{"Rust" if back == "rust" else "C"} backend, Rust frontend, two guests: '
+                         f'reads with its yield against without: rate {ratio(y2, n2)}x per guest')
     # Not a goal: what serving reads on the interrupt does, against the same pair with every
     # request in the work item.
     for front in ('rust', 'c'):
@@ -255,6 +301,9 @@ def report(runs):
         print('\nthe Rust backend\'s own times (debugfs; buckets of powers of two,'
               ' "<64": 32 to 64 µs):\n')
         print(backend_table(runs))
+    if any(o.endswith('-frontend') for _, o in runs):
+        print('\nthe Rust frontend\'s own account (debugfs; per answered round trip):\n')
+        print(frontend_table(runs))
     print()
     for key, what in (('dom0_idle_cpu_ms_per_s', 'dom0 CPU with no guest (its floor), ms per s'),
                       ('clock_us', 'cost of the clock read in each timed op, µs')):

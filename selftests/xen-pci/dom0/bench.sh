@@ -113,6 +113,23 @@ backend_stats_line() {
 		END { printf "# bench pair=%s op=%s-backend requests=%d service_p50_us=%s wait_p50_us=%s wait_p99_us=%s on_interrupt=%s\n", pair, op, n, s50, w50, w99, irq }'
 }
 
+# frontend_stats_line STATS PAIR OP: the "# bench" line of the Rust
+# frontend's statistics of a run (a guest's bench_OP_front, domU/bench.sh
+# front_stats: "answered=N ..."; nothing with the C frontend's "none").
+frontend_stats_line() {
+	case $1 in
+	answered=*) echo "# bench pair=$2 op=$3-frontend $1" ;;
+	esac
+}
+# no_yield RESULT STATS: the run with the frontend's yield off, none yielding.
+no_yield() {
+	consistent "$1" || return 1
+	case " $2 " in
+	*" yields=0 "*) ;;
+	*) echo "# the frontend's statistics: '$2'"; return 1 ;;
+	esac
+}
+
 # A run's result: cfgbench's line with every op as it should be.
 ran() { case $1 in *" ops_per_s="*) true ;; *) echo "# no result: '$1'"; false ;; esac; }
 ran_both() { ran "$1" && ran "$2"; }
@@ -127,13 +144,18 @@ fast_too() { consistent "$1" || return 1; [ "${2:-0}" -gt 0 ] || { echo "# on_in
 # item as in C (reported as the pair rust-wq/FRONT), then readc with it on
 # again (reported with read): the same guest and device in the same boot, the
 # fast path before and after. dom0 switches fast_path when the guest is ready
-# for the run, then tells it to go (bench_OP_go).
+# for the run, then tells it to go (bench_OP_go). With the Rust frontend, the
+# guest reads twice more, switching the frontend's yield_when_preempted
+# itself: readn with it off (the pair BACK/rust-noyield), then readf with it
+# on again (reported with read). After each run of the Rust frontend, its own
+# account of the run (op=OP-frontend, its debugfs statistics).
 bench_test() {
-	local back=$1 front=$2 did secs=${BENCH_SECONDS:-10} op idle out warm g0 g1 k0 k1 t0 t1 tx slow stats pair ops="read write" ab=0 wq_irq= fast_irq=
+	local back=$1 front=$2 did secs=${BENCH_SECONDS:-10} op idle out warm g0 g1 k0 k1 t0 t1 tx slow stats pair ops="read write" ab=0 yab=0 wq_irq= fast_irq=
 	[ "$back" = rust ] && ops="read write readb readc" ab=1
-	local -A result native
+	[ "$front" = rust ] && ops="$ops readn readf" yab=1
+	local -A result native front_stats
 	ktap_print_header
-	ktap_set_plan $((11 + 2 * ab))
+	ktap_set_plan $((11 + 2 * ab + yab))
 	rotate_guest_log
 	# dom0's own CPU use over 5 s with no guest: the floor under its CPU per op.
 	dom0_ticks; k0=$TICKS t0=$EPOCHREALTIME
@@ -144,7 +166,7 @@ bench_test() {
 	[ "$back" = rust ] && echo "# fast_path=$(cat /sys/module/pciback/parameters/fast_path 2>&1)"
 	ktap_test_result "xl pci-assignable-add $BDF" timeout 60 xl pci-assignable-add "$BDF"
 	write_guest_cfg "$front" 0
-	sed -i "s/^extra = \"\(.*\)\"/extra = \"\1 xenpci.bench=$secs xenpci.benchab=$ab\"/" /tmp/$GUEST.cfg
+	sed -i "s/^extra = \"\(.*\)\"/extra = \"\1 xenpci.bench=$secs xenpci.benchab=$ab xenpci.benchyield=$yab\"/" /tmp/$GUEST.cfg
 	echo "pci = [ '$BDF' ]" >> /tmp/$GUEST.cfg
 	ktap_test_result "xl create with pci=[...]" timeout 120 xl create /tmp/$GUEST.cfg
 	did=$(xl domid $GUEST 2>/dev/null)
@@ -156,6 +178,7 @@ bench_test() {
 		result[$op]=
 		pair=$back/$front
 		[ "$op" = readb ] && pair=rust-wq/$front
+		[ "$op" = readn ] && pair=$back/rust-noyield
 		[ -n "$did" ] || continue
 		# The guest boots and checks its device before the first run.
 		next_key "$did" "bench_${op}_ready" "$([ "$op" = read ] && echo 150 || echo 60)" || continue
@@ -196,8 +219,10 @@ bench_test() {
 		result[$op]=$out
 		echo "# guest: $out"
 		ran "$out" || continue
-		bench_line "$pair" "${op%[bc]}" "$out" "$warm" "$g0" "$g1" "$k0" "$k1" "$t0" "$t1" "$idle"
-		[ -z "$stats" ] || backend_stats_line "$pair" "${op%[bc]}" "$stats"
+		bench_line "$pair" "${op%[bcnf]}" "$out" "$warm" "$g0" "$g1" "$k0" "$k1" "$t0" "$t1" "$idle"
+		[ -z "$stats" ] || backend_stats_line "$pair" "${op%[bcnf]}" "$stats"
+		front_stats[$op]=$(guest_count "$did" "bench_${op}_front")
+		frontend_stats_line "${front_stats[$op]}" "$pair" "${op%[bcnf]}"
 		case $op in
 		readb) wq_irq=$(echo "$stats" | sed -n 's/^on_interrupt \([0-9]*\)$/\1/p') ;;
 		readc) fast_irq=$(echo "$stats" | sed -n 's/^on_interrupt \([0-9]*\)$/\1/p') ;;
@@ -223,6 +248,10 @@ bench_test() {
 			wq_only "${result[readb]}" "$wq_irq"
 		ktap_check "guest read benchmark with fast_path on again ran, every read its first value, some on the interrupt" \
 			fast_too "${result[readc]}" "$fast_irq"
+	fi
+	if [ "$yab" = 1 ]; then
+		ktap_check "guest read benchmark with the frontend's yield_when_preempted off ran, every read its first value, none yielding" \
+			no_yield "${result[readn]}" "${front_stats[readn]}"
 	fi
 	destroy_guest "$GUEST"
 	ktap_test_result "guest destroyed" wait_for 20 guest_gone
@@ -301,6 +330,9 @@ env_hide0_load() { HIDE=0 backend_load "$1"; }
 # fast_path off (op=read2, pair rust-wq/FRONT), and its own account of each
 # device's reads follows each run (op=read2-backend guest=N): how many it
 # served on the interrupt, how long the others waited for the work item.
+# With the Rust frontend the two read again with its yield_when_preempted
+# off (pair BACK/rust-noyield), and each frontend's account of its reads
+# follows each run (op=read2-frontend guest=N).
 GUEST2=domU2
 assignable_two() { timeout 60 xl pci-assignable-add "$1" && timeout 60 xl pci-assignable-add "$2"; }
 unassignable_two() { timeout 60 xl pci-assignable-remove -r "$1"; timeout 60 xl pci-assignable-remove -r "$2"; }
@@ -319,11 +351,12 @@ key_within() {
 # both_consistent O1 O2: both guests' runs with every read its first value.
 both_consistent() { consistent "$1" && consistent "$2"; }
 bench_two_test() {
-	local back=$1 front=$2 secs=${BENCH_SECONDS:-10} b1 b2 d1 d2 op pair ab=0 ops=read n o1 o2 s1 s2 wait
+	local back=$1 front=$2 secs=${BENCH_SECONDS:-10} b1 b2 d1 d2 op pair ab=0 yab=0 ops=read n o1 o2 s1 s2 wait
 	local -A res1 res2
 	[ "$back" = rust ] && ab=1 ops="read readb"
+	[ "$front" = rust ] && yab=1 ops="$ops readn"
 	ktap_print_header
-	ktap_set_plan $((9 + 2 * ab))
+	ktap_set_plan $((9 + 2 * ab + yab))
 	rotate_guest_log
 	b1=$(scan_devs | sed -n 1p) b2=$(scan_devs | sed -n 2p)
 	echo "# the devices: $b1 $b2"
@@ -333,7 +366,7 @@ bench_two_test() {
 		local g=$GUEST b=$b1
 		[ "$n" = 2 ] && g=$GUEST2 b=$b2
 		GUEST=$g BDF=$b write_guest_cfg "$front" 0
-		sed -i "s/^extra = \"\(.*\)\"/extra = \"\1 xenpci.bench=$secs xenpci.benchgo=1 xenpci.benchab=$ab\"/" /tmp/$g.cfg
+		sed -i "s/^extra = \"\(.*\)\"/extra = \"\1 xenpci.bench=$secs xenpci.benchgo=1 xenpci.benchab=$ab xenpci.benchyield=$yab\"/" /tmp/$g.cfg
 		echo "pci = [ '$b' ]" >> /tmp/$g.cfg
 	done
 	ktap_test_result "xl create of two guests, a device each" created_two
@@ -342,6 +375,7 @@ bench_two_test() {
 		res1[$op]= res2[$op]=
 		pair=$back/$front
 		[ "$op" = readb ] && pair=rust-wq/$front
+		[ "$op" = readn ] && pair=$back/rust-noyield
 		wait=60
 		[ "$op" = read ] && wait=150
 		if [ -z "$d1" ] || [ -z "$d2" ] || ! key_within "$wait" "$d1" "bench_${op}_ready" ||
@@ -374,6 +408,8 @@ bench_two_test() {
 		ran "$o2" && echo "# bench pair=$pair op=read2 guest=2 ${o2#cfgbench op=* }"
 		[ -z "$s1" ] || backend_stats_line "$pair" read2 "$s1" | sed 's/$/ guest=1/'
 		[ -z "$s2" ] || backend_stats_line "$pair" read2 "$s2" | sed 's/$/ guest=2/'
+		frontend_stats_line "$(guest_count "$d1" "bench_${op}_front")" "$pair" read2 | sed 's/$/ guest=1/'
+		frontend_stats_line "$(guest_count "$d2" "bench_${op}_front")" "$pair" read2 | sed 's/$/ guest=2/'
 	done
 	# On again whatever happened above (the module's default).
 	[ "$ab" = 1 ] && echo 1 > /sys/module/pciback/parameters/fast_path
@@ -384,6 +420,10 @@ bench_two_test() {
 		ktap_check "both guests' reads ran at once with fast_path off" ran_both "${res1[readb]}" "${res2[readb]}"
 		ktap_check "every read of both guests with fast_path off returned its first read's value" \
 			both_consistent "${res1[readb]}" "${res2[readb]}"
+	fi
+	if [ "$yab" = 1 ]; then
+		ktap_check "both guests' reads ran at once with the frontend's yield off, every read its first value" \
+			both_consistent "${res1[readn]}" "${res2[readn]}"
 	fi
 	destroy_guest "$GUEST"
 	destroy_guest "$GUEST2"

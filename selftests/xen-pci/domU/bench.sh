@@ -10,7 +10,12 @@
 # (cfgbench's line), bench_OP_warmup (the warm-up's) and bench_OP_done.
 # With xenpci.benchab=1 two more read runs, readb and readc, each started by
 # dom0's bench_OP_go. With xenpci.benchgo=1 (two guests at once) only read,
-# and readb with benchab=1, each started by bench_OP_go.
+# readb with benchab=1 and readn with benchyield=1, each started by
+# bench_OP_go.
+# With xenpci.benchyield=1 (the Rust frontend) two more read runs, readn
+# with its yield_when_preempted off, readf with it on again.
+# With the Rust frontend, bench_OP_front: its statistics of the run
+# (front_stats), cleared just before it.
 # Before the runs, bench_scan: how long the frontend's bus scan took
 # (Documentation/benchmark.rst, "Bus scan"), from the kernel log: the Rust
 # frontend's own line, with its probes and config accesses; for the C one the
@@ -35,6 +40,13 @@ bench_scan() {
 		}'
 }
 
+# The Rust frontend's statistics of its connection (FRONT_STATS, device.sh):
+# its "name value" lines, given as one line of name=value, or nothing with
+# the C frontend. front_stats_clear clears them.
+front_stats() { [ -r "$FRONT_STATS" ] && awk '{ printf "%s%s=%s", (NR > 1 ? " " : ""), $1, $2 } END { print "" }' "$FRONT_STATS"; }
+front_stats_clear() { [ -w "$FRONT_STATS" ] && echo 0 > "$FRONT_STATS"; }
+YIELD_PARAM=/sys/module/pcifront/parameters/yield_when_preempted
+
 # wait_go KEY SECS: waits for dom0's KEY in this guest's directory, looking
 # every 0.5 s (a process each time, which costs CPU under TCG); 2*SECS looks
 # at most, longer than SECS s (the guest's sh has no SECONDS: they are counted).
@@ -58,17 +70,25 @@ domU_bench() {
 	# serve in its work item only (dom0/bench.sh): the fast path against none
 	# and again, same guest.
 	[ "$(cmdline_arg benchab 0)" = 1 ] && ops="read write readb readc"
+	# With the Rust frontend, two read runs more: readn with its
+	# yield_when_preempted off, readf with it on again (the guest switches it).
+	[ "$(cmdline_arg benchyield 0)" = 1 ] && ops="$ops readn readf"
 	for op in $ops; do
 		case $op in
-		read|readb|readc) set -- 0 4 ;;
+		read|readb|readc|readn|readf) set -- 0 4 ;;
 		write) set -- 0x3c 1 ;;
+		esac
+		case $op in
+		readn) echo 0 > "$YIELD_PARAM" || return 0 ;;
+		readf) echo 1 > "$YIELD_PARAM" || return 0 ;;
 		esac
 		xenstore-write "$XS/bench_${op}_ready" 1
 		if [ "$(cmdline_arg benchgo 0)" = 1 ]; then
 			# make bench's two guests at once (dom0/bench.sh bench_two_test):
-			# reads only (read, and readb with the Rust backend's fast_path
-			# off), each started when dom0 says go to both.
-			case $op in read|readb) ;; *) continue ;; esac
+			# reads only (read, readb with the Rust backend's fast_path off,
+			# readn with the Rust frontend's yield off), each started when
+			# dom0 says go to both.
+			case $op in read|readb|readn) ;; *) continue ;; esac
 			wait_go "bench_${op}_go" 300 || return 0
 		elif [ "$op" = readb ] || [ "$op" = readc ]; then
 			# dom0 switches the backend's fast_path, then says go.
@@ -76,13 +96,18 @@ domU_bench() {
 		else
 			nap 3
 		fi
-		warm=$(cfgbench "$GDEV/config" 1 "$1" "$2" "${op%[bc]}")
+		warm=$(cfgbench "$GDEV/config" 1 "$1" "$2" "${op%[bcnf]}")
+		front_stats_clear
 		xenstore-write "$XS/bench_${op}_start" 1
-		out=$(cfgbench "$GDEV/config" "$secs" "$1" "$2" "${op%[bc]}")
+		out=$(cfgbench "$GDEV/config" "$secs" "$1" "$2" "${op%[bcnf]}")
 		echo "# $out"
+		front=$(front_stats)
 		xenstore-write "$XS/bench_${op}_result" "${out:-cfgbench failed}" \
-			"$XS/bench_${op}_warmup" "${warm:-cfgbench failed}" "$XS/bench_${op}_done" 1
+			"$XS/bench_${op}_warmup" "${warm:-cfgbench failed}" \
+			"$XS/bench_${op}_front" "${front:-none}" "$XS/bench_${op}_done" 1
 	done
+	# The module's default, whatever happened above.
+	[ ! -w "$YIELD_PARAM" ] || echo 1 > "$YIELD_PARAM"
 }
 
 # make bench's scan groups (xenpci.scanonly=N, dom0/bench.sh bench_scan_test):

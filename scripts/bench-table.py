@@ -25,7 +25,8 @@ the issue's goals
 logs, each one's tables, then the same tables of the medians over them (each
 value the median of all the boots' runs pooled: dom0-native runs once per
 group, a Rust backend's read twice per pairing, before and after its run
-with fast_path off; the ratios those of the medians).
+with fast_path off, a Rust frontend's once more, after its run with its
+yield off; the ratios those of the medians).
 """
 import glob
 import os
@@ -80,7 +81,8 @@ def parse(path):
 
 def value(runs, pair, op, key):
     """The run's value (the median over runs: dom0-native runs once per group, a Rust
-    backend's read twice per pairing, before and after its run with fast_path off)."""
+    backend's read twice per pairing, before and after its run with fast_path off, and a
+    Rust frontend's once more, after its run with its yield off)."""
     vals = [num(d.get(key)) for d in runs.get((pair, op), [])]
     vals = [v for v in vals if v is not None]
     return statistics.median(vals) if vals else None
@@ -302,7 +304,8 @@ def report(runs):
               ' "<64": 32 to 64 µs):\n')
         print(backend_table(runs))
     if any(o.endswith('-frontend') for _, o in runs):
-        print('\nthe Rust frontend\'s own account (debugfs; per answered round trip):\n')
+        print('\nthe Rust frontend\'s own account (debugfs; "in spin %", "polls/trip" and'
+              ' "yields/trip" per answered round trip, the other columns per run):\n')
         print(frontend_table(runs))
     print()
     for key, what in (('dom0_idle_cpu_ms_per_s', 'dom0 CPU with no guest (its floor), ms per s'),

@@ -96,8 +96,8 @@ struct SlotState {
 /// [`kernel::xen::grant::SharedMemory`]'s volatile and atomic accessors, and answers are copied
 /// out before use.
 ///
-/// Kept in an [`Arc`] shared by the connection's [`Channel`], the operations of its root buses
-/// and, while the [`Channel`] exists, its AER job.
+/// Kept in an [`Arc`] shared by the connection's [`Channel`], the operations of its root buses,
+/// its statistics file in debugfs and, while the [`Channel`] exists, its AER job.
 #[pin_data]
 pub(crate) struct OpChannel {
     /// Held (with interrupts disabled) for the whole of each round trip. A raw spinlock: the
@@ -242,8 +242,9 @@ impl OpChannel {
     /// [`roundtrip::SPIN_MAX_NS`] at most), then the poll is sliced, and a backend that does
     /// not answer within [`roundtrip::OP_TIMEOUT_NS`] gets the request withdrawn. Without an
     /// answer the operation fails with `XEN_PCI_ERR_dev_not_found`. After a spin that was
-    /// preempted, posts yield the CPU for a while: the lock (and the PCI core's, which the
-    /// caller may hold) is then held across the other vCPU's turn, as across a poll.
+    /// preempted, posts yield the CPU for a while (unless `yield_when_preempted` is off): the
+    /// lock (and the PCI core's, which the caller may hold) is then held across the other
+    /// vCPU's turn, as across a poll. The round trip is counted for the statistics file.
     fn round_trip(&self, op: &mut RawOp, msix: usize) {
         let lost = pciif::PciifError::DevNotFound.code();
         let words = op.request_words();

@@ -14,7 +14,7 @@ use kernel::{
     prelude::*,
     sync::Arc,
     uaccess::UserSliceReader,
-    xen::xenbus,
+    xen::xenbus, //
 };
 
 use crate::{
@@ -29,8 +29,8 @@ kernel::sync::global_lock! {
 }
 
 /// The `pcifront` directory in debugfs, removed when dropped (once the driver, and with it
-/// every connection's file, is gone). The module holds it.
-pub(crate) struct Debugfs;
+/// every connection's file, is gone). The module holds it; only [`Debugfs::create`] makes one.
+pub(crate) struct Debugfs(());
 
 impl Debugfs {
     /// Creates the directory (an empty handle if debugfs is off or fails).
@@ -43,7 +43,7 @@ impl Debugfs {
         // `DEBUGFS`) can exist.
         unsafe { DEBUGFS.init() };
         *DEBUGFS.lock() = Some(Dir::new(c"pcifront"));
-        Self
+        Self(())
     }
 }
 

@@ -90,11 +90,13 @@ pub(crate) struct Front {
     /// The buses, whose operations hold references to the channel.
     #[pin]
     link: Mutex<Link>,
-    /// The shared page and the event channel. After `link`: dropped (detaching the AER job)
-    /// once the buses are gone.
-    chan: Channel,
-    /// The connection's statistics file in debugfs (see [`stats`]).
+    /// The connection's statistics file in debugfs (see [`stats`]), which holds a reference to
+    /// the channel: removed before `chan` is dropped.
     _stats: Option<StatsFile>,
+    /// The shared page and the event channel. After `link` and `_stats`: dropped (detaching the
+    /// AER job, and freeing the channel with the last reference) once the buses and the file
+    /// are gone.
+    chan: Channel,
 }
 
 impl xenbus::Driver for PcifrontDriver {
@@ -117,8 +119,8 @@ impl xenbus::Driver for PcifrontDriver {
 
             Ok(try_pin_init!(Front {
                 link <- new_mutex!(Link::Waiting, "pcifront_link"),
-                chan,
                 _stats: stats,
+                chan,
                 _: {
                     publish(dev, gref, evtchn)?;
                     dev.switch_state(XenbusState::Initialised)?;

@@ -35,7 +35,10 @@
 //!   waiting vCPU, the backend's among them, run here; each preempted spin starts the count
 //!   again (a round trip without an answer neither counts nor starts it). Without that
 //!   evidence the post does not yield: with a CPU to spare, the yield only moves this vCPU off
-//!   its CPU while the backend's is woken on another.
+//!   its CPU while the backend's is woken on another. [`Channel::may_yield`] (the
+//!   administrator's switch) can turn the yield off; the rule still counts.
+//! - **What each round trip did is counted** ([`Counts`]): how it ended, whether it was
+//!   answered before any poll, its polls, yields and time; the kernel shows them in debugfs.
 
 /// The `err` a frontend posts with every request. Backends answer 0, a `XEN_PCI_ERR_*` code
 /// (-1 to -5) or a negative errno (at least -4095): never this.
@@ -126,7 +129,8 @@ pub(crate) struct Counts {
     pub(crate) answered: u64,
     /// Of those, how many were answered before the first poll (the spin saw the answer).
     pub(crate) answered_spinning: u64,
-    /// Answered round trips whose spin was preempted (see [`Spin`]).
+    /// Answered round trips whose spin was preempted (see [`Spin`]); shown as
+    /// `preempted_spins`.
     pub(crate) preempted: u64,
     /// Polls of the event channel.
     pub(crate) polls: u64,
@@ -134,11 +138,13 @@ pub(crate) struct Counts {
     pub(crate) yields: u64,
     /// Requests posted again after a clear without an answer.
     pub(crate) reposts: u64,
-    /// Round trips that ended without an answer: timed out, or [`Outcome::Unanswered`].
+    /// Round trips that timed out ([`Outcome::TimedOut`]).
     pub(crate) timed_out: u64,
+    /// Round trips whose posts were all cleared without an answer ([`Outcome::Unanswered`]).
     pub(crate) unanswered: u64,
-    /// The total and the longest time of the answered round trips, in nanoseconds.
+    /// The total time of the answered round trips, in nanoseconds.
     pub(crate) answered_ns: u64,
+    /// The longest answered round trip, in nanoseconds.
     pub(crate) longest_ns: u64,
 }
 
@@ -163,7 +169,9 @@ impl Counts {
 /// A channel's statistics as its file shows them: the [`Counts`] and the [`Spin`] budget now,
 /// one `name value` line each (times in microseconds).
 pub(crate) struct Report {
+    /// The counts.
     pub(crate) counts: Counts,
+    /// The channel's spin budget and yield count.
     pub(crate) spin: Spin,
 }
 

@@ -121,12 +121,16 @@ frontend_stats_line() {
 	answered=*) echo "# bench pair=$2 op=$3-frontend $1" ;;
 	esac
 }
-# no_yield RESULT STATS: the run with the frontend's yield off, none yielding.
+# no_yield RESULT STATS: the run with the frontend's yield off, none yielding
+# (STATS also says how many spins were preempted: whether a yield was due).
+# both_no_yield R1 S1 R2 S2: both guests' runs so.
+both_no_yield() { no_yield "$1" "$2" && no_yield "$3" "$4"; }
 no_yield() {
 	consistent "$1" || return 1
+	echo "# the frontend's statistics: '$2'"
 	case " $2 " in
 	*" yields=0 "*) ;;
-	*) echo "# the frontend's statistics: '$2'"; return 1 ;;
+	*) return 1 ;;
 	esac
 }
 
@@ -351,8 +355,8 @@ key_within() {
 # both_consistent O1 O2: both guests' runs with every read its first value.
 both_consistent() { consistent "$1" && consistent "$2"; }
 bench_two_test() {
-	local back=$1 front=$2 secs=${BENCH_SECONDS:-10} b1 b2 d1 d2 op pair ab=0 yab=0 ops=read n o1 o2 s1 s2 wait
-	local -A res1 res2
+	local back=$1 front=$2 secs=${BENCH_SECONDS:-10} b1 b2 d1 d2 op pair ab=0 yab=0 ops=read n o1 o2 s1 s2 f1 f2 wait
+	local -A res1 res2 fs1 fs2
 	[ "$back" = rust ] && ab=1 ops="read readb"
 	[ "$front" = rust ] && yab=1 ops="$ops readn"
 	ktap_print_header
@@ -408,8 +412,10 @@ bench_two_test() {
 		ran "$o2" && echo "# bench pair=$pair op=read2 guest=2 ${o2#cfgbench op=* }"
 		[ -z "$s1" ] || backend_stats_line "$pair" read2 "$s1" | sed 's/$/ guest=1/'
 		[ -z "$s2" ] || backend_stats_line "$pair" read2 "$s2" | sed 's/$/ guest=2/'
-		frontend_stats_line "$(guest_count "$d1" "bench_${op}_front")" "$pair" read2 | sed 's/$/ guest=1/'
-		frontend_stats_line "$(guest_count "$d2" "bench_${op}_front")" "$pair" read2 | sed 's/$/ guest=2/'
+		f1=$(guest_count "$d1" "bench_${op}_front") f2=$(guest_count "$d2" "bench_${op}_front")
+		fs1[$op]=$f1 fs2[$op]=$f2
+		frontend_stats_line "$f1" "$pair" read2 | sed 's/$/ guest=1/'
+		frontend_stats_line "$f2" "$pair" read2 | sed 's/$/ guest=2/'
 	done
 	# On again whatever happened above (the module's default).
 	[ "$ab" = 1 ] && echo 1 > /sys/module/pciback/parameters/fast_path
@@ -422,8 +428,8 @@ bench_two_test() {
 			both_consistent "${res1[readb]}" "${res2[readb]}"
 	fi
 	if [ "$yab" = 1 ]; then
-		ktap_check "both guests' reads ran at once with the frontend's yield off, every read its first value" \
-			both_consistent "${res1[readn]}" "${res2[readn]}"
+		ktap_check "both guests' reads ran at once with the frontend's yield off, every read its first value, none yielding" \
+			both_no_yield "${res1[readn]}" "${fs1[readn]}" "${res2[readn]}" "${fs2[readn]}"
 	fi
 	destroy_guest "$GUEST"
 	destroy_guest "$GUEST2"

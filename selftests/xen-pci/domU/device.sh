@@ -106,9 +106,10 @@ header_matches() {
 
 # The Rust frontend's statistics of its connection (debugfs; stats.rs in the
 # driver) count its round trips, and a write clears them: cleared (fewer
-# than 16 just after), then the 16 reads of the 64-byte header through
-# sysfs, all answered (16 more at least), and no round trip without an
-# answer.
+# than 16 just after), then a read of the 64-byte header through sysfs (16
+# round trips at least: busybox's od reads through stdio, so the kernel
+# reads the whole 256-byte config space), all answered, and no round trip
+# without an answer.
 FRONT_STATS=/sys/kernel/debug/pcifront/pci-0
 front_stat() { sed -n "s/^$1 //p" "$FRONT_STATS"; }
 front_stats_count() {

@@ -260,30 +260,31 @@ def goals(runs):
             c = value(runs, f'{back}/c', op, 'scan_ms')
             goal(f'Rust frontend bus scan of {n} device(s) <= 0.2x C frontend, {"Rust" if back == "rust" else "C"} backend',
                  None if r is None or not c else r <= 0.2 * c, f'{ratio(r, c)}x')
+    def against(a, b, op, key='ops_per_s'):
+        """The ratio of pairing a's value to pairing b's, or None if b has none."""
+        vb = value(runs, b, op, key)
+        return None if vb is None else ratio(value(runs, a, op, key), vb)
+
     # Not a goal: what the Rust frontend's yield after preempted spins does, against the same
     # pair with it off (yield_when_preempted=0).
     for back in ('rust', 'c'):
-        yr = value(runs, f'{back}/rust', 'read', 'ops_per_s')
-        nr = value(runs, f'{back}/rust-noyield', 'read', 'ops_per_s')
-        y2 = value(runs, f'{back}/rust', 'read2', 'ops_per_s')
-        n2 = value(runs, f'{back}/rust-noyield', 'read2', 'ops_per_s')
-        if nr is not None:
-            lines.append(f'{"Rust" if back == "rust" else "C"} backend, Rust frontend: reads with '
-                         f'its yield against without: rate {ratio(yr, nr)}x')
-        if n2 is not None:
-            lines.append(f'{"Rust" if back == "rust" else "C"} backend, Rust frontend, two guests: '
-                         f'reads with its yield against without: rate {ratio(y2, n2)}x per guest')
+        name = 'Rust' if back == 'rust' else 'C'
+        r = against(f'{back}/rust', f'{back}/rust-noyield', 'read')
+        if r is not None:
+            lines.append(f'{name} backend, Rust frontend: reads with its yield against without: '
+                         f'rate {r}x')
+        r = against(f'{back}/rust', f'{back}/rust-noyield', 'read2')
+        if r is not None:
+            lines.append(f'{name} backend, Rust frontend, two guests: reads with its yield '
+                         f'against without: rate {r}x per guest')
     # Not a goal: what serving reads on the interrupt does, against the same pair with every
     # request in the work item.
     for front in ('rust', 'c'):
-        fr = value(runs, f'rust/{front}', 'read', 'ops_per_s')
-        fd = value(runs, f'rust/{front}', 'read', 'dom0_cpu_us_per_op')
-        wr = value(runs, f'rust-wq/{front}', 'read', 'ops_per_s')
-        wd = value(runs, f'rust-wq/{front}', 'read', 'dom0_cpu_us_per_op')
-        if wr is not None:
+        r = against(f'rust/{front}', f'rust-wq/{front}', 'read')
+        if r is not None:
+            d = against(f'rust/{front}', f'rust-wq/{front}', 'read', 'dom0_cpu_us_per_op')
             lines.append(f'Rust backend, {NAMES[f"rust/{front}"].split(", ")[1]}: reads on the '
-                         f'interrupt against the work item only: rate {ratio(fr, wr)}x, '
-                         f'dom0 CPU/op {ratio(fd, wd)}x')
+                         f'interrupt against the work item only: rate {r}x, dom0 CPU/op {d or "-"}x')
     return '\n'.join(lines)
 
 

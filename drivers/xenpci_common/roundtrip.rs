@@ -127,7 +127,8 @@ impl Spin {
 pub(crate) struct Counts {
     /// Round trips answered.
     pub(crate) answered: u64,
-    /// Of those, how many were answered before the first poll (the spin saw the answer).
+    /// Of those, how many were answered before any poll (seen in the spin, or at the look just
+    /// before the first poll; a connection's first round trip does not spin).
     pub(crate) answered_spinning: u64,
     /// Answered round trips whose spin was preempted (see [`Spin`]); shown as
     /// `preempted_spins`.

@@ -233,6 +233,31 @@ def frontend_table(runs):
     return rst_table(head, rows)
 
 
+def gaps_table(runs):
+    """The Rust frontend's preempted spins by their longest gap (its debugfs statistics'
+    preempted_gaps_us, "BOUND:COUNT,...", BOUND the bucket's upper bound in µs), summed over
+    the runs of each pairing and op."""
+    rows, bounds = [], None
+    for p in PAIRS:
+        for op in ('read', 'write', 'read2'):
+            f = op + '-frontend'
+            sums = None
+            for d in runs.get((p, f), []):
+                pairs = [kv.split(':') for kv in d.get('preempted_gaps_us', '').split(',') if ':' in kv]
+                if not pairs:
+                    continue
+                bounds = bounds or [b for b, _ in pairs]
+                counts = [int(n) for _, n in pairs]
+                sums = counts if sums is None else [a + b for a, b in zip(sums, counts)]
+            if sums is not None:
+                rows.append([NAMES.get(p, p), 'read2 (per guest)' if op == 'read2' else op] +
+                            [str(n) for n in sums])
+    if not rows:
+        return None
+    head = ['pair', 'op'] + [f'<{b}' if b != 'inf' else f'>={bounds[-2]}' for b in bounds]
+    return rst_table(head, rows)
+
+
 def goals(runs):
     """The issue's goals for the Rust pair against the C pair (reads)."""
     rr = value(runs, 'rust/rust', 'read', 'ops_per_s')
@@ -308,6 +333,11 @@ def report(runs):
         print('\nthe Rust frontend\'s own account (debugfs; "in spin %", "polls/trip" and'
               ' "yields/trip" per answered round trip, the other columns per run):\n')
         print(frontend_table(runs))
+        gaps = gaps_table(runs)
+        if gaps:
+            print('\nthe Rust frontend\'s preempted spins by their longest gap, µs (summed over'
+                  ' the runs):\n')
+            print(gaps)
     print()
     for key, what in (('dom0_idle_cpu_ms_per_s', 'dom0 CPU with no guest (its floor), ms per s'),
                       ('clock_us', 'cost of the clock read in each timed op, µs')):

@@ -3105,6 +3105,8 @@ fn round_trip(b: &mut Bytes<'_>) {
         counts.answered_spinning,
         u64::from(answered && c.polls == 0)
     );
+    // Each preempted spin in one bucket of its gap.
+    assert_eq!(counts.gaps.iter().sum::<u64>(), counts.preempted);
     if budget == 0 {
         assert_eq!(c.spun, 0, "spun without a budget");
     }

@@ -147,6 +147,22 @@ pub(crate) struct Counts {
     pub(crate) answered_ns: u64,
     /// The longest answered round trip, in nanoseconds.
     pub(crate) longest_ns: u64,
+    /// The preempted spins by their longest gap ([`gap_bucket`]): how long the hypervisor ran
+    /// something else.
+    pub(crate) gaps: [u64; GAP_BUCKETS],
+}
+
+/// How many buckets [`Counts::gaps`] has: under 32 µs, under 64, ... under 2048, and 2048 µs or
+/// more.
+pub(crate) const GAP_BUCKETS: usize = 8;
+
+/// The bucket of a gap of `ns` nanoseconds in [`Counts::gaps`]: `k` for under `32 << k` µs,
+/// the last for the longer ones.
+pub(crate) fn gap_bucket(ns: u64) -> usize {
+    let us = ns / 1_000;
+    (0..GAP_BUCKETS - 1)
+        .find(|&k| us < 32 << k)
+        .unwrap_or(GAP_BUCKETS - 1)
 }
 
 impl Counts {
@@ -163,6 +179,7 @@ impl Counts {
             unanswered: 0,
             answered_ns: 0,
             longest_ns: 0,
+            gaps: [0; GAP_BUCKETS],
         }
     }
 }
@@ -190,6 +207,17 @@ impl core::fmt::Display for Report {
         writeln!(f, "unanswered {}", c.unanswered)?;
         writeln!(f, "mean_us {mean_us}")?;
         writeln!(f, "longest_us {}", c.longest_ns / 1_000)?;
+        // One token: the upper bound of each bucket in µs (`inf` for the last) and its count.
+        write!(f, "preempted_gaps_us ")?;
+        for (k, n) in c.gaps.iter().enumerate() {
+            let sep = if k == 0 { "" } else { "," };
+            if k + 1 < GAP_BUCKETS {
+                write!(f, "{sep}{}:{n}", 32u64 << k)?;
+            } else {
+                write!(f, "{sep}inf:{n}")?;
+            }
+        }
+        writeln!(f)?;
         writeln!(f, "spin_budget_us {}", self.spin.budget_ns() / 1_000)?;
         writeln!(f, "yielding_round_trips {}", self.spin.yield_trips)
     }
@@ -246,16 +274,20 @@ pub(crate) enum Outcome {
 /// counts the round trip and its waits.
 pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin, counts: &mut Counts) -> Outcome {
     let start = chan.now_ns();
-    let mut preempted = false;
+    let mut longest_gap = 0;
     let polls = counts.polls;
-    let outcome = post_and_wait(chan, start, spin, &mut preempted, counts);
+    let outcome = post_and_wait(chan, start, spin, &mut longest_gap, counts);
     match outcome {
         Outcome::Answered => {
             let ns = chan.now_ns().saturating_sub(start);
+            let preempted = longest_gap >= spin.preempted_gap_ns();
             spin.note(ns, preempted);
             counts.answered += 1;
             counts.answered_spinning += u64::from(counts.polls == polls);
-            counts.preempted += u64::from(preempted);
+            if preempted {
+                counts.preempted += 1;
+                counts.gaps[gap_bucket(longest_gap)] += 1;
+            }
             counts.answered_ns = counts.answered_ns.saturating_add(ns);
             counts.longest_ns = counts.longest_ns.max(ns);
         }
@@ -267,28 +299,27 @@ pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin, counts: &mut 
 }
 
 /// Spins until `chan`'s bit is clear or `ns` nanoseconds after `from` have passed; returns
-/// whether two looks at the clock were `gap` nanoseconds apart or more (the spin was
-/// preempted).
-fn spin_while_active(chan: &mut impl Channel, from: u64, ns: u64, gap: u64) -> bool {
-    let mut preempted = false;
+/// the longest time between two looks at the clock (a long one is a preemption).
+fn spin_while_active(chan: &mut impl Channel, from: u64, ns: u64) -> u64 {
+    let mut longest = 0;
     let mut last = from;
     while chan.active() {
         let now = chan.now_ns();
-        preempted |= now.saturating_sub(last) >= gap;
+        longest = longest.max(now.saturating_sub(last));
         if now.saturating_sub(from) >= ns {
             break;
         }
         last = now;
         chan.relax();
     }
-    preempted
+    longest
 }
 
 fn post_and_wait(
     chan: &mut impl Channel,
     start: u64,
     spin: &Spin,
-    preempted: &mut bool,
+    longest_gap: &mut u64,
     counts: &mut Counts,
 ) -> Outcome {
     let spin_ns = spin.budget_ns();
@@ -306,8 +337,8 @@ fn post_and_wait(
         let posted = chan.now_ns();
         let left = OP_TIMEOUT_NS.saturating_sub(posted.saturating_sub(start));
         if spin_ns.min(left) > 0 {
-            *preempted |=
-                spin_while_active(chan, posted, spin_ns.min(left), spin.preempted_gap_ns());
+            let gap = spin_while_active(chan, posted, spin_ns.min(left));
+            *longest_gap = (*longest_gap).max(gap);
         }
 
         loop {
@@ -642,6 +673,41 @@ mod tests {
     }
 
     #[test]
+    fn gaps_are_counted_by_their_length_in_powers_of_two() {
+        assert_eq!(gap_bucket(0), 0);
+        assert_eq!(gap_bucket(31_999), 0);
+        assert_eq!(gap_bucket(32_000), 1);
+        assert_eq!(gap_bucket(100_000), 2);
+        assert_eq!(gap_bucket(2_047_999), GAP_BUCKETS - 2);
+        assert_eq!(gap_bucket(2_048_000), GAP_BUCKETS - 1);
+        assert_eq!(gap_bucket(u64::MAX), GAP_BUCKETS - 1);
+        // A preempted spin counts its longest gap, once; a spin that was not, nothing.
+        let mut spin = learnt(400_000);
+        let mut counts = Counts::new();
+        // (when the answer comes, the turn of the preemption, its length): a gap is measured
+        // at the next look, so only one that ends before the answer counts.
+        let trips = [
+            (300_000, 10, 100_000),
+            (300_000, 0, 0),
+            (5_000_000, 3, 3_000_000),
+            (300_000, 5, 40_000),
+        ];
+        for (delay, preempt_at, preempt_ns) in trips {
+            let mut f = Fake::new(Backend::AnswerUnnoticed { delay, err: 0 });
+            f.preempt_at = preempt_at;
+            f.preempt_ns = preempt_ns;
+            assert_eq!(
+                super::round_trip(&mut f, &mut spin, &mut counts),
+                Outcome::Answered
+            );
+        }
+        // 100 us + a turn: under 128; 3 ms: the last; 40 us: under an eighth of the round
+        // trip (600 us by then), not a preemption.
+        assert_eq!(counts.gaps, [0, 0, 1, 0, 0, 0, 0, 1]);
+        assert_eq!(counts.preempted, 2);
+    }
+
+    #[test]
     fn the_switch_off_means_no_yield_whatever_the_spins() {
         let mut spin = learnt(400_000);
         let mut counts = Counts::new();
@@ -857,6 +923,7 @@ mod tests {
         counts.unanswered = 6;
         counts.answered_ns = 4_000_000;
         counts.longest_ns = 2_500_000;
+        counts.gaps = [1, 0, 2, 0, 0, 0, 0, 3];
         let mut spin = learnt(300_000);
         spin.note(300_000, true);
         let text = std::format!("{}", Report { counts, spin });
@@ -864,6 +931,7 @@ mod tests {
             text,
             "answered 4\nanswered_spinning 3\npreempted_spins 2\npolls 9\nyields 7\n\
              reposts 1\ntimed_out 5\nunanswered 6\nmean_us 1000\nlongest_us 2500\n\
+             preempted_gaps_us 32:1,64:0,128:2,256:0,512:0,1024:0,2048:0,inf:3\n\
              spin_budget_us 600\nyielding_round_trips 64\n"
         );
         // Nothing answered: a mean of 0, not a division by zero.

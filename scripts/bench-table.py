@@ -210,7 +210,7 @@ def frontend_table(runs):
     """The Rust frontend's own account per pairing and op, from its debugfs statistics: how
     its round trips waited (answered in the spin or after polls, preempted spins, yields)."""
     head = ['pair', 'op', 'round trips', 'in spin %', 'polls/trip', 'preempted spins',
-            'yields/trip', 'mean µs', 'spin budget µs']
+            'yields/trip', 'trials won yield/spin', 'mean µs', 'spin budget µs']
     rows = []
     for p in PAIRS:
         for op in ('read', 'write', 'read2'):
@@ -228,6 +228,8 @@ def frontend_table(runs):
             rows.append([NAMES.get(p, p), 'read2 (per guest)' if op == 'read2' else op, fmt(n),
                          per('answered_spinning', 100, 0), per('polls'),
                          fmt(value(runs, p, f, 'preempted_spins')), per('yields'),
+                         f"{fmt(value(runs, p, f, 'trials_yield'))}/"
+                         f"{fmt(value(runs, p, f, 'trials_spin'))}",
                          fmt(value(runs, p, f, 'mean_us')),
                          fmt(value(runs, p, f, 'spin_budget_us'))])
     return rst_table(head, rows)
@@ -296,12 +298,12 @@ def goals(runs):
         name = 'Rust' if back == 'rust' else 'C'
         r = against(f'{back}/rust', f'{back}/rust-noyield', 'read')
         if r is not None:
-            lines.append(f'{name} backend, Rust frontend: reads with its yield against without: '
+            lines.append(f'{name} backend, Rust frontend: reads with its yield rule against the yield off: '
                          f'rate {r}x')
         r = against(f'{back}/rust', f'{back}/rust-noyield', 'read2')
         if r is not None:
-            lines.append(f'{name} backend, Rust frontend, two guests: reads with its yield '
-                         f'against without: rate {r}x per guest')
+            lines.append(f'{name} backend, Rust frontend, two guests: reads with its yield rule '
+                         f'against the yield off: rate {r}x per guest')
     # Not a goal: what serving reads on the interrupt does, against the same pair with every
     # request in the work item.
     for front in ('rust', 'c'):

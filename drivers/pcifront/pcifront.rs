@@ -45,7 +45,7 @@ module! {
         // Writable at run time; not in C, whose frontend never spins (see `common::roundtrip`).
         yield_when_preempted: AtomicBoolParam {
             default: AtomicBoolParam::new(true),
-            description: "After a spin the hypervisor preempted, yield the CPU after each post for a while (0: never yield)",
+            description: "After a spin the hypervisor preempted, try yielding the CPU after each post and keep it for a while if it shortens the round trips (0: never yield)",
             permissions: 0o644,
         },
     },

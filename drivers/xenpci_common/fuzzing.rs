@@ -3052,9 +3052,10 @@ impl Channel for Chan<'_, '_> {
 fn round_trip(b: &mut Bytes<'_>) {
     // A spin budget taught by a few round trips of any length (none: no spin).
     let mut spin = roundtrip::Spin::new();
-    for _ in 0..b.u8() % 4 {
-        let preempted = b.u8() & 1 != 0;
-        spin.note(b.u64() >> 40, preempted);
+    // Up to 63 of them: enough for a trial of the yield rule to end (33).
+    for _ in 0..b.u8() % 64 {
+        let bits = b.u8();
+        spin.note(b.u64() >> 40, bits & 1 != 0, bits & 2 != 0);
     }
     let now = b.u64() >> 1;
     let may_yield = b.u8() & 1 == 0;
@@ -3105,8 +3106,9 @@ fn round_trip(b: &mut Bytes<'_>) {
         counts.answered_spinning,
         u64::from(answered && c.polls == 0)
     );
-    // Each preempted spin in one bucket of its gap.
+    // Each preempted spin in one bucket of its gap; at most one verdict, of an answered one.
     assert_eq!(counts.gaps.iter().sum::<u64>(), counts.preempted);
+    assert!(counts.trials_yield + counts.trials_spin <= counts.answered);
     if budget == 0 {
         assert_eq!(c.spun, 0, "spun without a budget");
     }

@@ -28,3 +28,4 @@ pub(crate) mod scan;
 pub(crate) mod stats;
 pub(crate) mod vbus;
 pub(crate) mod xs;
+pub(crate) mod yieldtrial;

@@ -25,20 +25,21 @@
 //!   polls with a deadline in the past, which returns at once (Xen blocks the vCPU and wakes it
 //!   again, a trip through its scheduler that lets another vCPU run): it spins with a
 //!   hypercall per turn for the whole wait.
-//! - **A preempted spin makes the next posts yield.** The spin runs with interrupts off, so a
+//! - **A preempted spin starts a trial of yielding.** The spin runs with interrupts off, so a
 //!   gap of at least an eighth of the typical round trip ([`PREEMPTED_GAP_MIN_NS`] at least)
 //!   between two of its looks at the clock is the hypervisor running something else on this
-//!   physical CPU, most often another vCPU: the CPUs are short (more vCPUs ready to run than
-//!   CPUs, two guests spinning on a two-CPU host say), and the backend's vCPU, which each post
-//!   wakes, may have to wait for one. Each post of the next [`YIELD_TRIPS`] answered round
-//!   trips is then followed by one yield of the CPU ([`Channel::yield_cpu`]), which lets a
-//!   waiting vCPU, the backend's among them, run here; each preempted spin starts the count
-//!   again (a round trip without an answer neither counts nor starts it). Without that
-//!   evidence the post does not yield: with a CPU to spare, the yield only moves this vCPU off
-//!   its CPU while the backend's is woken on another. [`Channel::may_yield`] (the
-//!   administrator's switch) can turn the yield off; the rule still counts.
+//!   physical CPU: the CPUs may be short (more vCPUs ready to run than CPUs, two guests
+//!   spinning on a two-CPU host say), and the backend's vCPU, which each post wakes, may have
+//!   to wait for one. A yield of the CPU right after the post ([`Channel::yield_cpu`]) lets it
+//!   run here; with a CPU to spare it only moves this vCPU off its CPU while the backend's is
+//!   woken on another. The preemption does not tell the two apart, so the round trips that
+//!   follow try both and keep the faster ([`YieldRule`], which says when a post yields; a
+//!   round trip without an answer teaches it nothing). Without a preemption the post does not
+//!   yield. [`Channel::may_yield`] (the administrator's switch) can turn the yield off.
 //! - **What each round trip did is counted** ([`Counts`]): how it ended, whether it was
 //!   answered before any poll, its polls, yields and time; the kernel shows them in debugfs.
+
+use super::yieldtrial::{Verdict, YieldRule};
 
 /// The `err` a frontend posts with every request. Backends answer 0, a `XEN_PCI_ERR_*` code
 /// (-1 to -5) or a negative errno (at least -4095): never this.
@@ -53,16 +54,13 @@ pub(crate) const POLL_SLICE_NS: u64 = 1_000_000;
 /// The longest spin before the first poll, in nanoseconds.
 pub(crate) const SPIN_MAX_NS: u64 = 2_000_000;
 
-/// How many answered round trips yield after a preempted spin (see the module documentation).
-pub(crate) const YIELD_TRIPS: u32 = 64;
-
 /// The shortest gap in a spin that counts as a preemption, in nanoseconds: longer than the
 /// hypervisor's own interrupt handling takes, on hardware where a round trip is a few
 /// microseconds.
 pub(crate) const PREEMPTED_GAP_MIN_NS: u64 = 10_000;
 
 /// The spin budget of a channel: a moving average of its answered round trips, and whether its
-/// posts yield the CPU.
+/// posts yield the CPU ([`YieldRule`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Spin {
     /// The average, in nanoseconds (the first answered round trip sets it; each later one
@@ -70,8 +68,8 @@ pub(crate) struct Spin {
     avg_ns: u64,
     /// Whether a round trip was answered yet.
     learnt: bool,
-    /// How many more round trips yield after their post.
-    yield_trips: u32,
+    /// Whether posts yield.
+    rule: YieldRule,
 }
 
 impl Spin {
@@ -80,7 +78,7 @@ impl Spin {
         Spin {
             avg_ns: 0,
             learnt: false,
-            yield_trips: 0,
+            rule: YieldRule::new(),
         }
     }
 
@@ -97,27 +95,29 @@ impl Spin {
 
     /// Whether the next post yields the CPU.
     pub(crate) fn yields(&self) -> bool {
-        self.yield_trips > 0
+        self.rule.yields()
+    }
+
+    /// The yield rule's state, for the statistics file.
+    pub(crate) fn rule(&self) -> &YieldRule {
+        &self.rule
     }
 
     /// Counts an answered round trip of `ns` nanoseconds (a longer one counts as
     /// [`SPIN_MAX_NS`]: one slow answer, an MSI-X enable say, does not make the next spins long)
-    /// and whether its spin was `preempted`. The first one is the average: a new connection's
-    /// first round trips (the bus scan's) spin, and tell a preemption, as the later ones do,
-    /// not by a fraction of the round trip while the average grows from zero.
-    pub(crate) fn note(&mut self, ns: u64, preempted: bool) {
-        let ns = ns.min(SPIN_MAX_NS);
+    /// whether its spin was `preempted` and whether it `yielded`; returns the yield rule's
+    /// verdict if it reached one. The first one is the average: a new connection's first round
+    /// trips (the bus scan's) spin, and tell a preemption, as the later ones do, not by a
+    /// fraction of the round trip while the average grows from zero.
+    pub(crate) fn note(&mut self, ns: u64, preempted: bool, yielded: bool) -> Option<Verdict> {
+        let capped = ns.min(SPIN_MAX_NS);
         self.avg_ns = if self.learnt {
-            self.avg_ns - self.avg_ns / 8 + ns / 8
+            self.avg_ns - self.avg_ns / 8 + capped / 8
         } else {
-            ns
+            capped
         };
         self.learnt = true;
-        self.yield_trips = if preempted {
-            YIELD_TRIPS
-        } else {
-            self.yield_trips.saturating_sub(1)
-        };
+        self.rule.note(ns, preempted, yielded)
     }
 }
 
@@ -150,6 +150,10 @@ pub(crate) struct Counts {
     /// The preempted spins by their longest gap ([`gap_bucket`]): how long the hypervisor ran
     /// something else.
     pub(crate) gaps: [u64; GAP_BUCKETS],
+    /// Trials of the yield rule ([`YieldRule`]) that yielding won.
+    pub(crate) trials_yield: u64,
+    /// Trials that spinning without a yield won.
+    pub(crate) trials_spin: u64,
 }
 
 /// How many buckets [`Counts::gaps`] has: under 32 µs, under 64, ... under 2048, and 2048 µs or
@@ -180,6 +184,8 @@ impl Counts {
             answered_ns: 0,
             longest_ns: 0,
             gaps: [0; GAP_BUCKETS],
+            trials_yield: 0,
+            trials_spin: 0,
         }
     }
 }
@@ -189,7 +195,7 @@ impl Counts {
 pub(crate) struct Report {
     /// The counts.
     pub(crate) counts: Counts,
-    /// The channel's spin budget and yield count.
+    /// The channel's spin budget and yield rule.
     pub(crate) spin: Spin,
 }
 
@@ -218,8 +224,12 @@ impl core::fmt::Display for Report {
             }
         }
         writeln!(f)?;
+        writeln!(f, "trials_yield {}", c.trials_yield)?;
+        writeln!(f, "trials_spin {}", c.trials_spin)?;
         writeln!(f, "spin_budget_us {}", self.spin.budget_ns() / 1_000)?;
-        writeln!(f, "yielding_round_trips {}", self.spin.yield_trips)
+        let (rule, left) = self.spin.rule().state();
+        writeln!(f, "yield_rule {rule}")?;
+        writeln!(f, "yield_rule_left {left}")
     }
 }
 
@@ -270,18 +280,23 @@ pub(crate) enum Outcome {
 }
 
 /// Posts the request of `chan` and waits for its answer (see the module documentation); an
-/// answered round trip teaches `spin` its time and whether its spin was preempted. `counts`
-/// counts the round trip and its waits.
+/// answered round trip teaches `spin` its time, whether its spin was preempted and whether it
+/// yielded. `counts` counts the round trip and its waits.
 pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin, counts: &mut Counts) -> Outcome {
     let start = chan.now_ns();
     let mut longest_gap = 0;
     let polls = counts.polls;
+    let yields = counts.yields;
     let outcome = post_and_wait(chan, start, spin, &mut longest_gap, counts);
     match outcome {
         Outcome::Answered => {
             let ns = chan.now_ns().saturating_sub(start);
             let preempted = longest_gap >= spin.preempted_gap_ns();
-            spin.note(ns, preempted);
+            match spin.note(ns, preempted, counts.yields != yields) {
+                Some(Verdict::Yield) => counts.trials_yield += 1,
+                Some(Verdict::Spin) => counts.trials_spin += 1,
+                None => {}
+            }
             counts.answered += 1;
             counts.answered_spinning += u64::from(counts.polls == polls);
             if preempted {
@@ -372,6 +387,7 @@ fn post_and_wait(
 
 #[cfg(test)]
 mod tests {
+    use super::super::yieldtrial::{TRIAL_TRIPS, VERDICT_TRIPS};
     use super::*;
 
     /// What the fake backend does with a posted request.
@@ -406,6 +422,9 @@ mod tests {
         yields: u32,
         /// How long another vCPU runs in each yield.
         yield_ns: u64,
+        /// When the backend answers if the post yielded, instead of its usual delay (the
+        /// yield let its vCPU run).
+        delay_if_yielded: Option<u64>,
         /// Whether every yield came right after a post.
         yield_after_post: bool,
         just_posted: bool,
@@ -430,6 +449,7 @@ mod tests {
                 preempt_ns: 0,
                 yields: 0,
                 yield_ns: 0,
+                delay_if_yielded: None,
                 yield_after_post: true,
                 just_posted: false,
                 may_yield: true,
@@ -443,6 +463,10 @@ mod tests {
             }
             match self.backend {
                 Backend::AnswerUnnoticed { delay, err } => {
+                    let delay = match self.delay_if_yielded {
+                        Some(d) if self.yields > 0 => d,
+                        _ => delay,
+                    };
                     if self.now >= self.posted_at + delay {
                         self.err = err;
                         self.active = false;
@@ -525,7 +549,7 @@ mod tests {
     fn learnt(ns: u64) -> Spin {
         let mut spin = Spin::new();
         for _ in 0..64 {
-            spin.note(ns, false);
+            spin.note(ns, false, false);
         }
         spin
     }
@@ -642,7 +666,7 @@ mod tests {
     #[test]
     fn an_unpreempted_spin_never_yields() {
         let mut spin = learnt(400_000);
-        for _ in 0..2 * YIELD_TRIPS {
+        for _ in 0..2 * VERDICT_TRIPS {
             let f = trip(&mut spin, 300_000, 0, 0);
             assert_eq!(f.yields, 0);
         }
@@ -650,7 +674,7 @@ mod tests {
     }
 
     #[test]
-    fn a_preempted_spin_makes_the_next_posts_yield_once_each() {
+    fn a_preempted_spin_starts_a_trial_whose_first_posts_yield_once_each() {
         let mut spin = learnt(400_000);
         // Preempted for 100 us, an eighth of the 400 us round trip being 50.
         let f = trip(&mut spin, 300_000, 10, 100_000);
@@ -730,23 +754,48 @@ mod tests {
         assert_eq!((counts.preempted, counts.yields), (4, 0));
     }
 
+    /// An answered round trip of a trial: the backend answers 300 us after the post, and another
+    /// vCPU runs for 400 us in a yield (where the yield does not help: a CPU to spare); or it
+    /// answers 600 us after the post, 200 us if the post yielded, and a yield takes 100 us
+    /// (where it does: the backend's vCPU waits for this CPU).
+    fn trial_trip(spin: &mut Spin, counts: &mut Counts, yield_helps: bool) -> Fake {
+        let mut f = Fake::new(Backend::AnswerUnnoticed {
+            delay: if yield_helps { 600_000 } else { 300_000 },
+            err: 0,
+        });
+        f.yield_ns = if yield_helps { 100_000 } else { 400_000 };
+        f.delay_if_yielded = yield_helps.then_some(200_000);
+        assert_eq!(super::round_trip(&mut f, spin, counts), Outcome::Answered);
+        f
+    }
+
     #[test]
-    fn yielding_stops_after_quiet_round_trips_and_a_preemption_starts_it_again() {
-        let mut spin = learnt(400_000);
-        trip(&mut spin, 300_000, 10, 100_000);
-        for i in 0..YIELD_TRIPS {
-            assert!(spin.yields(), "trip {i}");
-            // A preemption at the last quiet trip but one starts the count again.
-            let preempted = i == YIELD_TRIPS - 2;
-            let f = trip(&mut spin, 300_000, if preempted { 5 } else { 0 }, 60_000);
-            assert_eq!(f.yields, 1);
+    fn a_trial_keeps_the_yield_where_it_shortens_the_round_trip_and_drops_it_where_not() {
+        for yield_helps in [true, false] {
+            let mut spin = learnt(400_000);
+            let mut counts = Counts::new();
+            trip(&mut spin, 300_000, 10, 100_000);
+            let mut yielded = 0;
+            for _ in 0..2 * TRIAL_TRIPS {
+                yielded += trial_trip(&mut spin, &mut counts, yield_helps).yields;
+            }
+            // Half the trial's posts yielded, once each; one verdict.
+            assert_eq!(yielded, TRIAL_TRIPS as u32);
+            assert_eq!(
+                (counts.trials_yield, counts.trials_spin),
+                if yield_helps { (1, 0) } else { (0, 1) }
+            );
+            // The verdict holds, preemptions or not, and then the posts stop yielding.
+            for i in 0..VERDICT_TRIPS {
+                let f = trip(&mut spin, 300_000, if i % 2 == 0 { 10 } else { 0 }, 100_000);
+                assert_eq!(f.yields, u32::from(yield_helps), "{yield_helps} trip {i}");
+            }
+            assert!(!spin.yields());
+            assert_eq!(trip(&mut spin, 300_000, 0, 0).yields, 0);
+            // A preemption starts the next trial.
+            trip(&mut spin, 300_000, 10, 100_000);
+            assert_eq!(spin.rule().state(), ("trial", 2 * TRIAL_TRIPS as u64));
         }
-        for _ in 1..YIELD_TRIPS {
-            assert!(spin.yields());
-            trip(&mut spin, 300_000, 0, 0);
-        }
-        assert!(!spin.yields());
-        assert_eq!(trip(&mut spin, 300_000, 0, 0).yields, 0);
     }
 
     #[test]
@@ -771,24 +820,24 @@ mod tests {
     #[test]
     fn the_first_answer_sets_the_budget_and_later_ones_move_it() {
         let mut spin = Spin::new();
-        spin.note(300_000, false);
+        spin.note(300_000, false, false);
         assert_eq!(spin.budget_ns(), 600_000);
         assert_eq!(spin.preempted_gap_ns(), 300_000 / 8);
-        spin.note(300_000, false);
+        spin.note(300_000, false, false);
         assert_eq!(spin.budget_ns(), 600_000);
         // An eighth of the way towards a faster one.
-        spin.note(100_000, false);
+        spin.note(100_000, false, false);
         assert_eq!(spin.budget_ns(), 2 * (300_000 - 300_000 / 8 + 100_000 / 8));
         // A first answer slower than the cap counts as the cap.
         let mut spin = Spin::new();
-        spin.note(1_000_000_000, false);
+        spin.note(1_000_000_000, false, false);
         assert_eq!(spin.budget_ns(), SPIN_MAX_NS);
     }
 
     #[test]
     fn one_slow_answer_does_not_make_the_spins_long() {
         let mut spin = learnt(50_000);
-        spin.note(1_000_000_000, false);
+        spin.note(1_000_000_000, false, false);
         assert!(
             spin.budget_ns() <= 2 * 50_000 + 2 * SPIN_MAX_NS / 8,
             "{}",
@@ -849,7 +898,7 @@ mod tests {
     fn the_counts_tell_how_each_round_trip_ended_and_waited() {
         let mut spin = learnt(400_000);
         let mut counts = Counts::new();
-        let mut run = |backend, preempt_at, spin: &mut Spin, counts: &mut Counts| {
+        let run = |backend, preempt_at, spin: &mut Spin, counts: &mut Counts| {
             let mut f = Fake::new(backend);
             f.preempt_at = preempt_at;
             f.preempt_ns = 100_000;
@@ -924,15 +973,18 @@ mod tests {
         counts.answered_ns = 4_000_000;
         counts.longest_ns = 2_500_000;
         counts.gaps = [1, 0, 2, 0, 0, 0, 0, 3];
+        counts.trials_yield = 2;
+        counts.trials_spin = 1;
         let mut spin = learnt(300_000);
-        spin.note(300_000, true);
+        spin.note(300_000, true, false);
         let text = std::format!("{}", Report { counts, spin });
         assert_eq!(
             text,
             "answered 4\nanswered_spinning 3\npreempted_spins 2\npolls 9\nyields 7\n\
              reposts 1\ntimed_out 5\nunanswered 6\nmean_us 1000\nlongest_us 2500\n\
              preempted_gaps_us 32:1,64:0,128:2,256:0,512:0,1024:0,2048:0,inf:3\n\
-             spin_budget_us 600\nyielding_round_trips 64\n"
+             trials_yield 2\ntrials_spin 1\nspin_budget_us 600\nyield_rule trial\n\
+             yield_rule_left 32\n"
         );
         // Nothing answered: a mean of 0, not a division by zero.
         let text = std::format!(

@@ -51,6 +51,7 @@ use crate::common::vbus::{
 use crate::common::xs::{
     self, IndexedKey, Opts, RdmPolicy, StackBuf, XenbusState, NUM_DEVS_MAX, ROOT_NUM_MAX,
 };
+use crate::common::yieldtrial;
 
 /// Every target: its name in `fuzz/` (a binary of the fuzz crate, and the
 /// directory of its corpus) and its entry point.
@@ -3052,10 +3053,13 @@ impl Channel for Chan<'_, '_> {
 fn round_trip(b: &mut Bytes<'_>) {
     // A spin budget taught by a few round trips of any length (none: no spin).
     let mut spin = roundtrip::Spin::new();
-    // Up to 63 of them: enough for a trial of the yield rule to end (33).
-    for _ in 0..b.u8() % 64 {
+    // Up to 510 of them: enough for a trial of the yield rule to end (33 round trips) and its
+    // verdict to run out (256 more). Each yields as the rule says, unless the administrator's
+    // switch is off for it.
+    for _ in 0..u16::from(b.u8()) * 2 {
         let bits = b.u8();
-        spin.note(b.u64() >> 40, bits & 1 != 0, bits & 2 != 0);
+        let yielded = spin.yields() && bits & 2 == 0;
+        spin.note(b.u64() >> 40, bits & 1 != 0, yielded);
     }
     let now = b.u64() >> 1;
     let may_yield = b.u8() & 1 == 0;
@@ -3109,6 +3113,15 @@ fn round_trip(b: &mut Bytes<'_>) {
     // Each preempted spin in one bucket of its gap; at most one verdict, of an answered one.
     assert_eq!(counts.gaps.iter().sum::<u64>(), counts.preempted);
     assert!(counts.trials_yield + counts.trials_spin <= counts.answered);
+    // The rule is in a state it can be in.
+    match spin.rule().state() {
+        ("idle", left) => assert_eq!(left, 0),
+        ("trial", left) => assert!((1..=2 * yieldtrial::TRIAL_TRIPS as u64).contains(&left)),
+        ("yield" | "spin", left) => {
+            assert!((1..=u64::from(yieldtrial::VERDICT_TRIPS)).contains(&left))
+        }
+        other => panic!("yield rule {other:?}"),
+    }
     if budget == 0 {
         assert_eq!(c.spun, 0, "spun without a budget");
     }

@@ -39,6 +39,7 @@
 //! - **What each round trip did is counted** ([`Counts`]): how it ended, whether it was
 //!   answered before any poll, its polls, yields and time; the kernel shows them in debugfs.
 
+use super::stats::pow2_bucket;
 use super::yieldtrial::{Verdict, YieldRule};
 
 /// The `err` a frontend posts with every request. Backends answer 0, a `XEN_PCI_ERR_*` code
@@ -163,10 +164,7 @@ pub(crate) const GAP_BUCKETS: usize = 8;
 /// The bucket of a gap of `ns` nanoseconds in [`Counts::gaps`]: `k` for under `32 << k` µs,
 /// the last for the longer ones.
 pub(crate) fn gap_bucket(ns: u64) -> usize {
-    let us = ns / 1_000;
-    (0..GAP_BUCKETS - 1)
-        .find(|&k| us < 32 << k)
-        .unwrap_or(GAP_BUCKETS - 1)
+    pow2_bucket(ns / 1_000, 32, GAP_BUCKETS)
 }
 
 impl Counts {
@@ -796,6 +794,52 @@ mod tests {
             trip(&mut spin, 300_000, 10, 100_000);
             assert_eq!(spin.rule().state(), ("trial", 2 * TRIAL_TRIPS as u64));
         }
+    }
+
+    #[test]
+    fn the_switch_off_holds_a_trial_back_but_not_a_verdict() {
+        let mut spin = learnt(400_000);
+        let mut counts = Counts::new();
+        trip(&mut spin, 300_000, 10, 100_000);
+        // Part of the trial runs, then the switch goes off: no yield, and the trial starts over.
+        for _ in 0..TRIAL_TRIPS / 2 {
+            assert_eq!(trial_trip(&mut spin, &mut counts, true).yields, 1);
+        }
+        assert_eq!(spin.rule().state(), ("trial", 3 * TRIAL_TRIPS as u64 / 2));
+        let mut f = Fake::new(Backend::AnswerUnnoticed {
+            delay: 300_000,
+            err: 0,
+        });
+        f.may_yield = false;
+        assert_eq!(
+            super::round_trip(&mut f, &mut spin, &mut counts),
+            Outcome::Answered
+        );
+        assert_eq!(f.yields, 0);
+        assert_eq!(spin.rule().state(), ("trial", 2 * TRIAL_TRIPS as u64));
+        // Switched on again, the whole trial runs, and decides.
+        let mut yielded = 0;
+        for _ in 0..2 * TRIAL_TRIPS {
+            yielded += trial_trip(&mut spin, &mut counts, true).yields;
+        }
+        assert_eq!(yielded, TRIAL_TRIPS as u32);
+        assert_eq!((counts.trials_yield, counts.trials_spin), (1, 0));
+        // The verdict's round trips count with the switch off too (it is a time, not a number
+        // of yields): it runs out as it would.
+        for i in 0..VERDICT_TRIPS {
+            assert_eq!(spin.rule().state(), ("yield", u64::from(VERDICT_TRIPS - i)));
+            let mut f = Fake::new(Backend::AnswerUnnoticed {
+                delay: 300_000,
+                err: 0,
+            });
+            f.may_yield = false;
+            assert_eq!(
+                super::round_trip(&mut f, &mut spin, &mut counts),
+                Outcome::Answered
+            );
+            assert_eq!(f.yields, 0);
+        }
+        assert_eq!(spin.rule().state(), ("idle", 0));
     }
 
     #[test]

@@ -184,12 +184,20 @@ fn bump(n: &mut u64) {
     *n = n.saturating_add(1);
 }
 
+/// The bucket of `us` microseconds in a histogram of `buckets` buckets whose bounds double
+/// from `first_us` on: `k` for under `first_us << k` µs, the last one for the longer times.
+/// The backend's times here and the frontend's preempted spins (`roundtrip`) use it.
+pub(crate) fn pow2_bucket(us: u64, first_us: u64, buckets: usize) -> usize {
+    // Under `first_us << k` exactly when the quotient is under `1 << k`.
+    let q = us.checked_div(first_us).unwrap_or(u64::MAX);
+    // CAST: at most 64.
+    let k = (u64::BITS - q.leading_zeros()) as usize;
+    k.min(buckets.saturating_sub(1))
+}
+
 /// The bucket of `ns` nanoseconds.
 fn bucket(ns: u64) -> usize {
-    let us = ns / 1000;
-    // CAST: at most 64.
-    let k = (u64::BITS - us.leading_zeros()) as usize;
-    k.min(BUCKETS - 1)
+    pow2_bucket(ns / 1000, 1, BUCKETS)
 }
 
 /// A bucket's label: its upper bound, or the lower one for the last.

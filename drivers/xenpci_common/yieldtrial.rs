@@ -16,9 +16,10 @@
 //! (the order alternates from trial to trial, so that a trend within a trial favours neither).
 //! The half whose median round trip is shorter wins: posts yield, or do not, for the next
 //! [`VERDICT_TRIPS`] answered round trips; a tie does not yield. After that the rule is idle
-//! again (no yield) until a preempted spin starts the next trial. A round trip that did not do
-//! what the trial asked (the administrator's switch kept it from yielding) is not counted in
-//! it.
+//! again (no yield) until a preempted spin starts the next trial (the verdict's last round trip
+//! can be that spin). A round trip that did not do what the trial asked (the administrator's
+//! switch kept it from yielding) is not counted, and the trial starts over; a verdict's round
+//! trips count whatever the switch.
 
 /// How many answered round trips each half of a trial has.
 pub(crate) const TRIAL_TRIPS: usize = 16;
@@ -151,15 +152,16 @@ impl YieldRule {
     pub(crate) fn note(&mut self, ns: u64, preempted: bool, yielded: bool) -> Option<Verdict> {
         match self.state {
             State::Idle => {
-                if preempted {
-                    self.state = State::Trial;
-                    self.yielding = Half::new();
-                    self.spinning = Half::new();
-                }
+                self.start_trial_if(preempted);
                 None
             }
             State::Trial => {
                 if yielded != self.trial_yields() {
+                    // The administrator's switch kept this round trip from yielding: the trial
+                    // waits, and starts over once it can run (what it measured before may be
+                    // long past by then).
+                    self.yielding = Half::new();
+                    self.spinning = Half::new();
                     return None;
                 }
                 if yielded {
@@ -184,13 +186,25 @@ impl YieldRule {
             }
             State::Decided { yields, left } => {
                 let left = left.saturating_sub(1);
-                self.state = if left == 0 {
-                    State::Idle
+                if left > 0 {
+                    self.state = State::Decided { yields, left };
                 } else {
-                    State::Decided { yields, left }
-                };
+                    // The verdict's last round trip is also the first one after it: a preempted
+                    // spin there starts the next trial.
+                    self.state = State::Idle;
+                    self.start_trial_if(preempted);
+                }
                 None
             }
+        }
+    }
+
+    /// Starts a trial, with empty halves, if the spin was `preempted`.
+    fn start_trial_if(&mut self, preempted: bool) {
+        if preempted {
+            self.state = State::Trial;
+            self.yielding = Half::new();
+            self.spinning = Half::new();
         }
     }
 }
@@ -233,12 +247,15 @@ mod tests {
         // Yielding is faster (two guests sharing the CPUs): posts yield.
         assert_eq!(run_trial(&mut rule, 500_000, 1_000_000), Verdict::Yield);
         assert_eq!(rule.state(), ("yield", u64::from(VERDICT_TRIPS)));
-        for i in 0..VERDICT_TRIPS {
+        for i in 0..VERDICT_TRIPS - 1 {
             assert!(rule.yields(), "trip {i}");
             // Preemptions meanwhile change nothing.
             assert_eq!(rule.note(500_000, true, true), None);
+            assert_eq!(rule.state(), ("yield", u64::from(VERDICT_TRIPS - 1 - i)));
         }
-        // The verdict ran out: idle, no yield, until the next preemption.
+        // The verdict runs out: idle, no yield, until the next preemption.
+        assert!(rule.yields());
+        assert_eq!(rule.note(500_000, false, true), None);
         assert_eq!(rule.state(), ("idle", 0));
         assert!(!rule.yields());
         rule.note(300_000, false, false);
@@ -252,8 +269,9 @@ mod tests {
             assert!(!rule.yields());
             rule.note(400_000, true, false);
         }
-        // The third yields first again.
-        rule.note(400_000, true, false);
+        // A preempted spin on the verdict's last round trip starts the third trial at once,
+        // and it yields first again.
+        assert_eq!(rule.state(), ("trial", 2 * TRIAL_TRIPS as u64));
         assert!(rule.yields());
     }
 
@@ -294,6 +312,22 @@ mod tests {
         assert_eq!(rule.state(), ("trial", 2 * TRIAL_TRIPS as u64));
         // Switched on again, it runs on (and the spinning round trips above did not count:
         // they would have made spinning win).
+        assert_eq!(run_trial(&mut rule, 500_000, 600_000), Verdict::Yield);
+        // A trial the switch interrupts starts over: what it measured before does not count.
+        for _ in 0..VERDICT_TRIPS {
+            rule.note(1, true, true);
+        }
+        assert_eq!(rule.state(), ("trial", 2 * TRIAL_TRIPS as u64));
+        // Spinning first this time: that half runs, fast, then the switch goes off for the
+        // yielding half.
+        for _ in 0..TRIAL_TRIPS {
+            assert!(!rule.yields());
+            rule.note(1, false, false);
+        }
+        assert!(rule.yields());
+        rule.note(600_000, false, false);
+        assert_eq!(rule.state(), ("trial", 2 * TRIAL_TRIPS as u64));
+        // Had the fast round trips above counted, spinning would win this one.
         assert_eq!(run_trial(&mut rule, 500_000, 600_000), Verdict::Yield);
     }
 }

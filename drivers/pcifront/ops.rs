@@ -243,8 +243,9 @@ impl OpChannel {
     /// not answer within [`roundtrip::OP_TIMEOUT_NS`] gets the request withdrawn. Without an
     /// answer the operation fails with `XEN_PCI_ERR_dev_not_found`. After a spin that was
     /// preempted, posts may yield the CPU for a while ([`roundtrip::Spin`]; unless
-    /// `yield_when_preempted` is off): the lock (and the PCI core's, which the caller may hold) is then held across the other
-    /// vCPU's turn, as across a poll. The round trip is counted for the statistics file.
+    /// `yield_when_preempted` is off): the lock (and the PCI core's, which the caller may
+    /// hold) is then held across the other vCPU's turn, as across a poll. The round trip is
+    /// counted for the statistics file.
     fn round_trip(&self, op: &mut RawOp, msix: usize) {
         let lost = pciif::PciifError::DevNotFound.code();
         let words = op.request_words();

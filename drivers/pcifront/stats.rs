@@ -2,8 +2,9 @@
 
 //! The statistics of each connection in debugfs: `pcifront/<device>` (`pcifront/pci-0` for the
 //! guest's usual one), which shows how this connection's round trips ended and how they waited
-//! ([`roundtrip::Report`]: answered in the spin or after polls, preempted spins, yields, and the
-//! spin budget now). Writing anything to it clears the counts.
+//! ([`roundtrip::Report`]: answered in the spin or after polls, preempted spins by their longest
+//! gap, yields, the yield rule's trials and where it stands, and the spin budget now). Writing
+//! anything to it clears the counts.
 
 use kernel::{
     debugfs::{

@@ -3085,6 +3085,7 @@ fn round_trip(b: &mut Bytes<'_>) {
     let budget = spin.budget_ns();
     let yields = spin.yields() && may_yield;
     let mut counts = roundtrip::Counts::new();
+    let (before, wants) = (spin.rule().state(), spin.yields());
     let out = roundtrip::round_trip(&mut c, &mut spin, &mut counts);
     // The counts tell what happened: the yields, polls and posts made, and one outcome.
     assert_eq!(
@@ -3113,15 +3114,30 @@ fn round_trip(b: &mut Bytes<'_>) {
     // Each preempted spin in one bucket of its gap; at most one verdict, of an answered one.
     assert_eq!(counts.gaps.iter().sum::<u64>(), counts.preempted);
     assert!(counts.trials_yield + counts.trials_spin <= counts.answered);
-    // The rule is in a state it can be in.
-    match spin.rule().state() {
-        ("idle", left) => assert_eq!(left, 0),
-        ("trial", left) => assert!((1..=2 * yieldtrial::TRIAL_TRIPS as u64).contains(&left)),
-        ("yield" | "spin", left) => {
-            assert!((1..=u64::from(yieldtrial::VERDICT_TRIPS)).contains(&left))
-        }
-        other => panic!("yield rule {other:?}"),
-    }
+    // The rule moved as its documentation says, by one answered round trip at most.
+    let after = spin.rule().state();
+    let trials = (2 * yieldtrial::TRIAL_TRIPS) as u64;
+    let verdict = u64::from(yieldtrial::VERDICT_TRIPS);
+    let (preempted, yielded) = (counts.preempted == 1, counts.yields > 0);
+    let start = if preempted {
+        ("trial", trials)
+    } else {
+        ("idle", 0)
+    };
+    let expected = match before {
+        _ if !answered => before,
+        ("idle", _) => start,
+        ("trial", 1) if counts.trials_yield == 1 => ("yield", verdict),
+        ("trial", 1) if counts.trials_spin == 1 => ("spin", verdict),
+        // The switch kept the trial's post from yielding (a trial's posts yield as the rule
+        // says, or not at all).
+        ("trial", _) if wants && !yielded => ("idle", 0),
+        ("trial", left) => ("trial", left - 1),
+        ("yield" | "spin", 1) => start,
+        (name, left) => (name, left - 1),
+    };
+    assert_eq!(after, expected, "{before:?} {counts:?}");
+    assert!(counts.trials_yield + counts.trials_spin <= u64::from(after.1 == verdict));
     if budget == 0 {
         assert_eq!(c.spun, 0, "spun without a budget");
     }

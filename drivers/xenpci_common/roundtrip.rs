@@ -729,27 +729,37 @@ mod tests {
         assert_eq!(counts.preempted, 2);
     }
 
+    /// A round trip with the administrator's switch off: the backend answers 300 us after the
+    /// post; the spin is preempted for 100 us after its 10th turn if `preempted`.
+    fn switched_off_trip(spin: &mut Spin, counts: &mut Counts, preempted: bool) -> Fake {
+        let mut f = Fake::new(Backend::AnswerUnnoticed {
+            delay: 300_000,
+            err: 0,
+        });
+        f.may_yield = false;
+        if preempted {
+            f.preempt_at = 10;
+            f.preempt_ns = 100_000;
+        }
+        assert_eq!(super::round_trip(&mut f, spin, counts), Outcome::Answered);
+        f
+    }
+
     #[test]
     fn the_switch_off_means_no_yield_whatever_the_spins() {
         let mut spin = learnt(400_000);
         let mut counts = Counts::new();
-        for i in 0..4 {
-            let mut f = Fake::new(Backend::AnswerUnnoticed {
-                delay: 300_000,
-                err: 0,
-            });
-            f.may_yield = false;
-            f.preempt_at = 10;
-            f.preempt_ns = 100_000;
+        for i in 0..2 * VERDICT_TRIPS {
             assert_eq!(
-                super::round_trip(&mut f, &mut spin, &mut counts),
-                Outcome::Answered
+                switched_off_trip(&mut spin, &mut counts, true).yields,
+                0,
+                "trip {i}"
             );
-            assert_eq!(f.yields, 0, "trip {i}");
         }
-        // The rule still says when it would.
-        assert!(spin.yields());
-        assert_eq!((counts.preempted, counts.yields), (4, 0));
+        // Each trial was dropped at its first round trip (the trial yields first).
+        let n = u64::from(2 * VERDICT_TRIPS);
+        assert_eq!((counts.preempted, counts.yields), (n, 0));
+        assert_eq!((counts.trials_yield, counts.trials_spin), (0, 0));
     }
 
     /// An answered round trip of a trial: the backend answers 300 us after the post, and another
@@ -797,27 +807,19 @@ mod tests {
     }
 
     #[test]
-    fn the_switch_off_holds_a_trial_back_but_not_a_verdict() {
+    fn the_switch_off_drops_a_trial_but_not_a_verdict() {
         let mut spin = learnt(400_000);
         let mut counts = Counts::new();
         trip(&mut spin, 300_000, 10, 100_000);
-        // Part of the trial runs, then the switch goes off: no yield, and the trial starts over.
+        // Part of the trial runs, then the switch goes off: no yield, and the trial is dropped.
         for _ in 0..TRIAL_TRIPS / 2 {
             assert_eq!(trial_trip(&mut spin, &mut counts, true).yields, 1);
         }
         assert_eq!(spin.rule().state(), ("trial", 3 * TRIAL_TRIPS as u64 / 2));
-        let mut f = Fake::new(Backend::AnswerUnnoticed {
-            delay: 300_000,
-            err: 0,
-        });
-        f.may_yield = false;
-        assert_eq!(
-            super::round_trip(&mut f, &mut spin, &mut counts),
-            Outcome::Answered
-        );
-        assert_eq!(f.yields, 0);
-        assert_eq!(spin.rule().state(), ("trial", 2 * TRIAL_TRIPS as u64));
-        // Switched on again, the whole trial runs, and decides.
+        assert_eq!(switched_off_trip(&mut spin, &mut counts, false).yields, 0);
+        assert_eq!(spin.rule().state(), ("idle", 0));
+        // Switched on again, the next preempted spin starts a whole trial, which decides.
+        trip(&mut spin, 300_000, 10, 100_000);
         let mut yielded = 0;
         for _ in 0..2 * TRIAL_TRIPS {
             yielded += trial_trip(&mut spin, &mut counts, true).yields;
@@ -827,17 +829,9 @@ mod tests {
         // The verdict's round trips count with the switch off too (it is a time, not a number
         // of yields): it runs out as it would.
         for i in 0..VERDICT_TRIPS {
-            assert_eq!(spin.rule().state(), ("yield", u64::from(VERDICT_TRIPS - i)));
-            let mut f = Fake::new(Backend::AnswerUnnoticed {
-                delay: 300_000,
-                err: 0,
-            });
-            f.may_yield = false;
-            assert_eq!(
-                super::round_trip(&mut f, &mut spin, &mut counts),
-                Outcome::Answered
-            );
-            assert_eq!(f.yields, 0);
+            let left = u64::from(VERDICT_TRIPS - i);
+            assert_eq!(spin.rule().state(), ("yield", left));
+            assert_eq!(switched_off_trip(&mut spin, &mut counts, false).yields, 0);
         }
         assert_eq!(spin.rule().state(), ("idle", 0));
     }

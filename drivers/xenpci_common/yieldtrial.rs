@@ -18,7 +18,7 @@
 //! [`VERDICT_TRIPS`] answered round trips; a tie does not yield. After that the rule is idle
 //! again (no yield) until a preempted spin starts the next trial (the verdict's last round trip
 //! can be that spin). A round trip that did not do what the trial asked (the administrator's
-//! switch kept it from yielding) is not counted, and the trial starts over; a verdict's round
+//! switch kept it from yielding) drops the trial: the rule is idle again. A verdict's round
 //! trips count whatever the switch.
 
 /// How many answered round trips each half of a trial has.
@@ -158,8 +158,9 @@ impl YieldRule {
             State::Trial => {
                 if yielded != self.trial_yields() {
                     // The administrator's switch kept this round trip from yielding: the trial
-                    // waits, and starts over once it can run (what it measured before may be
-                    // long past by then).
+                    // is dropped. The next preempted spin starts another, once the switch lets
+                    // it run; this one's start and what it measured may be long past by then.
+                    self.state = State::Idle;
                     self.yielding = Half::new();
                     self.spinning = Half::new();
                     return None;
@@ -301,33 +302,41 @@ mod tests {
     }
 
     #[test]
-    fn a_round_trip_against_the_trial_is_not_counted() {
+    fn a_round_trip_against_the_trial_drops_it() {
         let mut rule = YieldRule::new();
         rule.note(0, true, false);
         assert!(rule.yields());
-        // The switch is off: the posts do not yield, and the trial waits.
+        // The switch is off: the post does not yield, and the trial is dropped.
+        assert_eq!(rule.note(1, true, false), None);
+        assert_eq!(rule.state(), ("idle", 0));
         for _ in 0..1000 {
+            assert!(!rule.yields());
             assert_eq!(rule.note(1, false, false), None);
         }
-        assert_eq!(rule.state(), ("trial", 2 * TRIAL_TRIPS as u64));
-        // Switched on again, it runs on (and the spinning round trips above did not count:
-        // they would have made spinning win).
+        assert_eq!(rule.state(), ("idle", 0));
+        // Switched on again, the next preempted spin starts a trial (yielding first still: the
+        // order alternates by verdict).
+        rule.note(0, true, false);
+        assert!(rule.yields());
         assert_eq!(run_trial(&mut rule, 500_000, 600_000), Verdict::Yield);
-        // A trial the switch interrupts starts over: what it measured before does not count.
+        // Let the verdict run out; the next trial spins first.
         for _ in 0..VERDICT_TRIPS {
-            rule.note(1, true, true);
+            rule.note(1, false, true);
         }
+        rule.note(1, true, false);
         assert_eq!(rule.state(), ("trial", 2 * TRIAL_TRIPS as u64));
-        // Spinning first this time: that half runs, fast, then the switch goes off for the
-        // yielding half.
+        // That half runs, fast, then the switch goes off for the yielding half.
         for _ in 0..TRIAL_TRIPS {
             assert!(!rule.yields());
             rule.note(1, false, false);
         }
         assert!(rule.yields());
         rule.note(600_000, false, false);
-        assert_eq!(rule.state(), ("trial", 2 * TRIAL_TRIPS as u64));
-        // Had the fast round trips above counted, spinning would win this one.
+        assert_eq!(rule.state(), ("idle", 0));
+        // The next trial measures afresh: had the fast round trips above counted, spinning
+        // would win it.
+        rule.note(1, true, false);
+        assert!(!rule.yields());
         assert_eq!(run_trial(&mut rule, 500_000, 600_000), Verdict::Yield);
     }
 }

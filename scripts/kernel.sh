@@ -174,7 +174,22 @@ build() {
 	local t0=$SECONDS
 	"${KMAKE[@]}" -C "$TREE" rustavailable >/dev/null || die "make rustavailable failed: Rust toolchain not usable"
 	log "building bzImage and modules in $TREE"
-	"${KMAKE[@]}" -C "$TREE" bzImage modules >&2 || die "kernel build failed"
+	# The build's messages go to a file and then to stderr (with -s, only warnings and errors):
+	# a warning about the project's objects (objtool's, say, which CONFIG_WERROR does not turn
+	# into an error) fails the build as a compiler warning does.
+	local elog=$TREE/.xenpci/build-messages
+	mkdir -p "$TREE/.xenpci"
+	if ! "${KMAKE[@]}" -C "$TREE" bzImage modules >"$elog" 2>&1; then
+		cat "$elog" >&2
+		die "kernel build failed"
+	fi
+	cat "$elog" >&2
+	if grep -E '^(drivers/(pciback|pcifront)|rust)/[^ ]*: warning' "$elog" >&2; then
+		# Touch the objects so that the next build compiles them again and warns again.
+		grep -oE '^(drivers/(pciback|pcifront)|rust)/[^: ]*\.o' "$elog" | sort -u |
+			while read -r o; do rm -f "$TREE/$o"; done
+		die "the build warned about the project's objects (above)"
+	fi
 	# The four drivers, as modules where the configuration says so.
 	for m in XEN_PCIBACK_RUST:drivers/pciback/pciback.ko XEN_PCIFRONT_RUST:drivers/pcifront/pcifront.ko \
 		XEN_PCIDEV_BACKEND:drivers/xen/xen-pciback/xen-pciback.ko \

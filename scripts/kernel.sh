@@ -174,20 +174,19 @@ build() {
 	local t0=$SECONDS
 	"${KMAKE[@]}" -C "$TREE" rustavailable >/dev/null || die "make rustavailable failed: Rust toolchain not usable"
 	log "building bzImage and modules in $TREE"
-	# The build's messages go to a file and then to stderr (with -s, only warnings and errors):
-	# a warning about the project's objects (objtool's, say, which CONFIG_WERROR does not turn
-	# into an error) fails the build as a compiler warning does.
+	# The build's messages (with -s, only warnings and errors) go to stderr and to a file: a
+	# warning about the project's objects (objtool's, say, which CONFIG_WERROR does not turn
+	# into an error) fails the build as a compiler warning does. objtool checks a module's
+	# objects one by one, and the built-in ones (rust/, a built-in pciback) in vmlinux.o, where
+	# the project's Rust symbols are mangled `_R...` names that name the crate.
 	local elog=$TREE/.xenpci/build-messages
 	mkdir -p "$TREE/.xenpci"
-	if ! "${KMAKE[@]}" -C "$TREE" bzImage modules >"$elog" 2>&1; then
-		cat "$elog" >&2
-		die "kernel build failed"
-	fi
-	cat "$elog" >&2
-	if grep -E '^(drivers/(pciback|pcifront)|rust)/[^ ]*: warning' "$elog" >&2; then
-		# Touch the objects so that the next build compiles them again and warns again.
-		grep -oE '^(drivers/(pciback|pcifront)|rust)/[^: ]*\.o' "$elog" | sort -u |
-			while read -r o; do rm -f "$TREE/$o"; done
+	"${KMAKE[@]}" -C "$TREE" bzImage modules 2>&1 | tee "$elog" >&2 || die "kernel build failed"
+	if grep -E '^(drivers/(pciback|pcifront)|rust)/[^ ]*: warning|^vmlinux\.o: warning: objtool: _R[^ ]*(6kernel|7pciback|8pcifront)' \
+		"$elog" >/dev/null; then
+		# Delete the objects so that the next build compiles them again and warns again.
+		{ grep -oE '^((drivers/(pciback|pcifront)|rust)/[^: ]*\.o|vmlinux\.o)' "$elog" || true; } |
+			sort -u | while read -r o; do rm -f "$TREE/$o"; done
 		die "the build warned about the project's objects (above)"
 	fi
 	# The four drivers, as modules where the configuration says so.

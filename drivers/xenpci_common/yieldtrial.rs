@@ -54,8 +54,8 @@ impl Half {
     }
 
     /// The median of a full half (the upper one of the two middle times): the time with at
-    /// most half the others below it and more than half at or below it. Found by counting, 16
-    /// times 16 comparisons, rather than by `core`'s sort, whose panic on an inconsistent order
+    /// most half the others below it and more than half at or below it. Found by counting, at
+    /// most 16 times 32 comparisons, rather than by `core`'s sort, whose panic on an inconsistent order
     /// objtool does not know as a dead end.
     fn median(&self) -> u64 {
         let k = TRIAL_TRIPS / 2;
@@ -166,8 +166,9 @@ impl YieldRule {
             State::Trial => {
                 if yielded != self.trial_yields() {
                     // The administrator's switch kept this round trip from yielding: the trial
-                    // is dropped. The next preempted spin starts another, once the switch lets
-                    // it run; this one's start and what it measured may be long past by then.
+                    // is dropped. The next preempted spin starts another (which is dropped the
+                    // same way while the switch is off): this one's start and what it measured
+                    // may be long past by the time the switch is on again.
                     self.state = State::Idle;
                     self.yielding = Half::new();
                     self.spinning = Half::new();

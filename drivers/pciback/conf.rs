@@ -146,42 +146,54 @@ fn read_hw(pdev: &pci::Device<Bound>, offset: u16, size: AccessSize) -> Result<u
     .map_err(hw_error)
 }
 
+/// One configuration write of the low `size` bytes of `value` to `pdev`; callable from atomic
+/// context.
+fn write_hw(
+    pdev: &pci::Device<Bound>,
+    offset: u16,
+    size: AccessSize,
+    value: u32,
+) -> Result<(), HwError> {
+    // CAST: only the low `size` bytes of `value` are meaningful.
+    match size {
+        AccessSize::One => pdev.write_config_u8(offset, value as u8),
+        AccessSize::Two => pdev.write_config_u16(offset, value as u16),
+        AccessSize::Four => pdev.write_config_u32(offset, value),
+    }
+    .map_err(hw_error)
+}
+
 impl ConfigIo for Hw<'_> {
     fn read(&mut self, offset: u16, size: AccessSize) -> Result<u32, HwError> {
         read_hw(self.pdev, offset, size)
     }
 
     fn write(&mut self, offset: u16, size: AccessSize, value: u32) -> Result<(), HwError> {
-        // CAST: only the low `size` bytes of `value` are meaningful.
-        match size {
-            AccessSize::One => self.pdev.write_config_u8(offset, value as u8),
-            AccessSize::Two => self.pdev.write_config_u16(offset, value as u16),
-            AccessSize::Four => self.pdev.write_config_u32(offset, value),
-        }
-        .map_err(hw_error)
+        write_hw(self.pdev, offset, size, value)
     }
 }
 
-/// A bound device as the engine's [`ConfigIo`] for reads only, in atomic context (the event
-/// channel's interrupt): its writes fail without touching the device. The engine's reads make
-/// no write.
-pub(crate) struct ReadOnly<'a> {
+/// A bound device as the engine's [`ConfigIo`] alone, for atomic context (the event channel's
+/// interrupt): raw configuration reads and writes, which take only the PCI core's raw
+/// spinlock, and none of [`DeviceControl`]'s calls into the PCI core, which may sleep. The
+/// engine's reads and plain writes (`VirtualConfig::write_plain`) need no more.
+pub(crate) struct RawConfig<'a> {
     pdev: &'a pci::Device<Bound>,
 }
 
-impl<'a> ReadOnly<'a> {
+impl<'a> RawConfig<'a> {
     pub(crate) fn new(pdev: &'a pci::Device<Bound>) -> Self {
         Self { pdev }
     }
 }
 
-impl ConfigIo for ReadOnly<'_> {
+impl ConfigIo for RawConfig<'_> {
     fn read(&mut self, offset: u16, size: AccessSize) -> Result<u32, HwError> {
         read_hw(self.pdev, offset, size)
     }
 
-    fn write(&mut self, _offset: u16, _size: AccessSize, _value: u32) -> Result<(), HwError> {
-        Err(HwError::Other)
+    fn write(&mut self, offset: u16, size: AccessSize, value: u32) -> Result<(), HwError> {
+        write_hw(self.pdev, offset, size, value)
     }
 }
 

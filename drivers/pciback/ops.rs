@@ -6,9 +6,9 @@
 //! once, as a whole, before anything looks at it (XSA-155), and validated on the copy with the
 //! shared decoder. Only `err` and `value` (and, for `enable_msix`, the entries' `vector`) are
 //! written back. A request is served either in process context ([`serve_one`]) or, if it is a
-//! configuration read of the device the guest used last, on the event channel's interrupt
-//! ([`serve_on_interrupt`]); a request the interrupt declines is copied again by the work item,
-//! and only the copy that serves it counts.
+//! configuration read or a plain configuration write of the device the guest used last, on
+//! the event channel's interrupt ([`serve_on_interrupt`]); a request the interrupt declines is
+//! copied again by the work item, and only the copy that serves it counts.
 
 use kernel::{
     prelude::*,
@@ -23,7 +23,11 @@ use kernel::{
 use crate::{
     common::{
         bdf::Bdf,
-        fastpath, msi,
+        fastpath::{
+            self,
+            FastOp, //
+        },
+        msi,
         pciif::{
             msix_vector_offset,
             Command,
@@ -231,9 +235,10 @@ pub(crate) fn serve_one(page: &SharedMemory, topo: &Topology, wait_ns: u64) -> O
     Some(Served { op, response })
 }
 
-/// Serves the pending request on the event channel's interrupt if it is a configuration read
-/// of `dev`, exported to the guest at `guest`, and the device's engine is available there
-/// ([`Seized::conf_read_on_interrupt`]); returns whether it did. Takes no sleeping lock; the
+/// Serves the pending request on the event channel's interrupt if it is a configuration read,
+/// or a plain configuration write, of `dev`, exported to the guest at `guest`, and the
+/// device's engine is available there ([`Seized::conf_read_on_interrupt`],
+/// [`Seized::conf_write_on_interrupt`]); returns whether it did. Takes no sleeping lock; the
 /// caller notifies the guest.
 pub(crate) fn serve_on_interrupt(page: &SharedMemory, guest: Bdf, dev: &Seized) -> bool {
     let Ok(flags) = page.atomic_u32(OFFSET_FLAGS) else {
@@ -252,17 +257,27 @@ pub(crate) fn serve_on_interrupt(page: &SharedMemory, guest: Bdf, dev: &Seized) 
         return false;
     }
     let op = RawOp::from_bytes(&bytes);
-    let Some((offset, size)) = fastpath::fast_read(&op) else {
+    let Some(fast) = fastpath::fast_op(&op) else {
         return false;
     };
     if op.guest_addr().ok() != Some(guest) {
         return false;
     }
     let start = Instant::<Monotonic>::now();
-    let Some(value) = dev.conf_read_on_interrupt(offset, size) else {
-        return false;
+    let response = match fast {
+        FastOp::Read { offset, size } => match dev.conf_read_on_interrupt(offset, size) {
+            Some(r) => Response::conf_read(r),
+            None => return false,
+        },
+        FastOp::Write {
+            offset,
+            size,
+            value,
+        } => match dev.conf_write_on_interrupt(offset, size, value) {
+            Some(r) => Response::conf_write(value, r),
+            None => return false,
+        },
     };
-    let response = Response::conf_read(value);
     let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
     dev.record_on_interrupt(op.cmd, response.err, ns);
 

@@ -71,7 +71,7 @@ module! {
         // Writable at run time; not in C, which serves every request in a work item.
         fast_path: AtomicBoolParam {
             default: AtomicBoolParam::new(true),
-            description: "Serve guests' configuration reads on the event channel's interrupt (0: always in a work item)",
+            description: "Serve guests' configuration reads and plain writes on the event channel's interrupt (0: always in a work item)",
             permissions: 0o644,
         },
         // Writable at run time (Linux 7.3's C xen-pciback has no such parameter).

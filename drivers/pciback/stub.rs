@@ -21,11 +21,13 @@
 //! `inner`: the release from a guest takes the device lock first
 //! ([`pci::Device::lock_for_reset`]), waiting for whoever holds it, then `inner`.
 //!
-//! Reads on the interrupt: [`Seized::lock_inner`] withdraws the copy of the engine in `fast`
-//! each time it takes `inner`, and a guest request republishes it when it is done with
+//! Requests on the interrupt: [`Seized::lock_inner`] withdraws the copy of the engine in
+//! `fast` each time it takes `inner`, and a guest request republishes it when it is done with
 //! `inner` (`with_bound`): a published copy is the engine as it is, for a device bound and
-//! claimed. [`Seized::conf_read_on_interrupt`] reads with the copy under `fast`; whoever wants
-//! to change the engine, the binding or the claim waits for such a read when withdrawing it.
+//! claimed. [`Seized::conf_read_on_interrupt`] reads, and [`Seized::conf_write_on_interrupt`]
+//! makes a plain write (which changes nothing of the engine), with the copy under `fast`;
+//! whoever wants to change the engine, the binding or the claim waits for such an access when
+//! withdrawing it.
 //!
 //! The claim of an exported device holds the guest's backend state ([`Shared`]), which holds
 //! the device in its topology: the cycle ends when the claim is dropped, which every way out of
@@ -119,7 +121,7 @@ use crate::{
     },
     conf::{
         Hw,
-        ReadOnly, //
+        RawConfig, //
     },
     intx::{
         self,
@@ -257,9 +259,9 @@ pub(crate) struct Seized {
     /// Taken through [`Seized::lock_inner`] only.
     #[pin]
     inner: Mutex<Inner>,
-    /// A copy of the engine for reads on the event channel's interrupt: present only while
-    /// the device is bound and claimed and the copy equals `inner.config` (see
-    /// [`Seized::conf_read_on_interrupt`]).
+    /// A copy of the engine for the requests served on the event channel's interrupt: present
+    /// only while the device is bound and claimed and the copy equals `inner.config` (see
+    /// [`Seized::with_published`]).
     #[pin]
     fast: SpinLockIrq<Option<VirtualConfig>>,
     /// When the device was seized: the clock of the rate limits.
@@ -813,7 +815,7 @@ impl Seized {
         inner
     }
 
-    /// Publishes the engine's copy for reads on the interrupt, if the device is bound and
+    /// Publishes the engine's copy for the interrupt, if the device is bound and
     /// claimed; `inner` is the locked state (see [`Seized::lock_inner`]).
     fn publish(&self, inner: &Inner) {
         if inner.bound && inner.claim.is_some() {
@@ -821,14 +823,13 @@ impl Seized {
         }
     }
 
-    /// Serves a guest's configuration read on the event channel's interrupt, if the engine's
-    /// copy is published: the answer, or `None` to serve it in process context. Takes no
-    /// sleeping lock.
-    pub(crate) fn conf_read_on_interrupt(
+    /// Runs `f` with the engine's copy and the bound device, on the event channel's
+    /// interrupt, if the copy is published; `None` otherwise (or from `f`): the request is then
+    /// served in process context. Takes no sleeping lock; `f` must not sleep either.
+    fn with_published<R>(
         &self,
-        offset: u16,
-        size: AccessSize,
-    ) -> Option<Result<u32, PciifError>> {
+        f: impl FnOnce(&VirtualConfig, &pci::Device<Bound>) -> Option<R>,
+    ) -> Option<R> {
         let fast = self.fast.lock();
         let config = fast.as_ref()?;
         // SAFETY: The copy is published only with `inner` locked while `inner.bound` is `true`
@@ -838,7 +839,40 @@ impl Seized {
         // `lock_inner`) waits for it.
         let dev = unsafe { self.pdev.as_ref().as_bound() };
         let pdev = <&pci::Device<Bound>>::try_from(dev).ok()?;
-        Some(config.read(&mut ReadOnly::new(pdev), offset, size))
+        f(config, pdev)
+    }
+
+    /// Serves a guest's configuration read on the event channel's interrupt (see
+    /// [`Seized::with_published`]): the answer, or `None` to serve it in process context.
+    pub(crate) fn conf_read_on_interrupt(
+        &self,
+        offset: u16,
+        size: AccessSize,
+    ) -> Option<Result<u32, PciifError>> {
+        self.with_published(|config, pdev| {
+            Some(config.read(&mut RawConfig::new(pdev), offset, size))
+        })
+    }
+
+    /// Serves a guest's configuration write on the event channel's interrupt if it is plain
+    /// (`VirtualConfig::write_plain`: it changes nothing of the engine, so the copy stays the
+    /// engine as it is, and makes only configuration accesses): the answer, or `None` to serve
+    /// it in process context (see [`Seized::with_published`]).
+    pub(crate) fn conf_write_on_interrupt(
+        &self,
+        offset: u16,
+        size: AccessSize,
+        value: u32,
+    ) -> Option<Result<(), PciifError>> {
+        self.with_published(|config, pdev| {
+            config.write_plain(
+                &mut RawConfig::new(pdev),
+                offset,
+                size,
+                value,
+                crate::permissive(),
+            )
+        })
     }
 
     /// Runs `f` with the bound device and its state, for a device claimed by a guest, or fails

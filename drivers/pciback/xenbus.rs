@@ -29,17 +29,18 @@
 //! and stays masked until the request is answered and acknowledged, and `Shared::queued` says
 //! who serves it.
 //!
-//! # Reads on the interrupt
+//! # Requests on the interrupt
 //!
-//! A configuration read of the device the guest's last request served by the work item was
-//! for is answered by the event channel's handler itself, within the budget of interrupt time
+//! A configuration read, or a plain configuration write (one that changes nothing of the
+//! engine and needs only configuration accesses, see `stub`), of the device the guest's last
+//! request served by the work item was for is answered by the event channel's handler itself, within the budget of interrupt time
 //! of all guests ([`IRQ_BUDGET`], `common::fastpath`), unless `fast_path` is 0 or
 //! `verbose_request` is 1; the handler takes only [`IRQ_BUDGET`], `Shared::fast` and the
 //! device's `fast` and `stats`, spinlocks taken with interrupts off everywhere. The device is
 //! remembered in `Shared::fast` by the work item (under `topo`) and forgotten whenever the
 //! topology is locked elsewhere ([`Shared::lock_topo`]); the remembered reference is never the
-//! last one, so the interrupt never drops a device. Every other request, and a read the device
-//! cannot serve there (its engine is in use, see `stub`), goes to the work item.
+//! last one, so the interrupt never drops a device. Every other request, and an access the
+//! device cannot serve there (its engine is in use, see `stub`), goes to the work item.
 //!
 //! # AER
 //!
@@ -288,8 +289,8 @@ impl Shared {
     }
 
     /// Locks the topology to change or read it anywhere but in the work item, and forgets the
-    /// device the interrupt serves reads of: it comes back with the next request the work item
-    /// serves (`remember`).
+    /// device the interrupt serves requests of: it comes back with the next request the work
+    /// item serves (`remember`).
     fn lock_topo(&self) -> MutexGuard<'_, Topology> {
         let topo = self.topo.lock();
         let last = self.fast.lock().take();
@@ -300,7 +301,7 @@ impl Shared {
     }
 
     /// Remembers `dev`, the device at `guest` in the topology `_topo` (locked by the caller),
-    /// for reads on the interrupt.
+    /// for the requests on the interrupt.
     fn remember(&self, _topo: &Topology, guest: Bdf, dev: &Arc<Seized>) {
         let mut fast = self.fast.lock();
         if fast
@@ -316,9 +317,9 @@ impl Shared {
     }
 
     /// Serves the pending request on the event channel's interrupt, whose handler started at
-    /// `start_ns` (Xen system time), if it is a configuration read of the device remembered
-    /// last and the interrupt-time budget of all guests allows (`common::fastpath`); returns
-    /// whether it did. The caller charges the time.
+    /// `start_ns` (Xen system time), if it is a configuration read or plain write of the
+    /// device remembered last and the interrupt-time budget of all guests allows
+    /// (`common::fastpath`); returns whether it did. The caller charges the time.
     fn serve_on_interrupt(&self, page: &kernel::xen::grant::SharedMemory, start_ns: u64) -> bool {
         // A logged request is served in process context.
         if !crate::fast_path() || crate::verbose_request() {
@@ -357,7 +358,7 @@ impl WorkItem for Shared {
         let irq = conn.evtchn.irq();
         let topo = this.topo.lock();
         let served = ops::serve_one(page, &topo, wait_ns);
-        // The device of the request, for the next reads on the interrupt.
+        // The device of the request, for the next requests on the interrupt.
         let guest = served.as_ref().and_then(ops::Served::guest);
         if let Some((guest, dev)) = guest.and_then(|g| Some((g, topo.find(g)?))) {
             this.remember(&topo, guest, dev);

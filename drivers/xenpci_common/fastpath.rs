@@ -4,11 +4,14 @@
 //! interrupt's time one guest may take.
 //!
 //! The backend serves a guest's request in process context (a work item), where everything may
-//! sleep. A plain configuration read needs nothing that sleeps (the engine is pure and the PCI
-//! core's configuration accessors take a raw spinlock), so the backend may answer it in the
-//! interrupt handler that announced it, saving the hand-over to the work item. Everything else
-//! (writes, which may enable the device or change its power state, MSI and MSI-X) stays in
-//! process context.
+//! sleep. A configuration read, and a plain configuration write (one that changes nothing of
+//! the engine's state and needs only configuration accesses: `conf::VirtualConfig::write_plain`,
+//! the Interrupt Line for one), need nothing that sleeps (the engine is pure and the PCI core's
+//! configuration accessors take a raw spinlock), so the backend may answer them in the
+//! interrupt handler that announced them, saving the hand-over to the work item. Everything
+//! else (the other writes, which may enable the device or change its power state, MSI and
+//! MSI-X) stays in process context: [`fast_op`] admits any configuration access that decodes,
+//! and the engine says whether a write is plain.
 //!
 //! Guests control how often their requests come, so the time they may take in interrupt
 //! context is bounded: one [`Budget`] for the backend's guests together lets requests be
@@ -25,12 +28,35 @@ pub(crate) const WINDOW_NS: u64 = 10_000_000;
 /// one CPU).
 pub(crate) const BUDGET_NS: u64 = 2_000_000;
 
-/// The offset and size of a request that may be served on the interrupt: a configuration read
-/// that decodes. Anything else, a malformed request included, is left to the work item, which
+/// A request the interrupt may serve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FastOp {
+    /// A configuration read.
+    Read { offset: u16, size: AccessSize },
+    /// A configuration write, served on the interrupt only if it is plain.
+    Write {
+        offset: u16,
+        size: AccessSize,
+        value: u32,
+    },
+}
+
+/// The request `op`, if it may be served on the interrupt: a configuration read or write that
+/// decodes. Anything else, a malformed request included, is left to the work item, which
 /// answers it with the same rules as ever.
-pub(crate) fn fast_read(op: &RawOp) -> Option<(u16, AccessSize)> {
+pub(crate) fn fast_op(op: &RawOp) -> Option<FastOp> {
     match Request::decode(op).ok()? {
-        Request::ConfRead { offset, size, .. } => Some((offset, size)),
+        Request::ConfRead { offset, size, .. } => Some(FastOp::Read { offset, size }),
+        Request::ConfWrite {
+            offset,
+            size,
+            value,
+            ..
+        } => Some(FastOp::Write {
+            offset,
+            size,
+            value,
+        }),
         _ => None,
     }
 }
@@ -88,21 +114,31 @@ mod tests {
     }
 
     #[test]
-    fn only_well_formed_reads_are_fast() {
-        assert_eq!(fast_read(&read(0, 4)), Some((0, AccessSize::Four)));
-        assert_eq!(fast_read(&read(0x3c, 1)), Some((0x3c, AccessSize::One)));
-        assert_eq!(fast_read(&read(0x3e, 2)), Some((0x3e, AccessSize::Two)));
-        // Writes, MSI and MSI-X, unknown commands go to the work item.
-        assert_eq!(fast_read(&RawOp::conf_write(0, 0, 0, 0x3c, 1, 5)), None);
-        assert_eq!(fast_read(&RawOp::enable_msi(0, 0, 0)), None);
-        assert_eq!(fast_read(&RawOp::disable_msix(0, 0, 0)), None);
-        assert_eq!(fast_read(&with_cmd(Command::AerDetected.raw())), None);
-        assert_eq!(fast_read(&with_cmd(99)), None);
-        // Malformed reads too: the work item answers them with their error.
-        assert_eq!(fast_read(&read(0, 3)), None);
-        assert_eq!(fast_read(&read(1, 4)), None);
-        assert_eq!(fast_read(&read(4096, 4)), None);
-        assert_eq!(fast_read(&read(-4, 4)), None);
+    fn only_well_formed_config_accesses_are_fast() {
+        let r = |offset, size| Some(FastOp::Read { offset, size });
+        assert_eq!(fast_op(&read(0, 4)), r(0, AccessSize::Four));
+        assert_eq!(fast_op(&read(0x3c, 1)), r(0x3c, AccessSize::One));
+        assert_eq!(fast_op(&read(0x3e, 2)), r(0x3e, AccessSize::Two));
+        assert_eq!(
+            fast_op(&RawOp::conf_write(0, 0, 0, 0x3c, 1, 5)),
+            Some(FastOp::Write {
+                offset: 0x3c,
+                size: AccessSize::One,
+                value: 5
+            })
+        );
+        // MSI and MSI-X, unknown commands go to the work item.
+        assert_eq!(fast_op(&RawOp::enable_msi(0, 0, 0)), None);
+        assert_eq!(fast_op(&RawOp::disable_msix(0, 0, 0)), None);
+        assert_eq!(fast_op(&with_cmd(Command::AerDetected.raw())), None);
+        assert_eq!(fast_op(&with_cmd(99)), None);
+        // Malformed accesses too: the work item answers them with their error.
+        assert_eq!(fast_op(&read(0, 3)), None);
+        assert_eq!(fast_op(&read(1, 4)), None);
+        assert_eq!(fast_op(&read(4096, 4)), None);
+        assert_eq!(fast_op(&read(-4, 4)), None);
+        assert_eq!(fast_op(&RawOp::conf_write(0, 0, 0, 0x3d, 2, 5)), None);
+        assert_eq!(fast_op(&RawOp::conf_write(0, 0, 0, 0x3c, 3, 5)), None);
     }
 
     #[test]

@@ -651,6 +651,7 @@ const FREE: Cell = Cell {
 
 const ROM: usize = 6;
 
+#[derive(Clone)]
 struct Layout {
     cells: Vec<Cell>,
 }
@@ -750,6 +751,7 @@ const HW_ERRORS: [HwError; 7] = [
 
 /// A function with a 4 KiB configuration space that checks every access the
 /// engine makes against what the engine documents as allowed.
+#[derive(Clone)]
 struct Model {
     cfg: Vec<u8>,
     layout: Layout,
@@ -1582,7 +1584,11 @@ fn guest_write(
 ) {
     let n = size.bytes();
     let valid = off % n == 0 && u32::from(off) + u32::from(n) <= 0x1000;
+    // What the backend may serve on the interrupt, on a copy of the function.
+    let mut plain_model = model.clone();
+    let plain = vc.write_plain(&mut plain_model, off, size, v, model.global);
     let r = vc.write(model, off, size, v);
+    check_plain(h, model, off, size, valid, (plain, &plain_model), r);
     if !valid {
         assert_eq!(r, Err(PciifError::InvalidOffset), "bad write {off:#x}/{n}");
         assert_eq!(
@@ -1665,6 +1671,58 @@ fn guest_write(
         }
         Err(_) => {}
     }
+}
+
+/// A plain write ([`VirtualConfig::write_plain`]) is one whose every byte is of a class that
+/// drops writes, a read-write or quirk one, or (the device or the backend permissive) a byte no
+/// field covers; it gives what the full write gave (`r`, `model` after it), and neither makes
+/// a kernel call. An access that is not valid is plain, and fails.
+fn check_plain(
+    h: &Harness,
+    model: &Model,
+    off: u16,
+    size: AccessSize,
+    valid: bool,
+    (plain, plain_model): (Option<Result<(), PciifError>>, &Model),
+    r: Result<WriteOutcome, PciifError>,
+) {
+    use Class::*;
+    let n = size.bytes();
+    let permissive = h.permissive || model.global;
+    let expected = !valid
+        || (0..n).all(|i| match model.layout.cell(off + i).class {
+            Vendor | Device | ReadOnly | IrqLine | PmCaps | ReadWrite | Quirk(_) => true,
+            Free => permissive,
+            Command | Bist | Bar(_) | PmCtrl | VpdAddr | Msi | Msix => false,
+        });
+    assert_eq!(plain.is_some(), expected, "write {off:#x}/{n} plain or not");
+    let Some(plain) = plain else {
+        assert_eq!(
+            (plain_model.reads, plain_model.writes, plain_model.actions),
+            (0, 0, 0),
+            "a write found not plain reached the device"
+        );
+        return;
+    };
+    assert_eq!(
+        plain.map(|()| WriteOutcome::Handled),
+        r,
+        "plain write {off:#x}/{n}"
+    );
+    assert!(
+        plain_model.cfg == model.cfg,
+        "plain write {off:#x}/{n}: device"
+    );
+    assert_eq!(
+        (
+            plain_model.reads,
+            plain_model.writes,
+            plain_model.actions,
+            model.actions
+        ),
+        (model.reads, model.writes, 0, 0),
+        "plain write {off:#x}/{n}: accesses and kernel calls"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -140,6 +140,13 @@ fn drops_writes(kind: Kind) -> bool {
     )
 }
 
+/// Whether a write to a field of this kind is plain: it changes nothing of the engine's state
+/// and needs nothing but configuration reads and writes of the field itself (see
+/// [`VirtualConfig::write_plain`]). A field that drops writes, a read-write one, a quirk.
+fn plain_write(kind: Kind) -> bool {
+    drops_writes(kind) || matches!(kind, Kind::ReadWrite | Kind::Masked(_))
+}
+
 impl VirtualConfig {
     /// The fields overlapping `[start, end)`.
     fn hits(&self, start: u16, end: u16) -> Result<[Option<Field>; MAX_HITS], PciifError> {
@@ -202,10 +209,93 @@ impl VirtualConfig {
         Ok(value)
     }
 
+    /// The value of the field `f` as the guest sees it (`cur`) and with the bytes of a guest
+    /// write of `value` to `[offset, end)` merged in, limited to the field's width.
+    fn merged<I: ConfigIo>(
+        &self,
+        io: &mut I,
+        f: &Field,
+        offset: u16,
+        end: u16,
+        value: u32,
+    ) -> Result<(u32, u32), PciifError> {
+        let f_end = f.end().ok_or(PciifError::OpFailed)?;
+        let (virt, hw_bits) = self.field_bits(f);
+        let cur = if hw_bits == 0 {
+            virt
+        } else {
+            (io.read(f.offset, f.size)? & hw_bits) | (virt & !hw_bits)
+        };
+        let guest_bytes = overlap_mask(f.offset, f_end, offset, end);
+        let merged = (cur & !guest_bytes) | (relocate(value, offset, f.offset) & guest_bytes);
+        Ok((cur, merged & f.size.value_mask()))
+    }
+
+    /// Guest write of `size` bytes of `value` at `offset`, if it is plain: every field it
+    /// overlaps drops writes, is read-write or is a quirk, and the bytes no field covers (if
+    /// any) are written because the device or the backend (`global_permissive`) is
+    /// permissive. Such a write changes nothing of the engine's state (it takes `&self`) and
+    /// needs only `io`'s configuration accesses, none of [`DeviceControl`]'s calls into the PCI
+    /// core, so it may be served where nothing may sleep (the event channel's interrupt).
+    ///
+    /// `None` if the write is not plain, before any access: [`VirtualConfig::write`] serves it.
+    /// Otherwise the result [`VirtualConfig::write`] would give (which serves plain writes
+    /// here): an access that is not valid fails, touching nothing.
+    pub(crate) fn write_plain<I: ConfigIo>(
+        &self,
+        io: &mut I,
+        offset: u16,
+        size: AccessSize,
+        value: u32,
+        global_permissive: bool,
+    ) -> Option<Result<(), PciifError>> {
+        let end = match access_end(offset, size) {
+            Ok(end) => end,
+            Err(e) => return Some(Err(e)),
+        };
+        let hits = match self.hits(offset, end) {
+            Ok(hits) => hits,
+            Err(e) => return Some(Err(e)),
+        };
+        // Everything is decided before the first access.
+        let mut covered = 0u32;
+        for f in hits.iter().flatten() {
+            let Some(f_end) = f.end() else {
+                return Some(Err(PciifError::OpFailed));
+            };
+            if !plain_write(f.kind) {
+                return None;
+            }
+            covered |= overlap_mask(offset, end, f.offset, f_end);
+        }
+        let uncovered = size.value_mask() & !covered;
+        if uncovered != 0 && !(self.permissive || global_permissive) {
+            // Denied: counted, and explained to the administrator, by `write`.
+            return None;
+        }
+
+        let value = value & size.value_mask();
+        let write = |io: &mut I| -> Result<(), PciifError> {
+            for f in hits.iter().flatten() {
+                if drops_writes(f.kind) {
+                    continue;
+                }
+                let (cur, new) = self.merged(io, f, offset, end, value)?;
+                write_plain_field(io, f, cur, new)?;
+            }
+            if uncovered != 0 {
+                write_bytes(io, offset, size, value, uncovered)?;
+            }
+            Ok(())
+        };
+        Some(write(io))
+    }
+
     /// Guest write of `size` bytes of `value` at `offset`.
     ///
     /// Fields are handled in listing order and the first failing one ends the
-    /// write (earlier fields stay written).
+    /// write (earlier fields stay written). A plain write
+    /// ([`VirtualConfig::write_plain`]) is served by that.
     pub(crate) fn write<D: DeviceControl>(
         &mut self,
         dev: &mut D,
@@ -213,6 +303,11 @@ impl VirtualConfig {
         size: AccessSize,
         value: u32,
     ) -> Result<WriteOutcome, PciifError> {
+        let permissive = dev.global_permissive();
+        if let Some(r) = self.write_plain(dev, offset, size, value, permissive) {
+            return r.map(|()| WriteOutcome::Handled);
+        }
+
         let end = access_end(offset, size)?;
         let value = value & size.value_mask();
         let mut covered = 0u32;
@@ -222,22 +317,15 @@ impl VirtualConfig {
             if drops_writes(f.kind) {
                 continue;
             }
-            let (virt, hw_bits) = self.field_bits(&f);
-            let cur = if hw_bits == 0 {
-                virt
-            } else {
-                (dev.read(f.offset, f.size)? & hw_bits) | (virt & !hw_bits)
-            };
-            let guest_bytes = overlap_mask(f.offset, f_end, offset, end);
-            let merged = (cur & !guest_bytes) | (relocate(value, offset, f.offset) & guest_bytes);
-            self.write_field(dev, &f, cur, merged & f.size.value_mask())?;
+            let (cur, new) = self.merged(dev, &f, offset, end, value)?;
+            self.write_field(dev, &f, cur, new)?;
         }
 
         let uncovered = size.value_mask() & !covered;
         if uncovered == 0 {
             return Ok(WriteOutcome::Handled);
         }
-        if self.permissive || dev.global_permissive() {
+        if self.permissive || permissive {
             write_bytes(dev, offset, size, value, uncovered)?;
             return Ok(WriteOutcome::Handled);
         }
@@ -272,13 +360,7 @@ impl VirtualConfig {
             Kind::VendorId | Kind::DeviceId | Kind::IrqLine | Kind::ReadOnly | Kind::PmCaps => {
                 Ok(())
             }
-            Kind::ReadWrite => Ok(dev.write(f.offset, f.size, new)?),
-            Kind::Masked(mask) => {
-                if mask == 0 {
-                    return Ok(());
-                }
-                Ok(dev.write(f.offset, f.size, (cur & !mask) | (new & mask))?)
-            }
+            Kind::ReadWrite | Kind::Masked(_) => write_plain_field(dev, f, cur, new),
             Kind::Command => self.write_command(dev, new as u16),
             Kind::Bar(n) => self.write_bar(dev, usize::from(n), f.offset, new),
             Kind::Rom => self.write_bar(dev, ROM_SLOT, f.offset, new),
@@ -417,6 +499,23 @@ impl VirtualConfig {
             }
         }
         Ok(dev.write(offset, AccessSize::Two, u32::from(new))?)
+    }
+}
+
+/// Applies the write rule of a read-write or quirk field `f` (whose `cur` and `new` are as in
+/// [`VirtualConfig::write_field`]); any other field drops the write.
+fn write_plain_field<I: ConfigIo>(
+    io: &mut I,
+    f: &Field,
+    cur: u32,
+    new: u32,
+) -> Result<(), PciifError> {
+    match f.kind {
+        Kind::ReadWrite => Ok(io.write(f.offset, f.size, new)?),
+        Kind::Masked(mask) if mask != 0 => {
+            Ok(io.write(f.offset, f.size, (cur & !mask) | (new & mask))?)
+        }
+        _ => Ok(()),
     }
 }
 

@@ -30,6 +30,7 @@ enum Action {
 }
 
 /// A fake function.
+#[derive(Clone)]
 struct Fake {
     cfg: Vec<u8>,
     writes: Vec<(u16, AccessSize, u32)>,
@@ -1934,4 +1935,106 @@ fn access_size_helpers() {
     assert_eq!(AccessSize::from_bytes(8), None);
     assert_eq!(Two.value_mask(), 0xffff);
     assert_eq!(PowerState::from_pmcsr(0xfffe), PowerState::D2);
+}
+
+/// The bytes of the standard device (with a quirk at 0xa0) whose writes are not plain: the
+/// command register, BIST, the BARs and the ROM, PM control, the VPD address, MSI and MSI-X
+/// message control.
+fn not_plain(at: u16) -> bool {
+    let within = |start: u16, len: u16| at >= start && at < start + len;
+    within(COMMAND, 2)
+        || within(BIST, 1)
+        || within(BAR0, 24)
+        || within(ROM_TYPE0, 4)
+        || within(u16::from(PM) + PM_CTRL, 2)
+        || within(u16::from(VPD) + VPD_ADDR, 2)
+        || within(u16::from(MSI) + MSI_FLAGS, 2)
+        || within(u16::from(MSIX) + MSI_FLAGS, 2)
+}
+
+#[test]
+fn plain_writes_change_no_state_and_make_no_kernel_call() {
+    let mut admitted = 0;
+    for (permissive, global) in [(false, false), (true, false), (false, true)] {
+        let (mut f, mut vc) = std_dev();
+        vc.add_quirk(0xa0, 4, 0x0000_ff00).unwrap();
+        vc.set_permissive(permissive);
+        f.global_permissive = global;
+        let state = format!("{vc:?}");
+        for off in 0..0x104u16 {
+            for size in [One, Two, Four] {
+                if off % size.bytes() != 0 {
+                    continue;
+                }
+                let v = 0xa5c3_5a3c_u32.rotate_left(u32::from(off));
+                let mut plain_dev = f.clone();
+                let plain = vc.write_plain(&mut plain_dev, off, size, v, global);
+                // The full write of the same access, on a copy.
+                let (mut full_dev, mut full_vc) = (f.clone(), vc.clone());
+                let full = full_vc.write(&mut full_dev, off, size, v);
+                let Some(plain) = plain else {
+                    assert_eq!(plain_dev.reads + plain_dev.writes.len(), 0, "{off:#x}");
+                    continue;
+                };
+                admitted += 1;
+                let bytes = off..off + size.bytes();
+                assert!(!bytes.clone().any(not_plain), "{off:#x}/{size:?} admitted");
+                assert_eq!(plain.map(|()| WriteOutcome::Handled), full, "{off:#x}");
+                assert_eq!(plain_dev.cfg, full_dev.cfg, "{off:#x}/{size:?}");
+                assert_eq!(plain_dev.writes, full_dev.writes, "{off:#x}/{size:?}");
+                assert_eq!(full_dev.actions, [], "{off:#x}/{size:?}: a kernel call");
+                assert_eq!(format!("{full_vc:?}"), state, "{off:#x}/{size:?}: state");
+            }
+        }
+    }
+    // Not vacuous: the header's plain registers, in every mode; the rest once permissive.
+    assert!(admitted > 300, "{admitted} plain writes");
+}
+
+#[test]
+fn plain_writes_are_the_ones_the_interrupt_may_serve() {
+    let (mut f, mut vc) = std_dev();
+    vc.add_quirk(0xa0, 4, 0x0000_ff00).unwrap();
+    let mut plain = |vc: &VirtualConfig, off: u16, size: AccessSize, global: bool| {
+        vc.write_plain(&mut f, off, size, 0, global).is_some()
+    };
+    // Dropped, read-write, quirk fields.
+    for (off, size) in [
+        (INTERRUPT_LINE, One),
+        (CACHE_LINE_SIZE, One),
+        (VENDOR_ID, Four),
+        (INTERRUPT_PIN, One),
+        (u16::from(PM) + PM_PMC, Two),
+        (0xa0, Four),
+    ] {
+        assert!(plain(&vc, off, size, false), "{off:#x}/{size:?}");
+    }
+    // The rules with effects.
+    for (off, size) in [
+        (COMMAND, Two),
+        (BIST, One),
+        (BAR0, Four),
+        (ROM_TYPE0, Four),
+        (u16::from(PM) + PM_CTRL, Two),
+        (u16::from(VPD) + VPD_ADDR, Two),
+        (u16::from(MSI) + MSI_FLAGS, Two),
+        (u16::from(MSIX) + MSI_FLAGS, Two),
+    ] {
+        assert!(!plain(&vc, off, size, false), "{off:#x}/{size:?}");
+        assert!(!plain(&vc, off, size, true), "{off:#x}/{size:?} permissive");
+    }
+    // A byte no field covers: denied (and counted) unless permissive.
+    assert!(!plain(&vc, STATUS, Two, false));
+    assert!(plain(&vc, STATUS, Two, true));
+    // The Interrupt Line with Min_Gnt and Max_Lat, which no field covers.
+    assert!(!plain(&vc, INTERRUPT_LINE, Four, false));
+    assert!(plain(&vc, INTERRUPT_LINE, Four, true));
+    vc.set_permissive(true);
+    assert!(plain(&vc, STATUS, Two, false));
+    assert!(plain(&vc, 0x3e, Two, false));
+    // An access that is not valid fails here, touching nothing.
+    assert_eq!(
+        vc.write_plain(&mut Fake::new(), 0x3d, Two, 0, false),
+        Some(Err(PciifError::InvalidOffset))
+    );
 }

@@ -401,22 +401,23 @@ explained_quirk_accepted() {
 # EXPLAIN=1 too: the device's statistics in debugfs (common/stats.rs) while
 # the guest runs: some conf_reads, as many service times and as many waits as
 # requests (one snapshot), at least the 3 denied writes above, a p99 of each,
-# some reads served on the event channel's interrupt (on_interrupt: at most
-# the conf_reads, more than none once the guest has read its device again and
-# again); once the guest is gone a write clears them.
+# some requests served on the event channel's interrupt (on_interrupt: at
+# most the conf_reads and conf_writes, more than none once the guest has read
+# its device again and again); once the guest is gone a write clears them.
 STATS_DIR=/sys/kernel/debug/pciback
 stats_sum() { sed -n "s/^$1 //p" | tr ' ' '\n' | sed 's/.*=//' | awk '{ t += $1 } END { print t + 0 }'; }
 stats_counted() {
-	local f=$STATS_DIR/$BDF s reads req svc waits denied irq
+	local f=$STATS_DIR/$BDF s reads writes req svc waits denied irq
 	s=$(cat "$f" 2>&1) || { echo "# cannot read $f: $s"; ls "$STATS_DIR" 2>&1 | sed 's/^/#   /'; return 1; }
 	echo "$s" | sed 's/^/#   /'
 	reads=$(echo "$s" | sed -n 's/^requests conf_read=\([0-9]*\) .*/\1/p')
+	writes=$(echo "$s" | sed -n 's/^requests .*conf_write=\([0-9]*\) .*/\1/p')
 	req=$(echo "$s" | stats_sum requests)
 	svc=$(echo "$s" | stats_sum service_us)
 	waits=$(echo "$s" | stats_sum wait_us)
 	denied=$(echo "$s" | sed -n 's/^denied_writes \([0-9]*\)$/\1/p')
 	irq=$(echo "$s" | sed -n 's/^on_interrupt \([0-9]*\)$/\1/p')
-	[ "${irq:-0}" -gt 0 ] && [ "$irq" -le "${reads:-0}" ] &&
+	[ "${irq:-0}" -gt 0 ] && [ "$irq" -le "$((${reads:-0} + ${writes:-0}))" ] &&
 		[ "${reads:-0}" -gt 0 ] && [ "$req" = "$svc" ] && [ "$req" = "$waits" ] && [ "${denied:-0}" -ge 3 ] &&
 		echo "$s" | grep -q '^service_us_p99 [<>]' && echo "$s" | grep -q '^wait_us_p99 [<>]'
 }

@@ -24,9 +24,9 @@ the issue's goals
 (Documentation/benchmark.rst), met or not by these numbers. With several
 logs, each one's tables, then the same tables of the medians over them (each
 value the median of all the boots' runs pooled: dom0-native runs once per
-group, a Rust backend's read twice per pairing, before and after its run
-with fast_path off, a Rust frontend's once more, after its run with its
-yield off; the ratios those of the medians).
+group, a Rust backend's read and write twice per pairing, before and after
+its run with fast_path off, a Rust frontend's read once more, after its run
+with its yield off; the ratios those of the medians).
 """
 import glob
 import os
@@ -81,8 +81,8 @@ def parse(path):
 
 def value(runs, pair, op, key):
     """The run's value (the median over runs: dom0-native runs once per group, a Rust
-    backend's read twice per pairing, before and after its run with fast_path off, and a
-    Rust frontend's once more, after its run with its yield off)."""
+    backend's read and write twice per pairing, before and after its run with fast_path
+    off, and a Rust frontend's read once more, after its run with its yield off)."""
     vals = [num(d.get(key)) for d in runs.get((pair, op), [])]
     vals = [v for v in vals if v is not None]
     return statistics.median(vals) if vals else None
@@ -304,14 +304,15 @@ def goals(runs):
         if r is not None:
             lines.append(f'{name} backend, Rust frontend, two guests: reads with its yield rule '
                          f'against the yield off: rate {r}x per guest')
-    # Not a goal: what serving reads on the interrupt does, against the same pair with every
-    # request in the work item.
+    # Not a goal: what serving reads and plain writes on the interrupt does, against the same
+    # pair with every request in the work item.
     for front in ('rust', 'c'):
-        r = against(f'rust/{front}', f'rust-wq/{front}', 'read')
-        if r is not None:
-            d = against(f'rust/{front}', f'rust-wq/{front}', 'read', 'dom0_cpu_us_per_op')
-            lines.append(f'Rust backend, {NAMES[f"rust/{front}"].split(", ")[1]}: reads on the '
-                         f'interrupt against the work item only: rate {r}x, dom0 CPU/op {d or "-"}x')
+        for op in ('read', 'write'):
+            r = against(f'rust/{front}', f'rust-wq/{front}', op)
+            if r is not None:
+                d = against(f'rust/{front}', f'rust-wq/{front}', op, 'dom0_cpu_us_per_op')
+                lines.append(f'Rust backend, {NAMES[f"rust/{front}"].split(", ")[1]}: {op}s on the '
+                             f'interrupt against the work item only: rate {r}x, dom0 CPU/op {d or "-"}x')
     return '\n'.join(lines)
 
 

@@ -142,24 +142,37 @@ consistent() { case $1 in *" mismatches=0 "*) true ;; *) echo "# $1"; false ;; e
 # interrupt; fast_too RESULT N: the run with it on again, some of them there.
 wq_only() { consistent "$1" || return 1; [ "$2" = 0 ] || { echo "# on_interrupt: '$2'"; false; }; }
 fast_too() { consistent "$1" || return 1; [ "${2:-0}" -gt 0 ] || { echo "# on_interrupt: '$2'"; false; }; }
+# writes_fast RESULT STATS: the write run, more than half its writes (to the
+# Interrupt Line, which the backend keeps virtual: plain writes) served on the
+# interrupt (on_interrupt counts its few reads too).
+writes_fast() {
+	local w irq
+	consistent "$1" || return 1
+	w=$(echo "$2" | sed -n 's/^requests .*conf_write=\([0-9]*\) .*/\1/p')
+	irq=$(echo "$2" | sed -n 's/^on_interrupt \([0-9]*\)$/\1/p')
+	echo "# conf_write=$w on_interrupt=$irq"
+	[ "${w:-0}" -gt 0 ] && [ "$((${irq:-0} * 2))" -gt "$w" ]
+}
 
 # bench_test BACK FRONT: with the Rust backend, the guest reads twice more:
 # readb with the backend's fast_path off, every request served in its work
 # item as in C (reported as the pair rust-wq/FRONT), then readc with it on
 # again (reported with read): the same guest and device in the same boot, the
-# fast path before and after. dom0 switches fast_path when the guest is ready
+# fast path before and after; then writes twice more, writeb with fast_path
+# off (rust-wq/FRONT) and writec with it on again (reported with write). dom0
+# switches fast_path when the guest is ready
 # for the run, then tells it to go (bench_OP_go). With the Rust frontend, the
 # guest reads twice more, switching the frontend's yield_when_preempted
 # itself: readn with it off (the pair BACK/rust-noyield), then readf with it
 # on again (reported with read). After each run of the Rust frontend, its own
 # account of the run (op=OP-frontend, its debugfs statistics).
 bench_test() {
-	local back=$1 front=$2 did secs=${BENCH_SECONDS:-10} op idle out warm g0 g1 k0 k1 t0 t1 tx slow stats pair ops="read write" ab=0 yab=0 wq_irq= fast_irq=
-	[ "$back" = rust ] && ops="read write readb readc" ab=1
+	local back=$1 front=$2 did secs=${BENCH_SECONDS:-10} op idle out warm g0 g1 k0 k1 t0 t1 tx slow stats pair ops="read write" ab=0 yab=0 wq_irq= fast_irq= write_stats= writec_stats= wq_write_irq=
+	[ "$back" = rust ] && ops="read write readb readc writeb writec" ab=1
 	[ "$front" = rust ] && ops="$ops readn readf" yab=1
 	local -A result native front_stats
 	ktap_print_header
-	ktap_set_plan $((11 + 2 * ab + yab))
+	ktap_set_plan $((11 + 5 * ab + yab))
 	rotate_guest_log
 	# dom0's own CPU use over 5 s with no guest: the floor under its CPU per op.
 	dom0_ticks; k0=$TICKS t0=$EPOCHREALTIME
@@ -181,7 +194,7 @@ bench_test() {
 	for op in $ops; do
 		result[$op]=
 		pair=$back/$front
-		[ "$op" = readb ] && pair=rust-wq/$front
+		case $op in readb|writeb) pair=rust-wq/$front ;; esac
 		[ "$op" = readn ] && pair=$back/rust-noyield
 		[ -n "$did" ] || continue
 		# The guest boots and checks its device before the first run.
@@ -190,8 +203,8 @@ bench_test() {
 		# dom0's time since then counts.
 		[ "$op" = read ] && tx=$NOW
 		case $op in
-		readb|readc)
-			echo "$([ "$op" = readb ] && echo 0 || echo 1)" > /sys/module/pciback/parameters/fast_path ||
+		readb|readc|writeb|writec)
+			echo "$(case $op in *b) echo 0 ;; *) echo 1 ;; esac)" > /sys/module/pciback/parameters/fast_path ||
 				{ echo "# cannot switch fast_path"; continue; }
 			echo "# $op: fast_path=$(cat /sys/module/pciback/parameters/fast_path)" ;;
 		esac
@@ -206,7 +219,7 @@ bench_test() {
 		slow=1
 		[ -z "$tx" ] || slow=$((${EPOCHREALTIME/./} - ${tx/./} > 3000000))
 		case $op in
-		readb|readc)
+		readb|readc|writeb|writec)
 			# The guest waits for this: no time limit on dom0's part.
 			slow=0
 			xenstore-write "$(xs_guest "$did")/bench_${op}_go" 1 ;;
@@ -228,6 +241,9 @@ bench_test() {
 		front_stats[$op]=$(guest_count "$did" "bench_${op}_front")
 		frontend_stats_line "${front_stats[$op]}" "$pair" "${op%[bcnf]}"
 		case $op in
+		write) write_stats=$stats ;;
+		writec) writec_stats=$stats ;;
+		writeb) wq_write_irq=$(echo "$stats" | sed -n 's/^on_interrupt \([0-9]*\)$/\1/p') ;;
 		readb) wq_irq=$(echo "$stats" | sed -n 's/^on_interrupt \([0-9]*\)$/\1/p') ;;
 		readc) fast_irq=$(echo "$stats" | sed -n 's/^on_interrupt \([0-9]*\)$/\1/p') ;;
 		esac
@@ -248,10 +264,16 @@ bench_test() {
 	ktap_check "guest write benchmark ran" ran "${result[write]}"
 	ktap_check "the Interrupt Line read back the value the benchmark wrote" consistent "${result[write]}"
 	if [ "$ab" = 1 ]; then
+		ktap_check "guest write benchmark: most writes served on the event channel's interrupt" \
+			writes_fast "${result[write]}" "$write_stats"
 		ktap_check "guest read benchmark with fast_path off ran, every read its first value, none on the interrupt" \
 			wq_only "${result[readb]}" "$wq_irq"
 		ktap_check "guest read benchmark with fast_path on again ran, every read its first value, some on the interrupt" \
 			fast_too "${result[readc]}" "$fast_irq"
+		ktap_check "guest write benchmark with fast_path off ran, every write read back, none on the interrupt" \
+			wq_only "${result[writeb]}" "$wq_write_irq"
+		ktap_check "guest write benchmark with fast_path on again ran, every write read back, most on the interrupt" \
+			writes_fast "${result[writec]}" "$writec_stats"
 	fi
 	if [ "$yab" = 1 ]; then
 		ktap_check "guest read benchmark with the frontend's yield_when_preempted off ran, every read its first value, none yielding" \

@@ -8,8 +8,8 @@
 # Xen accounted to it), warms up for a second (the first accesses after boot
 # are slower), writes bench_OP_start, runs, then writes bench_OP_result
 # (cfgbench's line), bench_OP_warmup (the warm-up's) and bench_OP_done.
-# With xenpci.benchab=1 two more read runs, readb and readc, each started by
-# dom0's bench_OP_go. With xenpci.benchgo=1 (two guests at once) only read,
+# With xenpci.benchab=1 two more read runs, readb and readc, then two more
+# write runs, writeb and writec, each started by dom0's bench_OP_go. With xenpci.benchgo=1 (two guests at once) only read,
 # readb with benchab=1 and readn with benchyield=1, each started by
 # bench_OP_go.
 # With xenpci.benchyield=1 (the Rust frontend) two more read runs, readn
@@ -68,15 +68,15 @@ domU_bench() {
 	ops="read write"
 	# Two read runs more, the first of which dom0 makes the Rust backend
 	# serve in its work item only (dom0/bench.sh): the fast path against none
-	# and again, same guest.
-	[ "$(cmdline_arg benchab 0)" = 1 ] && ops="read write readb readc"
+	# and again, same guest; then two write runs so.
+	[ "$(cmdline_arg benchab 0)" = 1 ] && ops="read write readb readc writeb writec"
 	# With the Rust frontend, two read runs more: readn with its
 	# yield_when_preempted off, readf with it on again (the guest switches it).
 	[ "$(cmdline_arg benchyield 0)" = 1 ] && ops="$ops readn readf"
 	for op in $ops; do
 		case $op in
 		read|readb|readc|readn|readf) set -- 0 4 ;;
-		write) set -- 0x3c 1 ;;
+		write|writeb|writec) set -- 0x3c 1 ;;
 		esac
 		case $op in
 		readn) echo 0 > "$YIELD_PARAM" || return 0 ;;
@@ -90,7 +90,7 @@ domU_bench() {
 			# dom0 says go to both.
 			case $op in read|readb|readn) ;; *) continue ;; esac
 			wait_go "bench_${op}_go" 300 || return 0
-		elif [ "$op" = readb ] || [ "$op" = readc ]; then
+		elif [ "${op%[bc]}" != "$op" ]; then
 			# dom0 switches the backend's fast_path, then says go.
 			wait_go "bench_${op}_go" 120 || return 0
 		else

@@ -140,6 +140,12 @@ impl Roots {
             .fold(0u32, |n, b| n.wrapping_add(b.ops().accesses.load(Relaxed)))
     }
 
+    /// The total time of the connection's answered round trips so far, in nanoseconds (see
+    /// [`OpChannel::report`]): the difference of two calls is the time of those in between.
+    pub(crate) fn answered_ns(&self) -> u64 {
+        self.chan.report().counts.answered_ns
+    }
+
     /// Returns the number of root buses.
     pub(crate) fn len(&self) -> usize {
         self.buses.len()

@@ -259,12 +259,15 @@ fn listed_devices(store: &impl Store, backend: &CStr) -> Result<Result<KVec<List
 
 /// Creates (or rescans) the bus of every root the backend exports, probing the device/function
 /// numbers the backend lists on it (every number if the list is unusable), and logs one line:
-/// the roots, the numbers probed, the configuration space accesses made and the time taken.
+/// the roots, the numbers probed, the configuration space accesses made and the time taken,
+/// of which the time reading the backend's keys and the time of the round trips.
 fn scan_roots(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots: &mut Roots) -> Result {
     let start = Instant::<Monotonic>::now();
     let accesses = roots.accesses();
     let exported = exported_roots(dev, backend)?;
     let listed = xenstore::transaction(|tx| listed_devices(tx, backend))?;
+    let keys_ms = start.elapsed().as_millis();
+    let trips_ns = roots.answered_ns();
     let mut fallback = None;
     let mut probes = 0usize;
 
@@ -313,23 +316,30 @@ fn scan_roots(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots: &mut Roots)
 
     let accesses = roots.accesses().wrapping_sub(accesses);
     let ms = start.elapsed().as_millis();
+    // The time of the round trips among them (the rest of the scan's time after the keys is
+    // the PCI core's own work, the guest drivers' probes included).
+    let trips_ms = roots.answered_ns().saturating_sub(trips_ns) / 1_000_000;
     match fallback {
         None => dev_info!(
             dev.as_ref(),
-            "scanned {} root(s) at the listed numbers: {} probe(s), {} config access(es) in {} ms\n",
+            "scanned {} root(s) at the listed numbers: {} probe(s), {} config access(es) in {} ms (keys {} ms, round trips {} ms)\n",
             exported.len(),
             probes,
             accesses,
-            ms
+            ms,
+            keys_ms,
+            trips_ms
         ),
         Some(why) => dev_info!(
             dev.as_ref(),
-            "scanned {} root(s) in full ({}): {} probe(s), {} config access(es) in {} ms\n",
+            "scanned {} root(s) in full ({}): {} probe(s), {} config access(es) in {} ms (keys {} ms, round trips {} ms)\n",
             exported.len(),
             format_args!("{why}"),
             probes,
             accesses,
-            ms
+            ms,
+            keys_ms,
+            trips_ms
         ),
     }
 

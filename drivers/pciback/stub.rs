@@ -893,7 +893,7 @@ impl Seized {
         let dev = unsafe { self.pdev.as_ref().as_bound() };
         let pdev = <&pci::Device<Bound>>::try_from(dev).map_err(|_| PciifError::DevNotFound)?;
         let r = f(pdev, inner);
-        // The request is done with the state: reads may be served on the interrupt again.
+        // The request is done with the state: requests may be served on the interrupt again.
         self.publish(inner);
         r
     }
@@ -1026,7 +1026,7 @@ impl Seized {
     pub(crate) fn record_on_interrupt(&self, cmd: u32, err: i32, ns: u64) {
         let mut stats = self.stats.lock();
         stats.record(cmd, err, ns, 0);
-        stats.on_interrupt();
+        stats.on_interrupt(cmd);
     }
 }
 

@@ -236,7 +236,7 @@ pub(crate) struct Shared {
     conn: Mutex<Option<Conn>>,
     /// The device the guest's last request served by the work item was for, and where the
     /// guest sees it: what the event channel's interrupt needs to serve a configuration read
-    /// itself ([`Shared::serve_on_interrupt`]). Cleared whenever the topology is locked to
+    /// or plain write itself ([`Shared::serve_on_interrupt`]). Cleared whenever the topology is locked to
     /// change it ([`Shared::lock_topo`]), so it is always one of the exported devices.
     #[pin]
     fast: SpinLockIrq<Option<(Bdf, Arc<Seized>)>>,

@@ -1584,11 +1584,14 @@ fn guest_write(
 ) {
     let n = size.bytes();
     let valid = off % n == 0 && u32::from(off) + u32::from(n) <= 0x1000;
-    // What the backend may serve on the interrupt, on a copy of the function.
+    // What the backend may serve on the interrupt, and the same access by the rules alone,
+    // on copies of the function.
     let mut plain_model = model.clone();
     let plain = vc.write_plain(&mut plain_model, off, size, v, model.global);
+    let (mut rules_model, mut rules_vc) = (model.clone(), vc.clone());
+    let rules = rules_vc.write_by_rules(&mut rules_model, off, size, v);
+    check_plain(h, &rules_model, off, size, valid, (plain, &plain_model), rules);
     let r = vc.write(model, off, size, v);
-    check_plain(h, model, off, size, valid, (plain, &plain_model), r);
     if !valid {
         assert_eq!(r, Err(PciifError::InvalidOffset), "bad write {off:#x}/{n}");
         assert_eq!(
@@ -1675,8 +1678,8 @@ fn guest_write(
 
 /// A plain write ([`VirtualConfig::write_plain`]) is one whose every byte is of a class that
 /// drops writes, a read-write or quirk one, or (the device or the backend permissive) a byte no
-/// field covers; it gives what the full write gave (`r`, `model` after it), and neither makes
-/// a kernel call. An access that is not valid is plain, and fails.
+/// field covers; it gives what the write by the rules gave (`r`, `model` after it), and neither
+/// makes a kernel call. An access that is not valid is plain, and fails.
 fn check_plain(
     h: &Harness,
     model: &Model,

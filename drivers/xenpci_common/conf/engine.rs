@@ -239,8 +239,8 @@ impl VirtualConfig {
     /// core, so it may be served where nothing may sleep (the event channel's interrupt).
     ///
     /// `None` if the write is not plain, before any access: [`VirtualConfig::write`] serves it.
-    /// Otherwise the result [`VirtualConfig::write`] would give (which serves plain writes
-    /// here): an access that is not valid fails, touching nothing.
+    /// Otherwise the result of [`VirtualConfig::write_by_rules`], with the same accesses: an
+    /// access that is not valid fails, touching nothing.
     pub(crate) fn write_plain<I: ConfigIo>(
         &self,
         io: &mut I,
@@ -294,8 +294,9 @@ impl VirtualConfig {
     /// Guest write of `size` bytes of `value` at `offset`.
     ///
     /// Fields are handled in listing order and the first failing one ends the
-    /// write (earlier fields stay written). A plain write
-    /// ([`VirtualConfig::write_plain`]) is served by that.
+    /// write (earlier fields stay written). A plain write is served by
+    /// [`VirtualConfig::write_plain`], any other by
+    /// [`VirtualConfig::write_by_rules`].
     pub(crate) fn write<D: DeviceControl>(
         &mut self,
         dev: &mut D,
@@ -307,7 +308,21 @@ impl VirtualConfig {
         if let Some(r) = self.write_plain(dev, offset, size, value, permissive) {
             return r.map(|()| WriteOutcome::Handled);
         }
+        self.write_by_rules(dev, offset, size, value)
+    }
 
+    /// Guest write of `size` bytes of `value` at `offset` by the rule of every
+    /// field it overlaps, plain or not: [`VirtualConfig::write`] for a write
+    /// that is not plain. For a plain one it gives what
+    /// [`VirtualConfig::write_plain`] gives (the host tests and the fuzz
+    /// target compare them).
+    pub(crate) fn write_by_rules<D: DeviceControl>(
+        &mut self,
+        dev: &mut D,
+        offset: u16,
+        size: AccessSize,
+        value: u32,
+    ) -> Result<WriteOutcome, PciifError> {
         let end = access_end(offset, size)?;
         let value = value & size.value_mask();
         let mut covered = 0u32;
@@ -325,7 +340,7 @@ impl VirtualConfig {
         if uncovered == 0 {
             return Ok(WriteOutcome::Handled);
         }
-        if self.permissive || permissive {
+        if self.permissive || dev.global_permissive() {
             write_bytes(dev, offset, size, value, uncovered)?;
             return Ok(WriteOutcome::Handled);
         }

@@ -139,15 +139,16 @@ def rst_table(head, rows):
 
 def scan_table(runs):
     """The bus scan of one device (the read and write groups' guests) and of four (the scan
-    groups'), per pairing, and the ratios to the C pair's."""
-    head = ['pair', 'devices', 'scan ms', 'x C', 'probes', 'accesses']
+    groups'), per pairing, and the ratios to the C pair's; with the Rust frontend, the time
+    it took to read the backend's keys and the time of its answered round trips."""
+    head = ['pair', 'devices', 'scan ms', 'x C', 'probes', 'accesses', 'keys ms', 'round trips ms']
     rows = []
     for op, n in (('scan', '1'), ('scan4', '4')):
         c = value(runs, 'c/c', op, 'scan_ms')
         for p in [p for p in PAIRS if (p, op) in runs]:
             ms = value(runs, p, op, 'scan_ms')
-            rows.append([NAMES.get(p, p), n, fmt(ms), ratio(ms, c),
-                         fmt(value(runs, p, op, 'probes')), fmt(value(runs, p, op, 'accesses'))])
+            rows.append([NAMES.get(p, p), n, fmt(ms), ratio(ms, c)] +
+                        [fmt(value(runs, p, op, k)) for k in ('probes', 'accesses', 'keys_ms', 'trips_ms')])
     return rst_table(head, rows)
 
 

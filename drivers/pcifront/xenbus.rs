@@ -260,7 +260,7 @@ fn listed_devices(store: &impl Store, backend: &CStr) -> Result<Result<KVec<List
 /// Creates (or rescans) the bus of every root the backend exports, probing the device/function
 /// numbers the backend lists on it (every number if the list is unusable), and logs one line:
 /// the roots, the numbers probed, the configuration space accesses made and the time taken,
-/// of which the time reading the backend's keys and the time of the round trips.
+/// of which the time reading the backend's keys and the time of the answered round trips.
 fn scan_roots(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots: &mut Roots) -> Result {
     let start = Instant::<Monotonic>::now();
     let accesses = roots.accesses();
@@ -316,8 +316,10 @@ fn scan_roots(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots: &mut Roots)
 
     let accesses = roots.accesses().wrapping_sub(accesses);
     let ms = start.elapsed().as_millis();
-    // The time of the round trips among them (the rest of the scan's time after the keys is
-    // the PCI core's own work, the guest drivers' probes included).
+    // The time of the answered round trips on this connection meanwhile: the scan's accesses
+    // and those of the guest drivers that bound to the devices found (the rest of the time
+    // after the keys is the PCI core's and those drivers' own work). Wrong if the statistics
+    // file was cleared meanwhile.
     let trips_ms = roots.answered_ns().saturating_sub(trips_ns) / 1_000_000;
     match fallback {
         None => dev_info!(

@@ -18,7 +18,8 @@
 # (front_stats), cleared just before it.
 # Before the runs, bench_scan: how long the frontend's bus scan took
 # (Documentation/benchmark.rst, "Bus scan"), from the kernel log: the Rust
-# frontend's own line, with its probes and config accesses; for the C one the
+# frontend's own line, with its probes and config accesses, and the time it
+# took to read the backend's keys and its round trips' time; for the C one the
 # time from "Creating PCI Frontend Bus" to its last "claiming resource".
 bench_scan() {
 	dmesg | awk '
@@ -28,13 +29,15 @@ bench_scan() {
 				if ($i == "probe(s),") p = $(i - 1)
 				if ($i == "access(es)") a = $(i - 2)
 				if ($i == "ms") ms = $(i - 1)
+				if ($i == "(keys") k = $(i + 1)
+				if ($i == "trips") t = $(i + 1)
 			}
 		}
 		/pcifront .*Creating PCI Frontend Bus/ && c0 == "" { c0 = ts($0) }
 		/pcifront .*claiming resource/ { c1 = ts($0) }
 		END {
 			if (ms != "")
-				printf "scan_ms=%s probes=%s accesses=%s\n", ms, p, a
+				printf "scan_ms=%s probes=%s accesses=%s keys_ms=%s trips_ms=%s\n", ms, p, a, k, t
 			else if (c0 != "" && c1 != "")
 				printf "scan_ms=%.0f\n", (c1 - c0) * 1000
 		}'

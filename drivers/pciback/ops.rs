@@ -9,9 +9,14 @@
 //! configuration read or a plain configuration write of the device the guest used last, on
 //! the event channel's interrupt ([`serve_on_interrupt`]); a request the interrupt declines is
 //! copied again by the work item, and only the copy that serves it counts.
+//!
+//! An answer is signalled to the frontend unless the frontend was watching for it when the
+//! answer's clear of `_XEN_PCIF_active` happened (`_XEN_PCIF_watching`, this project's
+//! extension: [`pciif::answer_needs_event`]); each function says which in its result.
 
 use kernel::{
     prelude::*,
+    sync::atomic::Atomic,
     sync::atomic::Full,
     time::{
         Instant,
@@ -29,6 +34,7 @@ use crate::{
         },
         msi,
         pciif::{
+            self,
             msix_vector_offset,
             Command,
             OpError,
@@ -163,13 +169,44 @@ fn device<'a>(op: &RawOp, topo: &'a Topology) -> Result<&'a Seized, PciifError> 
     topo.find(addr).map(|d| &**d).ok_or(PciifError::DevNotFound)
 }
 
-/// A request served, for the `verbose_request` log: the copy of the request and the answer.
+/// A request served: whether the frontend must be signalled, and for the `verbose_request`
+/// log the copy of the request and the answer.
 pub(crate) struct Served {
     op: RawOp,
     response: Response,
+    signal: Signal,
+}
+
+/// Whether an answer must be signalled to the frontend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// The frontend waits for the event (every C frontend, and a Rust one that polls).
+    Needed,
+    /// The frontend was watching `_XEN_PCIF_active` when it was cleared.
+    Watched,
+}
+
+/// Writes `response` into the page and clears `_XEN_PCIF_active` after it, in one atomic step
+/// whatever the guest writes meanwhile (the other bits belong to AER and to the frontend's
+/// watch): the fully ordered operation publishes the writes first. Returns whether the answer
+/// must be signalled, from the flags that step found.
+fn publish(page: &SharedMemory, flags: &Atomic<u32>, response: &Response) -> Signal {
+    // Offsets inside the one mapped page: cannot fail.
+    let _ = page.write(OFFSET_OP_ERR, response.err);
+    let _ = page.write(OFFSET_OP_VALUE, response.value);
+    if pciif::answer_needs_event(flags.fetch_and(!XEN_PCIF_ACTIVE, Full)) {
+        Signal::Needed
+    } else {
+        Signal::Watched
+    }
 }
 
 impl Served {
+    /// Whether the answer must be signalled.
+    pub(crate) fn signal(&self) -> Signal {
+        self.signal
+    }
+
     /// The guest address the request was for, if it names one.
     pub(crate) fn guest(&self) -> Option<Bdf> {
         self.op.guest_addr().ok()
@@ -225,65 +262,56 @@ pub(crate) fn serve_one(page: &SharedMemory, topo: &Topology, wait_ns: u64) -> O
             }
         }
     }
-    let _ = page.write(OFFSET_OP_ERR, response.err);
-    let _ = page.write(OFFSET_OP_VALUE, response.value);
-
-    // Clear `_XEN_PCIF_active` after the answer, in one atomic step whatever the guest writes
-    // meanwhile (the other bits belong to AER): the fully ordered operation publishes the
-    // writes above first.
-    flags.fetch_and(!XEN_PCIF_ACTIVE, Full);
-    Some(Served { op, response })
+    let signal = publish(page, flags, &response);
+    if signal == Signal::Watched {
+        if let Ok(dev) = device(&op, topo) {
+            dev.record_watched();
+        }
+    }
+    Some(Served {
+        op,
+        response,
+        signal,
+    })
 }
 
 /// Serves the pending request on the event channel's interrupt if it is a configuration read,
 /// or a plain configuration write, of `dev`, exported to the guest at `guest`, and the
 /// device's engine is available there ([`Seized::conf_read_on_interrupt`],
-/// [`Seized::conf_write_on_interrupt`]); returns whether it did. Takes no sleeping lock; the
-/// caller notifies the guest.
-pub(crate) fn serve_on_interrupt(page: &SharedMemory, guest: Bdf, dev: &Seized) -> bool {
-    let Ok(flags) = page.atomic_u32(OFFSET_FLAGS) else {
-        return false;
-    };
+/// [`Seized::conf_write_on_interrupt`]); returns whether the answer must be signalled if it
+/// did, `None` if not. Takes no sleeping lock; the caller signals the guest.
+pub(crate) fn serve_on_interrupt(page: &SharedMemory, guest: Bdf, dev: &Seized) -> Option<Signal> {
+    let flags = page.atomic_u32(OFFSET_FLAGS).ok()?;
     if flags.load(kernel::sync::atomic::Acquire) & XEN_PCIF_ACTIVE == 0 {
-        return false;
+        return None;
     }
 
     // The fields a configuration request uses, once (the MSI-X entries stay zero).
     let mut bytes = [0u8; RAW_OP_SIZE];
-    let Some(header) = bytes.get_mut(..RAW_OP_HEADER_SIZE) else {
-        return false;
-    };
-    if page.copy_to_slice(OFFSET_OP, header).is_err() {
-        return false;
-    }
+    let header = bytes.get_mut(..RAW_OP_HEADER_SIZE)?;
+    page.copy_to_slice(OFFSET_OP, header).ok()?;
     let op = RawOp::from_bytes(&bytes);
-    let Some(fast) = fastpath::fast_op(&op) else {
-        return false;
-    };
+    let fast = fastpath::fast_op(&op)?;
     if op.guest_addr().ok() != Some(guest) {
-        return false;
+        return None;
     }
     let start = Instant::<Monotonic>::now();
     let response = match fast {
-        FastOp::Read { offset, size } => match dev.conf_read_on_interrupt(offset, size) {
-            Some(r) => Response::conf_read(r),
-            None => return false,
-        },
+        FastOp::Read { offset, size } => {
+            Response::conf_read(dev.conf_read_on_interrupt(offset, size)?)
+        }
         FastOp::Write {
             offset,
             size,
             value,
-        } => match dev.conf_write_on_interrupt(offset, size, value) {
-            Some(r) => Response::conf_write(value, r),
-            None => return false,
-        },
+        } => Response::conf_write(value, dev.conf_write_on_interrupt(offset, size, value)?),
     };
     let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
     dev.record_on_interrupt(op.cmd, response.err, ns);
 
-    // As in `serve_one`.
-    let _ = page.write(OFFSET_OP_ERR, response.err);
-    let _ = page.write(OFFSET_OP_VALUE, response.value);
-    flags.fetch_and(!XEN_PCIF_ACTIVE, Full);
-    true
+    let signal = publish(page, flags, &response);
+    if signal == Signal::Watched {
+        dev.record_watched();
+    }
+    Some(signal)
 }

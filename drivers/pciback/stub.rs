@@ -1028,6 +1028,11 @@ impl Seized {
         stats.record(cmd, err, ns, 0);
         stats.on_interrupt(cmd);
     }
+
+    /// Counts an answer the frontend was watching for, which was not signalled.
+    pub(crate) fn record_watched(&self) {
+        self.stats.lock().watched();
+    }
 }
 
 /// What the MSI policy needs to know about the device.

@@ -186,9 +186,11 @@ impl evtchn::Handler for Kick {
             // One request per event on the interrupt; anything else, and a request flagged
             // after it was answered, goes to the work item.
             let start_ns = evtchn::system_time_ns();
-            if self.shared.serve_on_interrupt(&self.page, start_ns) {
+            if let Some(signal) = self.shared.serve_on_interrupt(&self.page, start_ns) {
                 handled = true;
-                irq.notify();
+                if signal == ops::Signal::Needed {
+                    irq.notify();
+                }
                 self.shared.queued.store(false, Release);
                 let again = ops::op_pending(&self.page) && !self.shared.queued.xchg(true, Full);
                 if !again {
@@ -319,19 +321,22 @@ impl Shared {
     /// Serves the pending request on the event channel's interrupt, whose handler started at
     /// `start_ns` (Xen system time), if it is a configuration read or plain write of the
     /// device remembered last and the interrupt-time budget of all guests allows
-    /// (`common::fastpath`); returns whether it did. The caller charges the time.
-    fn serve_on_interrupt(&self, page: &kernel::xen::grant::SharedMemory, start_ns: u64) -> bool {
+    /// (`common::fastpath`); returns whether the answer must be signalled if it did. The
+    /// caller charges the time.
+    fn serve_on_interrupt(
+        &self,
+        page: &kernel::xen::grant::SharedMemory,
+        start_ns: u64,
+    ) -> Option<ops::Signal> {
         // A logged request is served in process context.
         if !crate::fast_path() || crate::verbose_request() {
-            return false;
+            return None;
         }
         if !IRQ_BUDGET.lock().admit(start_ns) {
-            return false;
+            return None;
         }
         let fast = self.fast.lock();
-        let Some((guest, dev)) = fast.as_ref() else {
-            return false;
-        };
+        let (guest, dev) = fast.as_ref()?;
         ops::serve_on_interrupt(page, *guest, dev)
     }
 
@@ -365,7 +370,9 @@ impl WorkItem for Shared {
         }
         drop(topo);
         if let Some(served) = &served {
-            irq.notify();
+            if served.signal() == ops::Signal::Needed {
+                irq.notify();
+            }
             if crate::verbose_request() {
                 let now_ms = u64::try_from(this.created.elapsed().as_millis()).unwrap_or(u64::MAX);
                 if let Verdict::Print { dropped } = this.verbose.lock().check(now_ms) {

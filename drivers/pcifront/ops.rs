@@ -329,11 +329,22 @@ impl roundtrip::Channel for Page<'_> {
         true
     }
 
-    fn set_active_and_notify(&mut self) {
+    fn set_active_and_notify(&mut self, watching: bool) {
         // One atomic step; `Full` orders the request's stores before the flag is seen set (C's
         // `wmb()`).
-        self.flags.fetch_or(pciif::XEN_PCIF_ACTIVE, Full);
+        let watch = if watching {
+            pciif::XEN_PCIF_WATCHING
+        } else {
+            0
+        };
+        self.flags.fetch_or(pciif::XEN_PCIF_ACTIVE | watch, Full);
         self.irq.notify();
+    }
+
+    fn stop_watching(&mut self) {
+        // An atomic step on the word the backend clears `_XEN_PCIF_active` in: whichever comes
+        // second sees the first (`roundtrip`'s module documentation).
+        self.flags.fetch_and(!pciif::XEN_PCIF_WATCHING, Full);
     }
 
     fn active(&mut self) -> bool {
@@ -371,6 +382,10 @@ impl roundtrip::Channel for Page<'_> {
 
     fn may_yield(&mut self) -> bool {
         crate::yield_when_preempted()
+    }
+
+    fn may_watch(&mut self) -> bool {
+        crate::quiet_answers()
     }
 
     fn now_ns(&mut self) -> u64 {

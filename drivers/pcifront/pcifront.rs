@@ -48,7 +48,19 @@ module! {
             description: "After a spin the hypervisor preempted, try yielding the CPU after each post and keep it for a while if it shortens the round trips (0: never yield)",
             permissions: 0o644,
         },
+        // Writable at run time; an extension of the protocol that C backends ignore (see
+        // `common::pciif::XEN_PCIF_WATCHING_BIT`).
+        quiet_answers: AtomicBoolParam {
+            default: AtomicBoolParam::new(true),
+            description: "While a round trip spins for its answer, ask the backend not to signal it (saves an event each way; a C backend signals every answer anyway; 0: always signalled)",
+            permissions: 0o644,
+        },
     },
+}
+
+/// The `quiet_answers` parameter, read at each post.
+fn quiet_answers() -> bool {
+    module_parameters::quiet_answers.value_ref().get()
 }
 
 /// The `yield_when_preempted` parameter, read at each post.

@@ -1590,7 +1590,15 @@ fn guest_write(
     let plain = vc.write_plain(&mut plain_model, off, size, v, model.global);
     let (mut rules_model, mut rules_vc) = (model.clone(), vc.clone());
     let rules = rules_vc.write_by_rules(&mut rules_model, off, size, v);
-    check_plain(h, &rules_model, off, size, valid, (plain, &plain_model), rules);
+    check_plain(
+        h,
+        &rules_model,
+        off,
+        size,
+        valid,
+        (plain, &plain_model),
+        rules,
+    );
     let r = vc.write(model, off, size, v);
     if !valid {
         assert_eq!(r, Err(PciifError::InvalidOffset), "bad write {off:#x}/{n}");
@@ -2996,6 +3004,10 @@ struct Chan<'a, 'b> {
     longest_yield: u64,
     polls: u32,
     may_yield: bool,
+    may_watch: bool,
+    /// `_XEN_PCIF_watching`, and the posts that set it.
+    watching: bool,
+    watched: u32,
 }
 
 impl Channel for Chan<'_, '_> {
@@ -3014,13 +3026,21 @@ impl Channel for Chan<'_, '_> {
         ok
     }
 
-    fn set_active_and_notify(&mut self) {
+    fn set_active_and_notify(&mut self, watching: bool) {
         assert_eq!(
             self.wrote,
             Some(true),
             "active set without a request written"
         );
+        assert!(!self.watching, "posted while still watching");
         self.active = true;
+        self.watching = watching;
+        self.watched += u32::from(watching);
+    }
+
+    fn stop_watching(&mut self) {
+        assert!(self.watching, "stopped watching without watching");
+        self.watching = false;
     }
 
     fn active(&mut self) -> bool {
@@ -3057,6 +3077,8 @@ impl Channel for Chan<'_, '_> {
     }
 
     fn poll(&mut self, ns: u64) {
+        // A backend that sees the bit does not signal its answer: the poll would sleep through it.
+        assert!(!self.watching, "polled while asking for no event");
         assert!(
             self.pending_cleared && self.checked_after_clear,
             "poll without clearing the event and checking again"
@@ -3105,6 +3127,10 @@ impl Channel for Chan<'_, '_> {
         self.may_yield
     }
 
+    fn may_watch(&mut self) -> bool {
+        self.may_watch
+    }
+
     fn now_ns(&mut self) -> u64 {
         self.start.get_or_insert(self.now);
         self.now
@@ -3123,7 +3149,8 @@ fn round_trip(b: &mut Bytes<'_>) {
         spin.note(b.u64() >> 40, bits & 1 != 0, yielded);
     }
     let now = b.u64() >> 1;
-    let may_yield = b.u8() & 1 == 0;
+    let switches = b.u8();
+    let (may_yield, may_watch) = (switches & 1 == 0, switches & 2 == 0);
     let mut c = Chan {
         b,
         now,
@@ -3142,6 +3169,9 @@ fn round_trip(b: &mut Bytes<'_>) {
         longest_yield: 0,
         polls: 0,
         may_yield,
+        may_watch,
+        watching: false,
+        watched: 0,
     };
     let budget = spin.budget_ns();
     let yields = spin.yields() && may_yield;
@@ -3213,6 +3243,16 @@ fn round_trip(b: &mut Bytes<'_>) {
         !c.active,
         "round trip ended ({out:?}) with the request still posted"
     );
+    // Every post that spins watches, if the switch allows; none other; none is left watching.
+    assert!(!c.watching, "round trip ended ({out:?}) still watching");
+    assert_eq!(
+        c.watched,
+        if budget > 0 && may_watch { c.posts } else { 0 },
+        "{} watched posts of {}",
+        c.watched,
+        c.posts
+    );
+    assert_eq!(u64::from(c.watched), counts.watched);
     // A post yields once if the `Spin` said so and yielding is allowed, else not at all.
     assert_eq!(
         c.yields,

@@ -35,6 +35,23 @@ pub(crate) const XEN_PCIB_AERHANDLER: u32 = 1 << XEN_PCIB_AERHANDLER_BIT;
 pub(crate) const XEN_PCIB_ACTIVE_BIT: u32 = 2;
 /// Mask of [`XEN_PCIB_ACTIVE_BIT`].
 pub(crate) const XEN_PCIB_ACTIVE: u32 = 1 << XEN_PCIB_ACTIVE_BIT;
+/// Bit number in `flags`: the frontend is watching `_XEN_PCIF_active` for the answer to its
+/// request, so the answer needs no event. This project's extension, not in Xen's `pciif.h`: the
+/// frontend sets it with `_XEN_PCIF_active` and clears it before it waits for the event; a
+/// backend that clears `_XEN_PCIF_active` while it is set may skip the notification (the
+/// answer-side counterpart of `ring.h`'s `rsp_event`). The C drivers neither set nor read it,
+/// and ignore it: a C backend signals every answer, a C frontend never asks not to be.
+pub(crate) const XEN_PCIF_WATCHING_BIT: u32 = 3;
+/// Mask of [`XEN_PCIF_WATCHING_BIT`].
+pub(crate) const XEN_PCIF_WATCHING: u32 = 1 << XEN_PCIF_WATCHING_BIT;
+
+/// Whether the backend must signal the answer it just published by clearing
+/// `_XEN_PCIF_active`, given the flags that clearing found (`old`, from the same atomic step:
+/// a frontend that stops watching does so with an atomic step on the same word, so one of the
+/// two sees the other).
+pub(crate) const fn answer_needs_event(old: u32) -> bool {
+    old & XEN_PCIF_WATCHING == 0
+}
 
 /// Number of MSI-X entries in a request (`SH_INFO_MAX_VEC`).
 pub(crate) const SH_INFO_MAX_VEC: usize = 128;
@@ -1098,6 +1115,12 @@ mod tests {
             (XEN_PCIF_ACTIVE, XEN_PCIB_AERHANDLER, XEN_PCIB_ACTIVE),
             (1, 2, 4)
         );
+        // The extension's bit is none of the header's.
+        assert_eq!(XEN_PCIF_WATCHING, 8);
+        assert!(answer_needs_event(
+            XEN_PCIF_ACTIVE | XEN_PCIB_AERHANDLER | XEN_PCIB_ACTIVE
+        ));
+        assert!(!answer_needs_event(XEN_PCIF_ACTIVE | XEN_PCIF_WATCHING));
         assert_eq!(SH_INFO_MAX_VEC, 128);
         for (i, c) in [
             Command::ConfRead,

@@ -36,6 +36,14 @@
 //!   follow try both and keep the faster ([`YieldRule`], which says when a post yields; a
 //!   round trip without an answer teaches it nothing). Without a preemption the post does not
 //!   yield. [`Channel::may_yield`] (the administrator's switch) can turn the yield off.
+//! - **A spin asks the backend not to signal the answer.** The post sets `_XEN_PCIF_watching`
+//!   with `_XEN_PCIF_active` when it is going to spin (and [`Channel::may_watch`], the
+//!   administrator's switch, allows it), and the spin clears it before the first poll: an
+//!   answer the spin sees costs neither the backend's notification nor this domain's upcall. The
+//!   clear is an atomic step on the flags word, as is the backend's clear of `_XEN_PCIF_active`,
+//!   so one of the two sees the other: either the answer is seen without polling, or the backend
+//!   signals it ([`super::pciif::answer_needs_event`]). A backend that ignores the bit (the C
+//!   one) signals every answer.
 //! - **What each round trip did is counted** ([`Counts`]): how it ended, whether it was
 //!   answered before any poll, its polls, yields and time; the kernel shows them in debugfs.
 
@@ -140,6 +148,8 @@ pub(crate) struct Counts {
     pub(crate) yields: u64,
     /// Requests posted again after a clear without an answer.
     pub(crate) reposts: u64,
+    /// Posts that set `_XEN_PCIF_watching` (asked for no event while they spin).
+    pub(crate) watched: u64,
     /// Round trips that timed out ([`Outcome::TimedOut`]).
     pub(crate) timed_out: u64,
     /// Round trips whose posts were all cleared without an answer ([`Outcome::Unanswered`]).
@@ -177,6 +187,7 @@ impl Counts {
             polls: 0,
             yields: 0,
             reposts: 0,
+            watched: 0,
             timed_out: 0,
             unanswered: 0,
             answered_ns: 0,
@@ -207,6 +218,7 @@ impl core::fmt::Display for Report {
         writeln!(f, "polls {}", c.polls)?;
         writeln!(f, "yields {}", c.yields)?;
         writeln!(f, "reposts {}", c.reposts)?;
+        writeln!(f, "watched {}", c.watched)?;
         writeln!(f, "timed_out {}", c.timed_out)?;
         writeln!(f, "unanswered {}", c.unanswered)?;
         writeln!(f, "mean_us {mean_us}")?;
@@ -240,8 +252,12 @@ pub(crate) trait Channel {
     /// Writes the whole request into the page, `err` = [`ERR_UNANSWERED`] included. `false` if
     /// it could not be written (nothing was posted).
     fn write_request(&mut self) -> bool;
-    /// Sets `_XEN_PCIF_active` (ordered after the request's stores) and signals the backend.
-    fn set_active_and_notify(&mut self);
+    /// Sets `_XEN_PCIF_active` (ordered after the request's stores), and `_XEN_PCIF_watching`
+    /// in the same atomic step if `watching`, and signals the backend.
+    fn set_active_and_notify(&mut self, watching: bool);
+    /// Clears `_XEN_PCIF_watching` in one atomic step on the flags word, ordered before the
+    /// loads of `_XEN_PCIF_active` after it: from then on the backend signals its answer.
+    fn stop_watching(&mut self);
     /// Whether `_XEN_PCIF_active` is set (a load that orders the answer's reads after it).
     fn active(&mut self) -> bool;
     /// Clears `_XEN_PCIF_active`, withdrawing the request.
@@ -260,6 +276,8 @@ pub(crate) trait Channel {
     /// Whether posts may yield at all (the administrator's switch; the rule of [`Spin`]
     /// decides when).
     fn may_yield(&mut self) -> bool;
+    /// Whether a post that spins may set `_XEN_PCIF_watching` (the administrator's switch).
+    fn may_watch(&mut self) -> bool;
     /// A monotonic clock, in nanoseconds.
     fn now_ns(&mut self) -> u64;
 }
@@ -340,8 +358,12 @@ fn post_and_wait(
         if !chan.write_request() {
             return Outcome::NotSent;
         }
-        chan.set_active_and_notify();
+        // Watched only by a post that spins (its spin may still be cut to nothing by the
+        // deadline; the bit is cleared after it all the same).
+        let watching = spin_ns > 0 && chan.may_watch();
+        chan.set_active_and_notify(watching);
         counts.reposts += u64::from(post > 0);
+        counts.watched += u64::from(watching);
         if spin.yields() && chan.may_yield() {
             chan.yield_cpu();
             counts.yields += 1;
@@ -352,6 +374,11 @@ fn post_and_wait(
         if spin_ns.min(left) > 0 {
             let gap = spin_while_active(chan, posted, spin_ns.min(left));
             *longest_gap = (*longest_gap).max(gap);
+        }
+        if watching {
+            // Before any poll, and whether or not the spin saw the answer: the bit is only
+            // ever set during a spin.
+            chan.stop_watching();
         }
 
         loop {
@@ -401,6 +428,9 @@ mod tests {
         ClearsOnceAt(u64),
         /// Never answers.
         Silent,
+        /// Answers `err` after `delay` ns and signals the answer unless `_XEN_PCIF_watching`
+        /// is set when it clears the bit (as the Rust backend); a poll wakes at the signal.
+        Signals { delay: u64, err: i32 },
     }
 
     struct Fake {
@@ -428,6 +458,13 @@ mod tests {
         just_posted: bool,
         /// What `may_yield` answers.
         may_yield: bool,
+        /// What `may_watch` answers.
+        may_watch: bool,
+        /// `_XEN_PCIF_watching`.
+        watching: bool,
+        /// The events the backend signalled, and whether the channel is pending.
+        events: u32,
+        pending: bool,
     }
 
     impl Fake {
@@ -451,6 +488,10 @@ mod tests {
                 yield_after_post: true,
                 just_posted: false,
                 may_yield: true,
+                may_watch: true,
+                watching: false,
+                events: 0,
+                pending: false,
             }
         }
 
@@ -482,6 +523,16 @@ mod tests {
                     }
                 }
                 Backend::Silent => {}
+                Backend::Signals { delay, err } => {
+                    if self.now >= self.posted_at + delay {
+                        self.err = err;
+                        self.active = false;
+                        if !self.watching {
+                            self.events += 1;
+                            self.pending = true;
+                        }
+                    }
+                }
             }
         }
     }
@@ -491,7 +542,8 @@ mod tests {
             self.err = ERR_UNANSWERED;
             true
         }
-        fn set_active_and_notify(&mut self) {
+        fn set_active_and_notify(&mut self, watching: bool) {
+            self.watching = watching;
             self.active = true;
             self.posts += 1;
             self.posted_at = self.now;
@@ -502,17 +554,35 @@ mod tests {
             self.step();
             self.active
         }
+        fn stop_watching(&mut self) {
+            self.step();
+            self.watching = false;
+        }
         fn clear_active(&mut self) {
             self.active = false;
         }
         fn err(&mut self) -> i32 {
             self.err
         }
-        fn clear_pending(&mut self) {}
+        fn clear_pending(&mut self) {
+            self.pending = false;
+        }
         fn poll(&mut self, ns: u64) {
-            // Never woken early: the worst case.
+            assert!(!self.watching, "polled while asking for no event");
             self.polls += 1;
             self.longest_poll = self.longest_poll.max(ns);
+            // Only a signalled answer wakes the poll early; otherwise the worst case, never
+            // woken early.
+            if let Backend::Signals { delay, .. } = self.backend {
+                let at = self.posted_at + delay;
+                if !self.pending && self.active && at < self.now + ns {
+                    self.now = self.now.max(at);
+                    self.step();
+                }
+                if self.pending {
+                    return;
+                }
+            }
             self.now += ns;
         }
         fn relax(&mut self) {
@@ -530,6 +600,9 @@ mod tests {
         }
         fn may_yield(&mut self) -> bool {
             self.may_yield
+        }
+        fn may_watch(&mut self) -> bool {
+            self.may_watch
         }
         fn now_ns(&mut self) -> u64 {
             self.now
@@ -586,6 +659,45 @@ mod tests {
         // Seen at the next turn.
         let waited = f.now - 1_000;
         assert!(waited <= 300_000 + TURN_NS, "waited {waited}");
+    }
+
+    /// A round trip of `spin` against [`Backend::Signals`] answering after `delay`, with the
+    /// watching switch at `may_watch`; the fake and the counts.
+    fn signalled(spin: &mut Spin, delay: u64, may_watch: bool) -> (Fake, Counts) {
+        let mut f = Fake::new(Backend::Signals { delay, err: 0 });
+        f.may_watch = may_watch;
+        let mut counts = Counts::new();
+        assert_eq!(
+            super::round_trip(&mut f, spin, &mut counts),
+            Outcome::Answered
+        );
+        assert!(!f.watching, "the round trip ended still watching");
+        (f, counts)
+    }
+
+    #[test]
+    fn an_answer_seen_spinning_is_not_signalled() {
+        let (f, counts) = signalled(&mut learnt(400_000), 300_000, true);
+        assert_eq!((f.events, f.polls, counts.watched), (0, 0, 1));
+    }
+
+    #[test]
+    fn an_answer_after_the_spin_is_signalled_and_wakes_the_poll() {
+        // Budget 200 us, answer at 700 us: the spin stops watching, so the backend signals the
+        // answer and the poll returns then, not at the end of its 1 ms slice.
+        let (f, counts) = signalled(&mut learnt(100_000), 700_000, true);
+        assert_eq!((f.events, f.polls, counts.watched), (1, 1, 1));
+        let waited = f.now - 1_000;
+        assert_eq!(waited, 700_000);
+    }
+
+    #[test]
+    fn without_a_spin_or_with_the_switch_off_no_post_watches() {
+        // The first round trip does not spin: the post does not watch, the answer is signalled.
+        let (f, counts) = signalled(&mut Spin::new(), 300_000, true);
+        assert_eq!((f.events, counts.watched), (1, 0));
+        let (f, counts) = signalled(&mut learnt(400_000), 300_000, false);
+        assert_eq!((f.events, f.polls, counts.watched), (1, 0, 0));
     }
 
     #[test]
@@ -1006,6 +1118,7 @@ mod tests {
         counts.polls = 9;
         counts.yields = 7;
         counts.reposts = 1;
+        counts.watched = 8;
         counts.timed_out = 5;
         counts.unanswered = 6;
         counts.answered_ns = 4_000_000;
@@ -1019,7 +1132,7 @@ mod tests {
         assert_eq!(
             text,
             "answered 4\nanswered_spinning 3\npreempted_spins 2\npolls 9\nyields 7\n\
-             reposts 1\ntimed_out 5\nunanswered 6\nmean_us 1000\nlongest_us 2500\n\
+             reposts 1\nwatched 8\ntimed_out 5\nunanswered 6\nmean_us 1000\nlongest_us 2500\n\
              preempted_gaps_us 32:1,64:0,128:2,256:0,512:0,1024:0,2048:0,inf:3\n\
              trials_yield 2\ntrials_spin 1\nspin_budget_us 600\nyield_rule trial\n\
              yield_rule_left 32\n"

@@ -437,6 +437,21 @@ stats_counted() {
 		[ "${reads:-0}" -gt 0 ] && [ "$req" = "$svc" ] && [ "$req" = "$waits" ] && [ "${denied:-0}" -ge 3 ] &&
 		echo "$s" | grep -q '^service_us_p99 [<>]' && echo "$s" | grep -q '^wait_us_p99 [<>]'
 }
+# And whether the backend signalled the answers as each frontend asked: the
+# Rust frontend's spins watch for their answers (its quiet_answers, on by
+# default), and the backend leaves those it publishes while they watch
+# unsignalled (watched_answers, more than none); the C frontend never asks
+# (the bit is this project's extension): every answer to it signalled, none
+# counted.
+watched_as_asked() {
+	local n
+	n=$(sed -n 's/^watched_answers \([0-9]*\)$/\1/p' "$STATS_DIR/$BDF") || return 1
+	echo "# watched_answers $n ($1 frontend)"
+	case $1 in
+	rust) [ "${n:-0}" -gt 0 ] ;;
+	*) [ "$n" = 0 ] ;;
+	esac
+}
 stats_cleared() {
 	local f=$STATS_DIR/$BDF s
 	echo 0 > "$f" || { echo "# the write to $f failed"; return 1; }
@@ -444,6 +459,7 @@ stats_cleared() {
 	if echo "$s" | grep -qx 'requests conf_read=0 conf_write=0 enable_msi=0 disable_msi=0 enable_msix=0 disable_msix=0 other=0' &&
 		echo "$s" | grep -qx 'denied_writes 0' && echo "$s" | grep -qx 'service_us_p50 -' &&
 		echo "$s" | grep -qx 'on_interrupt 0' && echo "$s" | grep -qx 'on_interrupt_writes 0' &&
+		echo "$s" | grep -qx 'watched_answers 0' &&
 		echo "$s" | grep -qx 'wait_us_p50 -' &&
 		[ "$(echo "$s" | stats_sum service_us)" = 0 ] && [ "$(echo "$s" | stats_sum wait_us)" = 0 ]; then
 		return 0
@@ -503,7 +519,7 @@ passthrough_plan() {
 	n=$((n + 1 + g1))			# the guest's phase 1
 	[ "${IRQ:-0}" = 1 ] && [ "$back" = rust ] && n=$((n + 1))
 	[ "${PROTECT:-0}" = 1 ] && n=$((n + 3 + ${PLAINHW:-0}))
-	[ "${EXPLAIN:-0}" = 1 ] && n=$((n + 4))	# denied writes explained, their quirks line, the stats, cleared
+	[ "${EXPLAIN:-0}" = 1 ] && n=$((n + 5))	# denied writes explained, their quirks line, the stats, the watched answers, cleared
 	[ -n "${CLOSE_CHECK:-}" ] && n=$((n + 2))
 	[ "$detach" = 1 ] && n=$((n + 3 + g2))	# detach, its report, still owned
 	n=$((n + 1 + ${GRANTS:-0} + 1))		# destroyed, grants gone, unload
@@ -556,6 +572,8 @@ passthrough_test() {
 			explained_quirk_accepted
 		ktap_test_result "the device's debugfs statistics count the guest's requests, their service times and waits and its denied writes" \
 			stats_counted
+		ktap_test_result "the backend signalled the answers as the $front frontend asked (watched_answers)" \
+			watched_as_asked "$front"
 	fi
 	if [ "${VERBOSE:-0}" = 1 ] && [ "$route" = xl ]; then
 		ktap_test_result "verbose_request logs the guest's requests with their answers" verbose_logged "$did"

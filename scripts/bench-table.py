@@ -25,8 +25,9 @@ the issue's goals
 logs, each one's tables, then the same tables of the medians over them (each
 value the median of all the boots' runs pooled: dom0-native runs once per
 group, a Rust backend's read and write twice per pairing, before and after
-its run with fast_path off, a Rust frontend's read once more, after its run
-with its yield off; the ratios those of the medians).
+its run with fast_path off, a Rust frontend's read twice more, after its runs
+with its yield off and with its quiet_answers off; the ratios those of the
+medians).
 """
 import glob
 import os
@@ -34,11 +35,13 @@ import re
 import statistics
 import sys
 
-PAIRS = ['c/c', 'rust/rust', 'rust-wq/rust', 'rust/rust-noyield', 'rust/c', 'rust-wq/c',
-         'c/rust', 'c/rust-noyield']
+PAIRS = ['c/c', 'rust/rust', 'rust-wq/rust', 'rust/rust-noyield', 'rust/rust-signalled',
+         'rust/c', 'rust-wq/c', 'c/rust', 'c/rust-noyield', 'c/rust-signalled']
 NAMES = {
     'rust/rust-noyield': 'Rust back, Rust front (no yield)',
     'c/rust-noyield': 'C back, Rust front (no yield)',
+    'rust/rust-signalled': 'Rust back, Rust front (every answer signalled)',
+    'c/rust-signalled': 'C back, Rust front (quiet_answers off)',
     'c/c': 'C back, C front',
     'rust/rust': 'Rust back, Rust front',
     'rust-wq/rust': 'Rust back (work item), Rust front',
@@ -82,7 +85,8 @@ def parse(path):
 def value(runs, pair, op, key):
     """The run's value (the median over runs: dom0-native runs once per group, a Rust
     backend's read and write twice per pairing, before and after its run with fast_path
-    off, and a Rust frontend's read once more, after its run with its yield off)."""
+    off, and a Rust frontend's read twice more, after its runs with its yield off and with
+    its quiet_answers off)."""
     vals = [num(d.get(key)) for d in runs.get((pair, op), [])]
     vals = [v for v in vals if v is not None]
     return statistics.median(vals) if vals else None
@@ -305,6 +309,31 @@ def goals(runs):
         if r is not None:
             lines.append(f'{name} backend, Rust frontend, two guests: reads with its yield rule '
                          f'against the yield off: rate {r}x per guest')
+    # Not a goal: what asking the backend not to signal the answers the frontend watches for
+    # does, against the same guest with every answer signalled (quiet_answers=0, the runs
+    # readq), set against the runs that alternate with them (readf before the first, readr
+    # after each: the rates of a guest drift over its runs); medians of each. A C backend
+    # ignores the request: its line shows the noise.
+    for back in ('rust', 'c'):
+        name = 'Rust' if back == 'rust' else 'C'
+        off = runs.get((f'{back}/rust-signalled', 'read'), [])
+        on = [d for d in runs.get((f'{back}/rust', 'read'), []) if d.get('run') in ('readf', 'readr')]
+        if not off or not on:
+            continue
+
+        def med(ds, key):
+            vals = [num(d.get(key)) for d in ds]
+            vals = [v for v in vals if v is not None]
+            return statistics.median(vals) if vals else None
+
+        parts = []
+        for key, what in (('ops_per_s', 'rate'), ('dom0_cpu_us_per_op', 'dom0 CPU/op'),
+                          ('guest_domain_cpu_us_per_op', 'guest domain CPU/op'),
+                          ('p99_us', 'p99')):
+            a, b = med(on, key), med(off, key)
+            parts.append(f'{what} {ratio(a, b) if a is not None and b else "-"}x')
+        lines.append(f'{name} backend, Rust frontend: reads with quiet_answers against every answer '
+                     f'signalled (the runs alternating with quiet_answers on and off): ' + ', '.join(parts))
     # Not a goal: what serving reads and plain writes on the interrupt does, against the same
     # pair with every request in the work item.
     for front in ('rust', 'c'):

@@ -61,13 +61,15 @@ next_key() {
 	return 1
 }
 
-# bench_line PAIR OP RESULT WARMUP G0 G1 K0 K1 T0 T1 IDLE: the "# bench" line
-# of one run, from cfgbench's lines of the run and the warm-up, the guest's
-# CPU seconds (Xen) before and after, dom0's ticks and the times of the run's
-# start and done events, and dom0's CPU use with no guest (ms per s).
+# bench_line PAIR OP RESULT WARMUP G0 G1 K0 K1 T0 T1 IDLE [RUN]: the "# bench"
+# line of one run, from cfgbench's lines of the run and the warm-up, the
+# guest's CPU seconds (Xen) before and after, dom0's ticks and the times of
+# the run's start and done events, and dom0's CPU use with no guest (ms per
+# s); RUN, the run's own name (readf, readq, ...: which runs bracket which),
+# OP if not given.
 bench_line() {
 	awk -v pair="$1" -v op="$2" -v out="$3" -v warm="$4" -v g0="$5" -v g1="$6" \
-		-v k0="$7" -v k1="$8" -v t0="$9" -v t1="${10}" -v idle="${11}" 'BEGIN {
+		-v k0="$7" -v k1="$8" -v t0="$9" -v t1="${10}" -v idle="${11}" -v run="${12:-$2}" 'BEGIN {
 		n = split(out, f, " ")
 		for (i = 1; i <= n; i++)
 			if (split(f[i], kv, "=") == 2)
@@ -84,8 +86,8 @@ bench_line() {
 			pair, op, v["ops_per_s"], v["us_per_op"], v["p50_us"], v["p99_us"], v["max_us"], v["clock_us"]
 		printf " guest_process_cpu_us_per_op=%s guest_domain_cpu_us_per_op=%s dom0_cpu_us_per_op=%s", \
 			v["cpu_us_per_op"], gd, dd
-		printf " dom0_idle_cpu_ms_per_s=%s window_s=%s ops=%s warmup_ops=%s secs=%s mismatches=%s\n", \
-			idle, w, v["ops"], wops + 0, v["secs"], v["mismatches"]
+		printf " dom0_idle_cpu_ms_per_s=%s window_s=%s ops=%s warmup_ops=%s secs=%s mismatches=%s run=%s\n", \
+			idle, w, v["ops"], wops + 0, v["secs"], v["mismatches"], run
 	}'
 }
 
@@ -125,6 +127,36 @@ frontend_stats_line() {
 # (STATS also says how many spins were preempted: whether a yield was due).
 # both_no_yield R1 S1 R2 S2: both guests' runs so.
 both_no_yield() { no_yield "$1" "$2" && no_yield "$3" "$4"; }
+# stat_of KEY STATS: KEY's count in the Rust frontend's statistics line
+# ("... KEY=N ...").
+stat_of() { echo " $2 " | sed -n "s/.* $1=\([0-9]*\) .*/\1/p"; }
+# not_watched RESULT STATS: the run with the frontend's quiet_answers off, no
+# post watching for its answer; watched_most RESULT STATS: a run with it on,
+# more than half its round trips posted watching (the others polled from the
+# start: a connection's first, or after a long one).
+not_watched() {
+	consistent "$1" || return 1
+	echo "# the frontend's statistics: '$2'"
+	[ "$(stat_of watched "$2")" = 0 ]
+}
+watched_most() {
+	local w a
+	consistent "$1" || return 1
+	w=$(stat_of watched "$2") a=$(stat_of answered "$2")
+	echo "# watched=$w answered=$a"
+	[ "${a:-0}" -gt 0 ] && [ "$((${w:-0} * 2))" -gt "$a" ]
+}
+# quiet_backend READ_STATS READQ_STATS: the Rust backend's account of the read
+# run (quiet_answers on) and of the readq run (off): most answers of the first
+# not signalled (watched_answers), every one of the second signalled.
+quiet_backend() {
+	local n q nq
+	n=$(echo "$1" | awk '/^requests / { for (i = 2; i <= NF; i++) { split($i, kv, "="); n += kv[2] } } END { print n + 0 }')
+	q=$(echo "$1" | sed -n 's/^watched_answers \([0-9]*\)$/\1/p')
+	nq=$(echo "$2" | sed -n 's/^watched_answers \([0-9]*\)$/\1/p')
+	echo "# read: requests=$n watched_answers=$q; with quiet_answers off: watched_answers=$nq"
+	[ "$n" -gt 0 ] && [ "$((${q:-0} * 2))" -gt "$n" ] && [ "$nq" = 0 ]
+}
 no_yield() {
 	consistent "$1" || return 1
 	echo "# the frontend's statistics: '$2'"
@@ -164,15 +196,18 @@ writes_fast() {
 # for the run, then tells it to go (bench_OP_go). With the Rust frontend, the
 # guest reads twice more, switching the frontend's yield_when_preempted
 # itself: readn with it off (the pair BACK/rust-noyield), then readf with it
-# on again (reported with read). After each run of the Rust frontend, its own
-# account of the run (op=OP-frontend, its debugfs statistics).
+# on again (reported with read), then three times readq with its
+# quiet_answers off, every answer signalled (the pair BACK/rust-signalled),
+# and readr with it on again (reported with read): alternating, as a guest's
+# rate drifts over its runs; the checks look at the last readq. After each run of the Rust frontend, its own account
+# of the run (op=OP-frontend, its debugfs statistics).
 bench_test() {
-	local back=$1 front=$2 did secs=${BENCH_SECONDS:-10} op idle out warm g0 g1 k0 k1 t0 t1 tx slow stats pair ops="read write" ab=0 yab=0 wq_irq= fast_irq= write_stats= writec_stats= wq_write_irq=
+	local back=$1 front=$2 did secs=${BENCH_SECONDS:-10} op idle out warm g0 g1 k0 k1 t0 t1 tx slow stats pair ops="read write" ab=0 yab=0 wq_irq= fast_irq= write_stats= writec_stats= wq_write_irq= read_stats= readq_stats=
 	[ "$back" = rust ] && ops="read write readb readc writeb writec" ab=1
-	[ "$front" = rust ] && ops="$ops readn readf" yab=1
+	[ "$front" = rust ] && ops="$ops readn readf readq readr readq readr readq readr" yab=1
 	local -A result native front_stats
 	ktap_print_header
-	ktap_set_plan $((11 + 5 * ab + yab))
+	ktap_set_plan $((11 + 5 * ab + 3 * yab + ab * yab))
 	rotate_guest_log
 	# dom0's own CPU use over 5 s with no guest: the floor under its CPU per op.
 	dom0_ticks; k0=$TICKS t0=$EPOCHREALTIME
@@ -196,6 +231,7 @@ bench_test() {
 		pair=$back/$front
 		case $op in readb|writeb) pair=rust-wq/$front ;; esac
 		[ "$op" = readn ] && pair=$back/rust-noyield
+		[ "$op" = readq ] && pair=$back/rust-signalled
 		[ -n "$did" ] || continue
 		# The guest boots and checks its device before the first run.
 		next_key "$did" "bench_${op}_ready" "$([ "$op" = read ] && echo 150 || echo 60)" || continue
@@ -236,11 +272,13 @@ bench_test() {
 		result[$op]=$out
 		echo "# guest: $out"
 		ran "$out" || continue
-		bench_line "$pair" "${op%[bcnf]}" "$out" "$warm" "$g0" "$g1" "$k0" "$k1" "$t0" "$t1" "$idle"
-		[ -z "$stats" ] || backend_stats_line "$pair" "${op%[bcnf]}" "$stats"
+		bench_line "$pair" "${op%[bcnfqr]}" "$out" "$warm" "$g0" "$g1" "$k0" "$k1" "$t0" "$t1" "$idle" "$op"
+		[ -z "$stats" ] || backend_stats_line "$pair" "${op%[bcnfqr]}" "$stats"
 		front_stats[$op]=$(guest_count "$did" "bench_${op}_front")
-		frontend_stats_line "${front_stats[$op]}" "$pair" "${op%[bcnf]}"
+		frontend_stats_line "${front_stats[$op]}" "$pair" "${op%[bcnfqr]}"
 		case $op in
+		read) read_stats=$stats ;;
+		readq) readq_stats=$stats ;;
 		write) write_stats=$stats ;;
 		writec) writec_stats=$stats ;;
 		writeb) wq_write_irq=$(echo "$stats" | sed -n 's/^on_interrupt \([0-9]*\)$/\1/p') ;;
@@ -278,6 +316,14 @@ bench_test() {
 	if [ "$yab" = 1 ]; then
 		ktap_check "guest read benchmark with the frontend's yield_when_preempted off ran, every read its first value, none yielding" \
 			no_yield "${result[readn]}" "${front_stats[readn]}"
+		ktap_check "the frontend's reads watched for most of their answers (quiet_answers)" \
+			watched_most "${result[read]}" "${front_stats[read]}"
+		ktap_check "guest read benchmark with the frontend's quiet_answers off ran, every read its first value, none watching" \
+			not_watched "${result[readq]}" "${front_stats[readq]}"
+	fi
+	if [ "$ab" = 1 ] && [ "$yab" = 1 ]; then
+		ktap_check "the backend signalled few answers the frontend watched for, and every one with quiet_answers off" \
+			quiet_backend "$read_stats" "$readq_stats"
 	fi
 	destroy_guest "$GUEST"
 	ktap_test_result "guest destroyed" wait_for 20 guest_gone

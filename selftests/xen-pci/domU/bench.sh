@@ -49,6 +49,7 @@ bench_scan() {
 front_stats() { [ -r "$FRONT_STATS" ] && awk '{ printf "%s%s=%s", (NR > 1 ? " " : ""), $1, $2 } END { print "" }' "$FRONT_STATS"; }
 front_stats_clear() { [ -w "$FRONT_STATS" ] && echo 0 > "$FRONT_STATS"; }
 YIELD_PARAM=/sys/module/pcifront/parameters/yield_when_preempted
+QUIET_PARAM=/sys/module/pcifront/parameters/quiet_answers
 
 # wait_go KEY SECS: waits for dom0's KEY in this guest's directory, looking
 # every 0.5 s (a process each time, which costs CPU under TCG); 2*SECS looks
@@ -73,17 +74,21 @@ domU_bench() {
 	# serve in its work item only (dom0/bench.sh): the fast path against none
 	# and again, same guest; then two write runs so.
 	[ "$(cmdline_arg benchab 0)" = 1 ] && ops="read write readb readc writeb writec"
-	# With the Rust frontend, two read runs more: readn with its
-	# yield_when_preempted off, readf with it on again (the guest switches it).
-	[ "$(cmdline_arg benchyield 0)" = 1 ] && ops="$ops readn readf"
+	# With the Rust frontend, eight read runs more: readn with its
+	# yield_when_preempted off, readf with it on again, then three times
+	# readq with its quiet_answers off and readr with it on again (the guest
+	# switches them; alternating, as a guest's rate drifts over its runs).
+	[ "$(cmdline_arg benchyield 0)" = 1 ] && ops="$ops readn readf readq readr readq readr readq readr"
 	for op in $ops; do
 		case $op in
-		read|readb|readc|readn|readf) set -- 0 4 ;;
+		read|readb|readc|readn|readf|readq|readr) set -- 0 4 ;;
 		write|writeb|writec) set -- 0x3c 1 ;;
 		esac
 		case $op in
 		readn) echo 0 > "$YIELD_PARAM" || return 0 ;;
 		readf) echo 1 > "$YIELD_PARAM" || return 0 ;;
+		readq) echo 0 > "$QUIET_PARAM" || return 0 ;;
+		readr) echo 1 > "$QUIET_PARAM" || return 0 ;;
 		esac
 		xenstore-write "$XS/bench_${op}_ready" 1
 		if [ "$(cmdline_arg benchgo 0)" = 1 ]; then
@@ -99,18 +104,19 @@ domU_bench() {
 		else
 			nap 3
 		fi
-		warm=$(cfgbench "$GDEV/config" 1 "$1" "$2" "${op%[bcnf]}")
+		warm=$(cfgbench "$GDEV/config" 1 "$1" "$2" "${op%[bcnfqr]}")
 		front_stats_clear
 		xenstore-write "$XS/bench_${op}_start" 1
-		out=$(cfgbench "$GDEV/config" "$secs" "$1" "$2" "${op%[bcnf]}")
+		out=$(cfgbench "$GDEV/config" "$secs" "$1" "$2" "${op%[bcnfqr]}")
 		echo "# $out"
 		front=$(front_stats)
 		xenstore-write "$XS/bench_${op}_result" "${out:-cfgbench failed}" \
 			"$XS/bench_${op}_warmup" "${warm:-cfgbench failed}" \
 			"$XS/bench_${op}_front" "${front:-none}" "$XS/bench_${op}_done" 1
 	done
-	# The module's default, whatever happened above.
+	# The module's defaults, whatever happened above.
 	[ ! -w "$YIELD_PARAM" ] || echo 1 > "$YIELD_PARAM"
+	[ ! -w "$QUIET_PARAM" ] || echo 1 > "$QUIET_PARAM"
 }
 
 # make bench's scan groups (xenpci.scanonly=N, dom0/bench.sh bench_scan_test):

@@ -16,8 +16,10 @@
 
 use kernel::{
     prelude::*,
-    sync::atomic::Atomic,
-    sync::atomic::Full,
+    sync::atomic::{
+        Atomic,
+        Full, //
+    },
     time::{
         Instant,
         Monotonic, //
@@ -189,12 +191,14 @@ pub(crate) enum Signal {
 /// Writes `response` into the page and clears `_XEN_PCIF_active` after it, in one atomic step
 /// whatever the guest writes meanwhile (the other bits belong to AER and to the frontend's
 /// watch): the fully ordered operation publishes the writes first. Returns whether the answer
-/// must be signalled, from the flags that step found.
-fn publish(page: &SharedMemory, flags: &Atomic<u32>, response: &Response) -> Signal {
+/// must be signalled, from the flags that step found if the frontend offered
+/// `feature-quiet-answers` (`quiet`), else always.
+fn publish(page: &SharedMemory, flags: &Atomic<u32>, response: &Response, quiet: bool) -> Signal {
     // Offsets inside the one mapped page: cannot fail.
     let _ = page.write(OFFSET_OP_ERR, response.err);
     let _ = page.write(OFFSET_OP_VALUE, response.value);
-    if pciif::answer_needs_event(flags.fetch_and(!XEN_PCIF_ACTIVE, Full)) {
+    let old = flags.fetch_and(!XEN_PCIF_ACTIVE, Full);
+    if !quiet || pciif::answer_needs_event(old) {
         Signal::Needed
     } else {
         Signal::Watched
@@ -242,8 +246,14 @@ impl Served {
 }
 
 /// Serves the pending request, if any, and returns it with its answer; `wait_ns` is how long
-/// it waited since it was announced (statistics).
-pub(crate) fn serve_one(page: &SharedMemory, topo: &Topology, wait_ns: u64) -> Option<Served> {
+/// it waited since it was announced (statistics), `quiet` whether the frontend offered
+/// `feature-quiet-answers`.
+pub(crate) fn serve_one(
+    page: &SharedMemory,
+    topo: &Topology,
+    wait_ns: u64,
+    quiet: bool,
+) -> Option<Served> {
     let flags = page.atomic_u32(OFFSET_FLAGS).ok()?;
     if flags.load(kernel::sync::atomic::Acquire) & XEN_PCIF_ACTIVE == 0 {
         return None;
@@ -262,8 +272,9 @@ pub(crate) fn serve_one(page: &SharedMemory, topo: &Topology, wait_ns: u64) -> O
             }
         }
     }
-    let signal = publish(page, flags, &response);
+    let signal = publish(page, flags, &response, quiet);
     if signal == Signal::Watched {
+        // A request for no device of the guest's is counted nowhere, as in `answer`.
         if let Ok(dev) = device(&op, topo) {
             dev.record_watched();
         }
@@ -279,8 +290,14 @@ pub(crate) fn serve_one(page: &SharedMemory, topo: &Topology, wait_ns: u64) -> O
 /// or a plain configuration write, of `dev`, exported to the guest at `guest`, and the
 /// device's engine is available there ([`Seized::conf_read_on_interrupt`],
 /// [`Seized::conf_write_on_interrupt`]); returns whether the answer must be signalled if it
-/// did, `None` if not. Takes no sleeping lock; the caller signals the guest.
-pub(crate) fn serve_on_interrupt(page: &SharedMemory, guest: Bdf, dev: &Seized) -> Option<Signal> {
+/// did (`quiet` as for [`serve_one`]), `None` if not. Takes no sleeping lock; the caller
+/// signals the guest.
+pub(crate) fn serve_on_interrupt(
+    page: &SharedMemory,
+    guest: Bdf,
+    dev: &Seized,
+    quiet: bool,
+) -> Option<Signal> {
     let flags = page.atomic_u32(OFFSET_FLAGS).ok()?;
     if flags.load(kernel::sync::atomic::Acquire) & XEN_PCIF_ACTIVE == 0 {
         return None;
@@ -309,7 +326,7 @@ pub(crate) fn serve_on_interrupt(page: &SharedMemory, guest: Bdf, dev: &Seized) 
     let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
     dev.record_on_interrupt(op.cmd, response.err, ns);
 
-    let signal = publish(page, flags, &response);
+    let signal = publish(page, flags, &response, quiet);
     if signal == Signal::Watched {
         dev.record_watched();
     }

@@ -172,6 +172,9 @@ struct Conn {
 struct Kick {
     page: Arc<MappedRing>,
     shared: Arc<Shared>,
+    /// Whether the frontend offered `feature-quiet-answers`: only then does
+    /// `_XEN_PCIF_watching` spare an answer its event.
+    quiet: bool,
 }
 
 impl evtchn::Handler for Kick {
@@ -186,7 +189,10 @@ impl evtchn::Handler for Kick {
             // One request per event on the interrupt; anything else, and a request flagged
             // after it was answered, goes to the work item.
             let start_ns = evtchn::system_time_ns();
-            if let Some(signal) = self.shared.serve_on_interrupt(&self.page, start_ns) {
+            if let Some(signal) = self
+                .shared
+                .serve_on_interrupt(&self.page, start_ns, self.quiet)
+            {
                 handled = true;
                 if signal == ops::Signal::Needed {
                     irq.notify();
@@ -321,12 +327,13 @@ impl Shared {
     /// Serves the pending request on the event channel's interrupt, whose handler started at
     /// `start_ns` (Xen system time), if it is a configuration read or plain write of the
     /// device remembered last and the interrupt-time budget of all guests allows
-    /// (`common::fastpath`); returns whether the answer must be signalled if it did. The
-    /// caller charges the time.
+    /// (`common::fastpath`); returns whether the answer must be signalled if it did (`quiet`:
+    /// whether the frontend offered `feature-quiet-answers`). The caller charges the time.
     fn serve_on_interrupt(
         &self,
         page: &kernel::xen::grant::SharedMemory,
         start_ns: u64,
+        quiet: bool,
     ) -> Option<ops::Signal> {
         // A logged request is served in process context.
         if !crate::fast_path() || crate::verbose_request() {
@@ -337,7 +344,7 @@ impl Shared {
         }
         let fast = self.fast.lock();
         let (guest, dev) = fast.as_ref()?;
-        ops::serve_on_interrupt(page, *guest, dev)
+        ops::serve_on_interrupt(page, *guest, dev, quiet)
     }
 
     /// Notes that the work item is being queued, just before queueing it.
@@ -359,10 +366,11 @@ impl WorkItem for Shared {
             this.queued.store(false, Relaxed);
             return;
         };
-        let page = &conn.evtchn.handler().page;
+        let kick = conn.evtchn.handler();
+        let page = &kick.page;
         let irq = conn.evtchn.irq();
         let topo = this.topo.lock();
-        let served = ops::serve_one(page, &topo, wait_ns);
+        let served = ops::serve_one(page, &topo, wait_ns, kick.quiet);
         // The device of the request, for the next requests on the interrupt.
         let guest = served.as_ref().and_then(ops::Served::guest);
         if let Some((guest, dev)) = guest.and_then(|g| Some((g, topo.find(g)?))) {
@@ -666,6 +674,11 @@ fn setup(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>) {
     if publish_roots(dev, shared).is_err() {
         return;
     }
+    // Offered to a frontend that offers it too (see `pciif::XEN_PCIF_WATCHING_BIT`).
+    if let Err(e) = Nil.write(dev.nodename(), xs::FEATURE_QUIET_ANSWERS, c"1") {
+        dev.dev_fatal(e, fmt!("writing feature-quiet-answers"));
+        return;
+    }
     if dev.switch_state(XenbusState::Initialised).is_err() {
         return;
     }
@@ -719,6 +732,10 @@ fn try_attach(
     let gref = Nil.read_u32(fe, xs::PCI_OP_REF)?;
     let port = Nil.read_u32(fe, xs::EVENT_CHANNEL)?;
     let magic = Nil.read(fe, xs::MAGIC)?;
+    // Optional: a frontend without it (every C one) has every answer signalled.
+    let quiet = Nil
+        .read(fe, xs::FEATURE_QUIET_ANSWERS)
+        .is_ok_and(|v| xs::feature_on(&v));
     if !xs::magic_ok(&magic) {
         dev.dev_fatal(
             EFAULT,
@@ -747,6 +764,7 @@ fn try_attach(
     let kick = Kick {
         page,
         shared: shared.clone(),
+        quiet,
     };
     let evtchn = KBox::pin_init(
         Registration::new_interdomain(

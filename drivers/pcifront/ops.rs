@@ -22,7 +22,8 @@ use kernel::{
         atomic::{
             Acquire,
             Atomic,
-            Full, //
+            Full,
+            Relaxed, //
         },
         new_raw_spinlock_irq, Arc, RawSpinLockIrq,
     },
@@ -64,15 +65,19 @@ use crate::{
 
 /// The event channel's handler.
 ///
-/// The backend signals the channel after each answer, and when it posts an AER request. The
-/// answers are collected by polling in [`OpChannel::round_trip`]; the handler kicks the AER job,
-/// which only runs when a request is flagged.
+/// The backend signals the channel after each answer the frontend was not watching for (all of
+/// them, unless both ends offered `feature-quiet-answers`), and when it posts an AER request.
+/// The answers are collected by polling in [`OpChannel::round_trip`]; the handler counts the
+/// event and kicks the AER job, which only runs when a request is flagged.
 pub(crate) struct Events {
     aer: Arc<AerJob>,
+    /// Events taken, for the statistics file.
+    count: Atomic<u64>,
 }
 
 impl evtchn::Handler for Events {
     fn handle(&self, _irq: &Irq) -> IrqReturn {
+        self.count.fetch_add(1, Relaxed);
         self.aer.kick();
         IrqReturn::Handled
     }
@@ -87,6 +92,9 @@ struct SlotState {
     spin: roundtrip::Spin,
     /// What the round trips did, for the statistics file.
     counts: roundtrip::Counts,
+    /// Whether the backend offered `feature-quiet-answers` (read at connection; until then,
+    /// and with a backend that does not offer it, no post sets `_XEN_PCIF_watching`).
+    quiet_offered: bool,
 }
 
 /// The shared page and the event channel of a connection, and the lock that gives one
@@ -131,12 +139,21 @@ impl OpChannel {
         roundtrip::Report {
             counts: slot.counts,
             spin: slot.spin,
+            quiet_offered: slot.quiet_offered,
+            events: self.events.handler().count.load(Relaxed),
         }
     }
 
     /// Clears the counts of [`OpChannel::report`] (not what the spin learnt).
     pub(crate) fn clear_counts(&self) {
         self.slot.lock().counts = roundtrip::Counts::new();
+        self.events.handler().count.store(0, Relaxed);
+    }
+
+    /// Notes whether the backend offered `feature-quiet-answers`: from the next round trip on,
+    /// posts that spin set `_XEN_PCIF_watching` if it did (and `quiet_answers` allows).
+    pub(crate) fn set_quiet_offered(&self, offered: bool) {
+        self.slot.lock().quiet_offered = offered;
     }
 
     /// Allocates and grants the shared page to the other end of `dev`, with
@@ -255,6 +272,7 @@ impl OpChannel {
         let Ok(flags) = self.ring.atomic_u32(pciif::OFFSET_FLAGS) else {
             return;
         };
+        let may_watch = slot.quiet_offered && crate::quiet_answers();
         // The poll below may consume the event of an AER request: look for one afterwards.
         let _kick = KickAer(&self.events.handler().aer);
         let mut page = Page {
@@ -264,6 +282,7 @@ impl OpChannel {
             words,
             msix: op.msix_entries.get(..msix).unwrap_or(&[]),
             start: Instant::<Monotonic>::now(),
+            may_watch,
         };
 
         let SlotState { spin, counts, .. } = &mut *slot;
@@ -305,6 +324,9 @@ struct Page<'a> {
     /// The MSI-X entries to send.
     msix: &'a [pciif::MsixEntry],
     start: Instant<Monotonic>,
+    /// Whether posts may set `_XEN_PCIF_watching`: the backend offered it and `quiet_answers`
+    /// is on.
+    may_watch: bool,
 }
 
 impl roundtrip::Channel for Page<'_> {
@@ -385,7 +407,7 @@ impl roundtrip::Channel for Page<'_> {
     }
 
     fn may_watch(&mut self) -> bool {
-        crate::quiet_answers()
+        self.may_watch
     }
 
     fn now_ns(&mut self) -> u64 {
@@ -419,7 +441,10 @@ impl Channel {
             EoiMode::Auto,
             irq::Flags::TRIGGER_NONE,
             c"pcifront",
-            Ok(Events { aer }),
+            Ok(Events {
+                aer,
+                count: Atomic::new(0),
+            }),
         );
         let chan = Arc::pin_init(
             try_pin_init!(OpChannel {
@@ -428,6 +453,7 @@ impl Channel {
                         timeout_logged: false,
                         spin: roundtrip::Spin::new(),
                         counts: roundtrip::Counts::new(),
+                        quiet_offered: false,
                     },
                     "pcifront_op_slot"
                 ),

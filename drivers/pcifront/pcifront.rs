@@ -48,11 +48,11 @@ module! {
             description: "After a spin the hypervisor preempted, try yielding the CPU after each post and keep it for a while if it shortens the round trips (0: never yield)",
             permissions: 0o644,
         },
-        // Writable at run time; an extension of the protocol that C backends ignore (see
-        // `common::pciif::XEN_PCIF_WATCHING_BIT`).
+        // Writable at run time; an extension of the protocol that both ends agree on in
+        // xenstore, and C backends do not offer (see `common::pciif::XEN_PCIF_WATCHING_BIT`).
         quiet_answers: AtomicBoolParam {
             default: AtomicBoolParam::new(true),
-            description: "While a round trip spins for its answer, ask the backend not to signal it (saves an event each way; a C backend signals every answer anyway; 0: always signalled)",
+            description: "While a round trip spins for its answer, ask a backend that offers it (feature-quiet-answers) not to signal the answer, which the spin sees (0: every answer signalled)",
             permissions: 0o644,
         },
     },

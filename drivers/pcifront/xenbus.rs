@@ -156,13 +156,15 @@ impl xenbus::Driver for PcifrontDriver {
 }
 
 /// Publishes the grant reference of the shared page, the event channel and the protocol version
-/// for the backend, in one transaction.
+/// for the backend, and that this frontend may set `_XEN_PCIF_watching`
+/// (`feature-quiet-answers`), in one transaction.
 fn publish(dev: &xenbus::Device<Core<'_>>, gref: GrantRef, port: Port) -> Result {
     let node = dev.nodename();
 
     xenstore::transaction(|tx| {
         tx.write_fmt(node, xs::PCI_OP_REF, fmt!("{}", gref))?;
         tx.write_fmt(node, xs::EVENT_CHANNEL, fmt!("{}", port))?;
+        tx.write_bytes(node, xs::FEATURE_QUIET_ANSWERS, b"1")?;
         tx.write_bytes(node, xs::MAGIC, pciif::XEN_PCI_MAGIC.as_bytes())
     })
     .inspect_err(|e| dev.dev_fatal(*e, fmt!("publishing the shared page and event channel")))
@@ -366,6 +368,12 @@ impl Front {
             dev.dev_fatal(ENODEV, fmt!("the backend's directory is unknown"));
             return;
         };
+
+        // Before the scan, whose round trips then ask for no event too.
+        let quiet = Nil
+            .read(backend, xs::FEATURE_QUIET_ANSWERS)
+            .is_ok_and(|v| xs::feature_on(&v));
+        self.chan.get().set_quiet_offered(quiet);
 
         let mut roots = Roots::new(self.chan.get().clone());
 

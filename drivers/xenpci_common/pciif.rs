@@ -39,8 +39,10 @@ pub(crate) const XEN_PCIB_ACTIVE: u32 = 1 << XEN_PCIB_ACTIVE_BIT;
 /// request, so the answer needs no event. This project's extension, not in Xen's `pciif.h`: the
 /// frontend sets it with `_XEN_PCIF_active` and clears it before it waits for the event; a
 /// backend that clears `_XEN_PCIF_active` while it is set may skip the notification (the
-/// answer-side counterpart of `ring.h`'s `rsp_event`). The C drivers neither set nor read it,
-/// and ignore it: a C backend signals every answer, a C frontend never asks not to be.
+/// answer-side counterpart of `ring.h`'s `rsp_event`). Used only when both ends wrote
+/// `feature-quiet-answers` = `1` in xenstore ([`super::xs::FEATURE_QUIET_ANSWERS`]): the
+/// frontend sets the bit only if the backend offers it, the backend honours it only if the
+/// frontend offers it. The C drivers offer neither, and neither set nor read the bit.
 pub(crate) const XEN_PCIF_WATCHING_BIT: u32 = 3;
 /// Mask of [`XEN_PCIF_WATCHING_BIT`].
 pub(crate) const XEN_PCIF_WATCHING: u32 = 1 << XEN_PCIF_WATCHING_BIT;

@@ -199,13 +199,18 @@ impl Counts {
     }
 }
 
-/// A channel's statistics as its file shows them: the [`Counts`] and the [`Spin`] budget now,
-/// one `name value` line each (times in microseconds).
+/// A channel's statistics as its file shows them: the [`Counts`], the [`Spin`] budget now, and
+/// what the glue counts itself, one `name value` line each (times in microseconds).
 pub(crate) struct Report {
     /// The counts.
     pub(crate) counts: Counts,
     /// The channel's spin budget and yield rule.
     pub(crate) spin: Spin,
+    /// Whether the backend offered to leave watched answers unsignalled
+    /// (`feature-quiet-answers`).
+    pub(crate) quiet_offered: bool,
+    /// The events the channel's handler took (answers signalled, and AER requests).
+    pub(crate) events: u64,
 }
 
 impl core::fmt::Display for Report {
@@ -219,6 +224,8 @@ impl core::fmt::Display for Report {
         writeln!(f, "yields {}", c.yields)?;
         writeln!(f, "reposts {}", c.reposts)?;
         writeln!(f, "watched {}", c.watched)?;
+        writeln!(f, "quiet_answers_offered {}", u8::from(self.quiet_offered))?;
+        writeln!(f, "events {}", self.events)?;
         writeln!(f, "timed_out {}", c.timed_out)?;
         writeln!(f, "unanswered {}", c.unanswered)?;
         writeln!(f, "mean_us {mean_us}")?;
@@ -555,6 +562,9 @@ mod tests {
             self.active
         }
         fn stop_watching(&mut self) {
+            // The atomic step comes a nanosecond after the spin's last look: an answer due then
+            // is published while the bit is still set, unsignalled.
+            self.now += 1;
             self.step();
             self.watching = false;
         }
@@ -689,6 +699,18 @@ mod tests {
         assert_eq!((f.events, f.polls, counts.watched), (1, 1, 1));
         let waited = f.now - 1_000;
         assert_eq!(waited, 700_000);
+    }
+
+    #[test]
+    fn an_answer_between_the_spin_and_its_end_is_seen_without_an_event_or_a_poll() {
+        // Budget 200 us: the spin's last look is at 200 us (its turns are 100 ns), the answer
+        // comes a nanosecond later, in the atomic step that stops the watch, with the bit still
+        // set: the backend does not signal it, and the look after the step sees it.
+        let mut spin = learnt(100_000);
+        let budget = spin.budget_ns();
+        let (f, counts) = signalled(&mut spin, budget + 1, true);
+        assert_eq!((f.events, f.polls, counts.watched), (0, 0, 1));
+        assert_eq!(counts.answered_spinning, 1);
     }
 
     #[test]
@@ -1128,11 +1150,19 @@ mod tests {
         counts.trials_spin = 1;
         let mut spin = learnt(300_000);
         spin.note(300_000, true, false);
-        let text = std::format!("{}", Report { counts, spin });
+        let text = std::format!(
+            "{}",
+            Report {
+                counts,
+                spin,
+                quiet_offered: true,
+                events: 3
+            }
+        );
         assert_eq!(
             text,
             "answered 4\nanswered_spinning 3\npreempted_spins 2\npolls 9\nyields 7\n\
-             reposts 1\nwatched 8\ntimed_out 5\nunanswered 6\nmean_us 1000\nlongest_us 2500\n\
+             reposts 1\nwatched 8\nquiet_answers_offered 1\nevents 3\ntimed_out 5\nunanswered 6\nmean_us 1000\nlongest_us 2500\n\
              preempted_gaps_us 32:1,64:0,128:2,256:0,512:0,1024:0,2048:0,inf:3\n\
              trials_yield 2\ntrials_spin 1\nspin_budget_us 600\nyield_rule trial\n\
              yield_rule_left 32\n"
@@ -1142,7 +1172,9 @@ mod tests {
             "{}",
             Report {
                 counts: Counts::new(),
-                spin: Spin::new()
+                spin: Spin::new(),
+                quiet_offered: false,
+                events: 0
             }
         );
         assert!(text.contains("mean_us 0\n"), "{text}");

@@ -27,6 +27,16 @@ pub(crate) const PCI_OP_REF: &CStr = c"pci-op-ref";
 pub(crate) const EVENT_CHANNEL: &CStr = c"event-channel";
 /// Frontend node: protocol version, must be [`super::pciif::XEN_PCI_MAGIC`].
 pub(crate) const MAGIC: &CStr = c"magic";
+/// Backend and frontend node: `1` if this end takes part in `_XEN_PCIF_watching` (see
+/// [`super::pciif::XEN_PCIF_WATCHING_BIT`]); a frontend sets the bit only if the backend wrote
+/// it, a backend honours the bit only if the frontend wrote it. Not in C, whose drivers neither
+/// write nor read it.
+pub(crate) const FEATURE_QUIET_ANSWERS: &CStr = c"feature-quiet-answers";
+/// Whether a value of [`FEATURE_QUIET_ANSWERS`] says yes (`1`, as every boolean `feature-*`
+/// key; anything else, or no key, is no).
+pub(crate) fn feature_on(value: &[u8]) -> bool {
+    bdf::trim(value).1 == b"1"
+}
 /// Standard node: xenbus state.
 pub(crate) const STATE: &CStr = c"state";
 /// Backend node the backend writes when the guest failed a PCIe AER recovery step (C
@@ -715,6 +725,15 @@ mod tests {
         assert!(!magic_ok(b"6"));
         assert!(!magic_ok(b"77"));
         assert!(!magic_ok(b""));
+    }
+
+    #[test]
+    fn a_feature_is_on_only_at_one() {
+        assert!(feature_on(b"1"));
+        assert!(feature_on(b"1\n"));
+        for no in [&b"0"[..], b"", b"11", b"yes", b"2"] {
+            assert!(!feature_on(no), "{no:?}");
+        }
     }
 
     #[test]

@@ -78,7 +78,7 @@ CFG
 
 write_guest_cfg() {
 	local front=$1 detach=$2
-	guest_cfg "xenpci.front=$front xenpci.detach=$detach xenpci.guest_bdf=${GUEST_BDF:-0000:00:00.0} xenpci.protect=${PROTECT:-0} xenpci.plainhw=${PLAINHW:-0} xenpci.explain=${EXPLAIN:-0} xenpci.irq=${IRQ:-0} $(guest_expect)" \
+	guest_cfg "xenpci.front=$front xenpci.back=${back:-} xenpci.detach=$detach xenpci.guest_bdf=${GUEST_BDF:-0000:00:00.0} xenpci.protect=${PROTECT:-0} xenpci.plainhw=${PLAINHW:-0} xenpci.explain=${EXPLAIN:-0} xenpci.irq=${IRQ:-0} $(guest_expect)" \
 		> /tmp/$GUEST.cfg
 }
 

@@ -25,9 +25,9 @@ the issue's goals
 logs, each one's tables, then the same tables of the medians over them (each
 value the median of all the boots' runs pooled: dom0-native runs once per
 group, a Rust backend's read and write twice per pairing, before and after
-its run with fast_path off, a Rust frontend's read twice more, after its runs
-with its yield off and with its quiet_answers off; the ratios those of the
-medians).
+its run with fast_path off, a Rust frontend's read four times more, after its
+run with its yield off and after each of its three with its quiet_answers off;
+the ratios those of the medians).
 """
 import glob
 import os
@@ -85,8 +85,8 @@ def parse(path):
 def value(runs, pair, op, key):
     """The run's value (the median over runs: dom0-native runs once per group, a Rust
     backend's read and write twice per pairing, before and after its run with fast_path
-    off, and a Rust frontend's read twice more, after its runs with its yield off and with
-    its quiet_answers off)."""
+    off, and a Rust frontend's read four times more, after its run with its yield off and
+    after each of its three with its quiet_answers off)."""
     vals = [num(d.get(key)) for d in runs.get((pair, op), [])]
     vals = [v for v in vals if v is not None]
     return statistics.median(vals) if vals else None
@@ -214,8 +214,9 @@ def backend_table(runs):
 def frontend_table(runs):
     """The Rust frontend's own account per pairing and op, from its debugfs statistics: how
     its round trips waited (answered in the spin or after polls, preempted spins, yields)."""
-    head = ['pair', 'op', 'round trips', 'in spin %', 'polls/trip', 'preempted spins',
-            'yields/trip', 'trials won yield/spin', 'mean µs', 'spin budget µs']
+    head = ['pair', 'op', 'round trips', 'in spin %', 'polls/trip', 'watched/trip',
+            'events/trip', 'preempted spins', 'yields/trip', 'trials won yield/spin', 'mean µs',
+            'spin budget µs']
     rows = []
     for p in PAIRS:
         for op in ('read', 'write', 'read2'):
@@ -231,8 +232,8 @@ def frontend_table(runs):
                 return fmt(statistics.median(vals) if vals else None, digits)
 
             rows.append([NAMES.get(p, p), 'read2 (per guest)' if op == 'read2' else op, fmt(n),
-                         per('answered_spinning', 100, 0), per('polls'),
-                         fmt(value(runs, p, f, 'preempted_spins')), per('yields'),
+                         per('answered_spinning', 100, 0), per('polls'), per('watched'),
+                         per('events'), fmt(value(runs, p, f, 'preempted_spins')), per('yields'),
                          f"{fmt(value(runs, p, f, 'trials_yield'))}/"
                          f"{fmt(value(runs, p, f, 'trials_spin'))}",
                          fmt(value(runs, p, f, 'mean_us')),
@@ -363,7 +364,7 @@ def report(runs):
               ' "<64": 32 to 64 µs):\n')
         print(backend_table(runs))
     if any(o.endswith('-frontend') for _, o in runs):
-        print('\nthe Rust frontend\'s own account (debugfs; "in spin %", "polls/trip" and'
+        print('\nthe Rust frontend\'s own account (debugfs; "in spin %", "polls/trip", "watched/trip", "events/trip" and'
               ' "yields/trip" per answered round trip, the other columns per run):\n')
         print(frontend_table(runs))
         gaps = gaps_table(runs)

@@ -314,7 +314,8 @@ def goals(runs):
     # does, against the same guest with every answer signalled (quiet_answers=0, the runs
     # readq), set against the runs that alternate with them (readf before the first, readr
     # after each: the rates of a guest drift over its runs); medians of each. A C backend
-    # ignores the request: its line shows the noise.
+    # does not offer feature-quiet-answers, so the frontend never asks it: its line, two
+    # settings of one code path, shows the noise.
     for back in ('rust', 'c'):
         name = 'Rust' if back == 'rust' else 'C'
         off = runs.get((f'{back}/rust-signalled', 'read'), [])

@@ -674,10 +674,14 @@ fn setup(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>) {
     if publish_roots(dev, shared).is_err() {
         return;
     }
-    // Offered to a frontend that offers it too (see `pciif::XEN_PCIF_WATCHING_BIT`).
+    // Offered to a frontend that offers it too (see `pciif::XEN_PCIF_WATCHING_BIT`). Optional:
+    // without the key the frontend asks for nothing, and every answer is signalled.
     if let Err(e) = Nil.write(dev.nodename(), xs::FEATURE_QUIET_ANSWERS, c"1") {
-        dev.dev_fatal(e, fmt!("writing feature-quiet-answers"));
-        return;
+        dev_warn!(
+            dev.as_ref(),
+            "cannot write feature-quiet-answers ({:?}): every answer is signalled\n",
+            e
+        );
     }
     if dev.switch_state(XenbusState::Initialised).is_err() {
         return;
@@ -1078,8 +1082,11 @@ impl xenbus::Driver for Backend {
         OtherendAction::Keep
     }
 
-    fn unbind<'bound>(_dev: &'bound xenbus::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+    fn unbind<'bound>(dev: &'bound xenbus::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
         disconnect(&this.shared);
         release_all(&this.shared);
+        // Not left for a backend bound to the node later (a C one offers nothing); the node may
+        // be gone already.
+        let _ = Nil.remove(dev.nodename(), xs::FEATURE_QUIET_ANSWERS);
     }
 }

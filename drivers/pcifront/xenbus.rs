@@ -152,6 +152,9 @@ impl xenbus::Driver for PcifrontDriver {
         if let Link::Connected(roots) = old {
             dev_info!(dev.as_ref(), "removing {} PCI root bus(es)\n", roots.len());
         }
+        // Not left for a frontend bound to the node later (a C one sets no watching bit); the
+        // node may be gone already.
+        let _ = Nil.remove(dev.nodename(), xs::FEATURE_QUIET_ANSWERS);
     }
 }
 

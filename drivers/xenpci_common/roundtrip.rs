@@ -42,8 +42,9 @@
 //!   answer the spin sees costs neither the backend's notification nor this domain's upcall. The
 //!   clear is an atomic step on the flags word, as is the backend's clear of `_XEN_PCIF_active`,
 //!   so one of the two sees the other: either the answer is seen without polling, or the backend
-//!   signals it ([`super::pciif::answer_needs_event`]). A backend that ignores the bit (the C
-//!   one) signals every answer.
+//!   signals it ([`super::pciif::answer_needs_event`]). The glue allows it only with a backend
+//!   that offered it in xenstore (`feature-quiet-answers`, which the C one does not write);
+//!   every other answer is signalled.
 //! - **What each round trip did is counted** ([`Counts`]): how it ended, whether it was
 //!   answered before any poll, its polls, yields and time; the kernel shows them in debugfs.
 

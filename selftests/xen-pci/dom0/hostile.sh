@@ -67,7 +67,7 @@ rogue_guest() {
 	n=$(rogue_results "$back" "$mode") || n=0
 	mv -f "$GUEST_LOG" "$GUEST_LOG.$(date +%s%N)" 2>/dev/null
 	write_guest_cfg rogue 0
-	sed -i "s/^extra = \"/extra = \"xenpci.back=$back xenpci.rogue=$mode ${3:-}/" /tmp/$GUEST.cfg
+	sed -i "s/^extra = \"/extra = \"xenpci.rogue=$mode ${3:-}/" /tmp/$GUEST.cfg
 	echo "pci = [ '$BDF' ]" >> /tmp/$GUEST.cfg
 	ktap_check "$mode guest: xl create with pci=[...], no pcifront in the guest" \
 		timeout 120 xl create /tmp/$GUEST.cfg

@@ -1117,15 +1117,18 @@ mod tests {
         let patch = include_str!(
             "../../scripts/xen-patches/0001-public-io-pciif.h-let-a-frontend-that-spins-on-_XEN_.patch"
         );
+        // Whatever the alignment: the added lines' words, one space apart.
+        let words = |l: &str| l.split_whitespace().collect::<std::vec::Vec<_>>().join(" ");
         let added = |what: &str| {
             patch
                 .lines()
+                .filter(|l| !l.starts_with("+++"))
                 .filter_map(|l| l.strip_prefix('+'))
-                .any(|l| l.contains(what))
+                .any(|l| words(l).contains(what))
         };
-        let bit = std::format!("#define _XEN_PCIF_watching   ({XEN_PCIF_WATCHING_BIT})");
+        let bit = std::format!("#define _XEN_PCIF_watching ({XEN_PCIF_WATCHING_BIT})");
         assert!(added(&bit), "{bit}");
-        assert!(added("#define XEN_PCIF_watching    (1<<_XEN_PCIF_watching)"));
+        assert!(added("#define XEN_PCIF_watching (1<<_XEN_PCIF_watching)"));
         let key = super::super::xs::FEATURE_QUIET_ANSWERS.to_str().unwrap();
         assert!(added(&std::format!("\"{key}\" = \"1\"")), "{key}");
     }

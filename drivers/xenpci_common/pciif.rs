@@ -1110,29 +1110,6 @@ mod tests {
         assert_eq!(words[7].0, OFFSET_OP_VALUE);
     }
 
-    /// The extension's bit and key are the ones proposed for Xen's `pciif.h`
-    /// (`scripts/xen-patches/`): the drivers and the proposal name the same bit and key.
-    #[test]
-    fn watching_matches_the_proposal() {
-        let patch = include_str!(
-            "../../scripts/xen-patches/0001-public-io-pciif.h-let-a-frontend-that-spins-on-_XEN_.patch"
-        );
-        // Whatever the alignment: the added lines' words, one space apart.
-        let words = |l: &str| l.split_whitespace().collect::<std::vec::Vec<_>>().join(" ");
-        let added = |what: &str| {
-            patch
-                .lines()
-                .filter(|l| !l.starts_with("+++"))
-                .filter_map(|l| l.strip_prefix('+'))
-                .any(|l| words(l).contains(what))
-        };
-        let bit = std::format!("#define _XEN_PCIF_watching ({XEN_PCIF_WATCHING_BIT})");
-        assert!(added(&bit), "{bit}");
-        assert!(added("#define XEN_PCIF_watching (1<<_XEN_PCIF_watching)"));
-        let key = super::super::xs::FEATURE_QUIET_ANSWERS.to_str().unwrap();
-        assert!(added(&std::format!("\"{key}\" = \"1\"")), "{key}");
-    }
-
     #[test]
     fn constants_match_header() {
         assert_eq!(XEN_PCI_MAGIC, "7");

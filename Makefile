@@ -26,7 +26,7 @@ SHELL := /bin/bash
 # or a comma-separated list.
 PLAN ?=
 DEMO_PLAN ?= demo
-BENCH_MORE := bench-two-c,bench-two-rust,bench-two-rustback-cfront,bench-scan-c,bench-scan-rust,bench-scan-rustback-cfront,bench-scan-cback-rustfront
+BENCH_MORE := bench-alt,bench-two-c,bench-two-rust,bench-two-rustback-cfront,bench-scan-c,bench-scan-rust,bench-scan-rustback-cfront,bench-scan-cback-rustfront
 BENCH_PLAN ?= bench-c,bench-rust,bench-rustback-cfront,bench-cback-rustfront,$(BENCH_MORE)
 
 .PHONY: all setup kernel images hosttest xentest test test-harness run bench reference fuzz modules-ext \

@@ -78,6 +78,7 @@ def parse(path):
                 continue
             d = dict(kv.split('=', 1) for kv in m.group(1).split() if '=' in kv)
             d.setdefault('op', 'read')
+            d['log'] = path
             runs.setdefault((d['pair'], d['op']), []).append(d)
     return runs
 
@@ -219,7 +220,7 @@ def frontend_table(runs):
             'spin budget µs']
     rows = []
     for p in PAIRS:
-        for op in ('read', 'write', 'read2'):
+        for op in ('read', 'write', 'read2', 'readalt'):
             f = op + '-frontend'
             if (p, f) not in runs:
                 continue
@@ -247,7 +248,7 @@ def gaps_table(runs):
     the runs of each pairing and op."""
     rows, bounds = [], None
     for p in PAIRS:
-        for op in ('read', 'write', 'read2'):
+        for op in ('read', 'write', 'read2', 'readalt'):
             f = op + '-frontend'
             sums = None
             for d in runs.get((p, f), []):
@@ -264,6 +265,87 @@ def gaps_table(runs):
         return None
     head = ['pair', 'op'] + [f'<{b}' if b != 'inf' else f'>={bounds[-2]}' for b in bounds]
     return rst_table(head, rows)
+
+
+def alt_runs(runs):
+    """The runs of bench-alt, the C pair and the Rust pair taking turns (op readalt, sysfsalt
+    for their guests' floor and scanalt for their bus scans), as {log: {n: {'pair': ..., 'read': d, 'scan': d}}}
+    by each run's number n (run=altN)."""
+    boots = {}
+    for op, what in (('readalt', 'read'), ('sysfsalt', 'sysfs'), ('scanalt', 'scan')):
+        for pair in ('c/c', 'rust/rust'):
+            for d in runs.get((pair, op), []):
+                m = re.fullmatch(r'alt(\d+)', d.get('run', ''))
+                if m:
+                    run = boots.setdefault(d['log'], {}).setdefault(int(m.group(1)), {'pair': pair})
+                    run[what] = d
+    return boots
+
+
+def past(run):
+    """A bench-alt run's reads a second past its guest's floor: 1e6 / (its µs per read less
+    its sysfs read's), or None."""
+    r = num(run.get('read', {}).get('us_per_op'))
+    f = num(run.get('sysfs', {}).get('us_per_op'))
+    return None if r is None or f is None or r <= f else 1e6 / (r - f)
+
+
+def alt_ratios(runs):
+    """Each Rust run of bench-alt against the C runs on either side of it in its boot (the
+    mean of their values): [(log, n, {name: (rust value, C value)})] for the rate, dom0's CPU
+    per read, the p99 against the C runs' p50, the bus scan, and the rate past the floor
+    ("past": reads a second if each took its time less the same guest's sysfs read)."""
+    out = []
+    for log, boot in alt_runs(runs).items():
+        for n in sorted(boot):
+            if boot[n]['pair'] != 'rust/rust':
+                continue
+            side = [boot[k] for k in (n - 1, n + 1) if k in boot and boot[k]['pair'] == 'c/c']
+            vals = {}
+            for name, what, rkey, ckey in (('rate', 'read', 'ops_per_s', 'ops_per_s'),
+                                           ('dom0', 'read', 'dom0_cpu_us_per_op', 'dom0_cpu_us_per_op'),
+                                           ('p99', 'read', 'p99_us', 'p50_us'),
+                                           ('scan', 'scan', 'scan_ms', 'scan_ms')):
+                r = num(boot[n].get(what, {}).get(rkey))
+                cs = [num(c.get(what, {}).get(ckey)) for c in side]
+                cs = [c for c in cs if c is not None]
+                vals[name] = (r, statistics.mean(cs) if cs else None)
+            r = past(boot[n])
+            cs = [c for c in (past(c) for c in side) if c is not None]
+            vals['past'] = (r, statistics.mean(cs) if cs else None)
+            out.append((log, n, vals))
+    return out
+
+
+def alt_table(runs):
+    """bench-alt's runs in their order, and each Rust run against its neighbours."""
+    head = ['boot', 'run', 'pair', 'ops/s', 'x C', 'p50 µs', 'p99 µs', 'x C p50', 'dom0 CPU/op µs',
+            'x C', 'scan ms', 'x C', 'µs/op', 'sysfs µs/op', 'past x C']
+    ratios = {(log, n): vals for log, n, vals in alt_ratios(runs)}
+    rows = []
+    for log, boot in alt_runs(runs).items():
+        name = re.sub(r'^xen-|-bench-\d+\.log$', '', os.path.basename(log))
+        for n in sorted(boot):
+            rd, sc = boot[n].get('read', {}), boot[n].get('scan', {})
+            v = ratios.get((log, n), {})
+
+            def x(key):
+                r, c = v.get(key, (None, None))
+                return ratio(r, c) if key in v else ''
+            rows.append([name, str(n), NAMES.get(boot[n]['pair'], boot[n]['pair']),
+                         fmt(num(rd.get('ops_per_s'))), x('rate'), fmt(num(rd.get('p50_us'))),
+                         fmt(num(rd.get('p99_us'))), x('p99'), fmt(num(rd.get('dom0_cpu_us_per_op'))),
+                         x('dom0'), fmt(num(sc.get('scan_ms'))), x('scan'),
+                         fmt(num(rd.get('us_per_op'))),
+                         fmt(num(boot[n].get('sysfs', {}).get('us_per_op'))), x('past')])
+    return rst_table(head, rows)
+
+
+def alt_median(runs, name):
+    """The median over bench-alt's Rust runs of their ratio `name` to their neighbours, and
+    how many runs it is of."""
+    vals = [r / c for _, _, v in alt_ratios(runs) for r, c in [v[name]] if r is not None and c]
+    return (statistics.median(vals) if vals else None), len(vals)
 
 
 def goals(runs):
@@ -286,6 +368,30 @@ def goals(runs):
          None if rd is None or not cd else rd <= 0.5 * cd, f'{ratio(rd, cd)}x')
     goal("Rust pair read p99 <= C pair read p50",
          None if r99 is None or c50 is None else r99 <= c50, f'{fmt(r99)} µs vs {fmt(c50)} µs')
+    # The same three, and the scan against the C backend's C frontend, from bench-alt: each
+    # Rust run against the C runs on either side of it, the median of those ratios.
+    for name, desc, cmp in (('rate', 'read rate >= 2x C pair', lambda m: m >= 2),
+                            ('dom0', 'dom0 CPU/op <= 0.5x C pair', lambda m: m <= 0.5),
+                            ('p99', 'read p99 <= C pair read p50', lambda m: m <= 1),
+                            ('scan', 'bus scan of 1 device <= 0.2x C pair', lambda m: m <= 0.2)):
+        m, n = alt_median(runs, name)
+        if n:
+            goal(f'(bench-alt, taking turns) Rust pair {desc}', cmp(m),
+                 f'{m:.2f}x, the median of {n} run(s) against their neighbours')
+    # Not a goal: the tail of a read that never leaves the guest (its sysfs floor), against the
+    # C pair's median: no frontend's p99 can be below the floor's.
+    floor99 = [num(d.get('p99_us')) for p in ('c/c', 'rust/rust') for d in runs.get((p, 'sysfsalt'), [])]
+    floor99 = [v for v in floor99 if v is not None]
+    c50 = [num(d.get('p50_us')) for d in runs.get(('c/c', 'readalt'), [])]
+    c50 = [v for v in c50 if v is not None]
+    if floor99 and c50:
+        lines.append(f'(bench-alt, not a goal) p99 of the guests\' sysfs reads (no frontend): median '
+                     f'{statistics.median(floor99):.0f} µs (min {min(floor99):.0f}), against the C pair\'s '
+                     f'read p50: median {statistics.median(c50):.0f} µs')
+    m, n = alt_median(runs, 'past')
+    if n:
+        lines.append(f'(bench-alt, not a goal) Rust pair read rate past the guest\'s sysfs floor '
+                     f'against the C pair\'s: {m:.2f}x, the median of {n} run(s)')
     # The scan: the Rust frontend against the C one, behind the same backend.
     for op, n in (('scan', 1), ('scan4', 4)):
         for back in ('rust', 'c'):
@@ -357,6 +463,11 @@ def report(runs):
     if any(o in ('scan', 'scan4') for _, o in runs):
         print('\nbus scan (the guest\'s kernel log; Documentation/benchmark.rst, "Bus scan"):\n')
         print(scan_table(runs))
+    if any(o == 'readalt' for _, o in runs):
+        print('\nthe C pair and the Rust pair taking turns (bench-alt, reads; each Rust run against'
+              ' the mean of the C runs on either side of it; its p99 against their p50; "past":'
+              ' the rate if each read took its time less the same guest\'s sysfs read):\n')
+        print(alt_table(runs))
     if any(o == 'read2' for _, o in runs):
         print('\ntwo guests at once, each reading its own device (4 bytes at 0x0):\n')
         print(two_table(runs))

@@ -514,6 +514,95 @@ bench_two_test() {
 	ktap_finished
 }
 
+# bench_alt_test: the C pair and the Rust pair taking turns in one boot, C
+# first and last (BENCH_ALT runs, 7 by default: C, Rust, C, Rust, C, Rust, C),
+# a guest of its own each, reading only (xenpci.benchreads=1), every driver
+# at its defaults. On this machine one pair's rate moves between boots by as
+# much as the gap between the pairs, and drifts within a boot: bench-table.py
+# sets each Rust run against the mean of the C runs on either side of it.
+# Each run's "# bench" lines: op=readalt (as the read runs above, dom0's floor
+# measured once, before the first; with the Rust frontend its own account,
+# op=readalt-frontend), op=sysfsalt (then the same reads of the
+# device's vendor file in sysfs, which never leave the guest: its floor) and
+# op=scanalt (the guest's bus scan of the device), all with run=altN.
+bench_alt_test() {
+	local n=${BENCH_ALT:-7} i back idle k0 k1 t0 t1
+	ktap_print_header
+	ktap_set_plan "$n"
+	rotate_guest_log
+	dom0_ticks; k0=$TICKS t0=$EPOCHREALTIME
+	nap 5
+	dom0_ticks; k1=$TICKS t1=$EPOCHREALTIME
+	idle=$(awk -v k="$((k1 - k0))" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", k * 10 / (b - a) }')
+	for i in $(seq 1 "$n"); do
+		back=c
+		[ $((i % 2)) = 0 ] && back=rust
+		ktap_check "run $i: $back backend and $back frontend, reads ran, every read its first value, and the sysfs floor's" \
+			alt_run "$back" "$i" "$idle"
+	done
+	ktap_finished
+}
+
+# alt_run BACK I IDLE: run I of bench_alt_test, the pair BACK/BACK: loads the
+# backend, gives it the device, reads in a new guest, then undoes all of it
+# whatever failed (the next run needs the other backend).
+alt_run() {
+	local back=$1 i=$2 idle=$3 secs=${BENCH_SECONDS:-10} did rc=1
+	HIDE=0 backend_load "$back" || { echo "# run $i: the $back backend does not load"; return 1; }
+	if timeout 60 xl pci-assignable-add "$BDF"; then
+		write_guest_cfg "$back" 0
+		sed -i "s/^extra = \"\(.*\)\"/extra = \"\1 xenpci.bench=$secs xenpci.benchreads=1\"/" /tmp/$GUEST.cfg
+		echo "pci = [ '$BDF' ]" >> /tmp/$GUEST.cfg
+		if timeout 120 xl create /tmp/$GUEST.cfg; then
+			did=$(xl domid $GUEST 2>/dev/null)
+			if [ -n "$did" ] && watch_guest "$did" 600; then
+				alt_read "$back" "$i" "$did" "$idle" && rc=0
+				unwatch_guest
+			else
+				echo "# run $i: no guest to watch"
+			fi
+			destroy_guest "$GUEST"
+			wait_for 20 guest_gone || { echo "# run $i: the guest is not gone"; rc=1; }
+		fi
+		timeout 60 xl pci-assignable-remove "$BDF" || rc=1
+	fi
+	backend_unload "$back" || rc=1
+	return $rc
+}
+
+# alt_read BACK I DID IDLE: the read run of alt_run's guest DID, timed as
+# bench_test times its read run, its bus scan and its sysfs floor.
+alt_read() {
+	local back=$1 i=$2 did=$3 idle=$4 secs=${BENCH_SECONDS:-10} tx g0 g1 k0 k1 t0 t1 slow out warm scan
+	next_key "$did" bench_read_ready 150 || return 1
+	tx=$NOW
+	g0=$(guest_cpu)
+	slow=$((${EPOCHREALTIME/./} - ${tx/./} > 3000000))
+	next_key "$did" bench_read_start 60 || return 1
+	k0=$TICKS t0=$NOW
+	[ "$slow" = 0 ] || { echo "# dom0 took over 3 s from the guest's ready: the CPU per read not measured"; k0= g0=; }
+	next_key "$did" bench_read_done $((secs + 60)) || return 1
+	k1=$TICKS t1=$NOW
+	g1=$(guest_cpu)
+	out=$(guest_count "$did" bench_read_result)
+	warm=$(guest_count "$did" bench_read_warmup)
+	echo "# guest: $out"
+	ran "$out" && consistent "$out" || return 1
+	bench_line "$back/$back" readalt "$out" "$warm" "$g0" "$g1" "$k0" "$k1" "$t0" "$t1" "$idle" "alt$i"
+	frontend_stats_line "$(guest_count "$did" bench_read_front)" "$back/$back" readalt | sed "s/\$/ run=alt$i/"
+	scan=$(guest_count "$did" bench_scan)
+	case $scan in
+	scan_ms=*) echo "# bench pair=$back/$back op=scanalt run=alt$i $scan" ;;
+	*) echo "# no bus scan time from the guest: '$scan'" ;;
+	esac
+	# The guest's floor: no CPU times (dom0 reads none in its window).
+	next_key "$did" bench_sysfs_done $((secs + 60)) || return 1
+	out=$(guest_count "$did" bench_sysfs_result)
+	echo "# guest (sysfs): $out"
+	ran "$out" && consistent "$out" || return 1
+	bench_line "$back/$back" sysfsalt "$out" "" "" "" "" "" "" "" "$idle" "alt$i"
+}
+
 group_bench_c() { bench_test c c; }
 group_bench_rust() { bench_test rust rust; }
 group_bench_rustback_cfront() { bench_test rust c; }
@@ -525,3 +614,4 @@ group_bench_scan_c() { bench_scan_test c c; }
 group_bench_scan_rust() { bench_scan_test rust rust; }
 group_bench_scan_rustback_cfront() { bench_scan_test rust c; }
 group_bench_scan_cback_rustfront() { bench_scan_test c rust; }
+group_bench_alt() { bench_alt_test; }

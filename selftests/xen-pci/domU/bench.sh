@@ -14,6 +14,10 @@
 # bench_OP_go.
 # With xenpci.benchyield=1 (the Rust frontend) two more read runs, readn
 # with its yield_when_preempted off, readf with it on again.
+# With xenpci.benchreads=1 (make bench's bench-alt, dom0/bench.sh
+# bench_alt_test) the read run, then the same reads of the device's vendor
+# file (sysfs, 4 bytes at 0): a read that never leaves the guest, the floor
+# under every config read's time (the system call and sysfs).
 # With the Rust frontend, bench_OP_front: its statistics of the run
 # (front_stats), cleared just before it.
 # Before the runs, bench_scan: how long the frontend's bus scan took
@@ -79,10 +83,13 @@ domU_bench() {
 	# readq with its quiet_answers off and readr with it on again (the guest
 	# switches them; alternating, as a guest's rate drifts over its runs).
 	[ "$(cmdline_arg benchyield 0)" = 1 ] && ops="$ops readn readf readq readr readq readr readq readr"
+	[ "$(cmdline_arg benchreads 0)" = 1 ] && ops="read sysfs"
 	for op in $ops; do
+		file=$GDEV/config mode=${op%[bcnfqr]}
 		case $op in
 		read|readb|readc|readn|readf|readq|readr) set -- 0 4 ;;
 		write|writeb|writec) set -- 0x3c 1 ;;
+		sysfs) set -- 0 4; file=$GDEV/vendor mode=read ;;
 		esac
 		case $op in
 		readn) echo 0 > "$YIELD_PARAM" || return 0 ;;
@@ -104,10 +111,10 @@ domU_bench() {
 		else
 			nap 3
 		fi
-		warm=$(cfgbench "$GDEV/config" 1 "$1" "$2" "${op%[bcnfqr]}")
+		warm=$(cfgbench "$file" 1 "$1" "$2" "$mode")
 		front_stats_clear
 		xenstore-write "$XS/bench_${op}_start" 1
-		out=$(cfgbench "$GDEV/config" "$secs" "$1" "$2" "${op%[bcnfqr]}")
+		out=$(cfgbench "$file" "$secs" "$1" "$2" "$mode")
 		echo "# $out"
 		front=$(front_stats)
 		xenstore-write "$XS/bench_${op}_result" "${out:-cfgbench failed}" \

@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Unit tests of scripts/bench-table.py's comparison of the pairs taking turns
+(bench-alt): each Rust run against the C runs beside it, in its own boot."""
+
+import importlib.util
+import os
+import tempfile
+import unittest
+
+spec = importlib.util.spec_from_file_location(
+    'bench_table', os.path.join(os.path.dirname(__file__), '..', 'bench-table.py'))
+bench_table = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench_table)
+
+
+def read_line(pair, n, rate, us, p50=1000, p99=3000, dom0=300):
+    return (f'# bench pair={pair} op=readalt ops_per_s={rate} us_per_op={us} p50_us={p50} '
+            f'p99_us={p99} dom0_cpu_us_per_op={dom0} run=alt{n}')
+
+
+def sysfs_line(pair, n, us):
+    return f'# bench pair={pair} op=sysfsalt ops_per_s=1 us_per_op={us} p99_us=900 run=alt{n}'
+
+
+class Alt(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def log(self, name, lines):
+        path = os.path.join(self.dir.name, name)
+        with open(path, 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+        return path
+
+    def runs(self, *paths):
+        merged = {}
+        for path in paths:
+            for k, v in bench_table.parse(path).items():
+                merged.setdefault(k, []).extend(v)
+        return merged
+
+    def test_each_rust_run_against_the_mean_of_its_neighbours(self):
+        path = self.log('xen-1-bench-1.log', [
+            read_line('c/c', 1, 600, 1600, dom0=400), read_line('rust/rust', 2, 1400, 700, p99=2000, dom0=150),
+            read_line('c/c', 3, 800, 1200, p50=1200, dom0=200), read_line('rust/rust', 4, 1600, 600),
+        ])
+        got = {n: v for _, n, v in bench_table.alt_ratios(self.runs(path))}
+        self.assertEqual(sorted(got), [2, 4])
+        self.assertAlmostEqual(got[2]['rate'][0] / got[2]['rate'][1], 1400 / 700)
+        self.assertAlmostEqual(got[2]['dom0'][0] / got[2]['dom0'][1], 150 / 300)
+        # Its p99 against their p50.
+        self.assertAlmostEqual(got[2]['p99'][0] / got[2]['p99'][1], 2000 / 1100)
+        # The last run has a C run on one side only.
+        self.assertAlmostEqual(got[4]['rate'][0] / got[4]['rate'][1], 1600 / 800)
+        m, n = bench_table.alt_median(self.runs(path), 'rate')
+        self.assertEqual(n, 2)
+        self.assertAlmostEqual(m, (2 + 2) / 2)
+
+    def test_boots_are_not_mixed(self):
+        # Run 1 of the second boot is no neighbour of run 2 of the first.
+        a = self.log('xen-1-bench-1.log', [read_line('rust/rust', 2, 1000, 1000), read_line('c/c', 3, 500, 2000)])
+        b = self.log('xen-2-bench-1.log', [read_line('c/c', 1, 100, 10000), read_line('rust/rust', 2, 1000, 1000)])
+        got = {(os.path.basename(log), n): v for log, n, v in bench_table.alt_ratios(self.runs(a, b))}
+        self.assertAlmostEqual(got[('xen-1-bench-1.log', 2)]['rate'][1], 500)
+        self.assertAlmostEqual(got[('xen-2-bench-1.log', 2)]['rate'][1], 100)
+
+    def test_rate_past_the_floor(self):
+        path = self.log('xen-1-bench-1.log', [
+            read_line('c/c', 1, 1, 1100), sysfs_line('c/c', 1, 100),
+            read_line('rust/rust', 2, 1, 600), sysfs_line('rust/rust', 2, 100),
+            read_line('c/c', 3, 1, 1100),
+        ])
+        (_, _, v), = bench_table.alt_ratios(self.runs(path))
+        # Run 3 has no floor: only run 1's counts. (1100 - 100) / (600 - 100).
+        self.assertAlmostEqual(v['past'][0] / v['past'][1], 2.0)
+
+    def test_no_neighbour_no_ratio(self):
+        path = self.log('xen-1-bench-1.log', [read_line('rust/rust', 2, 1000, 1000)])
+        (_, _, v), = bench_table.alt_ratios(self.runs(path))
+        self.assertIsNone(v['rate'][1])
+        self.assertEqual(bench_table.alt_median(self.runs(path), 'rate'), (None, 0))
+
+
+if __name__ == '__main__':
+    unittest.main()

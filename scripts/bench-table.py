@@ -5,8 +5,9 @@
     scripts/bench-table.py [LOG ...]
 
 Reads the "# bench pair=BACK/FRONT op=OP ..." lines (OP read, write, scan,
-scan4, read2, read-backend, write-backend, read2-backend, or the same three
--frontend) of each LOG (by default the newest bench
+scan4, read2, read-backend, write-backend, read2-backend, the same three
+-frontend, or bench-alt's readalt, readalt-frontend, sysfsalt and scanalt) of
+each LOG (by default the newest bench
 boot's log in $OUT/logs, OUT being out/ or out/$KCONFIG/) and prints, per
 log, one table per kind of op (config reads, writes of the virtual Interrupt
 Line) with one row per pairing: ops/s, the
@@ -19,8 +20,10 @@ limit. Then the frontends' bus scan times (the C frontend's from its log
 lines, without a count of its probes), the Rust backend's own account of
 each run (its debugfs statistics: the time to serve a request and the time a
 request waited between its event and its service), the Rust frontend's own
-account of each run (its debugfs statistics: how its round trips waited), and
-the issue's goals
+account of each run (its debugfs statistics: how its round trips waited),
+bench-alt's runs in their order with each Rust run set against the C runs on
+either side of it (with several logs, every boot's runs again, each against
+its own boot's), and the issue's goals
 (Documentation/benchmark.rst), met or not by these numbers. With several
 logs, each one's tables, then the same tables of the medians over them (each
 value the median of all the boots' runs pooled: dom0-native runs once per
@@ -380,9 +383,11 @@ def goals(runs):
                  f'{m:.2f}x, the median of {n} run(s) against their neighbours')
     # Not a goal: the tail of a read that never leaves the guest (its sysfs floor), against the
     # C pair's median: no frontend's p99 can be below the floor's.
-    floor99 = [num(d.get('p99_us')) for p in ('c/c', 'rust/rust') for d in runs.get((p, 'sysfsalt'), [])]
-    floor99 = [v for v in floor99 if v is not None]
-    c50 = [num(d.get('p50_us')) for d in runs.get(('c/c', 'readalt'), [])]
+    floors = [d for p in ('c/c', 'rust/rust') for d in runs.get((p, 'sysfsalt'), [])]
+    floor99 = [v for v in (num(d.get('p99_us')) for d in floors) if v is not None]
+    # The C runs of the same boots only.
+    logs = {d['log'] for d in floors}
+    c50 = [num(d.get('p50_us')) for d in runs.get(('c/c', 'readalt'), []) if d['log'] in logs]
     c50 = [v for v in c50 if v is not None]
     if floor99 and c50:
         lines.append(f'(bench-alt, not a goal) p99 of the guests\' sysfs reads (no frontend): median '

@@ -42,6 +42,29 @@ class Alt(unittest.TestCase):
                 merged.setdefault(k, []).extend(v)
         return merged
 
+    def test_the_median_of_the_runs_ratios(self):
+        path = self.log('xen-1-bench-1.log', [
+            read_line('c/c', 1, 100, 1), read_line('rust/rust', 2, 150, 1),
+            read_line('c/c', 3, 100, 1), read_line('rust/rust', 4, 200, 1),
+            read_line('c/c', 5, 100, 1), read_line('rust/rust', 6, 400, 1),
+            read_line('c/c', 7, 100, 1),
+        ])
+        # 1.5, 2 and 4: the median, not the mean (2.5) or the smallest.
+        self.assertEqual(bench_table.alt_median(self.runs(path), 'rate'), (2.0, 3))
+
+    def test_c_runs_only_or_unknown_values(self):
+        path = self.log('xen-1-bench-1.log', [
+            read_line('c/c', 1, 100, 1), read_line('rust/rust', 2, '?', '?', p50='?', p99='?', dom0='?'),
+            read_line('c/c', 3, 100, 1), read_line('c/c', 5, 100, 1),
+        ])
+        (_, n, v), = bench_table.alt_ratios(self.runs(path))
+        self.assertEqual(n, 2)
+        self.assertIsNone(v['rate'][0])
+        self.assertEqual(bench_table.alt_median(self.runs(path), 'dom0'), (None, 0))
+        # The table and the goals print, with nothing to say about the unknown run.
+        self.assertIn('Rust back, Rust front', bench_table.alt_table(self.runs(path)))
+        self.assertNotIn('taking turns', bench_table.goals(self.runs(path)))
+
     def test_each_rust_run_against_the_mean_of_its_neighbours(self):
         path = self.log('xen-1-bench-1.log', [
             read_line('c/c', 1, 600, 1600, dom0=400), read_line('rust/rust', 2, 1400, 700, p99=2000, dom0=150),
@@ -69,12 +92,13 @@ class Alt(unittest.TestCase):
 
     def test_rate_past_the_floor(self):
         path = self.log('xen-1-bench-1.log', [
-            read_line('c/c', 1, 1, 1100), sysfs_line('c/c', 1, 100),
-            read_line('rust/rust', 2, 1, 600), sysfs_line('rust/rust', 2, 100),
+            read_line('c/c', 1, 1, 1100), sysfs_line('c/c', 1, 300),
+            read_line('rust/rust', 2, 1, 600), sysfs_line('rust/rust', 2, 200),
             read_line('c/c', 3, 1, 1100),
         ])
         (_, _, v), = bench_table.alt_ratios(self.runs(path))
-        # Run 3 has no floor: only run 1's counts. (1100 - 100) / (600 - 100).
+        # Each run less its own guest's floor; run 3 has none, so only run 1 counts:
+        # (1100 - 300) / (600 - 200).
         self.assertAlmostEqual(v['past'][0] / v['past'][1], 2.0)
 
     def test_no_neighbour_no_ratio(self):

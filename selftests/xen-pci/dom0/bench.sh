@@ -515,7 +515,8 @@ bench_two_test() {
 }
 
 # bench_alt_test: the C pair and the Rust pair taking turns in one boot, C
-# first and last (BENCH_ALT runs, 7 by default: C, Rust, C, Rust, C, Rust, C),
+# first (BENCH_ALT runs, 7 by default: C, Rust, C, Rust, C, Rust, C; an odd
+# count ends with C too, so that every Rust run has a C run on either side),
 # a guest of its own each, reading only (xenpci.benchreads=1), every driver
 # at its defaults. On this machine one pair's rate moves between boots by as
 # much as the gap between the pairs, and drifts within a boot: bench-table.py
@@ -555,12 +556,19 @@ alt_run() {
 		echo "pci = [ '$BDF' ]" >> /tmp/$GUEST.cfg
 		if timeout 120 xl create /tmp/$GUEST.cfg; then
 			did=$(xl domid $GUEST 2>/dev/null)
-			if [ -n "$did" ] && watch_guest "$did" 600; then
+			if [ -z "$did" ]; then
+				echo "# run $i: no guest"
+			elif watch_guest "$did" 600; then
 				alt_read "$back" "$i" "$did" "$idle" && rc=0
 				unwatch_guest
 			else
-				echo "# run $i: no guest to watch"
+				echo "# run $i: xenstore-watch of the guest's directory failed"
+				unwatch_guest
 			fi
+		fi
+		# Also after a create that failed or was killed half way: a domain
+		# left behind would keep the device from the runs after this one.
+		if ! guest_gone; then
 			destroy_guest "$GUEST"
 			wait_for 20 guest_gone || { echo "# run $i: the guest is not gone"; rc=1; }
 		fi
@@ -595,12 +603,14 @@ alt_read() {
 	scan_ms=*) echo "# bench pair=$back/$back op=scanalt run=alt$i $scan" ;;
 	*) echo "# no bus scan time from the guest: '$scan'" ;;
 	esac
-	# The guest's floor: no CPU times (dom0 reads none in its window).
+	# The guest's floor: only its process's CPU time (dom0 reads neither its
+	# own nor the guest domain's in this window).
 	next_key "$did" bench_sysfs_done $((secs + 60)) || return 1
 	out=$(guest_count "$did" bench_sysfs_result)
 	echo "# guest (sysfs): $out"
 	ran "$out" && consistent "$out" || return 1
-	bench_line "$back/$back" sysfsalt "$out" "" "" "" "" "" "" "" "$idle" "alt$i"
+	warm=$(guest_count "$did" bench_sysfs_warmup)
+	bench_line "$back/$back" sysfsalt "$out" "$warm" "" "" "" "" "" "" "$idle" "alt$i"
 }
 
 group_bench_c() { bench_test c c; }

@@ -85,11 +85,11 @@ domU_bench() {
 	[ "$(cmdline_arg benchyield 0)" = 1 ] && ops="$ops readn readf readq readr readq readr readq readr"
 	[ "$(cmdline_arg benchreads 0)" = 1 ] && ops="read sysfs"
 	for op in $ops; do
-		file=$GDEV/config mode=${op%[bcnfqr]}
+		bench_file=$GDEV/config bench_mode=${op%[bcnfqr]}
 		case $op in
 		read|readb|readc|readn|readf|readq|readr) set -- 0 4 ;;
 		write|writeb|writec) set -- 0x3c 1 ;;
-		sysfs) set -- 0 4; file=$GDEV/vendor mode=read ;;
+		sysfs) set -- 0 4; bench_file=$GDEV/vendor bench_mode=read ;;
 		esac
 		case $op in
 		readn) echo 0 > "$YIELD_PARAM" || return 0 ;;
@@ -111,10 +111,10 @@ domU_bench() {
 		else
 			nap 3
 		fi
-		warm=$(cfgbench "$file" 1 "$1" "$2" "$mode")
+		warm=$(cfgbench "$bench_file" 1 "$1" "$2" "$bench_mode")
 		front_stats_clear
 		xenstore-write "$XS/bench_${op}_start" 1
-		out=$(cfgbench "$file" "$secs" "$1" "$2" "$mode")
+		out=$(cfgbench "$bench_file" "$secs" "$1" "$2" "$bench_mode")
 		echo "# $out"
 		front=$(front_stats)
 		xenstore-write "$XS/bench_${op}_result" "${out:-cfgbench failed}" \

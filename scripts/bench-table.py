@@ -217,10 +217,11 @@ def backend_table(runs):
 
 def frontend_table(runs):
     """The Rust frontend's own account per pairing and op, from its debugfs statistics: how
-    its round trips waited (answered in the spin or after polls, preempted spins, yields)."""
+    its round trips waited (answered in the spin or after polls, preempted spins, yields, what
+    one turn of the spin cost)."""
     head = ['pair', 'op', 'round trips', 'in spin %', 'polls/trip', 'watched/trip',
             'events/trip', 'preempted spins', 'yields/trip', 'trials won yield/spin', 'mean µs',
-            'spin budget µs']
+            'spin budget µs', 'µs/turn']
     rows = []
     for p in PAIRS:
         for op in ('read', 'write', 'read2', 'readalt'):
@@ -235,13 +236,20 @@ def frontend_table(runs):
                 vals = [v * scale / a for v, a in vals if v is not None and a]
                 return fmt(statistics.median(vals) if vals else None, digits)
 
+            def per_turn():
+                # Each run's spin time over its looks at the clock (logs since 3 December,
+                # night); the median over runs.
+                vals = [(num(d.get('spin_us')), num(d.get('spin_turns'))) for d in runs[(p, f)]]
+                vals = [u / t for u, t in vals if u is not None and t]
+                return fmt(statistics.median(vals) if vals else None, 1)
+
             rows.append([NAMES.get(p, p), 'read2 (per guest)' if op == 'read2' else op, fmt(n),
                          per('answered_spinning', 100, 0), per('polls'), per('watched'),
                          per('events'), fmt(value(runs, p, f, 'preempted_spins')), per('yields'),
                          f"{fmt(value(runs, p, f, 'trials_yield'))}/"
                          f"{fmt(value(runs, p, f, 'trials_spin'))}",
                          fmt(value(runs, p, f, 'mean_us')),
-                         fmt(value(runs, p, f, 'spin_budget_us'))])
+                         fmt(value(runs, p, f, 'spin_budget_us')), per_turn()])
     return rst_table(head, rows)
 
 

@@ -36,6 +36,9 @@
 #               with every deadline scaled by 4 unless TIME_SCALE says otherwise
 #   SHOW_GUEST=1  print the guests' consoles too (make run)
 #   DOM0_EXTRA  more options for dom0's command line
+#   GUEST_TSC   the test guests' xl.cfg tsc_mode (e.g. native; default Xen's,
+#               which under TCG emulates every rdtsc of a PV guest: the
+#               emulated CPU has no invariant TSC)
 #   ONE_BOOT=1  every group of the plan in one boot (with the lab devices if a
 #               group needs them, else the bench boot's four edu functions if a
 #               bench group is in the plan, else DEVICES: a plan mixing lab and
@@ -100,7 +103,7 @@ boot() {
 	local log=$1 plan=$2 limit=$3 devices=$4 out=${5:-$OUT} extra=${6:-} iommu= mondir= watcher= monitor
 	[ "$IOMMU" = intel ] && iommu="-device intel-iommu,intremap=on,caching-mode=on"
 	local xen_cmd="console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=2 loglvl=all guest_loglvl=all iommu=verbose"
-	local dom0_cmd="console=hvc0 earlyprintk=xen loglevel=6 xenpci.plan=${plan//,/+} xenpci.scale=$TIME_SCALE $extra ${DOM0_EXTRA:-}"
+	local dom0_cmd="console=hvc0 earlyprintk=xen loglevel=6 xenpci.plan=${plan//,/+} xenpci.scale=$TIME_SCALE${GUEST_TSC:+ xenpci.guest_tsc=$GUEST_TSC} $extra ${DOM0_EXTRA:-}"
 	local f
 	for f in xen vmlinuz dom0.cpio; do
 		[ -f "$out/$f" ] || die "$out/$f missing: run scripts/images.sh first"

@@ -60,6 +60,13 @@ rotate_guest_log() {
 	return 0
 }
 
+# The guests' tsc_mode (xl.cfg) if dom0's command line has
+# xenpci.guest_tsc=MODE (run-xen.sh's GUEST_TSC), else Xen's default. Under
+# TCG the emulated CPU has no invariant TSC, so by default Xen emulates every
+# rdtsc of a PV guest (a trap per clock read); "native" lets the guest read
+# the TSC itself, as Xen's default does on a host with an invariant TSC.
+GUEST_TSC=$(cmdline_arg guest_tsc)
+
 # The xl config of the test guest: $1 is added to its kernel command line, $2
 # is its memory in MiB (default 192).
 guest_cfg() {
@@ -74,6 +81,7 @@ vcpus = 1
 on_poweroff = "destroy"
 on_crash = "destroy"
 CFG
+	[ -z "$GUEST_TSC" ] || echo "tsc_mode = \"$GUEST_TSC\""
 }
 
 write_guest_cfg() {

@@ -281,7 +281,7 @@ impl OpChannel {
             irq: self.events.irq(),
             words,
             msix: op.msix_entries.get(..msix).unwrap_or(&[]),
-            start: Instant::<Monotonic>::now(),
+            start: None,
             may_watch,
         };
 
@@ -323,7 +323,9 @@ struct Page<'a> {
     words: [(usize, u32); pciif::REQUEST_WORDS],
     /// The MSI-X entries to send.
     msix: &'a [pciif::MsixEntry],
-    start: Instant<Monotonic>,
+    /// The clock's zero for [`roundtrip::Channel::now_ns`]: its first read (each read is a trap
+    /// where the hypervisor emulates the TSC).
+    start: Option<Instant<Monotonic>>,
     /// Whether posts may set `_XEN_PCIF_watching`: the backend offered it and `quiet_answers`
     /// is on.
     may_watch: bool,
@@ -411,7 +413,13 @@ impl roundtrip::Channel for Page<'_> {
     }
 
     fn now_ns(&mut self) -> u64 {
-        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(0)
+        match self.start {
+            Some(start) => u64::try_from(start.elapsed().as_nanos()).unwrap_or(0),
+            None => {
+                self.start = Some(Instant::now());
+                0
+            }
+        }
     }
 }
 

@@ -2997,8 +2997,9 @@ struct Chan<'a, 'b> {
     checked_after_clear: bool,
     last_active: Option<bool>,
     last_err: Option<i32>,
-    /// Time spent in spin turns, and the longest turn.
+    /// Time spent in spin turns, how many there were, and the longest turn.
     spun: u64,
+    turns: u64,
     longest_turn: u64,
     yields: u32,
     longest_yield: u64,
@@ -3115,6 +3116,7 @@ impl Channel for Chan<'_, '_> {
         };
         self.now += turn;
         self.spun += turn;
+        self.turns += 1;
         self.longest_turn = self.longest_turn.max(turn);
     }
 
@@ -3172,6 +3174,7 @@ fn round_trip(b: &mut Bytes<'_>) {
         last_active: None,
         last_err: None,
         spun: 0,
+        turns: 0,
         longest_turn: 0,
         yields: 0,
         longest_yield: 0,
@@ -3275,6 +3278,25 @@ fn round_trip(b: &mut Bytes<'_>) {
     assert!(
         elapsed <= OP_TIMEOUT_NS + c.longest_turn + c.longest_yield,
         "{elapsed} ns"
+    );
+    // The spins' time within the round trip, and the answered round trip's within it and the
+    // turn in which its spin saw the answer (counted to that turn's end, see `roundtrip`); a
+    // turn from one look at the clock to the next for each turn of the spins at most.
+    assert!(
+        counts.spin_ns <= elapsed,
+        "spun {} of {elapsed} ns",
+        counts.spin_ns
+    );
+    assert!(
+        counts.answered_ns <= elapsed + c.longest_turn,
+        "{} of {elapsed} ns",
+        counts.answered_ns
+    );
+    assert!(
+        counts.spin_turns <= c.turns,
+        "{} looks, {} turns",
+        counts.spin_turns,
+        c.turns
     );
     match out {
         roundtrip::Outcome::Answered => {

@@ -45,8 +45,17 @@
 //!   signals it ([`super::pciif::answer_needs_event`]). The glue allows it only with a backend
 //!   that offered it in xenstore (`feature-quiet-answers`, which the C one does not write);
 //!   every other answer is signalled.
+//! - **The clock is read once before the post, once after it and once per turn of the spin**,
+//!   no more: a clock read may be a trap into the hypervisor (Xen emulates a PV guest's TSC on
+//!   a host whose TSC it does not trust; about 25 µs under QEMU's TCG). The read after the
+//!   post overlaps the backend's work; the one before is the round trip's start. An answer the
+//!   spin saw is not followed by a read: the round trip counts to the end of the turn that saw
+//!   it (its last look plus that turn's time), so the spin budget learns what it learnt with a
+//!   read there. Only a round trip that polled, or was answered before its spin's second look,
+//!   reads the clock again at its end.
 //! - **What each round trip did is counted** ([`Counts`]): how it ended, whether it was
-//!   answered before any poll, its polls, yields and time; the kernel shows them in debugfs.
+//!   answered before any poll, its polls, yields and time, the spin's looks at the clock and
+//!   its time; the kernel shows them in debugfs.
 
 use super::stats::pow2_bucket;
 use super::yieldtrial::{Verdict, YieldRule};
@@ -166,6 +175,11 @@ pub(crate) struct Counts {
     pub(crate) trials_yield: u64,
     /// Trials that spinning without a yield won.
     pub(crate) trials_spin: u64,
+    /// Turns of the spins, from one look at the clock to the next, and their time in
+    /// nanoseconds: their ratio is what one turn of the spin costs (a clock read is a trap into
+    /// the hypervisor where it emulates the guest's TSC).
+    pub(crate) spin_turns: u64,
+    pub(crate) spin_ns: u64,
 }
 
 /// How many buckets [`Counts::gaps`] has: under 32 µs, under 64, ... under 2048, and 2048 µs or
@@ -196,6 +210,8 @@ impl Counts {
             gaps: [0; GAP_BUCKETS],
             trials_yield: 0,
             trials_spin: 0,
+            spin_turns: 0,
+            spin_ns: 0,
         }
     }
 }
@@ -244,6 +260,8 @@ impl core::fmt::Display for Report {
         writeln!(f)?;
         writeln!(f, "trials_yield {}", c.trials_yield)?;
         writeln!(f, "trials_spin {}", c.trials_spin)?;
+        writeln!(f, "spin_turns {}", c.spin_turns)?;
+        writeln!(f, "spin_us {}", c.spin_ns / 1_000)?;
         writeln!(f, "spin_budget_us {}", self.spin.budget_ns() / 1_000)?;
         let (rule, left) = self.spin.rule().state();
         writeln!(f, "yield_rule {rule}")?;
@@ -308,13 +326,24 @@ pub(crate) enum Outcome {
 /// yielded. `counts` counts the round trip and its waits.
 pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin, counts: &mut Counts) -> Outcome {
     let start = chan.now_ns();
-    let mut longest_gap = 0;
+    let mut wait = Wait {
+        longest_gap: 0,
+        seen_at: None,
+    };
     let polls = counts.polls;
     let yields = counts.yields;
-    let outcome = post_and_wait(chan, start, spin, &mut longest_gap, counts);
+    let outcome = post_and_wait(chan, start, spin, &mut wait, counts);
     match outcome {
         Outcome::Answered => {
-            let ns = chan.now_ns().saturating_sub(start);
+            // An answer the spin saw is counted to where the spin's next look at the clock
+            // would have been (see `Spun::seen_by`), not read: one clock read less between the
+            // answer and the caller, a trap into the hypervisor where it emulates the TSC.
+            let end = match wait.seen_at {
+                Some(at) => at,
+                None => chan.now_ns(),
+            };
+            let ns = end.saturating_sub(start);
+            let longest_gap = wait.longest_gap;
             let preempted = longest_gap >= spin.preempted_gap_ns();
             match spin.note(ns, preempted, counts.yields != yields) {
                 Some(Verdict::Yield) => counts.trials_yield += 1,
@@ -337,28 +366,69 @@ pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin, counts: &mut 
     outcome
 }
 
-/// Spins until `chan`'s bit is clear or `ns` nanoseconds after `from` have passed; returns
-/// the longest time between two looks at the clock (a long one is a preemption).
-fn spin_while_active(chan: &mut impl Channel, from: u64, ns: u64) -> u64 {
-    let mut longest = 0;
-    let mut last = from;
+/// What the waits of a round trip saw.
+struct Wait {
+    /// The longest time between two looks at the clock in a spin (a long one is a preemption).
+    longest_gap: u64,
+    /// When the last post's spin saw its bit clear, as [`Spun::seen_by`] (None if the bit was
+    /// still set when the spin ended, or clear before its second look at the clock).
+    seen_at: Option<u64>,
+}
+
+/// How a spin ended.
+struct Spun {
+    /// The longest time between two of its looks at the clock.
+    longest_gap: u64,
+    /// If it saw the bit clear after at least two looks at the clock: its last look plus the
+    /// last turn's time, the end of the turn in which it saw the bit clear. The clock is not read
+    /// again for it; the time counts as if it were (a read takes most of a turn when it traps),
+    /// so the round trips' average, and the spin budget it sets, stay what they were with a
+    /// read at the end.
+    seen_by: Option<u64>,
+}
+
+/// Spins until `chan`'s bit is clear or `ns` nanoseconds after `from` have passed. Counts its
+/// turns from one look at the clock to the next, and their time, in `counts`.
+fn spin_while_active(chan: &mut impl Channel, from: u64, ns: u64, counts: &mut Counts) -> Spun {
+    let mut longest_gap = 0;
+    // The first look at the clock, the last, and the last turn's time (None before the second).
+    let mut looks: Option<(u64, u64, Option<u64>)> = None;
     while chan.active() {
         let now = chan.now_ns();
-        longest = longest.max(now.saturating_sub(last));
+        if let Some((first, last, _)) = looks {
+            let turn = now.saturating_sub(last);
+            counts.spin_turns += 1;
+            longest_gap = longest_gap.max(turn);
+            looks = Some((first, now, Some(turn)));
+        } else {
+            looks = Some((now, now, None));
+        }
         if now.saturating_sub(from) >= ns {
             break;
         }
-        last = now;
         chan.relax();
     }
-    longest
+    let Some((first, last, turn)) = looks else {
+        return Spun {
+            longest_gap,
+            seen_by: None,
+        };
+    };
+    counts.spin_ns = counts.spin_ns.saturating_add(last.saturating_sub(first));
+    Spun {
+        longest_gap,
+        // Unless the budget ran out with the bit still set.
+        seen_by: turn
+            .filter(|_| last.saturating_sub(from) < ns)
+            .map(|turn| last.saturating_add(turn)),
+    }
 }
 
 fn post_and_wait(
     chan: &mut impl Channel,
     start: u64,
     spin: &Spin,
-    longest_gap: &mut u64,
+    wait: &mut Wait,
     counts: &mut Counts,
 ) -> Outcome {
     let spin_ns = spin.budget_ns();
@@ -376,12 +446,16 @@ fn post_and_wait(
             chan.yield_cpu();
             counts.yields += 1;
         }
-        // Within the deadline: the loop below withdraws the request once it has passed.
+        // Within the deadline: the loop below withdraws the request once it has passed. The
+        // spin counts from after the post (and yield): this read costs the round trip nothing,
+        // the backend is at work meanwhile.
         let posted = chan.now_ns();
         let left = OP_TIMEOUT_NS.saturating_sub(posted.saturating_sub(start));
+        wait.seen_at = None;
         if spin_ns.min(left) > 0 {
-            let gap = spin_while_active(chan, posted, spin_ns.min(left));
-            *longest_gap = (*longest_gap).max(gap);
+            let spun = spin_while_active(chan, posted, spin_ns.min(left), counts);
+            wait.longest_gap = wait.longest_gap.max(spun.longest_gap);
+            wait.seen_at = spun.seen_by;
         }
         if watching {
             // Before any poll, and whether or not the spin saw the answer: the bit is only
@@ -473,6 +547,8 @@ mod tests {
         /// The events the backend signalled, and whether the channel is pending.
         events: u32,
         pending: bool,
+        /// Reads of the clock.
+        clock_reads: u64,
     }
 
     impl Fake {
@@ -500,6 +576,7 @@ mod tests {
                 watching: false,
                 events: 0,
                 pending: false,
+                clock_reads: 0,
             }
         }
 
@@ -616,6 +693,7 @@ mod tests {
             self.may_watch
         }
         fn now_ns(&mut self) -> u64 {
+            self.clock_reads += 1;
             self.now
         }
     }
@@ -661,8 +739,9 @@ mod tests {
         });
         let mut spin = learnt(400_000);
         assert!(spin.budget_ns() > 600_000, "{}", spin.budget_ns());
+        let mut counts = Counts::new();
         assert_eq!(
-            super::round_trip(&mut f, &mut spin, &mut Counts::new()),
+            super::round_trip(&mut f, &mut spin, &mut counts),
             Outcome::Answered
         );
         assert_eq!(f.err, -3);
@@ -670,6 +749,14 @@ mod tests {
         // Seen at the next turn.
         let waited = f.now - 1_000;
         assert!(waited <= 300_000 + TURN_NS, "waited {waited}");
+        // A look at the clock after each check of the bit but the last (which saw the answer):
+        // one turn less, from the first look to the last.
+        assert_eq!(counts.spin_turns, f.turns - 1);
+        assert_eq!(counts.spin_ns, (f.turns - 1) * TURN_NS);
+        // The clock is read at the start, after the post and at each look, no more (each read
+        // may be a trap): the round trip counts to the end of the turn that saw the answer.
+        assert_eq!(f.clock_reads, 2 + f.turns);
+        assert_eq!(counts.answered_ns, f.turns * TURN_NS);
     }
 
     /// A round trip of `spin` against [`Backend::Signals`] answering after `delay`, with the
@@ -1149,6 +1236,8 @@ mod tests {
         counts.gaps = [1, 0, 2, 0, 0, 0, 0, 3];
         counts.trials_yield = 2;
         counts.trials_spin = 1;
+        counts.spin_turns = 11;
+        counts.spin_ns = 2_345_678;
         let mut spin = learnt(300_000);
         spin.note(300_000, true, false);
         let text = std::format!(
@@ -1165,8 +1254,8 @@ mod tests {
             "answered 4\nanswered_spinning 3\npreempted_spins 2\npolls 9\nyields 7\n\
              reposts 1\nwatched 8\nquiet_answers_offered 1\nevents 3\ntimed_out 5\nunanswered 6\nmean_us 1000\nlongest_us 2500\n\
              preempted_gaps_us 32:1,64:0,128:2,256:0,512:0,1024:0,2048:0,inf:3\n\
-             trials_yield 2\ntrials_spin 1\nspin_budget_us 600\nyield_rule trial\n\
-             yield_rule_left 32\n"
+             trials_yield 2\ntrials_spin 1\nspin_turns 11\nspin_us 2345\nspin_budget_us 600\n\
+             yield_rule trial\nyield_rule_left 32\n"
         );
         // Nothing answered: a mean of 0, not a division by zero.
         let text = std::format!(

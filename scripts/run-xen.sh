@@ -36,9 +36,11 @@
 #               with every deadline scaled by 4 unless TIME_SCALE says otherwise
 #   SHOW_GUEST=1  print the guests' consoles too (make run)
 #   DOM0_EXTRA  more options for dom0's command line
-#   GUEST_TSC   the test guests' xl.cfg tsc_mode (e.g. native; default Xen's,
-#               which under TCG emulates every rdtsc of a PV guest: the
-#               emulated CPU has no invariant TSC)
+#   GUEST_TSC   the xl.cfg tsc_mode of the guests dom0/passthrough.sh's
+#               guest_cfg writes (passthrough, device and bench groups):
+#               default, always_emulate, native or native_paravirt (unset:
+#               Xen's default, which under TCG emulates every rdtsc of a PV
+#               guest: the emulated CPU has no invariant TSC)
 #   ONE_BOOT=1  every group of the plan in one boot (with the lab devices if a
 #               group needs them, else the bench boot's four edu functions if a
 #               bench group is in the plan, else DEVICES: a plan mixing lab and
@@ -52,6 +54,10 @@ PLAN=${PLAN:-$(default_plan)}
 # The debug kernel (lockdep, SLUB debugging, kmemleak) is several times slower under TCG.
 if [ "$KCONFIG" = debug ]; then TIME_SCALE=${TIME_SCALE:-4}; else TIME_SCALE=${TIME_SCALE:-1}; fi
 CPU=${CPU:-Nehalem}
+case ${GUEST_TSC:-} in
+'' | default | always_emulate | native | native_paravirt) ;;
+*) die "GUEST_TSC=$GUEST_TSC: not an xl.cfg tsc_mode (default, always_emulate, native, native_paravirt)" ;;
+esac
 IOMMU=${IOMMU:-intel}
 LAB_RETRIES=${LAB_RETRIES:-1}
 DEVICES=${DEVICES--device edu,id=edu0}

@@ -45,17 +45,19 @@
 //!   signals it ([`super::pciif::answer_needs_event`]). The glue allows it only with a backend
 //!   that offered it in xenstore (`feature-quiet-answers`, which the C one does not write);
 //!   every other answer is signalled.
-//! - **The clock is read once before the post, once after it and once per turn of the spin**,
-//!   no more: a clock read may be a trap into the hypervisor (Xen emulates a PV guest's TSC on
-//!   a host whose TSC it does not trust; about 25 µs under QEMU's TCG). The read after the
-//!   post overlaps the backend's work; the one before is the round trip's start. An answer the
-//!   spin saw is not followed by a read: the round trip counts to the end of the turn that saw
-//!   it (its last look plus that turn's time), so the spin budget learns what it learnt with a
-//!   read there. Only a round trip that polled, or was answered before its spin's second look,
-//!   reads the clock again at its end.
+//! - **No clock read between the answer the spin saw and the caller.** A clock read may be a
+//!   trap into the hypervisor (Xen emulates a PV guest's TSC on a host whose TSC it does not
+//!   trust; about 25 µs under QEMU's TCG). A round trip reads the clock at its start, after
+//!   each post (overlapping the backend's work) and at each look of its spin; an answer the
+//!   spin saw is counted to the end of the turn that saw it (its last look plus the turn that
+//!   ended there), about what a read there would give, so the spin budget learns what it
+//!   learnt with one. A round trip whose spin did not see the answer (no spin, a budget run
+//!   out, a poll) reads the clock at its end, and so does every round trip of a trial of the
+//!   yield rule, which compares round trips' times: a preemption in the last turn would escape
+//!   the estimate.
 //! - **What each round trip did is counted** ([`Counts`]): how it ended, whether it was
-//!   answered before any poll, its polls, yields and time, the spin's looks at the clock and
-//!   its time; the kernel shows them in debugfs.
+//!   answered before any poll, its polls, yields and time, the spin's turns (each ending at a
+//!   look at the clock) and their time; the kernel shows them in debugfs.
 
 use super::stats::pow2_bucket;
 use super::yieldtrial::{Verdict, YieldRule};
@@ -115,6 +117,11 @@ impl Spin {
     /// Whether the next post yields the CPU.
     pub(crate) fn yields(&self) -> bool {
         self.rule.yields()
+    }
+
+    /// Whether the yield rule is in a trial, whose round trips must be timed in full.
+    pub(crate) fn in_trial(&self) -> bool {
+        self.rule.in_trial()
     }
 
     /// The yield rule's state, for the statistics file.
@@ -335,12 +342,14 @@ pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin, counts: &mut 
     let outcome = post_and_wait(chan, start, spin, &mut wait, counts);
     match outcome {
         Outcome::Answered => {
-            // An answer the spin saw is counted to where the spin's next look at the clock
-            // would have been (see `Spun::seen_by`), not read: one clock read less between the
-            // answer and the caller, a trap into the hypervisor where it emulates the TSC.
+            // An answer the spin saw is counted to the end of the turn that saw it (see
+            // `Spun::seen_by`), not read: one clock read less between the answer and the caller,
+            // a trap into the hypervisor where it emulates the TSC. But a trial of the yield rule
+            // compares round trips' times, and a preemption in that last turn would go
+            // unmeasured: its round trips read the clock.
             let end = match wait.seen_at {
-                Some(at) => at,
-                None => chan.now_ns(),
+                Some(at) if !spin.in_trial() => at,
+                _ => chan.now_ns(),
             };
             let ns = end.saturating_sub(start);
             let longest_gap = wait.longest_gap;
@@ -371,7 +380,7 @@ struct Wait {
     /// The longest time between two looks at the clock in a spin (a long one is a preemption).
     longest_gap: u64,
     /// When the last post's spin saw its bit clear, as [`Spun::seen_by`] (None if the bit was
-    /// still set when the spin ended, or clear before its second look at the clock).
+    /// still set when the spin ended, or clear before its first look at the clock).
     seen_at: Option<u64>,
 }
 
@@ -379,48 +388,46 @@ struct Wait {
 struct Spun {
     /// The longest time between two of its looks at the clock.
     longest_gap: u64,
-    /// If it saw the bit clear after at least two looks at the clock: its last look plus the
-    /// last turn's time, the end of the turn in which it saw the bit clear. The clock is not read
-    /// again for it; the time counts as if it were (a read takes most of a turn when it traps),
-    /// so the round trips' average, and the spin budget it sets, stay what they were with a
-    /// read at the end.
+    /// If it saw the bit clear after at least one look at the clock: its last look plus the
+    /// turn that ended there (from the look before, or from the spin's start), as an estimate
+    /// of the end of the turn in which it saw the bit clear. The clock is not read again for
+    /// it; the time counts about as if it were (a read takes most of a turn when it traps), so
+    /// the round trips' average, and the spin budget it sets, stay what they were with a read
+    /// at the end. A preemption in that last turn is not in it.
     seen_by: Option<u64>,
 }
 
 /// Spins until `chan`'s bit is clear or `ns` nanoseconds after `from` have passed. Counts its
-/// turns from one look at the clock to the next, and their time, in `counts`.
+/// turns, each ending at a look at the clock (the first one starting at `from`), and their
+/// time, in `counts`.
 fn spin_while_active(chan: &mut impl Channel, from: u64, ns: u64, counts: &mut Counts) -> Spun {
     let mut longest_gap = 0;
-    // The first look at the clock, the last, and the last turn's time (None before the second).
-    let mut looks: Option<(u64, u64, Option<u64>)> = None;
+    // The last look at the clock, and the time of the turn that ended there (None before the
+    // first look).
+    let mut last = from;
+    let mut last_turn = None;
     while chan.active() {
         let now = chan.now_ns();
-        if let Some((first, last, _)) = looks {
-            let turn = now.saturating_sub(last);
-            counts.spin_turns += 1;
-            longest_gap = longest_gap.max(turn);
-            looks = Some((first, now, Some(turn)));
-        } else {
-            looks = Some((now, now, None));
-        }
+        let turn = now.saturating_sub(last);
+        counts.spin_turns += 1;
+        longest_gap = longest_gap.max(turn);
+        last = now;
+        last_turn = Some(turn);
         if now.saturating_sub(from) >= ns {
             break;
         }
         chan.relax();
     }
-    let Some((first, last, turn)) = looks else {
-        return Spun {
-            longest_gap,
-            seen_by: None,
-        };
+    counts.spin_ns = counts.spin_ns.saturating_add(last.saturating_sub(from));
+    // Unless the budget ran out with the bit still set.
+    let seen_by = if last.saturating_sub(from) < ns {
+        last_turn.map(|turn| last.saturating_add(turn))
+    } else {
+        None
     };
-    counts.spin_ns = counts.spin_ns.saturating_add(last.saturating_sub(first));
     Spun {
         longest_gap,
-        // Unless the budget ran out with the bit still set.
-        seen_by: turn
-            .filter(|_| last.saturating_sub(from) < ns)
-            .map(|turn| last.saturating_add(turn)),
+        seen_by,
     }
 }
 
@@ -749,9 +756,9 @@ mod tests {
         // Seen at the next turn.
         let waited = f.now - 1_000;
         assert!(waited <= 300_000 + TURN_NS, "waited {waited}");
-        // A look at the clock after each check of the bit but the last (which saw the answer):
-        // one turn less, from the first look to the last.
-        assert_eq!(counts.spin_turns, f.turns - 1);
+        // A look at the clock after each check of the bit but the last (which saw the answer),
+        // each ending a turn, the first from the post.
+        assert_eq!(counts.spin_turns, f.turns);
         assert_eq!(counts.spin_ns, (f.turns - 1) * TURN_NS);
         // The clock is read at the start, after the post and at each look, no more (each read
         // may be a trap): the round trip counts to the end of the turn that saw the answer.
@@ -881,6 +888,48 @@ mod tests {
             Outcome::Answered
         );
         f
+    }
+
+    #[test]
+    fn a_trial_reads_the_clock_at_the_end_of_its_round_trips() {
+        // Preempted for 100 us in the turn in which the answer comes: counted to the end of
+        // that turn as estimated from the turn before, the round trip would miss the
+        // preemption. Outside a trial it does (its estimate sets only the budget); in a trial,
+        // whose halves compare round trips' times, the clock is read.
+        for trial in [false, true] {
+            let mut spin = learnt(400_000);
+            if trial {
+                spin.note(400_000, true, false);
+                assert_eq!(spin.rule().state().0, "trial");
+            }
+            let mut f = Fake::new(Backend::AnswerUnnoticed {
+                delay: 300_000,
+                err: 0,
+            });
+            // The answer is due during the 3000th pause (300 us at 100 ns each).
+            f.preempt_at = 3_000;
+            f.preempt_ns = 100_000;
+            f.yield_ns = 0;
+            let mut counts = Counts::new();
+            let reads = 2 + if trial { 1 } else { 0 };
+            let was_trial = spin.in_trial();
+            assert_eq!(
+                super::round_trip(&mut f, &mut spin, &mut counts),
+                Outcome::Answered
+            );
+            assert_eq!(was_trial, trial);
+            let elapsed = f.now - 1_000;
+            assert_eq!(f.clock_reads, reads + f.turns, "trial {trial}");
+            if trial {
+                assert_eq!(counts.answered_ns, elapsed);
+            } else {
+                assert!(
+                    counts.answered_ns < elapsed - 90_000,
+                    "{}",
+                    counts.answered_ns
+                );
+            }
+        }
     }
 
     #[test]

@@ -140,6 +140,11 @@ impl YieldRule {
         }
     }
 
+    /// Whether a trial is under way (its round trips' times decide it).
+    pub(crate) fn in_trial(&self) -> bool {
+        self.state == State::Trial
+    }
+
     /// The state's name and how many more answered round trips it lasts (0 when idle), for
     /// the statistics file.
     pub(crate) fn state(&self) -> (&'static str, u64) {

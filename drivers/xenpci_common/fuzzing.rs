@@ -3288,11 +3288,34 @@ fn round_trip(b: &mut Bytes<'_>) {
         "spun {} of {elapsed} ns",
         counts.spin_ns
     );
+    // The spins' time is that of their pauses, less at most the one after each spin's last
+    // look (time passes here only in the fake's pauses, polls and yields).
+    assert!(
+        counts.spin_ns <= c.spun
+            && c.spun <= counts.spin_ns + u64::from(c.posts) * c.longest_turn,
+        "spin_ns {} of pauses {} ns ({} posts, longest {} ns)",
+        counts.spin_ns,
+        c.spun,
+        c.posts,
+        c.longest_turn
+    );
     assert!(
         counts.answered_ns <= elapsed + c.longest_turn,
         "{} of {elapsed} ns",
         counts.answered_ns
     );
+    if answered {
+        // At most a turn away from the round trip's time; exactly it when no spin paused
+        // (the end is then a look at the clock).
+        assert!(
+            elapsed <= counts.answered_ns + c.longest_turn,
+            "answered in {} of {elapsed} ns",
+            counts.answered_ns
+        );
+        if c.turns == 0 {
+            assert_eq!(counts.answered_ns, elapsed);
+        }
+    }
     assert!(
         counts.spin_turns <= c.turns + u64::from(c.posts),
         "{} looks, {} pauses",

@@ -22,6 +22,12 @@ def sysfs_line(pair, n, us):
     return f'# bench pair={pair} op=sysfsalt ops_per_s=1 us_per_op={us} p99_us=900 run=alt{n}'
 
 
+def front_line(n, **counts):
+    extra = ''.join(f' {k}={v}' for k, v in counts.items())
+    return (f'# bench pair=rust/rust op=readalt-frontend answered=1000 answered_spinning=990 '
+            f'polls=10 mean_us=300 spin_budget_us=600{extra} run=alt{n}')
+
+
 class Alt(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.TemporaryDirectory()
@@ -100,6 +106,29 @@ class Alt(unittest.TestCase):
         # Each run less its own guest's floor; run 3 has none, so only run 1 counts:
         # (1100 - 300) / (600 - 200).
         self.assertAlmostEqual(v['past'][0] / v['past'][1], 2.0)
+
+    def test_the_cost_of_a_turn_of_the_spin(self):
+        # Each run's spin_us over its spin_turns (2, 4 and 12 µs), the median of the runs
+        # (not their mean, 6); a run without turns or without the counts (a log before they
+        # were added) is left out.
+        path = self.log('xen-1-bench-1.log', [
+            front_line(2, spin_us=2000, spin_turns=1000),
+            front_line(4, spin_us=8000, spin_turns=2000),
+            front_line(6, spin_us=900, spin_turns=0),
+            front_line(8),
+            front_line(10, spin_us=12000, spin_turns=1000),
+        ])
+        row = self.front_row(bench_table.frontend_table(self.runs(path)))
+        self.assertEqual(row[-1], '4.0')
+        # No run with the counts: "-".
+        path = self.log('xen-2-bench-1.log', [front_line(2)])
+        row = self.front_row(bench_table.frontend_table(self.runs(path)))
+        self.assertEqual(row[-1], '-')
+
+    def front_row(self, table):
+        rows = [line.split() for line in table.splitlines() if ' readalt ' in line]
+        self.assertEqual(len(rows), 1, table)
+        return rows[0]
 
     def test_no_neighbour_no_ratio(self):
         path = self.log('xen-1-bench-1.log', [read_line('rust/rust', 2, 1000, 1000)])

@@ -22,6 +22,11 @@ def sysfs_line(pair, n, us):
     return f'# bench pair={pair} op=sysfsalt ops_per_s=1 us_per_op={us} p99_us=900 run=alt{n}'
 
 
+def scan_line(pair, n, ms, load=None):
+    extra = '' if load is None else f' load_ms={load}'
+    return f'# bench pair={pair} op=scanalt run=alt{n} scan_ms={ms}{extra}'
+
+
 def front_line(n, **counts):
     extra = ''.join(f' {k}={v}' for k, v in counts.items())
     return (f'# bench pair=rust/rust op=readalt-frontend answered=1000 answered_spinning=990 '
@@ -129,6 +134,24 @@ class Alt(unittest.TestCase):
         rows = [line.split() for line in table.splitlines() if ' readalt ' in line]
         self.assertEqual(len(rows), 1, table)
         return rows[0]
+
+    def test_the_scan_from_the_frontends_load(self):
+        # Each frontend's own account (scan_ms) and the guest's marks (load_ms) are two
+        # ratios, each against the same measure of the neighbours.
+        path = self.log('xen-1-bench-1.log', [
+            scan_line('c/c', 1, 200, load=1000), scan_line('rust/rust', 2, 100, load=600),
+            scan_line('c/c', 3, 200, load=500),
+        ])
+        (_, _, v), = bench_table.alt_ratios(self.runs(path))
+        self.assertAlmostEqual(v['scan'][0] / v['scan'][1], 0.5)
+        self.assertAlmostEqual(v['load'][0] / v['load'][1], 600 / 750)
+        self.assertIn('frontend load to devices present, <= 0.2x C pair: not met (0.80x',
+                      bench_table.goals(self.runs(path)))
+        # Logs before the marks: no load ratio and no goal line of it.
+        path = self.log('xen-2-bench-1.log', [scan_line('c/c', 1, 200), scan_line('rust/rust', 2, 100)])
+        (_, _, v), = bench_table.alt_ratios(self.runs(path))
+        self.assertIsNone(v['load'][0])
+        self.assertNotIn('frontend load', bench_table.goals(self.runs(path)))
 
     def test_no_neighbour_no_ratio(self):
         path = self.log('xen-1-bench-1.log', [read_line('rust/rust', 2, 1000, 1000)])

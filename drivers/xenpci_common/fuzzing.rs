@@ -3291,8 +3291,7 @@ fn round_trip(b: &mut Bytes<'_>) {
     // The spins' time is that of their pauses, less at most the one after each spin's last
     // look (time passes here only in the fake's pauses, polls and yields).
     assert!(
-        counts.spin_ns <= c.spun
-            && c.spun <= counts.spin_ns + u64::from(c.posts) * c.longest_turn,
+        counts.spin_ns <= c.spun && c.spun <= counts.spin_ns + u64::from(c.posts) * c.longest_turn,
         "spin_ns {} of pauses {} ns ({} posts, longest {} ns)",
         counts.spin_ns,
         c.spun,

@@ -165,6 +165,29 @@ def scan_table(runs):
     return rst_table(head, rows)
 
 
+def load_split_table(runs):
+    """The frontend's load split in three (logs since 4 December, afternoon): from the insmod to
+    the scan's start (before), the scan by the frontend's own account, and from its end to the
+    insmod's return (after); the medians over the runs of each pairing, with one device
+    (bench-alt's runs) and with four (the scan groups'). The frontends' scans start and end at
+    different points (see scan_table), so the C frontend's "before" holds its reading of the
+    roots and its "after" the devices' addition, which the Rust frontend's scan holds."""
+    head = ['pair', 'devices', 'runs', 'load ms', 'before ms', 'scan ms', 'after ms']
+    rows = []
+    for op, n in (('scanalt', '1'), ('scan4', '4')):
+        for p in [p for p in PAIRS if (p, op) in runs]:
+            split = [d for d in runs[(p, op)] if num(d.get('pre_ms')) is not None]
+            if not split:
+                continue
+
+            def med(key):
+                vals = [v for v in (num(d.get(key)) for d in split) if v is not None]
+                return statistics.median(vals) if vals else None
+            rows.append([NAMES.get(p, p), n, str(len(split))] +
+                        [fmt(med(k)) for k in ('load_ms', 'pre_ms', 'scan_ms', 'post_ms')])
+    return rst_table(head, rows) if rows else None
+
+
 def two_table(runs):
     """Two guests at once, each reading its own device: each one's rate and latency, their
     sum, and the sum against the same pair's one-guest rate of the same boot."""
@@ -496,6 +519,11 @@ def report(runs):
               ' the mean of the C runs on either side of it; its p99 against their p50; "past":'
               ' the rate if each read took its time less the same guest\'s sysfs read):\n')
         print(alt_table(runs))
+    split = load_split_table(runs)
+    if split:
+        print('\nthe frontend\'s load, from its insmod to its return, split at its own account of'
+              ' the scan (medians of the runs):\n')
+        print(split)
     if any(o == 'read2' for _, o in runs):
         print('\ntwo guests at once, each reading its own device (4 bytes at 0x0):\n')
         print(two_table(runs))

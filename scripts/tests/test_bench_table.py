@@ -153,6 +153,25 @@ class Alt(unittest.TestCase):
         self.assertIsNone(v['load'][0])
         self.assertNotIn('frontend load', bench_table.goals(self.runs(path)))
 
+    def test_the_load_split_at_the_scan(self):
+        # Medians over the runs with the split (pre_ms) of each pair; a run without it (a log
+        # before it) is left out of every column, not only of "before".
+        lines = [scan_line('c/c', 1, 200, load=500) + ' pre_ms=200 post_ms=100',
+                 scan_line('c/c', 3, 300, load=700) + ' pre_ms=300 post_ms=100',
+                 scan_line('c/c', 5, 900, load=900),
+                 scan_line('rust/rust', 2, 100, load=300) + ' pre_ms=150 post_ms=50',
+                 scan_line('rust/rust', 4, 80, load=200) + ' pre_ms=100 post_ms=20',
+                 scan_line('rust/rust', 6, 60, load=400) + ' pre_ms=250 post_ms=90']
+        path = self.log('xen-1-bench-1.log', lines)
+        rows = {tuple(r[:3]): r[3:] for r in
+                (line.rsplit(None, 6) for line in
+                 bench_table.load_split_table(self.runs(path)).splitlines() if ' back, ' in line)}
+        self.assertEqual(rows, {('C back, C front', '1', '2'): ['600', '250', '250', '100'],
+                                ('Rust back, Rust front', '1', '3'): ['300', '150', '80', '50']})
+        # No run with the split: no table.
+        path = self.log('xen-2-bench-1.log', lines[2:3])
+        self.assertIsNone(bench_table.load_split_table(self.runs(path)))
+
     def test_no_neighbour_no_ratio(self):
         path = self.log('xen-1-bench-1.log', [read_line('rust/rust', 2, 1000, 1000)])
         (_, _, v), = bench_table.alt_ratios(self.runs(path))

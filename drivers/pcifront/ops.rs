@@ -256,9 +256,10 @@ impl OpChannel {
     /// Runs in atomic context. The rules of the wait are those of [`roundtrip`]: the request
     /// carries the sentinel `err`, a clear bit with the sentinel is not an answer, the answer
     /// is first watched for by spinning (at most twice this connection's recent round trip,
-    /// [`roundtrip::SPIN_MAX_NS`] at most), then the poll is sliced, and a backend that does
-    /// not answer within [`roundtrip::OP_TIMEOUT_NS`] gets the request withdrawn. Without an
-    /// answer the operation fails with `XEN_PCI_ERR_dev_not_found`. After a spin that was
+    /// [`roundtrip::SPIN_MAX_NS`] at most), then the poll is sliced, and a request the backend
+    /// does not answer within [`roundtrip::OP_TIMEOUT_NS`] stays posted until it does: the
+    /// operations meanwhile post nothing and fail at once. Without an answer the operation
+    /// fails with `XEN_PCI_ERR_dev_not_found`. After a spin that was
     /// preempted, posts may yield the CPU for a while ([`roundtrip::Spin`]; unless
     /// `yield_when_preempted` is off): the lock (and the PCI core's, which the caller may
     /// hold) is then held across the other vCPU's turn, as across a poll. The round trip is
@@ -289,7 +290,7 @@ impl OpChannel {
         match roundtrip::round_trip(&mut page, spin, counts) {
             Outcome::Answered => {}
             Outcome::NotSent => return,
-            Outcome::TimedOut | Outcome::Unanswered => {
+            Outcome::TimedOut | Outcome::Unanswered | Outcome::Busy => {
                 if !slot.timeout_logged {
                     slot.timeout_logged = true;
                     pr_err!("the PCI backend does not answer: configuration accesses fail\n");
@@ -376,8 +377,8 @@ impl roundtrip::Channel for Page<'_> {
         self.flags.load(Acquire) & pciif::XEN_PCIF_ACTIVE != 0
     }
 
-    fn clear_active(&mut self) {
-        self.flags.fetch_and(!pciif::XEN_PCIF_ACTIVE, Full);
+    fn notify(&mut self) {
+        self.irq.notify();
     }
 
     fn err(&mut self) -> i32 {

@@ -3009,6 +3009,8 @@ struct Chan<'a, 'b> {
     /// `_XEN_PCIF_watching`, and the posts that set it.
     watching: bool,
     watched: u32,
+    /// Signals of a request left posted.
+    notifies: u32,
 }
 
 impl Channel for Chan<'_, '_> {
@@ -3069,8 +3071,12 @@ impl Channel for Chan<'_, '_> {
         self.active
     }
 
-    fn clear_active(&mut self) {
-        self.active = false;
+    fn notify(&mut self) {
+        assert!(
+            self.active && self.posts == 0,
+            "signalled again without a request left posted"
+        );
+        self.notifies += 1;
     }
 
     fn err(&mut self) -> i32 {
@@ -3161,11 +3167,13 @@ fn round_trip(b: &mut Bytes<'_>) {
     let now = b.u64() >> 1;
     let switches = b.u8();
     let (may_yield, may_watch) = (switches & 1 == 0, switches & 2 == 0);
+    // An earlier request that timed out may still be posted (the backend may answer it now).
+    let left_posted = switches & 4 != 0;
     let mut c = Chan {
         b,
         now,
         start: None,
-        active: false,
+        active: left_posted,
         err: 0,
         posts: 0,
         wrote: None,
@@ -3183,6 +3191,7 @@ fn round_trip(b: &mut Bytes<'_>) {
         may_watch,
         watching: false,
         watched: 0,
+        notifies: 0,
     };
     let budget = spin.budget_ns();
     let yields = spin.yields() && may_yield;
@@ -3201,14 +3210,41 @@ fn round_trip(b: &mut Bytes<'_>) {
     );
     let answered = out == roundtrip::Outcome::Answered;
     assert_eq!(
-        (counts.answered, counts.timed_out, counts.unanswered),
+        (
+            counts.answered,
+            counts.timed_out,
+            counts.unanswered,
+            counts.busy
+        ),
         (
             u64::from(answered),
             u64::from(out == roundtrip::Outcome::TimedOut),
-            u64::from(out == roundtrip::Outcome::Unanswered)
+            u64::from(out == roundtrip::Outcome::Unanswered),
+            u64::from(out == roundtrip::Outcome::Busy)
         ),
         "{out:?}: {counts:?}"
     );
+    if out == roundtrip::Outcome::Busy {
+        // Nothing posted or waited for, the backend signalled again, the request still posted.
+        assert!(
+            left_posted && c.active,
+            "busy without a request left posted"
+        );
+        assert_eq!((c.posts, c.notifies, c.wrote), (0, 1, None));
+        assert_eq!(
+            (c.start, counts),
+            (None, {
+                let mut busy = roundtrip::Counts::new();
+                busy.busy = 1;
+                busy
+            })
+        );
+        assert_eq!(spin.rule().state(), before);
+        return;
+    }
+    // A request left posted that the backend answered at the first look: a round trip as
+    // any other.
+    assert_eq!(c.notifies, 0, "signalled again with the page free");
     assert_eq!(
         counts.answered_spinning,
         u64::from(answered && c.polls == 0)
@@ -3250,8 +3286,9 @@ fn round_trip(b: &mut Bytes<'_>) {
         c.spun,
         c.posts
     );
+    // Only a timeout leaves the request posted (the backend may be serving it).
     assert!(
-        !c.active,
+        !c.active || out == roundtrip::Outcome::TimedOut,
         "round trip ended ({out:?}) with the request still posted"
     );
     // Every post that spins watches, if the switch allows; none other; none is left watching.
@@ -3337,6 +3374,7 @@ fn round_trip(b: &mut Bytes<'_>) {
             assert_eq!(c.last_err, Some(ERR_UNANSWERED));
         }
         roundtrip::Outcome::NotSent => assert_eq!(c.wrote, Some(false)),
+        roundtrip::Outcome::Busy => unreachable!("returned above"),
     }
 }
 

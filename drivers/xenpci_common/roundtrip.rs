@@ -8,16 +8,21 @@
 //!
 //! - **Every request is posted with `err` = [`ERR_UNANSWERED`]**, which no backend answers
 //!   with: every backend, C or Rust, writes `err` before it clears the bit. A clear bit with the
-//!   sentinel still in `err` is not an answer. It is what a late clear from a backend that was
-//!   still serving an earlier, timed-out request looks like (its answer landed before this
-//!   request was posted, its clear after), or a backend that clears the bit without answering.
-//!   The request, which the backend then never saw, is posted again (at most [`MAX_POSTS`]
-//!   times in all, within the same deadline); after that the operation has no answer.
+//!   sentinel still in `err` is not an answer: it is a backend that cleared the bit without
+//!   answering. The request is posted again (at most [`MAX_POSTS`] times in all, within the
+//!   same deadline); after that the operation has no answer.
 //! - **The wait is polled in slices** of at most [`POLL_SLICE_NS`], re-checking the bit after
 //!   each: the event that wakes the poll can be consumed by the port's handler on another vCPU
 //!   before this one polls, and the poll then only returns at its timeout (with interrupts off).
-//! - After [`OP_TIMEOUT_NS`] the request is withdrawn (the bit cleared) and the operation has
-//!   timed out.
+//! - **A request is never withdrawn.** After [`OP_TIMEOUT_NS`] the operation has timed out,
+//!   but the request stays posted (the bit set) until the backend clears it: the backend may
+//!   still be serving it, and would then read the next request's fields half written, or take
+//!   its bit as its own and clear it with the timed-out request's answer. (The C frontend
+//!   clears the bit at its timeout.) A round trip that finds the bit still set posts nothing:
+//!   it signals the backend again, in case the event was lost, and fails at once
+//!   ([`Outcome::Busy`]), so a backend that stopped answering costs each later access nothing,
+//!   not a deadline each with interrupts off. The backend's late answer frees the page for the
+//!   next request.
 //! - **Before the first poll, the bit is watched by spinning** for at most the [`Spin`] budget:
 //!   twice the recent typical round trip (a moving average of answered ones), at most
 //!   [`SPIN_MAX_NS`]. Blocking in the poll costs a trip through the hypervisor's scheduler
@@ -169,6 +174,9 @@ pub(crate) struct Counts {
     pub(crate) watched: u64,
     /// Round trips that timed out ([`Outcome::TimedOut`]).
     pub(crate) timed_out: u64,
+    /// Round trips that posted nothing, an earlier request being still posted
+    /// ([`Outcome::Busy`]).
+    pub(crate) busy: u64,
     /// Round trips whose posts were all cleared without an answer ([`Outcome::Unanswered`]).
     pub(crate) unanswered: u64,
     /// The total time of the answered round trips, in nanoseconds.
@@ -211,6 +219,7 @@ impl Counts {
             reposts: 0,
             watched: 0,
             timed_out: 0,
+            busy: 0,
             unanswered: 0,
             answered_ns: 0,
             longest_ns: 0,
@@ -251,6 +260,7 @@ impl core::fmt::Display for Report {
         writeln!(f, "quiet_answers_offered {}", u8::from(self.quiet_offered))?;
         writeln!(f, "events {}", self.events)?;
         writeln!(f, "timed_out {}", c.timed_out)?;
+        writeln!(f, "busy {}", c.busy)?;
         writeln!(f, "unanswered {}", c.unanswered)?;
         writeln!(f, "mean_us {mean_us}")?;
         writeln!(f, "longest_us {}", c.longest_ns / 1_000)?;
@@ -293,8 +303,8 @@ pub(crate) trait Channel {
     fn stop_watching(&mut self);
     /// Whether `_XEN_PCIF_active` is set (a load that orders the answer's reads after it).
     fn active(&mut self) -> bool;
-    /// Clears `_XEN_PCIF_active`, withdrawing the request.
-    fn clear_active(&mut self);
+    /// Signals the backend again, for a request still posted.
+    fn notify(&mut self);
     /// The `err` field of the page.
     fn err(&mut self) -> i32;
     /// Clears the event channel's pending flag.
@@ -320,8 +330,10 @@ pub(crate) trait Channel {
 pub(crate) enum Outcome {
     /// The backend answered: read `err` and `value` (and the MSI-X entries) from the page.
     Answered,
-    /// No answer within [`OP_TIMEOUT_NS`]; the request was withdrawn.
+    /// No answer within [`OP_TIMEOUT_NS`]; the request may still be posted.
     TimedOut,
+    /// An earlier request was still posted: nothing was posted, the backend was signalled again.
+    Busy,
     /// The bit was cleared without an answer each of the [`MAX_POSTS`] times.
     Unanswered,
     /// The request could not be written.
@@ -332,6 +344,13 @@ pub(crate) enum Outcome {
 /// answered round trip teaches `spin` its time, whether its spin was preempted and whether it
 /// yielded. `counts` counts the round trip and its waits.
 pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin, counts: &mut Counts) -> Outcome {
+    // Only this side sets the bit: an earlier request that timed out, which the backend has
+    // not finished with.
+    if chan.active() {
+        chan.notify();
+        counts.busy += 1;
+        return Outcome::Busy;
+    }
     let start = chan.now_ns();
     let mut wait = Wait {
         longest_gap: 0,
@@ -370,7 +389,7 @@ pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin, counts: &mut 
         }
         Outcome::TimedOut => counts.timed_out += 1,
         Outcome::Unanswered => counts.unanswered += 1,
-        Outcome::NotSent => {}
+        Outcome::Busy | Outcome::NotSent => {}
     }
     outcome
 }
@@ -453,7 +472,7 @@ fn post_and_wait(
             chan.yield_cpu();
             counts.yields += 1;
         }
-        // Within the deadline: the loop below withdraws the request once it has passed. The
+        // Within the deadline: the loop below gives up once it has passed. The
         // spin counts from after the post (and yield): this read costs the round trip nothing,
         // the backend is at work meanwhile.
         let posted = chan.now_ns();
@@ -476,7 +495,7 @@ fn post_and_wait(
             }
             let elapsed = chan.now_ns().saturating_sub(start);
             if elapsed >= OP_TIMEOUT_NS {
-                chan.clear_active();
+                // Left posted (see the module documentation).
                 return Outcome::TimedOut;
             }
             // Clear first, check again, then wait: an answer that comes in between leaves the
@@ -556,6 +575,8 @@ mod tests {
         pending: bool,
         /// Reads of the clock.
         clock_reads: u64,
+        /// Signals of a request still posted.
+        notifies: u32,
     }
 
     impl Fake {
@@ -584,6 +605,7 @@ mod tests {
                 events: 0,
                 pending: false,
                 clock_reads: 0,
+                notifies: 0,
             }
         }
 
@@ -653,8 +675,9 @@ mod tests {
             self.step();
             self.watching = false;
         }
-        fn clear_active(&mut self) {
-            self.active = false;
+        fn notify(&mut self) {
+            assert!(self.active, "signalled again without a request posted");
+            self.notifies += 1;
         }
         fn err(&mut self) -> i32 {
             self.err
@@ -857,7 +880,7 @@ mod tests {
     fn a_spin_stops_at_the_deadline() {
         // The first post is cleared without an answer 1.5 ms before the deadline, seen at the
         // end of the poll slice 1 ms before it: the second post's spin (budget 2 ms) ends at
-        // the deadline, and the request is withdrawn.
+        // the deadline, and the request stays posted.
         let mut f = Fake::new(Backend::ClearsOnceAt(1_000 + OP_TIMEOUT_NS - 1_500_000));
         let mut spin = learnt(SPIN_MAX_NS);
         assert_eq!(spin.budget_ns(), SPIN_MAX_NS);
@@ -866,7 +889,7 @@ mod tests {
             Outcome::TimedOut
         );
         assert_eq!(f.posts, 2);
-        assert!(!f.active);
+        assert!(f.active);
         let waited = f.now - 1_000;
         assert!(
             waited >= OP_TIMEOUT_NS && waited <= OP_TIMEOUT_NS + TURN_NS,
@@ -1192,15 +1215,58 @@ mod tests {
     }
 
     #[test]
-    fn a_silent_backend_times_out_and_the_request_is_withdrawn() {
+    fn a_silent_backend_times_out_and_the_request_stays_posted() {
         let mut f = Fake::new(Backend::Silent);
         assert_eq!(round_trip(&mut f), Outcome::TimedOut);
-        assert!(!f.active);
+        assert!(f.active);
         assert_eq!(f.posts, 1);
+        assert_eq!(f.notifies, 0);
         let waited = f.now - 1_000;
         assert!(waited >= OP_TIMEOUT_NS && waited <= OP_TIMEOUT_NS + POLL_SLICE_NS);
         assert!(f.longest_poll <= POLL_SLICE_NS);
         assert!(f.polls >= (OP_TIMEOUT_NS / POLL_SLICE_NS) as u32);
+    }
+
+    #[test]
+    fn a_request_left_posted_keeps_the_page_until_the_backend_answers_it() {
+        // The first request times out, the backend still at work on it.
+        let mut f = Fake::new(Backend::AnswerUnnoticed {
+            delay: OP_TIMEOUT_NS + 500_000_000,
+            err: -3,
+        });
+        let mut spin = Spin::new();
+        let mut counts = Counts::new();
+        assert_eq!(
+            super::round_trip(&mut f, &mut spin, &mut counts),
+            Outcome::TimedOut
+        );
+        // The next ones, while it is: nothing posted or written over, no wait, no clock read,
+        // the backend signalled again each time.
+        let (now, reads) = (f.now, f.clock_reads);
+        for n in 1..=3 {
+            assert_eq!(
+                super::round_trip(&mut f, &mut spin, &mut counts),
+                Outcome::Busy
+            );
+            assert_eq!((f.posts, f.notifies), (1, n));
+        }
+        assert_eq!((f.now, f.clock_reads), (now, reads));
+        assert_eq!((counts.timed_out, counts.busy, counts.answered), (1, 3, 0));
+        // Its answer, late: the page is free, the next request is posted and takes its own
+        // answer, not the late one.
+        f.now = f.posted_at + OP_TIMEOUT_NS + 500_000_000;
+        assert!(!f.active());
+        assert_eq!(f.err, -3);
+        f.backend = Backend::AnswerUnnoticed {
+            delay: 10_000,
+            err: 0,
+        };
+        assert_eq!(
+            super::round_trip(&mut f, &mut spin, &mut counts),
+            Outcome::Answered
+        );
+        assert_eq!((f.posts, f.err, f.active), (2, 0, false));
+        assert_eq!((counts.busy, counts.answered), (3, 1));
     }
 
     #[test]
@@ -1279,6 +1345,7 @@ mod tests {
         counts.reposts = 1;
         counts.watched = 8;
         counts.timed_out = 5;
+        counts.busy = 12;
         counts.unanswered = 6;
         counts.answered_ns = 4_000_000;
         counts.longest_ns = 2_500_000;
@@ -1301,7 +1368,7 @@ mod tests {
         assert_eq!(
             text,
             "answered 4\nanswered_spinning 3\npreempted_spins 2\npolls 9\nyields 7\n\
-             reposts 1\nwatched 8\nquiet_answers_offered 1\nevents 3\ntimed_out 5\nunanswered 6\nmean_us 1000\nlongest_us 2500\n\
+             reposts 1\nwatched 8\nquiet_answers_offered 1\nevents 3\ntimed_out 5\nbusy 12\nunanswered 6\nmean_us 1000\nlongest_us 2500\n\
              preempted_gaps_us 32:1,64:0,128:2,256:0,512:0,1024:0,2048:0,inf:3\n\
              trials_yield 2\ntrials_spin 1\nspin_turns 11\nspin_us 2345\nspin_budget_us 600\n\
              yield_rule trial\nyield_rule_left 32\n"

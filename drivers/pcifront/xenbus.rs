@@ -477,10 +477,15 @@ impl Front {
 
 /// Removes the devices whose `state-N` the toolstack set to `Closing`, found by their `vdev-N`.
 fn remove_closing_devices(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots: &Roots) -> Result {
-    // Bounded before the loop: each index costs a xenstore read on the xenwatch thread.
+    // Bounded before the loop as for the scan: each index costs a xenstore read or two on the
+    // xenwatch thread.
     let value = Nil.read(backend, xs::NUM_DEVS)?;
-    let num = xs::parse_count(&value, xs::NUM_DEVS_MAX).map_err(|e| {
-        dev_err!(dev.as_ref(), "bad num_devs: {}\n", format_args!("{e}"));
+    let num = scan::listed_count(Some(&value)).map_err(|why| {
+        dev_err!(
+            dev.as_ref(),
+            "cannot look for detached devices: {}\n",
+            format_args!("{why}")
+        );
         EINVAL
     })?;
 

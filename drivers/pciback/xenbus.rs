@@ -990,8 +990,7 @@ impl xenbus::Driver for Backend {
         _id_info: &'bound (),
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
         pin_init::pin_init_scope(move || {
-            let frontend = dev.otherend().ok_or(ENODEV)?;
-            let frontend = CString::try_from_fmt(fmt!("{frontend}"))?;
+            let frontend = dev.otherend()?;
             let nodename = CString::try_from_fmt(fmt!("{}", dev.nodename()))?;
             let shared = Arc::pin_init(
                 try_pin_init!(Shared {

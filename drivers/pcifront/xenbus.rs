@@ -367,10 +367,14 @@ impl Front {
             return;
         }
 
-        let Some(backend) = dev.otherend() else {
-            dev.dev_fatal(ENODEV, fmt!("the backend's directory is unknown"));
-            return;
+        let backend = match dev.otherend() {
+            Ok(backend) => backend,
+            Err(e) => {
+                dev.dev_fatal(e, fmt!("reading the backend's directory"));
+                return;
+            }
         };
+        let backend = &*backend;
 
         // Before the scan, whose round trips then ask for no event too.
         let quiet = Nil
@@ -442,11 +446,7 @@ impl Front {
         let Link::Connected(roots) = &mut *link else {
             return;
         };
-        let Some(backend) = dev.otherend() else {
-            return;
-        };
-
-        if let Err(e) = step(backend, roots) {
+        if let Err(e) = dev.otherend().and_then(|backend| step(&backend, roots)) {
             drop(link);
             dev.dev_fatal(e, what);
             return;

@@ -41,6 +41,7 @@ use crate::{
     },
     fmt,
     prelude::*,
+    str::CString,
     types::Opaque,
     xen::DomId,
     ThisModule, //
@@ -202,21 +203,34 @@ impl<Ctx: device::DeviceContext> Device<Ctx> {
 }
 
 impl<'a> Device<device::Core<'a>> {
-    /// Returns the XenStore directory of the other end.
+    /// Returns a copy of the XenStore directory of the other end.
     ///
-    /// [`None`] only if the xenbus core failed to re-read the other end's details after a
-    /// restore from a saved image.
-    pub fn otherend(&self) -> Option<&CStr> {
+    /// A copy, not a borrow: a frontend's other end is freed and read again when the domain is
+    /// restored from a saved image or migrated (the xenbus core's `restore`), which a borrow
+    /// kept past the callback would outlive.
+    ///
+    /// Fails with [`ENODEV`] if the xenbus core failed to re-read the other end's details after
+    /// such a restore, with [`ENOMEM`] if out of memory.
+    pub fn otherend(&self) -> Result<CString> {
+        Ok(self
+            .with_otherend(|otherend| CString::try_from(otherend))
+            .ok_or(ENODEV)??)
+    }
+
+    /// Calls `f` with the XenStore directory of the other end, unless it is unknown.
+    fn with_otherend<R>(&self, f: impl FnOnce(&CStr) -> R) -> Option<R> {
         // SAFETY: By the type invariant `self.as_raw()` is valid. In the `Core` context the
-        // xenbus core does not replace or free `otherend` (see the module documentation), so the
-        // string lives at least as long as `&self`.
+        // xenbus core does not replace or free `otherend`: a restore (frontends only) replaces
+        // it after unregistering the other end's watch, which waits for `otherend_changed`, and
+        // frontends do not watch their node (`Adapter::register`); the string stays valid
+        // during this call, which `f` cannot keep it past.
         let otherend = unsafe { (*self.as_raw()).otherend };
         if otherend.is_null() {
             return None;
         }
 
-        // SAFETY: `otherend` is a valid NUL-terminated string, stable for `&self` (see above).
-        Some(unsafe { CStr::from_char_ptr(otherend) })
+        // SAFETY: `otherend` is a valid NUL-terminated string for this call (see above).
+        Some(f(unsafe { CStr::from_char_ptr(otherend) }))
     }
 
     /// Publishes a new state for this device.
@@ -257,14 +271,14 @@ impl<'a> Device<device::Core<'a>> {
     /// Anything that is not a valid state, including a missing node, reads as
     /// [`XenbusState::Unknown`].
     pub fn read_otherend_state(&self) -> XenbusState {
-        let Some(otherend) = self.otherend() else {
-            return XenbusState::Unknown;
-        };
-
-        // SAFETY: `self.as_raw()` is valid and `otherend` is a valid NUL-terminated string.
-        let raw =
-            unsafe { bindings::xenbus_read_driver_state(self.as_raw(), otherend.as_char_ptr()) };
-        XenbusState::from_raw_lossy(raw)
+        self.with_otherend(|otherend| {
+            // SAFETY: `self.as_raw()` is valid and `otherend` is a valid NUL-terminated string.
+            let raw = unsafe {
+                bindings::xenbus_read_driver_state(self.as_raw(), otherend.as_char_ptr())
+            };
+            XenbusState::from_raw_lossy(raw)
+        })
+        .unwrap_or(XenbusState::Unknown)
     }
 }
 
@@ -599,7 +613,9 @@ pub trait Driver {
     ) -> OtherendAction;
 
     /// Whether the driver watches the device's own node: [`Driver::node_changed`] is called
-    /// only if `true` (backends set it, to see what the toolstack writes there).
+    /// only if `true` (backends set it, to see what the toolstack writes there). Backends only:
+    /// a frontend driver that sets it does not build (a restore from a saved image frees the
+    /// other end's details while the node's watch could run).
     const WATCH_NODE: bool = false;
 
     /// Called when the device's own XenStore directory, or a node below it, changed, if
@@ -720,6 +736,13 @@ unsafe impl<T: Driver, E: End> driver::RegistrationOps for Adapter<T, E> {
         name: &'static CStr,
         module: &'static ThisModule,
     ) -> Result {
+        const {
+            assert!(
+                !(E::FRONTEND && T::WATCH_NODE),
+                "a xenbus frontend driver cannot watch its node"
+            )
+        };
+
         // SAFETY: It's safe to set the fields of `struct xenbus_driver` on initialization.
         unsafe {
             (*xdrv.get()).name = name.as_char_ptr();

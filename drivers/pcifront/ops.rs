@@ -11,7 +11,7 @@
 //! code, tested on the host: [`roundtrip`].
 
 use kernel::{
-    device::Bound,
+    device::Core,
     irq::{
         self,
         IrqReturn, //
@@ -159,7 +159,7 @@ impl OpChannel {
     /// Allocates and grants the shared page to the other end of `dev`, with
     /// `_XEN_PCIB_AERHANDLER` set: this frontend takes the backend's AER requests (as C, which
     /// sets it whatever the guest's drivers).
-    pub(crate) fn alloc_ring(dev: &xenbus::Device<Bound>) -> Result<SharedRing> {
+    pub(crate) fn alloc_ring(dev: &xenbus::Device<Core<'_>>) -> Result<SharedRing> {
         let ring = SharedRing::new(dev, 1, GFP_KERNEL)?;
         ring.atomic_u32(pciif::OFFSET_FLAGS)?
             .fetch_or(pciif::XEN_PCIB_AERHANDLER, Full);

@@ -21,7 +21,10 @@
 
 use crate::{
     bindings,
-    device::Bound,
+    device::{
+        Bound,
+        Core, //
+    },
     error::to_result,
     fmt,
     irq::{
@@ -80,8 +83,9 @@ pub struct LocalPort {
 impl LocalPort {
     /// Allocates a port that the other end of `dev` may bind to.
     ///
-    /// A failure is also reported with [`xenbus::Device::dev_fatal`].
-    pub fn alloc(dev: &xenbus::Device<Bound>) -> Result<Self> {
+    /// A failure is also reported with [`xenbus::Device::dev_fatal`], which switches the
+    /// device's state: hence the `Core` context, the driver's callbacks.
+    pub fn alloc(dev: &xenbus::Device<Core<'_>>) -> Result<Self> {
         let mut port: bindings::evtchn_port_t = 0;
 
         // SAFETY: `dev.as_raw()` is a valid, bound xenbus device and `port` is valid for writes.

@@ -22,7 +22,7 @@
 use crate::{
     alloc::Flags,
     bindings,
-    device::Bound,
+    device::Core,
     error::to_result,
     fmt,
     prelude::*,
@@ -209,13 +209,13 @@ unsafe impl Sync for SharedMemory {}
 ///
 /// ```
 /// use kernel::{
-///     device::Bound,
+///     device::Core,
 ///     xen::{grant::SharedRing, xenbus, xenstore::{Nil, Store as _}},
 /// };
 ///
 /// const FLAGS: usize = 0;
 ///
-/// fn share(dev: &xenbus::Device<Bound>) -> Result<SharedRing> {
+/// fn share(dev: &xenbus::Device<Core<'_>>) -> Result<SharedRing> {
 ///     let ring = SharedRing::new(dev, 1, GFP_KERNEL)?;
 ///     // Set bit 1 of the flags word that starts the shared page.
 ///     // One atomic step: a `cmpxchg()` loop could be kept failing by the other domain.
@@ -240,8 +240,10 @@ impl SharedRing {
     /// other end of `dev`.
     ///
     /// Fails with [`EINVAL`] if `nr_pages` is 0 or more than [`MAX_RING_PAGES`]. A failure to
-    /// grant is also reported with [`xenbus::Device::dev_fatal`].
-    pub fn new(dev: &xenbus::Device<Bound>, nr_pages: usize, flags: Flags) -> Result<Self> {
+    /// grant is also reported with [`xenbus::Device::dev_fatal`], which switches the device's
+    /// state: hence the `Core` context, the driver's callbacks, and whatever `flags` say, a
+    /// failure may sleep.
+    pub fn new(dev: &xenbus::Device<Core<'_>>, nr_pages: usize, flags: Flags) -> Result<Self> {
         if nr_pages == 0 || nr_pages > MAX_RING_PAGES {
             return Err(EINVAL);
         }
@@ -323,11 +325,11 @@ impl Drop for SharedRing {
 ///
 /// ```
 /// use kernel::{
-///     device::Bound,
+///     device::Core,
 ///     xen::{grant::{GrantRef, MappedRing}, xenbus, xenstore::{Nil, Store as _}},
 /// };
 ///
-/// fn map(dev: &xenbus::Device<Bound>, frontend: &CStr) -> Result<MappedRing> {
+/// fn map(dev: &xenbus::Device<Core<'_>>, frontend: &CStr) -> Result<MappedRing> {
 ///     let gref = GrantRef::from_raw(Nil.read_u32(frontend, c"pci-op-ref")?);
 ///     let ring = MappedRing::new(dev, &[gref])?;
 ///     // Copy the request out once, then validate the copy.
@@ -349,8 +351,9 @@ impl MappedRing {
     /// Maps the pages granted by the other end of `dev` under `grefs`.
     ///
     /// Fails with [`EINVAL`] if `grefs` is empty or longer than [`MAX_RING_PAGES`]. Mapping
-    /// failures are also reported with [`xenbus::Device::dev_fatal`].
-    pub fn new(dev: &xenbus::Device<Bound>, grefs: &[GrantRef]) -> Result<Self> {
+    /// failures are also reported with [`xenbus::Device::dev_fatal`], which switches the
+    /// device's state: hence the `Core` context, the driver's callbacks.
+    pub fn new(dev: &xenbus::Device<Core<'_>>, grefs: &[GrantRef]) -> Result<Self> {
         if grefs.is_empty() || grefs.len() > MAX_RING_PAGES {
             return Err(EINVAL);
         }

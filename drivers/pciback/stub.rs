@@ -1321,6 +1321,9 @@ impl pci::Driver for Stub {
             pdev.disable_device();
             inner.enabled_by_guest = false;
         }
+        // As at release: a guest may set bus mastering without decoding, which the reset's
+        // restore of the command register keeps when no state was saved at seize time.
+        pdev.clear_master();
         inner.bound = false;
         drop(inner);
 

@@ -127,9 +127,22 @@ impl Roots {
         Ok(Scan::Created)
     }
 
-    /// Removes the device `devfn` of the root bus `root`, unbinding its driver.
-    pub(crate) fn remove_device(&self, root: BusAddr, devfn: u8) -> Result {
-        self.find(root).ok_or(ENODEV)?.remove_device(devfn)
+    /// Removes the device `devfn` of the bus `bus` (a root bus, or a bus behind a bridge on
+    /// one), unbinding its driver. Only devices below this connection's root buses: [`ENODEV`]
+    /// for any other.
+    pub(crate) fn remove_device(&self, bus: BusAddr, devfn: u8) -> Result {
+        for root in self
+            .buses
+            .iter()
+            .map(|b| b.as_ref().get_ref())
+            .filter(|b| b.domain() == u32::from(bus.domain))
+        {
+            match root.remove_device_below(bus.bus, devfn) {
+                Err(e) if e == ENODEV => {}
+                result => return result,
+            }
+        }
+        Err(ENODEV)
     }
 
     /// Returns the number of configuration space accesses made so far on all the root buses

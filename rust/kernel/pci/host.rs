@@ -669,6 +669,28 @@ unsafe fn scan_bus_locked(bus: NonNull<bindings::pci_bus>, devfns: &DevfnSet) ->
     found
 }
 
+/// Stops and removes the device `devfn` of `bus`.
+///
+/// # Safety
+///
+/// `bus` is a valid bus, and the caller holds the rescan/remove lock.
+unsafe fn remove_slot_locked(bus: *mut bindings::pci_bus, devfn: u8) -> Result {
+    // SAFETY: By the safety requirements, `bus` is a valid bus. `pci_get_slot()` returns NULL or
+    // a device with its reference count incremented.
+    let pdev = unsafe { bindings::pci_get_slot(bus, devfn.into()) };
+    if pdev.is_null() {
+        return Err(ENODEV);
+    }
+
+    // SAFETY: `pdev` is a valid device, and the rescan/remove lock is held.
+    unsafe { bindings::pci_stop_and_remove_bus_device(pdev) };
+
+    // SAFETY: We own the reference `pci_get_slot()` took.
+    unsafe { bindings::pci_dev_put(pdev) };
+
+    Ok(())
+}
+
 /// The C objects of a [`RootBus`].
 ///
 /// # Invariants
@@ -1111,20 +1133,36 @@ impl<'a, F: ForLt> RootBus<'a, F> {
     pub fn remove_device(&self, devfn: u8) -> Result {
         let _guard = RescanRemoveGuard::lock();
 
-        // SAFETY: By the type invariants, `self.bus.bus` is a valid bus. `pci_get_slot()` returns
-        // NULL or a device with its reference count incremented.
-        let pdev = unsafe { bindings::pci_get_slot(self.bus.bus.as_ptr(), devfn.into()) };
-        if pdev.is_null() {
+        // SAFETY: By the type invariants, `self.bus.bus` is a valid bus; the lock is held.
+        unsafe { remove_slot_locked(self.bus.bus.as_ptr(), devfn) }
+    }
+
+    /// Stops and removes the device `bus:devfn` (unbinding its driver first) of the root bus, or
+    /// of a bus behind a bridge on it: a device behind an exported bridge is on the bridge's
+    /// secondary bus.
+    ///
+    /// Fails with [`ENODEV`] if there is no such device below this root bus, whatever other
+    /// buses hold.
+    pub fn remove_device_below(&self, bus: u8, devfn: u8) -> Result {
+        let _guard = RescanRemoveGuard::lock();
+        let root = self.bus.bus.as_ptr();
+        let domain = c_int::try_from(self.bus.domain).map_err(|_| ENODEV)?;
+
+        // SAFETY: `pci_find_bus()` has no requirement; it returns NULL or a bus, which the
+        // rescan/remove lock (held) keeps from being removed.
+        let found = unsafe { bindings::pci_find_bus(domain, bus.into()) };
+        // Below this root bus: its parents lead to it.
+        let mut up = found;
+        while !up.is_null() && up != root {
+            // SAFETY: `up` is `found` or one of its parents: valid buses, kept by the lock.
+            up = unsafe { (*up).parent };
+        }
+        if found.is_null() || up.is_null() {
             return Err(ENODEV);
         }
 
-        // SAFETY: `pdev` is a valid device, and the rescan/remove lock is held.
-        unsafe { bindings::pci_stop_and_remove_bus_device(pdev) };
-
-        // SAFETY: We own the reference `pci_get_slot()` took.
-        unsafe { bindings::pci_dev_put(pdev) };
-
-        Ok(())
+        // SAFETY: `found` is a valid bus; the lock is held.
+        unsafe { remove_slot_locked(found, devfn) }
     }
 
     /// Returns the [`PciOps`] of the root bus.
@@ -1367,6 +1405,71 @@ mod tests {
         // The last reference to the bus goes: its host bridge frees the `SysData`.
         drop(pdev);
 
+        Ok(())
+    }
+
+    /// One function at [`DEVFN`] of the bus its number says, none elsewhere.
+    struct OnBus(u8);
+
+    impl PciOps for OnBus {
+        fn read(
+            &self,
+            bus: u8,
+            devfn: u8,
+            offset: u16,
+            width: AccessWidth,
+        ) -> Result<u32, PcibiosError> {
+            if bus != self.0 {
+                return Err(PcibiosError::DeviceNotFound);
+            }
+            config_read(0, devfn, offset, width)
+        }
+
+        fn write(
+            &self,
+            _bus: u8,
+            _devfn: u8,
+            _offset: u16,
+            _width: AccessWidth,
+            _value: u32,
+        ) -> Result<(), PcibiosError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn root_bus_remove_below() -> Result {
+        // See `root_bus_lifecycle`.
+        #[cfg(CONFIG_XEN_DOM0)]
+        if crate::xen::is_initial_domain() {
+            crate::xen::kunit_skip(c"not in a Xen initial domain (its PCI notifier crashes Xen)");
+            return Ok(());
+        }
+
+        /// Another domain than the other cases'.
+        const DOMAIN4: u32 = 0xfffb;
+
+        let parent = faux::Registration::new(c"rust_pci_host_kunit4", None)?;
+        let parent: &device::Device<device::Bound> = parent.as_ref().as_ref();
+        let a = RootBus::<ForLt!(OnBus)>::scan(parent, DOMAIN4, 0, OnBus(0))?;
+        let b = RootBus::<ForLt!(OnBus)>::scan(parent, DOMAIN4, 1, OnBus(1))?;
+        assert!(Device::get_by_slot(DOMAIN4, 0, DEVFN).is_some());
+        assert!(Device::get_by_slot(DOMAIN4, 1, DEVFN).is_some());
+
+        // Another root bus's device, or a bus that does not exist: not below `a`.
+        assert_eq!(a.remove_device_below(1, DEVFN), Err(ENODEV));
+        assert!(Device::get_by_slot(DOMAIN4, 1, DEVFN).is_some());
+        assert_eq!(a.remove_device_below(7, DEVFN), Err(ENODEV));
+
+        // Each root bus's own.
+        b.remove_device_below(1, DEVFN)?;
+        assert!(Device::get_by_slot(DOMAIN4, 1, DEVFN).is_none());
+        a.remove_device_below(0, DEVFN)?;
+        assert!(Device::get_by_slot(DOMAIN4, 0, DEVFN).is_none());
+        assert_eq!(a.remove_device_below(0, DEVFN), Err(ENODEV));
+
+        drop(b);
+        drop(a);
         Ok(())
     }
 

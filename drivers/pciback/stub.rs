@@ -1132,7 +1132,9 @@ impl Stub {
         // Enabled while it is set up, as by C: enabling routes the INTx line, so that the IRQ
         // the engine records (and the guest reads as its Interrupt Line, to bind as a pirq) is
         // the routed one, and Xen knows the line's trigger mode. Before any enable the IRQ is
-        // only what the firmware left in the register.
+        // only what the firmware left in the register. The command register is the engine's
+        // from before the enable (which turns decoding on), as C builds its virtual one first.
+        let command = pdev.read_config_u16(regs::COMMAND);
         let routed = pdev.enable_device();
         if let Err(e) = &routed {
             dev_warn!(
@@ -1141,7 +1143,7 @@ impl Stub {
                 e
             );
         }
-        let result = Self::set_up(pdev, bdf, overridden);
+        let result = Self::set_up(pdev, bdf, overridden, command.ok());
         if result.is_err() && routed.is_ok() {
             pdev.disable_device();
         }
@@ -1179,7 +1181,12 @@ impl Stub {
     }
 
     /// The seize proper, with the device enabled (see [`Stub::try_probe`]).
-    fn set_up(pdev: &pci::Device<Core<'_>>, bdf: Bdf, overridden: bool) -> Result<Arc<Seized>> {
+    fn set_up(
+        pdev: &pci::Device<Core<'_>>,
+        bdf: Bdf,
+        overridden: bool,
+        command: Option<u16>,
+    ) -> Result<Arc<Seized>> {
         let dev: &device::Device = pdev.as_ref();
 
         // The state to put back whenever a guest gives the device up.
@@ -1213,10 +1220,13 @@ impl Stub {
         let mut enabled = false;
         let mut hw = crate::conf::Hw::new(pdev, &mut enabled, &intx);
         let info = hw.device_info().map_err(hw_err)?;
-        let config = VirtualConfig::new(&mut hw, &info).map_err(|e| {
+        let mut config = VirtualConfig::new(&mut hw, &info).map_err(|e| {
             dev_err!(dev, "cannot virtualise the configuration space: {:?}\n", e);
             ENODEV
         })?;
+        if let Some(command) = command {
+            config.set_seized_command(command);
+        }
 
         let pdev_ref: ARef<pci::Device> = (&***pdev).into();
         let seized = Arc::pin_init(

@@ -595,8 +595,10 @@ impl VirtualConfig {
     /// Builds the virtual configuration space at seize time.
     ///
     /// Reads the command register (its value becomes the virtual one) and
-    /// clears PME enable in the PM control register. The glue calls this
-    /// before `pci_enable_device()` as the C driver does.
+    /// clears PME enable in the PM control register. The C driver does this
+    /// before `pci_enable_device()`; a glue that enables the device first
+    /// (to route its INTx line) gives the value from before the enable with
+    /// [`Self::set_seized_command`].
     pub(crate) fn new<I: ConfigIo>(io: &mut I, info: &DeviceInfo) -> Result<Self, SeizeError> {
         let header = match info.header_type & 0x7f {
             0 => HeaderType::Normal,
@@ -655,6 +657,15 @@ impl VirtualConfig {
             explained: [0; CONFIG_BYTES / 64],
             denied: 0,
         })
+    }
+
+    /// Takes `cmd` as the command register at seize time: the virtual value
+    /// now, and the one [`Self::reset_on_release`] puts back. The bits the
+    /// guest sees from the hardware ([`regs::CMD_GUEST`]) are read from the
+    /// device whatever `cmd` says.
+    pub(crate) fn set_seized_command(&mut self, cmd: u16) {
+        self.cmd = cmd;
+        self.seized_cmd = cmd;
     }
 
     /// Checks that every virtualised capability lies in 0x40..0x100, is

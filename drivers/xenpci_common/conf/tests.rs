@@ -700,6 +700,21 @@ fn command_read_shows_guest_bits_from_hardware_and_the_rest_virtual() {
 }
 
 #[test]
+fn the_command_register_from_before_the_glues_enable() {
+    // Seized with decoding on (the glue's enable), taken as it was before it.
+    let (mut f, mut vc) = std_dev();
+    vc.set_seized_command(HW_CMD & !(CMD_MEMORY | CMD_IO));
+    let shown = |vc: &VirtualConfig, f: &mut Fake| rd(vc, f, COMMAND, Two) as u16;
+    assert_eq!(shown(&vc, &mut f) & (CMD_MEMORY | CMD_IO), 0);
+    assert_eq!(shown(&vc, &mut f) & CMD_GUEST, HW_CMD & CMD_GUEST);
+    // The guest's first enable is one, and a release puts the value back.
+    wr(&mut vc, &mut f, COMMAND, Two, u32::from(CMD_MEMORY));
+    assert_eq!(f.actions, vec![Action::Enable]);
+    vc.reset_on_release();
+    assert_eq!(shown(&vc, &mut f) & (CMD_MEMORY | CMD_IO), 0);
+}
+
+#[test]
 fn command_memory_on_requests_enable_once() {
     let (mut f, mut vc) = std_dev();
     wr(&mut vc, &mut f, COMMAND, Two, u32::from(CMD_MEMORY));

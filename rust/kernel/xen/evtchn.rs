@@ -261,7 +261,10 @@ pub trait Handler: Sync {
 ///
 /// The handler is `'static` and a channel bound for a xenbus device holds a reference to the
 /// device (not to its binding): a registration that outlives the binding, or is leaked, keeps
-/// what it uses alive. Drivers drop it at unbind at the latest, to give the channel back.
+/// the data it uses alive, but not the code of its callback, which is its module's: a
+/// registration leaked past the module's unload would call into freed text at the next event.
+/// Drivers drop it at unbind at the latest, to give the channel back (a registration tied to
+/// the binding as `devres` ties an IRQ's is not done yet).
 ///
 /// # Examples
 ///
@@ -365,7 +368,8 @@ impl<T: Handler + 'static> Registration<T> {
 
                 // The callback may run at once: the handler is initialised, and the callback only
                 // accesses it. `Self` is pinned, so its memory is not reused before `drop` unbinds
-                // the channel (a leaked registration stays bound, its handler borrowing nothing).
+                // the channel (a leaked registration stays bound, its handler borrowing nothing;
+                // its callback's code is the module's, see the type's documentation).
                 //
                 // SAFETY: `port` is an unbound port of this domain that we own (`OwnedPort`); the
                 // cookie `this` stays valid until `drop` unbinds the channel (see above).
@@ -403,7 +407,8 @@ impl<T: Handler + 'static> Registration<T> {
             _: {
                 // The callback may run at once: the handler is initialised, and the callback only
                 // accesses it. `Self` is pinned, so its memory is not reused before `drop` unbinds
-                // the channel (a leaked registration stays bound, its handler borrowing nothing).
+                // the channel (a leaked registration stays bound, its handler borrowing nothing;
+                // its callback's code is the module's, see the type's documentation).
                 //
                 // SAFETY: `dev.as_raw()` is a valid, bound xenbus device, which the event code
                 // keeps a pointer to until the channel is unbound and `self._dev` keeps alive; the

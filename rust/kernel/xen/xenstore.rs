@@ -471,7 +471,9 @@ impl<T: WatchHandler + Send + 'static> Watch<T> {
         handler: impl PinInit<T, Error>,
         flags: crate::alloc::Flags,
     ) -> Result<Self> {
-        // SAFETY: `T: 'static`, so the handler stays valid even if the watch is leaked.
+        // SAFETY: `T: 'static`, so the handler's data stays valid even if the watch is leaked
+        // (its callback's code is its module's: a watch leaked past the module's unload is not
+        // covered, as for `evtchn::Registration`).
         unsafe { Self::new_with_lt(path, handler, flags) }
     }
 }

@@ -381,6 +381,28 @@ impl roundtrip::Channel for Page<'_> {
         self.irq.notify();
     }
 
+    fn earlier_answered(&mut self) {
+        // The request is the earlier one, as posted (only its answer's fields were written).
+        let mut bytes = [0u8; pciif::RAW_OP_SIZE];
+        let Some(header) = bytes.get_mut(..pciif::RAW_OP_HEADER_SIZE) else {
+            return;
+        };
+        if self.ring.copy_to_slice(pciif::OFFSET_OP, header).is_err() {
+            return;
+        }
+        let op = RawOp::from_bytes(&bytes);
+        if let Some(cmd) = op.late_enable() {
+            pr_warn!(
+                "{} of {:04x}:{:02x}:{:02x}.{} timed out, then succeeded: the backend has it on, the guest's driver went on without it (detach and attach the device)\n",
+                cmd.name(),
+                op.domain,
+                op.bus,
+                op.devfn >> 3,
+                op.devfn & 7
+            );
+        }
+    }
+
     fn err(&mut self) -> i32 {
         // Unreadable (cannot happen: in the page) counts as no answer.
         self.ring

@@ -3011,6 +3011,10 @@ struct Chan<'a, 'b> {
     watched: u32,
     /// Signals of a request left posted.
     notifies: u32,
+    /// The first look at the bit, and when (and after how many polls) a request left posted
+    /// was handed over.
+    first_look: Option<bool>,
+    earlier_at: Option<(u64, u32)>,
 }
 
 impl Channel for Chan<'_, '_> {
@@ -3067,6 +3071,7 @@ impl Channel for Chan<'_, '_> {
         if self.pending_cleared {
             self.checked_after_clear = true;
         }
+        self.first_look.get_or_insert(self.active);
         self.last_active = Some(self.active);
         self.active
     }
@@ -3077,6 +3082,14 @@ impl Channel for Chan<'_, '_> {
             "signalled again without a request left posted"
         );
         self.notifies += 1;
+    }
+
+    fn earlier_answered(&mut self) {
+        assert!(
+            !self.active && self.posts == 0 && self.earlier_at.is_none(),
+            "an earlier answer handed over with the bit set, after a post, or twice"
+        );
+        self.earlier_at = Some((self.now, self.polls));
     }
 
     fn err(&mut self) -> i32 {
@@ -3153,27 +3166,18 @@ impl Channel for Chan<'_, '_> {
     }
 }
 
-fn round_trip(b: &mut Bytes<'_>) {
-    // A spin budget taught by a few round trips of any length (none: no spin).
-    let mut spin = roundtrip::Spin::new();
-    // Up to 510 of them: enough for a trial of the yield rule to end (33 round trips) and its
-    // verdict to run out (256 more). Each yields as the rule says, unless the administrator's
-    // switch is off for it.
-    for _ in 0..u16::from(b.u8()) * 2 {
-        let bits = b.u8();
-        let yielded = spin.yields() && bits & 2 == 0;
-        spin.note(b.u64() >> 40, bits & 1 != 0, yielded);
-    }
-    let now = b.u64() >> 1;
-    let switches = b.u8();
-    let (may_yield, may_watch) = (switches & 1 == 0, switches & 2 == 0);
-    // An earlier request that timed out may still be posted (the backend may answer it now).
-    let left_posted = switches & 4 != 0;
-    let mut c = Chan {
+/// A channel with nothing posted yet and the clock at `now`, driven by `b`.
+fn new_chan<'a, 'b>(
+    b: &'b mut Bytes<'a>,
+    now: u64,
+    may_yield: bool,
+    may_watch: bool,
+) -> Chan<'a, 'b> {
+    Chan {
         b,
         now,
         start: None,
-        active: left_posted,
+        active: false,
         err: 0,
         posts: 0,
         wrote: None,
@@ -3192,7 +3196,37 @@ fn round_trip(b: &mut Bytes<'_>) {
         watching: false,
         watched: 0,
         notifies: 0,
-    };
+        first_look: None,
+        earlier_at: None,
+    }
+}
+
+fn round_trip(b: &mut Bytes<'_>) {
+    // A spin budget taught by a few round trips of any length (none: no spin).
+    let mut spin = roundtrip::Spin::new();
+    // Up to 510 of them: enough for a trial of the yield rule to end (33 round trips) and its
+    // verdict to run out (256 more). Each yields as the rule says, unless the administrator's
+    // switch is off for it.
+    for _ in 0..u16::from(b.u8()) * 2 {
+        let bits = b.u8();
+        let yielded = spin.yields() && bits & 2 == 0;
+        spin.note(b.u64() >> 40, bits & 1 != 0, yielded);
+    }
+    let now = b.u64() >> 1;
+    let switches = b.u8();
+    let (may_yield, may_watch) = (switches & 1 == 0, switches & 2 == 0);
+    // An earlier round trip may have timed out with its request still posted (the backend may
+    // answer it now): one whose backend never answers.
+    let left_posted = switches & 4 != 0;
+    if left_posted {
+        let mut silent = Bytes::new(&[]);
+        let mut c = new_chan(&mut silent, now, may_yield, may_watch);
+        let out = roundtrip::round_trip(&mut c, &mut spin, &mut roundtrip::Counts::new());
+        assert_eq!(out, roundtrip::Outcome::TimedOut);
+        assert!(c.active);
+    }
+    let mut c = new_chan(b, now, may_yield, may_watch);
+    c.active = left_posted;
     let budget = spin.budget_ns();
     let yields = spin.yields() && may_yield;
     let mut counts = roundtrip::Counts::new();
@@ -3224,30 +3258,41 @@ fn round_trip(b: &mut Bytes<'_>) {
         ),
         "{out:?}: {counts:?}"
     );
+    // A request found posted at the first look (only ever one left by a timeout here) is
+    // signalled again and waited for; a timed-out one is handed over once the bit is clear,
+    // before any post.
+    let found = c.first_look == Some(true);
+    assert!(
+        !found || left_posted,
+        "found a request posted with none left"
+    );
+    assert_eq!(
+        (counts.earlier_posted, u64::from(c.notifies)),
+        (u64::from(found), u64::from(found))
+    );
+    assert_eq!(
+        c.earlier_at.is_some(),
+        left_posted && out != roundtrip::Outcome::Busy,
+        "{out:?}"
+    );
+    let elapsed = c.now - c.start.expect("clock read");
     if out == roundtrip::Outcome::Busy {
-        // Nothing posted or waited for, the backend signalled again, the request still posted.
-        assert!(
-            left_posted && c.active,
-            "busy without a request left posted"
-        );
-        assert_eq!((c.posts, c.notifies, c.wrote), (0, 1, None));
-        assert_eq!(
-            (c.start, counts),
-            (None, {
-                let mut busy = roundtrip::Counts::new();
-                busy.busy = 1;
-                busy
-            })
-        );
+        // Still posted at the deadline: nothing written or posted.
+        assert!(found && c.active, "busy without a request still posted");
+        assert_eq!((c.posts, c.wrote), (0, None));
+        assert!(elapsed >= OP_TIMEOUT_NS, "busy after {elapsed} ns");
         assert_eq!(spin.rule().state(), before);
         return;
     }
-    // A request left posted that the backend answered at the first look: a round trip as
-    // any other.
-    assert_eq!(c.notifies, 0, "signalled again with the page free");
+    // The round trip's own time and polls: from the handover, if any (it is where the time of
+    // the request's own round trip starts).
+    let (own_start, own_polls) = match c.earlier_at {
+        Some((at, polls)) => (at, c.polls - polls),
+        None => (c.start.expect("clock read"), c.polls),
+    };
     assert_eq!(
         counts.answered_spinning,
-        u64::from(answered && c.polls == 0)
+        u64::from(answered && own_polls == 0)
     );
     // Each preempted spin in one bucket of its gap; at most one verdict, of an answered one.
     assert_eq!(counts.gaps.iter().sum::<u64>(), counts.preempted);
@@ -3309,7 +3354,6 @@ fn round_trip(b: &mut Bytes<'_>) {
         c.yields,
         c.posts
     );
-    let elapsed = c.now - c.start.expect("clock read");
     // Polls stop at the deadline; a spin that ends there may overrun it by its last turn, a
     // yield by the time another vCPU ran.
     assert!(
@@ -3341,15 +3385,16 @@ fn round_trip(b: &mut Bytes<'_>) {
         counts.answered_ns
     );
     if answered {
-        // At most a turn away from the round trip's time; exactly it when no spin paused
+        // At most a turn away from the round trip's own time; exactly it when no spin paused
         // (the end is then a look at the clock).
+        let own = c.now - own_start;
         assert!(
-            elapsed <= counts.answered_ns + c.longest_turn,
-            "answered in {} of {elapsed} ns",
+            own <= counts.answered_ns + c.longest_turn,
+            "answered in {} of {own} ns",
             counts.answered_ns
         );
         if c.turns == 0 {
-            assert_eq!(counts.answered_ns, elapsed);
+            assert_eq!(counts.answered_ns, own);
         }
     }
     assert!(

@@ -512,6 +512,16 @@ impl RawOp {
         Bdf::from_raw(self.domain, self.bus, self.devfn).ok_or(PciifError::DevNotFound)
     }
 
+    /// Frontend: for the late answer to a request that timed out (see `roundtrip`), the enable
+    /// it carried out, if it was an `enable_msi` or `enable_msix` the backend answered with
+    /// success: the guest's driver went on without MSI, which the backend has on.
+    pub(crate) fn late_enable(&self) -> Option<Command> {
+        match Command::try_from(self.cmd) {
+            Ok(cmd @ (Command::EnableMsi | Command::EnableMsix)) if self.err == 0 => Some(cmd),
+            _ => None,
+        }
+    }
+
     fn addressed(cmd: Command, domain: u32, bus: u32, devfn: u32) -> RawOp {
         RawOp {
             cmd: cmd.raw(),
@@ -1065,6 +1075,32 @@ impl AerOp {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_late_answer_tells_a_successful_msi_enable() {
+        let mut op = RawOp::enable_msi(0, 0, 8);
+        op.err = 0;
+        assert_eq!(op.late_enable(), Some(Command::EnableMsi));
+        op.cmd = Command::EnableMsix.raw();
+        assert_eq!(op.late_enable(), Some(Command::EnableMsix));
+        // Refused, the sentinel (no answer), or another command: nothing carried out to tell.
+        op.err = PciifError::OpFailed.code();
+        assert_eq!(op.late_enable(), None);
+        op.err = super::super::roundtrip::ERR_UNANSWERED;
+        assert_eq!(op.late_enable(), None);
+        for cmd in [
+            Command::ConfRead,
+            Command::ConfWrite,
+            Command::DisableMsi,
+            Command::DisableMsix,
+        ] {
+            op.cmd = cmd.raw();
+            op.err = 0;
+            assert_eq!(op.late_enable(), None);
+        }
+        op.cmd = 99;
+        assert_eq!(op.late_enable(), None);
+    }
+
     use super::*;
     use std::string::ToString;
 

@@ -18,11 +18,14 @@
 //!   but the request stays posted (the bit set) until the backend clears it: the backend may
 //!   still be serving it, and would then read the next request's fields half written, or take
 //!   its bit as its own and clear it with the timed-out request's answer. (The C frontend
-//!   clears the bit at its timeout.) A round trip that finds the bit still set posts nothing:
-//!   it signals the backend again, in case the event was lost, and fails at once
-//!   ([`Outcome::Busy`]), so a backend that stopped answering costs each later access nothing,
-//!   not a deadline each with interrupts off. The backend's late answer frees the page for the
-//!   next request.
+//!   clears the bit at its timeout.) A round trip that finds the bit still set signals the
+//!   backend again, in case the event was lost, and waits for the bit to clear as for an answer,
+//!   within its own deadline; if it is still set then, nothing was posted ([`Outcome::Busy`]).
+//!   A slow answer thus delays the accesses after it, as it would have without the timeout,
+//!   rather than failing them. The first round trip to find the bit clear after a timeout,
+//!   at once or after that wait, hands the late answer to [`Channel::earlier_answered`] (which
+//!   may tell what it did: an MSI enable the guest went on without, say) before it posts its
+//!   own request, in the time left; its own time, which the spin budget learns, starts then.
 //! - **Before the first poll, the bit is watched by spinning** for at most the [`Spin`] budget:
 //!   twice the recent typical round trip (a moving average of answered ones), at most
 //!   [`SPIN_MAX_NS`]. Blocking in the poll costs a trip through the hypervisor's scheduler
@@ -86,7 +89,8 @@ pub(crate) const SPIN_MAX_NS: u64 = 2_000_000;
 pub(crate) const PREEMPTED_GAP_MIN_NS: u64 = 10_000;
 
 /// The spin budget of a channel: a moving average of its answered round trips, and whether its
-/// posts yield the CPU ([`YieldRule`]).
+/// posts yield the CPU ([`YieldRule`]); and whether a request of its that timed out was left
+/// posted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Spin {
     /// The average, in nanoseconds (the first answered round trip sets it; each later one
@@ -96,6 +100,9 @@ pub(crate) struct Spin {
     learnt: bool,
     /// Whether posts yield.
     rule: YieldRule,
+    /// A request timed out (and may still be posted): the next round trip hands its answer over
+    /// ([`Channel::earlier_answered`]) once the bit is clear.
+    left_posted: bool,
 }
 
 impl Spin {
@@ -105,6 +112,7 @@ impl Spin {
             avg_ns: 0,
             learnt: false,
             rule: YieldRule::new(),
+            left_posted: false,
         }
     }
 
@@ -174,8 +182,10 @@ pub(crate) struct Counts {
     pub(crate) watched: u64,
     /// Round trips that timed out ([`Outcome::TimedOut`]).
     pub(crate) timed_out: u64,
-    /// Round trips that posted nothing, an earlier request being still posted
-    /// ([`Outcome::Busy`]).
+    /// Round trips that found an earlier request still posted, and waited for it.
+    pub(crate) earlier_posted: u64,
+    /// Of those, how many posted nothing, the earlier request being still posted at their
+    /// deadline ([`Outcome::Busy`]).
     pub(crate) busy: u64,
     /// Round trips whose posts were all cleared without an answer ([`Outcome::Unanswered`]).
     pub(crate) unanswered: u64,
@@ -219,6 +229,7 @@ impl Counts {
             reposts: 0,
             watched: 0,
             timed_out: 0,
+            earlier_posted: 0,
             busy: 0,
             unanswered: 0,
             answered_ns: 0,
@@ -260,6 +271,7 @@ impl core::fmt::Display for Report {
         writeln!(f, "quiet_answers_offered {}", u8::from(self.quiet_offered))?;
         writeln!(f, "events {}", self.events)?;
         writeln!(f, "timed_out {}", c.timed_out)?;
+        writeln!(f, "earlier_posted {}", c.earlier_posted)?;
         writeln!(f, "busy {}", c.busy)?;
         writeln!(f, "unanswered {}", c.unanswered)?;
         writeln!(f, "mean_us {mean_us}")?;
@@ -305,6 +317,10 @@ pub(crate) trait Channel {
     fn active(&mut self) -> bool;
     /// Signals the backend again, for a request still posted.
     fn notify(&mut self);
+    /// The bit is clear after a round trip that timed out: the backend answered that request
+    /// (or cleared the bit without an answer), and its answer is on the page, what it did
+    /// unreported to that round trip's caller.
+    fn earlier_answered(&mut self);
     /// The `err` field of the page.
     fn err(&mut self) -> i32;
     /// Clears the event channel's pending flag.
@@ -332,7 +348,7 @@ pub(crate) enum Outcome {
     Answered,
     /// No answer within [`OP_TIMEOUT_NS`]; the request may still be posted.
     TimedOut,
-    /// An earlier request was still posted: nothing was posted, the backend was signalled again.
+    /// An earlier request that timed out was still posted at the deadline: nothing was posted.
     Busy,
     /// The bit was cleared without an answer each of the [`MAX_POSTS`] times.
     Unanswered,
@@ -344,14 +360,26 @@ pub(crate) enum Outcome {
 /// answered round trip teaches `spin` its time, whether its spin was preempted and whether it
 /// yielded. `counts` counts the round trip and its waits.
 pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin, counts: &mut Counts) -> Outcome {
-    // Only this side sets the bit: an earlier request that timed out, which the backend has
-    // not finished with.
-    if chan.active() {
-        chan.notify();
-        counts.busy += 1;
-        return Outcome::Busy;
-    }
     let start = chan.now_ns();
+    // The round trip's own time: from `start`, or from the end of the wait below (its deadline
+    // counts from `start` all the same). The spin budget learns round trips, not the waits
+    // for earlier requests.
+    let mut from = start;
+    // Only this side sets the bit: an earlier request that timed out, which the backend has
+    // not finished with (or a backend that set it, which then gets the same).
+    if chan.active() {
+        counts.earlier_posted += 1;
+        chan.notify();
+        if !poll_while_active(chan, start, counts) {
+            counts.busy += 1;
+            return Outcome::Busy;
+        }
+        from = chan.now_ns();
+    }
+    // The earlier request's answer, come during the wait or since the last round trip.
+    if core::mem::take(&mut spin.left_posted) {
+        chan.earlier_answered();
+    }
     let mut wait = Wait {
         longest_gap: 0,
         seen_at: None,
@@ -370,7 +398,7 @@ pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin, counts: &mut 
                 Some(at) if !spin.in_trial() => at,
                 _ => chan.now_ns(),
             };
-            let ns = end.saturating_sub(start);
+            let ns = end.saturating_sub(from);
             let longest_gap = wait.longest_gap;
             let preempted = longest_gap >= spin.preempted_gap_ns();
             match spin.note(ns, preempted, counts.yields != yields) {
@@ -387,11 +415,36 @@ pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin, counts: &mut 
             counts.answered_ns = counts.answered_ns.saturating_add(ns);
             counts.longest_ns = counts.longest_ns.max(ns);
         }
-        Outcome::TimedOut => counts.timed_out += 1,
+        Outcome::TimedOut => {
+            counts.timed_out += 1;
+            spin.left_posted = true;
+        }
         Outcome::Unanswered => counts.unanswered += 1,
         Outcome::Busy | Outcome::NotSent => {}
     }
     outcome
+}
+
+/// Polls `chan` in slices until its bit is clear (`true`) or [`OP_TIMEOUT_NS`] after `start`
+/// have passed with the bit still set (`false`). Counts the polls.
+fn poll_while_active(chan: &mut impl Channel, start: u64, counts: &mut Counts) -> bool {
+    loop {
+        if !chan.active() {
+            return true;
+        }
+        let elapsed = chan.now_ns().saturating_sub(start);
+        if elapsed >= OP_TIMEOUT_NS {
+            return false;
+        }
+        // Clear first, check again, then wait: an answer that comes in between leaves the
+        // channel pending, and the poll returns at once.
+        chan.clear_pending();
+        if !chan.active() {
+            return true;
+        }
+        chan.poll(POLL_SLICE_NS.min(OP_TIMEOUT_NS - elapsed));
+        counts.polls += 1;
+    }
 }
 
 /// What the waits of a round trip saw.
@@ -489,23 +542,9 @@ fn post_and_wait(
             chan.stop_watching();
         }
 
-        loop {
-            if !chan.active() {
-                break;
-            }
-            let elapsed = chan.now_ns().saturating_sub(start);
-            if elapsed >= OP_TIMEOUT_NS {
-                // Left posted (see the module documentation).
-                return Outcome::TimedOut;
-            }
-            // Clear first, check again, then wait: an answer that comes in between leaves the
-            // channel pending, and the poll returns at once.
-            chan.clear_pending();
-            if !chan.active() {
-                break;
-            }
-            chan.poll(POLL_SLICE_NS.min(OP_TIMEOUT_NS - elapsed));
-            counts.polls += 1;
+        if !poll_while_active(chan, start, counts) {
+            // Left posted (see the module documentation).
+            return Outcome::TimedOut;
         }
 
         if chan.err() != ERR_UNANSWERED {
@@ -529,13 +568,21 @@ mod tests {
         /// Answers `err` after `delay` ns; the poll does not wake up for it (the event went to
         /// another vCPU), it only returns at its timeout.
         AnswerUnnoticed { delay: u64, err: i32 },
-        /// Clears the bit without answering for the first `stale` posts (a late clear from an
-        /// earlier request), then answers at once.
+        /// Clears the bit without answering for the first `stale` posts (a backend that clears
+        /// without answering), then answers at once.
         StaleClears { stale: u32, err: i32 },
         /// Clears the bit of the first post without answering at `at` ns, then is silent.
         ClearsOnceAt(u64),
         /// Never answers.
         Silent,
+        /// Answers its first request `err_first` after `first` ns, and the later ones `err`
+        /// after `delay` ns (a backend stalled once).
+        LateFirst {
+            first: u64,
+            err_first: i32,
+            delay: u64,
+            err: i32,
+        },
         /// Answers `err` after `delay` ns and signals the answer unless `_XEN_PCIF_watching`
         /// is set when it clears the bit (as the Rust backend); a poll wakes at the signal.
         Signals { delay: u64, err: i32 },
@@ -577,6 +624,8 @@ mod tests {
         clock_reads: u64,
         /// Signals of a request still posted.
         notifies: u32,
+        /// Late answers to earlier requests handed over.
+        earlier: u32,
     }
 
     impl Fake {
@@ -606,6 +655,7 @@ mod tests {
                 pending: false,
                 clock_reads: 0,
                 notifies: 0,
+                earlier: 0,
             }
         }
 
@@ -637,6 +687,22 @@ mod tests {
                     }
                 }
                 Backend::Silent => {}
+                Backend::LateFirst {
+                    first,
+                    err_first,
+                    delay,
+                    err,
+                } => {
+                    let (delay, err) = if self.posts == 1 {
+                        (first, err_first)
+                    } else {
+                        (delay, err)
+                    };
+                    if self.now >= self.posted_at + delay {
+                        self.err = err;
+                        self.active = false;
+                    }
+                }
                 Backend::Signals { delay, err } => {
                     if self.now >= self.posted_at + delay {
                         self.err = err;
@@ -678,6 +744,10 @@ mod tests {
         fn notify(&mut self) {
             assert!(self.active, "signalled again without a request posted");
             self.notifies += 1;
+        }
+        fn earlier_answered(&mut self) {
+            assert!(!self.active, "handed an answer still to come");
+            self.earlier += 1;
         }
         fn err(&mut self) -> i32 {
             self.err
@@ -1198,7 +1268,8 @@ mod tests {
     fn a_clear_without_an_answer_is_not_an_answer() {
         let mut f = Fake::new(Backend::StaleClears { stale: 1, err: -2 });
         assert_eq!(round_trip(&mut f), Outcome::Answered);
-        // The real answer, not the sentinel nor the earlier request's answer.
+        // The real answer, not the sentinel nor the answer of an earlier request still on the
+        // page (`Fake::new`'s -5).
         assert_eq!(f.err, -2);
         assert_eq!(f.posts, 2);
     }
@@ -1228,45 +1299,68 @@ mod tests {
     }
 
     #[test]
-    fn a_request_left_posted_keeps_the_page_until_the_backend_answers_it() {
-        // The first request times out, the backend still at work on it.
-        let mut f = Fake::new(Backend::AnswerUnnoticed {
-            delay: OP_TIMEOUT_NS + 500_000_000,
-            err: -3,
+    fn a_request_left_posted_is_waited_for_and_its_late_answer_handed_over() {
+        // The first request times out, the backend still at work on it; its answer comes
+        // 0.5 s later, during the next round trip's wait.
+        let mut f = Fake::new(Backend::LateFirst {
+            first: OP_TIMEOUT_NS + 500_000_000,
+            err_first: -3,
+            delay: 10_000,
+            err: 0,
         });
-        let mut spin = Spin::new();
+        let mut spin = learnt(20_000);
         let mut counts = Counts::new();
         assert_eq!(
             super::round_trip(&mut f, &mut spin, &mut counts),
             Outcome::TimedOut
         );
-        // The next ones, while it is: nothing posted or written over, no wait, no clock read,
-        // the backend signalled again each time.
-        let (now, reads) = (f.now, f.clock_reads);
-        for n in 1..=3 {
-            assert_eq!(
-                super::round_trip(&mut f, &mut spin, &mut counts),
-                Outcome::Busy
-            );
-            assert_eq!((f.posts, f.notifies), (1, n));
-        }
-        assert_eq!((f.now, f.clock_reads), (now, reads));
-        assert_eq!((counts.timed_out, counts.busy, counts.answered), (1, 3, 0));
-        // Its answer, late: the page is free, the next request is posted and takes its own
-        // answer, not the late one.
-        f.now = f.posted_at + OP_TIMEOUT_NS + 500_000_000;
-        assert!(!f.active());
-        assert_eq!(f.err, -3);
-        f.backend = Backend::AnswerUnnoticed {
-            delay: 10_000,
-            err: 0,
-        };
+        assert!(f.active);
+        let budget = spin.budget_ns();
+        // The next one signals the backend again, waits, hands the late answer over, then posts
+        // its own request in the time left and takes its own answer, not the late one.
         assert_eq!(
             super::round_trip(&mut f, &mut spin, &mut counts),
             Outcome::Answered
         );
-        assert_eq!((f.posts, f.err, f.active), (2, 0, false));
-        assert_eq!((counts.busy, counts.answered), (3, 1));
+        assert_eq!((f.notifies, f.earlier, f.posts), (1, 1, 2));
+        assert_eq!((f.err, f.active), (0, false));
+        assert_eq!(
+            (counts.timed_out, counts.earlier_posted, counts.busy),
+            (1, 1, 0)
+        );
+        // Its own time is the answer's, not the wait's (0.5 s): the spin budget learnt a round
+        // trip shorter than its average, not one of the cap.
+        assert!(counts.answered_ns < 1_000_000, "{}", counts.answered_ns);
+        assert!(spin.budget_ns() < budget);
+    }
+
+    #[test]
+    fn a_request_left_posted_and_never_answered_leaves_nothing_posted_after_it() {
+        let mut f = Fake::new(Backend::Silent);
+        let mut counts = Counts::new();
+        let mut spin = Spin::new();
+        assert_eq!(
+            super::round_trip(&mut f, &mut spin, &mut counts),
+            Outcome::TimedOut
+        );
+        let at = f.now;
+        for n in 1..=2 {
+            assert_eq!(
+                super::round_trip(&mut f, &mut spin, &mut counts),
+                Outcome::Busy
+            );
+            // Nothing written over the request, the backend signalled again, the deadline
+            // waited out in slices.
+            assert_eq!((f.posts, f.notifies, f.earlier), (1, n, 0));
+            assert!(f.active);
+        }
+        let waited = f.now - at;
+        assert!(waited >= 2 * OP_TIMEOUT_NS && waited <= 2 * (OP_TIMEOUT_NS + POLL_SLICE_NS));
+        assert!(f.longest_poll <= POLL_SLICE_NS);
+        assert_eq!(
+            (counts.timed_out, counts.earlier_posted, counts.busy),
+            (1, 2, 2)
+        );
     }
 
     #[test]
@@ -1345,6 +1439,7 @@ mod tests {
         counts.reposts = 1;
         counts.watched = 8;
         counts.timed_out = 5;
+        counts.earlier_posted = 13;
         counts.busy = 12;
         counts.unanswered = 6;
         counts.answered_ns = 4_000_000;
@@ -1368,7 +1463,7 @@ mod tests {
         assert_eq!(
             text,
             "answered 4\nanswered_spinning 3\npreempted_spins 2\npolls 9\nyields 7\n\
-             reposts 1\nwatched 8\nquiet_answers_offered 1\nevents 3\ntimed_out 5\nbusy 12\nunanswered 6\nmean_us 1000\nlongest_us 2500\n\
+             reposts 1\nwatched 8\nquiet_answers_offered 1\nevents 3\ntimed_out 5\nearlier_posted 13\nbusy 12\nunanswered 6\nmean_us 1000\nlongest_us 2500\n\
              preempted_gaps_us 32:1,64:0,128:2,256:0,512:0,1024:0,2048:0,inf:3\n\
              trials_yield 2\ntrials_spin 1\nspin_turns 11\nspin_us 2345\nspin_budget_us 600\n\
              yield_rule trial\nyield_rule_left 32\n"

@@ -568,7 +568,10 @@ impl Seized {
                 pdev.disable_device();
                 inner.enabled_by_guest = false;
             }
-            pdev.clear_master();
+            // Not a bridge's, as C: it would stop forwarding the DMA of the devices behind it.
+            if !pdev.is_bridge() {
+                pdev.clear_master();
+            }
             inner.config.reset_on_release();
             // Granted per assignment (libxl writes it again for a guest configured with
             // `permissive=1`): the next guest does not inherit it, unlike with C.
@@ -1332,8 +1335,11 @@ impl pci::Driver for Stub {
             inner.enabled_by_guest = false;
         }
         // As at release: a guest may set bus mastering without decoding, which the reset's
-        // restore of the command register keeps when no state was saved at seize time.
-        pdev.clear_master();
+        // restore of the command register keeps when no state was saved at seize time (not a
+        // bridge's).
+        if !pdev.is_bridge() {
+            pdev.clear_master();
+        }
         inner.bound = false;
         drop(inner);
 

@@ -1473,6 +1473,90 @@ mod tests {
         Ok(())
     }
 
+    /// A PCI-to-PCI bridge at devfn 0 of bus 0 (vendor 0x1b36, device 0x7ffe, class 0x060400,
+    /// header type 1), its secondary and subordinate bus 1, no windows.
+    const BRIDGE: [u8; 0x1c] = [
+        0x36, 0x1b, 0xfe, 0x7f, 0, 0, 0, 0, 0x01, 0, 0x04, 0x06, 0, 0, 0x01, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 1, 1, 0,
+    ];
+
+    /// Slot 1, function 0: what the PCI core's scan of a bus behind a bridge finds (it looks at
+    /// the other functions of a slot only if function 0 is there).
+    const CHILD_DEVFN: u8 = 1 << 3;
+
+    /// A read of `width` at `offset` in `config`, zeros past its end.
+    fn bytes_read(config: &[u8], offset: u16, width: AccessWidth) -> u32 {
+        let start = usize::from(offset);
+        let mut value = 0;
+        for i in (0..usize::from(width.bytes())).rev() {
+            let byte = config.get(start + i).copied().unwrap_or(0);
+            value = (value << 8) | u32::from(byte);
+        }
+        value
+    }
+
+    /// [`BRIDGE`] on bus 0, and the function of [`CONFIG`] at [`CHILD_DEVFN`] behind it, on
+    /// bus 1.
+    struct BehindBridge;
+
+    impl PciOps for BehindBridge {
+        fn read(
+            &self,
+            bus: u8,
+            devfn: u8,
+            offset: u16,
+            width: AccessWidth,
+        ) -> Result<u32, PcibiosError> {
+            match (bus, devfn) {
+                (0, 0) => Ok(bytes_read(&BRIDGE, offset, width)),
+                (1, CHILD_DEVFN) => Ok(bytes_read(&CONFIG, offset, width)),
+                _ => Err(PcibiosError::DeviceNotFound),
+            }
+        }
+
+        fn write(
+            &self,
+            _bus: u8,
+            _devfn: u8,
+            _offset: u16,
+            _width: AccessWidth,
+            _value: u32,
+        ) -> Result<(), PcibiosError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn root_bus_remove_behind_a_bridge() -> Result {
+        // See `root_bus_lifecycle`.
+        #[cfg(CONFIG_XEN_DOM0)]
+        if crate::xen::is_initial_domain() {
+            crate::xen::kunit_skip(c"not in a Xen initial domain (its PCI notifier crashes Xen)");
+            return Ok(());
+        }
+
+        /// Another domain than the other cases'.
+        const DOMAIN5: u32 = 0xfffa;
+
+        let parent = faux::Registration::new(c"rust_pci_host_kunit5", None)?;
+        let parent: &device::Device<device::Bound> = parent.as_ref().as_ref();
+        let root = RootBus::<ForLt!(BehindBridge)>::scan(parent, DOMAIN5, 0, BehindBridge)?;
+        let bridge = Device::get_by_slot(DOMAIN5, 0, 0).ok_or(ENODEV)?;
+        assert!(bridge.is_bridge());
+        assert!(Device::get_by_slot(DOMAIN5, 1, CHILD_DEVFN).is_some());
+
+        // Not on the root bus: only the lookup below it finds it, and leaves the bridge.
+        assert_eq!(root.remove_device(CHILD_DEVFN), Err(ENODEV));
+        root.remove_device_below(1, CHILD_DEVFN)?;
+        assert!(Device::get_by_slot(DOMAIN5, 1, CHILD_DEVFN).is_none());
+        assert!(Device::get_by_slot(DOMAIN5, 0, 0).is_some());
+        assert_eq!(root.remove_device_below(1, CHILD_DEVFN), Err(ENODEV));
+
+        drop(bridge);
+        drop(root);
+        Ok(())
+    }
+
     #[test]
     fn root_bus_devfns() -> Result {
         // See `root_bus_lifecycle`.

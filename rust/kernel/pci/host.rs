@@ -1279,14 +1279,7 @@ mod tests {
             return Err(PcibiosError::DeviceNotFound);
         }
 
-        let start = usize::from(offset);
-        let mut value = 0;
-        for i in (0..usize::from(width.bytes())).rev() {
-            let byte = CONFIG.get(start + i).copied().unwrap_or(0);
-            value = (value << 8) | u32::from(byte);
-        }
-
-        Ok(value)
+        Ok(bytes_read(&CONFIG, offset, width))
     }
 
     /// One function at [`DEVFN`] of bus 0, counting the reads, and those of the other numbers
@@ -1328,15 +1321,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn root_bus_lifecycle() -> Result {
-        // In the initial domain, the Xen PCI notifier (`drivers/xen/pci.c`) reports every device
-        // added or removed to Xen: Xen 4.17 refuses the add on this made-up segment, then takes
-        // a fatal page fault in `vpci_remove_device()` on the remove. The case runs in guests,
-        // which have no such notifier.
+    /// Skips the case in a Xen initial domain, whose PCI notifier (`drivers/xen/pci.c`) reports
+    /// every device added or removed to Xen: Xen 4.17 refuses the add on the cases' made-up
+    /// segments, then takes a fatal page fault in `vpci_remove_device()` on the remove. The
+    /// cases run in guests, which have no such notifier. Whether it skipped.
+    fn skipped_in_initial_domain() -> bool {
         #[cfg(CONFIG_XEN_DOM0)]
         if crate::xen::is_initial_domain() {
             crate::xen::kunit_skip(c"not in a Xen initial domain (its PCI notifier crashes Xen)");
+            return true;
+        }
+        false
+    }
+
+    #[test]
+    fn root_bus_lifecycle() -> Result {
+        if skipped_in_initial_domain() {
             return Ok(());
         }
 
@@ -1408,10 +1408,16 @@ mod tests {
         Ok(())
     }
 
-    /// One function at [`DEVFN`] of the bus its number says, none elsewhere.
-    struct OnBus(u8);
+    /// The read-only layouts of the removal cases.
+    enum Layout {
+        /// One function at [`DEVFN`] of the bus its number says, none elsewhere.
+        OnBus(u8),
+        /// [`BRIDGE`] on bus 0, and the function of [`CONFIG`] at [`CHILD_DEVFN`] behind it, on
+        /// bus 1.
+        BehindBridge,
+    }
 
-    impl PciOps for OnBus {
+    impl PciOps for Layout {
         fn read(
             &self,
             bus: u8,
@@ -1419,10 +1425,12 @@ mod tests {
             offset: u16,
             width: AccessWidth,
         ) -> Result<u32, PcibiosError> {
-            if bus != self.0 {
-                return Err(PcibiosError::DeviceNotFound);
+            match (self, bus, devfn) {
+                (Layout::OnBus(on), _, _) if *on == bus => config_read(0, devfn, offset, width),
+                (Layout::BehindBridge, 0, 0) => Ok(bytes_read(&BRIDGE, offset, width)),
+                (Layout::BehindBridge, 1, CHILD_DEVFN) => Ok(bytes_read(&CONFIG, offset, width)),
+                _ => Err(PcibiosError::DeviceNotFound),
             }
-            config_read(0, devfn, offset, width)
         }
 
         fn write(
@@ -1439,10 +1447,7 @@ mod tests {
 
     #[test]
     fn root_bus_remove_below() -> Result {
-        // See `root_bus_lifecycle`.
-        #[cfg(CONFIG_XEN_DOM0)]
-        if crate::xen::is_initial_domain() {
-            crate::xen::kunit_skip(c"not in a Xen initial domain (its PCI notifier crashes Xen)");
+        if skipped_in_initial_domain() {
             return Ok(());
         }
 
@@ -1451,8 +1456,8 @@ mod tests {
 
         let parent = faux::Registration::new(c"rust_pci_host_kunit4", None)?;
         let parent: &device::Device<device::Bound> = parent.as_ref().as_ref();
-        let a = RootBus::<ForLt!(OnBus)>::scan(parent, DOMAIN4, 0, OnBus(0))?;
-        let b = RootBus::<ForLt!(OnBus)>::scan(parent, DOMAIN4, 1, OnBus(1))?;
+        let a = RootBus::<ForLt!(Layout)>::scan(parent, DOMAIN4, 0, Layout::OnBus(0))?;
+        let b = RootBus::<ForLt!(Layout)>::scan(parent, DOMAIN4, 1, Layout::OnBus(1))?;
         assert!(Device::get_by_slot(DOMAIN4, 0, DEVFN).is_some());
         assert!(Device::get_by_slot(DOMAIN4, 1, DEVFN).is_some());
 
@@ -1495,43 +1500,9 @@ mod tests {
         value
     }
 
-    /// [`BRIDGE`] on bus 0, and the function of [`CONFIG`] at [`CHILD_DEVFN`] behind it, on
-    /// bus 1.
-    struct BehindBridge;
-
-    impl PciOps for BehindBridge {
-        fn read(
-            &self,
-            bus: u8,
-            devfn: u8,
-            offset: u16,
-            width: AccessWidth,
-        ) -> Result<u32, PcibiosError> {
-            match (bus, devfn) {
-                (0, 0) => Ok(bytes_read(&BRIDGE, offset, width)),
-                (1, CHILD_DEVFN) => Ok(bytes_read(&CONFIG, offset, width)),
-                _ => Err(PcibiosError::DeviceNotFound),
-            }
-        }
-
-        fn write(
-            &self,
-            _bus: u8,
-            _devfn: u8,
-            _offset: u16,
-            _width: AccessWidth,
-            _value: u32,
-        ) -> Result<(), PcibiosError> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn root_bus_remove_behind_a_bridge() -> Result {
-        // See `root_bus_lifecycle`.
-        #[cfg(CONFIG_XEN_DOM0)]
-        if crate::xen::is_initial_domain() {
-            crate::xen::kunit_skip(c"not in a Xen initial domain (its PCI notifier crashes Xen)");
+        if skipped_in_initial_domain() {
             return Ok(());
         }
 
@@ -1540,7 +1511,7 @@ mod tests {
 
         let parent = faux::Registration::new(c"rust_pci_host_kunit5", None)?;
         let parent: &device::Device<device::Bound> = parent.as_ref().as_ref();
-        let root = RootBus::<ForLt!(BehindBridge)>::scan(parent, DOMAIN5, 0, BehindBridge)?;
+        let root = RootBus::<ForLt!(Layout)>::scan(parent, DOMAIN5, 0, Layout::BehindBridge)?;
         let bridge = Device::get_by_slot(DOMAIN5, 0, 0).ok_or(ENODEV)?;
         assert!(bridge.is_bridge());
         assert!(Device::get_by_slot(DOMAIN5, 1, CHILD_DEVFN).is_some());
@@ -1559,10 +1530,7 @@ mod tests {
 
     #[test]
     fn root_bus_devfns() -> Result {
-        // See `root_bus_lifecycle`.
-        #[cfg(CONFIG_XEN_DOM0)]
-        if crate::xen::is_initial_domain() {
-            crate::xen::kunit_skip(c"not in a Xen initial domain (its PCI notifier crashes Xen)");
+        if skipped_in_initial_domain() {
             return Ok(());
         }
 
@@ -1643,10 +1611,7 @@ mod tests {
 
     #[test]
     fn root_bus_borrowing() -> Result {
-        // See `root_bus_lifecycle`.
-        #[cfg(CONFIG_XEN_DOM0)]
-        if crate::xen::is_initial_domain() {
-            crate::xen::kunit_skip(c"not in a Xen initial domain (its PCI notifier crashes Xen)");
+        if skipped_in_initial_domain() {
             return Ok(());
         }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Enabling PCI devices: I/O and memory decoding, bus mastering, write-invalidate, INTx.
+//! Enabling PCI devices: I/O and memory decoding, bus mastering, write-invalidate, INTx and
+//! its masking.
 //!
 //! C header: [`include/linux/pci.h`](srctree/include/linux/pci.h)
 
@@ -101,5 +102,33 @@ impl Device<device::Bound> {
         // SAFETY: By its type invariant `self.as_raw` is always a valid pointer to a
         // `struct pci_dev`.
         unsafe { bindings::pci_intx(self.as_raw(), enable.into()) };
+    }
+
+    /// Returns whether the device's INTx can be masked with the Interrupt Disable bit of its
+    /// Command register (`pci_intx_mask_supported()`): no quirk marked the bit broken.
+    pub fn intx_mask_supported(&self) -> bool {
+        // SAFETY: By its type invariant `self.as_raw` is always a valid pointer to a
+        // `struct pci_dev`.
+        unsafe { bindings::pci_intx_mask_supported(self.as_raw()) }
+    }
+
+    /// Masks the device's INTx if the device is asserting it, and returns whether it was
+    /// (`pci_check_and_mask_intx()`): sets the Interrupt Disable bit of the Command register
+    /// when the Interrupt Status bit of the Status register is set.
+    ///
+    /// It takes the PCI core's raw configuration lock, so it may be called from a hard
+    /// interrupt handler, as a handler on a shared INTx line does to find out whether the
+    /// interrupt is its device's and silence it. The read and the write are one step only for
+    /// the accesses that take that lock too (user space's, and all of them where the
+    /// architecture does not select `PCI_LOCKLESS_CONFIG`, which x86 does): the caller has to
+    /// keep its own writes of the Command register from racing with it. The Interrupt Status
+    /// bit is set whether or not the line is masked: on a device already masked this still
+    /// returns `true` while its interrupt is pending. It is only meaningful when
+    /// [`Device::intx_mask_supported`] (devices before PCI 2.3 have no Interrupt Status bit,
+    /// and this returns `false`).
+    pub fn check_and_mask_intx(&self) -> bool {
+        // SAFETY: By its type invariant `self.as_raw` is always a valid pointer to a
+        // `struct pci_dev`.
+        unsafe { bindings::pci_check_and_mask_intx(self.as_raw()) }
     }
 }

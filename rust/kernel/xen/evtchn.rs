@@ -695,6 +695,10 @@ mod tests {
             let shared = unsafe { crate::xen::pci::line_shared(a.irq().number()) };
             assert_eq!(shared, Err(EINVAL));
         }
+        // Nor is it bound to a pirq: there is none to read (0), and no `BUG()`.
+        // SAFETY: `xen_pirq_from_irq()` accepts any IRQ number; `a` keeps its IRQ bound until it
+        // is dropped, below.
+        assert_eq!(unsafe { bindings::xen_pirq_from_irq(a.irq().number()) }, 0);
 
         // Unbinding closes both ports.
         drop(b);

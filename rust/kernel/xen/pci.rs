@@ -242,7 +242,9 @@ fn physdev_msix(dev: &pci::Device, cmd: u32) -> Result {
 /// In a PV domain every MSI and MSI-X vector is a pirq bound to a Linux IRQ, allocated in the
 /// space of the device's domain owner (see [`DomainOwner`]): this is the number a PCI backend
 /// hands to the guest it enabled MSI for. Returns [`None`] in other kinds of domains, if
-/// neither MSI nor MSI-X is enabled on `dev`, or if `index` names no vector of it.
+/// neither MSI nor MSI-X is enabled on `dev`, if `index` names no vector of it, or if the
+/// vector is no pirq (a device behind a VMD bridge, whose interrupts VMD multiplexes onto its
+/// own).
 ///
 /// # Examples
 ///
@@ -266,9 +268,10 @@ pub fn msi_pirq(dev: &pci::Device<crate::device::Bound>, index: u32) -> Option<u
     let irq = unsafe { bindings::pci_irq_vector(raw_pci_dev(dev), index) };
     let irq = u32::try_from(irq).ok().filter(|&irq| irq != 0)?;
 
-    // SAFETY: `irq` is an MSI or MSI-X IRQ of `dev` (see above), which in a PV domain the Xen
-    // MSI code always binds to a pirq: `xen_pirq_from_irq()` finds its pirq information (it
-    // would crash for an IRQ of another kind).
+    // SAFETY: `irq` is an IRQ of `dev` (see above), which stays allocated while MSI or MSI-X
+    // is enabled. `xen_pirq_from_irq()` accepts any IRQ: it answers 0 unless the IRQ is bound
+    // to a pirq (the Xen MSI code binds every MSI vector of a PV domain's devices to one, but
+    // not those of a device behind a VMD bridge).
     let pirq = unsafe { bindings::xen_pirq_from_irq(irq) };
     u32::try_from(pirq).ok().filter(|&pirq| pirq != 0)
 }

@@ -142,6 +142,7 @@ dom0() {
 	cp "$OUT/domU.cpio" "$w/xenpci/"
 	cp "$OUT/work/domU/bin/cfgbench" "$OUT/work/domU/bin/roguefront" "$w/xenpci/"
 	gcc -O2 -static -Wall -o "$w/xenpci/vecstate" "$top/selftests/xen-pci/vecstate.c"
+	gcc -O2 -static -Wall -o "$w/xenpci/mmio" "$top/selftests/xen-pci/mmio.c"
 	# Two concatenated archives: the cached root, then this build's files over it.
 	(cd "$w" && find . -mindepth 1 | cpio -H newc -o --quiet | gzip -1) > "$OUT/dom0-overlay.cpio.gz"
 	cat "$base" "$OUT/dom0-overlay.cpio.gz" > "$OUT/dom0.cpio"

@@ -213,7 +213,7 @@ impl DeviceControl for Hw<'_> {
         if !(self.pdev.msi_enabled() || self.pdev.msix_enabled()) {
             self.intx.set_ack(true);
         }
-        self.intx.set_on(true);
+        self.intx.guest_enabled(self.pdev);
         Ok(())
     }
 
@@ -222,7 +222,7 @@ impl DeviceControl for Hw<'_> {
             self.pdev.disable_device();
             *self.enabled_by_guest = false;
         }
-        self.intx.set_on(false);
+        self.intx.guest_disabled();
     }
 
     fn is_busmaster(&self) -> bool {

@@ -11,8 +11,18 @@
 //!
 //! Unlike C, the handler is registered once, when the device is seized, and only switched by the
 //! guest; C requests and frees it as the guest enables and disables the device. The line is
-//! therefore live in dom0 from seize time: a seized device asserting INTx with no guest using it
-//! (it was reset at seize time, so it should not) would go unclaimed, as with no handler at all.
+//! therefore live in dom0 from seize time. A seized device asserting INTx while no guest has it
+//! enabled (a guest turned decoding off with an interrupt pending, or a device without a reset
+//! method was released with one) raises an interrupt nobody handles, again and again for a
+//! level-triggered line, until the kernel disables the line ("nobody cared"), for a dom0 driver
+//! sharing it too. While no guest has the device enabled the handler therefore masks such an
+//! interrupt at the device, when the device can (PCI 2.3 INTx masking, as VFIO does): it sets
+//! the Interrupt Disable bit of the Command register when the device's Interrupt Status bit says
+//! the interrupt is its own, and claims the interrupt. It never unmasks: the guest's next enable
+//! does ([`IntxState::guest_enabled`], under the lock the handler masks under), and a reset at
+//! release restores the Command register as it was seized. A device that cannot be masked gets
+//! `IRQ_NONE`, as before. The guest's enable, not `on`, decides: `irq_handler_state` switches
+//! only the claiming, as in C.
 //!
 //! As in C, every [`CHECK_EVERY`] interrupts claimed the handler asks Xen whether another domain
 //! is bound to the line. When none is (the guest has not bound it, or has unbound it), nobody
@@ -21,6 +31,7 @@
 //! MSI-X on) or disables MSI or MSI-X, or when the administrator writes `irq_handler_state`.
 
 use kernel::{
+    device::Bound,
     irq::{
         self,
         IrqReturn, //
@@ -28,45 +39,85 @@ use kernel::{
     pci,
     prelude::*,
     sync::{
-        aref::ARef,
         atomic::{
             Atomic,
             Relaxed, //
         },
+        new_spinlock_irq,
         Arc,
+        SpinLockIrq, //
     },
     xen,
 };
+
+use crate::common::conf::regs;
 
 /// Every this many interrupts claimed, the handler asks Xen whether the line is still shared
 /// with another domain (C's figure).
 pub(crate) const CHECK_EVERY: u64 = 1000;
 
+/// Whether a guest has the device enabled, and whether the handler masked its INTx meanwhile.
+struct Mask {
+    /// The guest enabled the device (through its Command register) and has not disabled it.
+    guest_on: bool,
+    /// The handler set the Interrupt Disable bit since the guest last enabled the device.
+    masked: bool,
+}
+
 /// The switches and the count of the handler, shared with the configuration-space engine.
+#[pin_data]
 pub(crate) struct IntxState {
-    /// The guest has the device decoding (C's `isr_on`).
+    /// Claim the interrupts: the guest has the device decoding, or the administrator said so
+    /// (C's `isr_on`).
     on: Atomic<bool>,
     /// Claim the interrupts (C's `ack_intr`): off while MSI or MSI-X is enabled.
     ack: Atomic<bool>,
     /// Interrupts claimed.
     handled: Atomic<u64>,
+    /// Taken by the handler (hard interrupt) and by the guest's enable and disable.
+    #[pin]
+    mask: SpinLockIrq<Mask>,
+    /// A mask was logged (once per seize).
+    mask_logged: Atomic<bool>,
 }
 
 impl IntxState {
     pub(crate) fn new() -> Result<Arc<Self>> {
-        Ok(Arc::new(
-            Self {
+        Arc::pin_init(
+            pin_init!(Self {
                 on: Atomic::new(false),
                 ack: Atomic::new(true),
                 handled: Atomic::new(0),
-            },
+                mask <- new_spinlock_irq!(Mask {
+                    guest_on: false,
+                    masked: false,
+                }),
+                mask_logged: Atomic::new(false),
+            }),
             GFP_KERNEL,
-        )?)
+        )
     }
 
-    /// The guest enabled or disabled the device.
-    pub(crate) fn set_on(&self, on: bool) {
-        self.on.store(on, Relaxed);
+    /// The guest enabled the device: its interrupts are claimed from now on, and a mask the
+    /// handler set while it was off is cleared (`pci_enable_device()` clears the bit too, but
+    /// the handler may mask again before `guest_on` is set), unless MSI or MSI-X is on, whose
+    /// enable set the bit on purpose.
+    pub(crate) fn guest_enabled(&self, pdev: &pci::Device<Bound>) {
+        {
+            let mut mask = self.mask.lock();
+            mask.guest_on = true;
+            if core::mem::take(&mut mask.masked) && !(pdev.msi_enabled() || pdev.msix_enabled()) {
+                pdev.set_intx(true);
+            }
+        }
+        self.on.store(true, Relaxed);
+    }
+
+    /// The guest disabled the device, or it went back to the host: nobody claims its
+    /// interrupts, the handler masks them.
+    pub(crate) fn guest_disabled(&self) {
+        self.on.store(false, Relaxed);
+        self.mask.lock().guest_on = false;
     }
 
     /// `irq_handler_state`: toggles `on` and returns its new value; acknowledging is turned on
@@ -89,7 +140,7 @@ impl IntxState {
 
     /// The device went back to the host.
     pub(crate) fn reset(&self) {
-        self.on.store(false, Relaxed);
+        self.guest_disabled();
         self.ack.store(true, Relaxed);
     }
 
@@ -104,18 +155,20 @@ impl IntxState {
 }
 
 /// The handler registered on the line.
-pub(crate) struct IntxAck {
+pub(crate) struct IntxAck<'bound> {
     state: Arc<IntxState>,
-    /// The device, for the log line.
-    pdev: ARef<pci::Device>,
+    /// The device, bound while the handler is registered.
+    pdev: &'bound pci::Device<Bound>,
     irq: u32,
+    /// The device supports INTx masking (`pci_intx_mask_supported()`).
+    can_mask: bool,
 }
 
-impl irq::Handler for IntxAck {
+impl irq::Handler for IntxAck<'_> {
     fn handle(&self) -> IrqReturn {
         let state = &self.state;
         if !(state.on.load(Relaxed) && state.ack.load(Relaxed)) {
-            return IrqReturn::None;
+            return self.mask_if_asserting();
         }
         // The handler of one line does not run on two CPUs at once: the count is exact.
         let handled = state.handled.fetch_add(1, Relaxed) + 1;
@@ -132,13 +185,49 @@ impl irq::Handler for IntxAck {
     }
 }
 
+impl IntxAck<'_> {
+    /// Not claiming: if no guest has the device enabled, an interrupt the device raises is
+    /// nobody's. If the device says it is its own, masks it at the device and claims it.
+    fn mask_if_asserting(&self) -> IrqReturn {
+        if !self.can_mask {
+            return IrqReturn::None;
+        }
+        let state = &self.state;
+        let mut mask = state.mask.lock();
+        if mask.guest_on {
+            return IrqReturn::None;
+        }
+        // Masked already (by this handler, or by whoever else sets the bit): the device cannot
+        // have raised this interrupt, whatever its Interrupt Status bit says. Read rather than
+        // taken from `masked`: a reset or a restore of the Command register clears the bit.
+        let disabled = self
+            .pdev
+            .read_config_u16(regs::COMMAND)
+            .map_or(true, |cmd| cmd & regs::CMD_INTX_DISABLE != 0);
+        if disabled || !self.pdev.check_and_mask_intx() {
+            return IrqReturn::None;
+        }
+        mask.masked = true;
+        drop(mask);
+        if !state.mask_logged.load(Relaxed) {
+            state.mask_logged.store(true, Relaxed);
+            dev_info!(
+                self.pdev.as_ref(),
+                "INTx line {}: the device asserts INTx while no guest has it enabled: masked until a guest enables it (logged once)\n",
+                self.irq
+            );
+        }
+        IrqReturn::Handled
+    }
+}
+
 /// The registration of [`IntxAck`], kept in the PCI driver's data while the device is bound.
-pub(crate) type IntxRegistration<'bound> = Pin<KBox<irq::Registration<'bound, IntxAck>>>;
+pub(crate) type IntxRegistration<'bound> = Pin<KBox<irq::Registration<'bound, IntxAck<'bound>>>>;
 
 /// Registers the handler on the INTx line of `pdev` (which must be enabled, so that the line is
 /// routed). `None` if the device has no INTx line, or the line cannot be shared (logged).
 pub(crate) fn register<'bound>(
-    pdev: &'bound kernel::pci::Device<kernel::device::Bound>,
+    pdev: &'bound pci::Device<Bound>,
     state: &Arc<IntxState>,
 ) -> Option<IntxRegistration<'bound>> {
     let request = pdev.intx_irq_request()?;
@@ -153,8 +242,9 @@ pub(crate) fn register<'bound>(
             c"xen-pciback",
             Ok::<_, Error>(IntxAck {
                 state: state.clone(),
-                pdev: ARef::from(&**pdev),
+                pdev,
                 irq,
+                can_mask: pdev.intx_mask_supported(),
             }),
         )
     };

@@ -1146,9 +1146,27 @@ impl Stub {
                 e
             );
         }
-        let result = Self::set_up(pdev, bdf, overridden, command.ok());
-        if result.is_err() && routed.is_ok() {
-            pdev.disable_device();
+        let result = Self::set_up(pdev, bdf, overridden, command.as_ref().ok().copied());
+        if result.is_err() {
+            if routed.is_ok() {
+                pdev.disable_device();
+            }
+            // Disabling (or an enable that failed after turning decoding on) leaves decoding
+            // as the enable set it: the device goes back to its next driver decoding as it
+            // did. Only what the enable sets is put back; the rest (bus mastering, which the
+            // disable turned off) stays as the PCI core knows it.
+            if let Ok(command) = command {
+                let set_by_enable = regs::CMD_IO | regs::CMD_MEMORY | regs::CMD_INTX_DISABLE;
+                let restored = pdev.read_config_u16(regs::COMMAND).and_then(|now| {
+                    pdev.write_config_u16(
+                        regs::COMMAND,
+                        (now & !set_by_enable) | (command & set_by_enable),
+                    )
+                });
+                if let Err(e) = restored {
+                    dev_warn!(dev, "cannot restore the Command register: {:?}\n", e);
+                }
+            }
         }
         result
     }

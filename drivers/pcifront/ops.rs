@@ -54,6 +54,7 @@ use crate::{
     common::{
         pciif::{
             self,
+            LateEnable,
             RawOp, //
         },
         roundtrip::{
@@ -284,10 +285,37 @@ impl OpChannel {
             msix: op.msix_entries.get(..msix).unwrap_or(&[]),
             start: None,
             may_watch,
+            late: None,
         };
 
         let SlotState { spin, counts, .. } = &mut *slot;
-        match roundtrip::round_trip(&mut page, spin, counts) {
+        let outcome = roundtrip::round_trip(&mut page, spin, counts);
+        let answered = outcome == Outcome::Answered;
+        // A late enable handed over before this request was posted: undone after this answer
+        // is read, unless this request is the matching disable (the guest's driver tearing
+        // down the enable it was told failed).
+        let undo = match page.late.take() {
+            Some(late) if late.undo().request_words() == words => {
+                report_late(
+                    &late,
+                    if answered {
+                        "turned off by the guest's own disable"
+                    } else {
+                        "the guest's own disable of it got no answer either (detach and attach the device)"
+                    },
+                );
+                None
+            }
+            Some(late) if !answered => {
+                report_late(
+                    &late,
+                    "not turned off: the access after it got no answer (detach and attach the device)",
+                );
+                None
+            }
+            late => late,
+        };
+        match outcome {
             Outcome::Answered => {}
             Outcome::NotSent => return,
             Outcome::TimedOut | Outcome::Unanswered | Outcome::Busy => {
@@ -306,6 +334,9 @@ impl OpChannel {
         }
         let err = self.ring.read::<i32>(pciif::OFFSET_OP_ERR);
         let value = self.ring.read::<u32>(pciif::OFFSET_OP_VALUE);
+        if let Some(late) = undo {
+            self.undo_late(&mut slot, flags, may_watch, &late);
+        }
         drop(slot);
 
         (op.err, op.value) = match (err, value) {
@@ -313,6 +344,56 @@ impl OpChannel {
             _ => (lost, 0),
         };
     }
+
+    /// `late`, from the late answer to an `enable_msi` or `enable_msix` that timed out, says
+    /// the backend enabled it after all, while the guest's driver, told it failed, went on
+    /// without it (with INTx, say, which the device no longer raises): asks the backend to
+    /// disable it again, in one more round trip on the lock the caller holds (which is then
+    /// held for up to two round trips' deadlines). A timeout of that one is left posted as any
+    /// other; its late answer is not reported.
+    fn undo_late(
+        &self,
+        slot: &mut SlotState,
+        flags: &Atomic<u32>,
+        may_watch: bool,
+        late: &LateEnable,
+    ) {
+        let mut page = Page {
+            ring: &self.ring,
+            flags,
+            irq: self.events.irq(),
+            words: late.undo().request_words(),
+            msix: &[],
+            start: None,
+            may_watch,
+            late: None,
+        };
+        let SlotState { spin, counts, .. } = slot;
+        let what = match roundtrip::round_trip(&mut page, spin, counts) {
+            Outcome::Answered => match self.ring.read::<i32>(pciif::OFFSET_OP_ERR) {
+                Ok(0) => "turned off again",
+                _ => "the backend refused to turn it off (detach and attach the device)",
+            },
+            Outcome::TimedOut => {
+                "the disable got no answer within 2 s and stays posted (detach and attach the device)"
+            }
+            _ => "the disable could not be posted (detach and attach the device)",
+        };
+        report_late(late, what);
+    }
+}
+
+/// Logs what became of a late successful enable (see [`OpChannel::undo_late`]).
+fn report_late(late: &LateEnable, what: &str) {
+    pr_warn!(
+        "{} of {:04x}:{:02x}:{:02x}.{} timed out, then succeeded, and the guest's driver went on without it: {}\n",
+        late.cmd.name(),
+        late.domain,
+        late.bus,
+        late.devfn >> 3,
+        late.devfn & 7,
+        what
+    );
 }
 
 /// The shared page and the event channel during one round trip (see [`roundtrip::Channel`]).
@@ -330,6 +411,9 @@ struct Page<'a> {
     /// Whether posts may set `_XEN_PCIF_watching`: the backend offered it and `quiet_answers`
     /// is on.
     may_watch: bool,
+    /// The late answer [`roundtrip::Channel::earlier_answered`] handed over, if it tells an MSI
+    /// or MSI-X enable the guest's driver went on without (see [`OpChannel::undo_late`]).
+    late: Option<LateEnable>,
 }
 
 impl roundtrip::Channel for Page<'_> {
@@ -390,17 +474,7 @@ impl roundtrip::Channel for Page<'_> {
         if self.ring.copy_to_slice(pciif::OFFSET_OP, header).is_err() {
             return;
         }
-        let op = RawOp::from_bytes(&bytes);
-        if let Some(cmd) = op.late_enable() {
-            pr_warn!(
-                "{} of {:04x}:{:02x}:{:02x}.{} timed out, then succeeded: the backend has it on, the guest's driver went on without it (detach and attach the device)\n",
-                cmd.name(),
-                op.domain,
-                op.bus,
-                op.devfn >> 3,
-                op.devfn & 7
-            );
-        }
+        self.late = RawOp::from_bytes(&bytes).late_enable();
     }
 
     fn err(&mut self) -> i32 {

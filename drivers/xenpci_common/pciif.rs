@@ -451,6 +451,28 @@ fn wr(b: &mut [u8; RAW_OP_SIZE], off: usize, bytes: &[u8]) {
     }
 }
 
+/// Frontend: an MSI or MSI-X enable the backend carried out after its request had timed out
+/// ([`RawOp::late_enable`]), and the device it was for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LateEnable {
+    /// `EnableMsi` or `EnableMsix`.
+    pub(crate) cmd: Command,
+    pub(crate) domain: u32,
+    pub(crate) bus: u32,
+    pub(crate) devfn: u32,
+}
+
+impl LateEnable {
+    /// The request that turns it off again: the `disable_msi` or `disable_msix` of the same
+    /// device.
+    pub(crate) fn undo(&self) -> RawOp {
+        match self.cmd {
+            Command::EnableMsix => RawOp::disable_msix(self.domain, self.bus, self.devfn),
+            _ => RawOp::disable_msi(self.domain, self.bus, self.devfn),
+        }
+    }
+}
+
 impl RawOp {
     /// Decodes the native-endian bytes of a `struct xen_pci_op` (e.g. copied
     /// out of the shared page with a volatile copy).
@@ -515,9 +537,16 @@ impl RawOp {
     /// Frontend: for the late answer to a request that timed out (see `roundtrip`), the enable
     /// it carried out, if it was an `enable_msi` or `enable_msix` the backend answered with
     /// success: the guest's driver went on without MSI, which the backend has on.
-    pub(crate) fn late_enable(&self) -> Option<Command> {
+    pub(crate) fn late_enable(&self) -> Option<LateEnable> {
         match Command::try_from(self.cmd) {
-            Ok(cmd @ (Command::EnableMsi | Command::EnableMsix)) if self.err == 0 => Some(cmd),
+            Ok(cmd @ (Command::EnableMsi | Command::EnableMsix)) if self.err == 0 => {
+                Some(LateEnable {
+                    cmd,
+                    domain: self.domain,
+                    bus: self.bus,
+                    devfn: self.devfn,
+                })
+            }
             _ => None,
         }
     }
@@ -1079,9 +1108,9 @@ mod tests {
     fn a_late_answer_tells_a_successful_msi_enable() {
         let mut op = RawOp::enable_msi(0, 0, 8);
         op.err = 0;
-        assert_eq!(op.late_enable(), Some(Command::EnableMsi));
+        assert_eq!(op.late_enable().map(|l| l.cmd), Some(Command::EnableMsi));
         op.cmd = Command::EnableMsix.raw();
-        assert_eq!(op.late_enable(), Some(Command::EnableMsix));
+        assert_eq!(op.late_enable().map(|l| l.cmd), Some(Command::EnableMsix));
         // Refused, the sentinel (no answer), or another command: nothing carried out to tell.
         op.err = PciifError::OpFailed.code();
         assert_eq!(op.late_enable(), None);
@@ -1099,6 +1128,28 @@ mod tests {
         }
         op.cmd = 99;
         assert_eq!(op.late_enable(), None);
+    }
+
+    #[test]
+    fn a_late_successful_enable_is_undone_by_the_matching_disable() {
+        let mut op = RawOp::enable_msi(1, 6, 0x0a);
+        op.err = 0;
+        let undo = op.late_enable().unwrap().undo();
+        assert_eq!(
+            undo.request_words(),
+            RawOp::disable_msi(1, 6, 0x0a).request_words()
+        );
+        let mut op = RawOp::enable_msix(1, 6, 0x0a, &[0, 3]).unwrap();
+        op.err = 0;
+        let undo = op.late_enable().unwrap().undo();
+        assert_eq!(
+            undo.request_words(),
+            RawOp::disable_msix(1, 6, 0x0a).request_words()
+        );
+        assert_ne!(
+            undo.request_words(),
+            RawOp::disable_msix(1, 6, 0x0b).request_words()
+        );
     }
 
     use super::*;

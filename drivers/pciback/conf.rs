@@ -206,7 +206,13 @@ impl DeviceControl for Hw<'_> {
         if *self.enabled_by_guest {
             return Ok(());
         }
-        self.pdev.enable_device().map_err(|_| HwError::Other)?;
+        // The handler stops masking before the enable's writes of the Command register, which
+        // its own read-modify-write would race with.
+        self.intx.guest_enabling();
+        if self.pdev.enable_device().is_err() {
+            self.intx.guest_enable_failed();
+            return Err(HwError::Other);
+        }
         *self.enabled_by_guest = true;
         // Acknowledging comes back with an enable, unless MSI or MSI-X is on (C's
         // `xen_pcibk_control_isr` leaves the handler alone then).

@@ -19,7 +19,8 @@
 //! interrupt at the device, when the device can (PCI 2.3 INTx masking, as VFIO does): it sets
 //! the Interrupt Disable bit of the Command register when the device's Interrupt Status bit says
 //! the interrupt is its own, and claims the interrupt. It never unmasks: the guest's next enable
-//! does ([`IntxState::guest_enabled`], under the lock the handler masks under), and a reset at
+//! does ([`IntxState::guest_enabled`], under the lock the handler masks under, after the handler
+//! stopped masking for the enable's own writes of the register), and a reset at
 //! release restores the Command register as it was seized. A device that cannot be masked gets
 //! `IRQ_NONE`, as before. The guest's enable, not `on`, decides: `irq_handler_state` switches
 //! only the claiming, as in C.
@@ -98,10 +99,22 @@ impl IntxState {
         )
     }
 
+    /// The guest is enabling the device: from now on the handler leaves the Command register
+    /// alone (the PCI core's enable writes it, and x86's configuration accesses take no lock
+    /// that would keep the handler's read-modify-write from undoing such a write).
+    pub(crate) fn guest_enabling(&self) {
+        self.mask.lock().guest_on = true;
+    }
+
+    /// The enable [`IntxState::guest_enabling`] announced failed.
+    pub(crate) fn guest_enable_failed(&self) {
+        self.mask.lock().guest_on = false;
+    }
+
     /// The guest enabled the device: its interrupts are claimed from now on, and a mask the
-    /// handler set while it was off is cleared (`pci_enable_device()` clears the bit too, but
-    /// the handler may mask again before `guest_on` is set), unless MSI or MSI-X is on, whose
-    /// enable set the bit on purpose.
+    /// handler set while it was off is cleared (`pci_enable_device()` clears the bit too; this
+    /// covers a device that enable did not touch, already enabled), unless MSI or MSI-X is on,
+    /// whose enable set the bit on purpose.
     pub(crate) fn guest_enabled(&self, pdev: &pci::Device<Bound>) {
         {
             let mut mask = self.mask.lock();

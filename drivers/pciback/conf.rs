@@ -59,6 +59,9 @@ fn hw_error(e: Error) -> HwError {
 }
 
 /// A bound device as the engine's [`ConfigIo`] and [`DeviceControl`].
+///
+/// Its writes and calls may change the Command register: the dom0 INTx handler's masking must
+/// be paused ([`IntxState::pause`]) while one is in use on a device whose handler is registered.
 pub(crate) struct Hw<'a> {
     pdev: &'a pci::Device<Bound>,
     /// Whether the guest enabled the device (one `pci_enable_device()` to balance).
@@ -206,11 +209,9 @@ impl DeviceControl for Hw<'_> {
         if *self.enabled_by_guest {
             return Ok(());
         }
-        // The handler stops masking before the enable's writes of the Command register, which
-        // its own read-modify-write would race with.
-        self.intx.guest_enabling();
+        // The caller paused the handler's masking (`IntxState::pause`), whose read-modify-write
+        // of the Command register would race with the enable's.
         if self.pdev.enable_device().is_err() {
-            self.intx.guest_enable_failed();
             return Err(HwError::Other);
         }
         *self.enabled_by_guest = true;

@@ -19,11 +19,21 @@
 //! interrupt at the device, when the device can (PCI 2.3 INTx masking, as VFIO does): it sets
 //! the Interrupt Disable bit of the Command register when the device's Interrupt Status bit says
 //! the interrupt is its own, and claims the interrupt. It never unmasks: the guest's next enable
-//! does ([`IntxState::guest_enabled`], under the lock the handler masks under, after the handler
-//! stopped masking for the enable's own writes of the register), and a reset at
+//! does ([`IntxState::guest_enabled`], under the lock the handler masks under), and a reset at
 //! release restores the Command register as it was seized. A device that cannot be masked gets
 //! `IRQ_NONE`, as before. The guest's enable, not `on`, decides: `irq_handler_state` switches
 //! only the claiming, as in C.
+//!
+//! The mask is a read-modify-write of the Command register, and x86's configuration accesses
+//! take no lock that would keep another read-modify-write of it (the PCI core's enable, bus
+//! master, INTx and MSI calls, a reset's restore) from interleaving with it and losing a bit.
+//! Whatever writes the register for a guest or at a reset, and may sleep, therefore first
+//! pauses the masking ([`IntxState::pause`]; the handler answers `IRQ_NONE` meanwhile, as it did
+//! before it masked): every request of the guest served in process context, the resets and
+//! restores of a release, of `do_flr`, of a bus reset, of the unbind and after dom0's error
+//! recovery, and the disable that ends a seize. The requests served on the event channel's
+//! interrupt write no Command register. Writers outside this driver (sysfs `reset`, `enable` and
+//! `config` in dom0) are not paused.
 //!
 //! As in C, every [`CHECK_EVERY`] interrupts claimed the handler asks Xen whether another domain
 //! is bound to the line. When none is (the guest has not bound it, or has unbound it), nobody
@@ -63,6 +73,9 @@ struct Mask {
     guest_on: bool,
     /// The handler set the Interrupt Disable bit since the guest last enabled the device.
     masked: bool,
+    /// Pauses in force ([`IntxState::pause`]): while not zero the handler leaves the Command
+    /// register alone.
+    paused: u32,
 }
 
 /// The switches and the count of the handler, shared with the configuration-space engine.
@@ -75,7 +88,7 @@ pub(crate) struct IntxState {
     ack: Atomic<bool>,
     /// Interrupts claimed.
     handled: Atomic<u64>,
-    /// Taken by the handler (hard interrupt) and by the guest's enable and disable.
+    /// Taken by the handler (hard interrupt), by the guest's enable and disable and by pauses.
     #[pin]
     mask: SpinLockIrq<Mask>,
     /// A mask was logged (once per seize).
@@ -92,6 +105,7 @@ impl IntxState {
                 mask <- new_spinlock_irq!(Mask {
                     guest_on: false,
                     masked: false,
+                    paused: 0,
                 }),
                 mask_logged: Atomic::new(false),
             }),
@@ -99,16 +113,29 @@ impl IntxState {
         )
     }
 
-    /// The guest is enabling the device: from now on the handler leaves the Command register
-    /// alone (the PCI core's enable writes it, and x86's configuration accesses take no lock
-    /// that would keep the handler's read-modify-write from undoing such a write).
-    pub(crate) fn guest_enabling(&self) {
-        self.mask.lock().guest_on = true;
+    /// Pauses the masking until the returned guard is dropped: the handler does not touch the
+    /// Command register meanwhile (it answers `IRQ_NONE` to an interrupt it would have masked).
+    /// For a writer of the register that may sleep, so cannot take the handler's lock.
+    pub(crate) fn pause(&self) -> Paused<'_> {
+        self.begin_pause();
+        Paused(self)
     }
 
-    /// The enable [`IntxState::guest_enabling`] announced failed.
-    pub(crate) fn guest_enable_failed(&self) {
-        self.mask.lock().guest_on = false;
+    /// [`IntxState::pause`] for a pause that does not end in the same scope (a bus reset marks
+    /// its functions one by one): each call must be balanced by [`IntxState::end_pause`].
+    pub(crate) fn begin_pause(&self) {
+        let mut mask = self.mask.lock();
+        mask.paused = mask.paused.saturating_add(1);
+    }
+
+    /// Ends a pause [`IntxState::begin_pause`] began.
+    pub(crate) fn end_pause(&self) {
+        let mut mask = self.mask.lock();
+        // An unbalanced end would let the handler mask during another writer's pause.
+        if mask.paused == 0 {
+            kernel::pr_warn_once!("an INTx masking pause ended twice\n");
+        }
+        mask.paused = mask.paused.saturating_sub(1);
     }
 
     /// The guest enabled the device: its interrupts are claimed from now on, and a mask the
@@ -167,6 +194,15 @@ impl IntxState {
     }
 }
 
+/// A pause of the handler's masking ([`IntxState::pause`]), ended when dropped.
+pub(crate) struct Paused<'a>(&'a IntxState);
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        self.0.end_pause();
+    }
+}
+
 /// The handler registered on the line.
 pub(crate) struct IntxAck<'bound> {
     state: Arc<IntxState>,
@@ -207,7 +243,7 @@ impl IntxAck<'_> {
         }
         let state = &self.state;
         let mut mask = state.mask.lock();
-        if mask.guest_on {
+        if mask.guest_on || mask.paused != 0 {
             return IrqReturn::None;
         }
         // Masked already (by this handler, or by whoever else sets the bit): the device cannot

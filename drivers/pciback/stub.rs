@@ -446,6 +446,8 @@ impl Seized {
         }
         inner.frozen_recovery = false;
         if let Some(golden) = &inner.golden {
+            // The restore writes the Command register: the INTx handler's masking waits.
+            let _paused = self.intx.pause();
             if let Err(e) = golden.restore(pdev) {
                 dev_warn!(
                     pdev.as_ref(),
@@ -529,6 +531,9 @@ impl Seized {
         let Some(claim) = inner.claim.take() else {
             return;
         };
+        // The reset, the restore and the disable write the Command register: the INTx
+        // handler's masking waits until the device is back as seized.
+        let paused = self.intx.pause();
         let mut bus_reset = false;
 
         if inner.bound {
@@ -579,6 +584,7 @@ impl Seized {
             self.intx.reset();
             dev_info!(dev, "released by guest {}\n", claim.domain);
         }
+        drop(paused);
         drop(guard);
         drop(lock);
         drop(claim);
@@ -612,7 +618,9 @@ impl Seized {
         }
         let held = HeldBy(inner.claim.as_ref().map(|c| c.domain));
         let methods = self.pdev.reset_methods();
+        let paused = self.intx.pause();
         let r = lock.reset_function();
+        drop(paused);
         match r {
             Ok(()) => dev_info!(dev, "do_flr: reset{}\n", held),
             Err(e) if e == ENOTTY => dev_info!(dev, "do_flr: no reset method{}\n", held),
@@ -696,6 +704,9 @@ impl Seized {
                     late = Some(Skip::Running);
                 } else {
                     inner.bus_resetting = true;
+                    // Ended below, where the mark is cleared: the reset's restore writes the
+                    // Command register.
+                    s.intx.begin_pause();
                     marked += 1;
                     continue;
                 }
@@ -718,6 +729,7 @@ impl Seized {
             for s in seized.iter().take(marked) {
                 let mut inner = s.lock_inner();
                 inner.bus_resetting = false;
+                s.intx.end_pause();
                 if !retry && matches!(outcome, Outcome::Done { .. }) {
                     inner.resets.note(when, outcome);
                 }
@@ -890,6 +902,9 @@ impl Seized {
         if !inner.bound || inner.claim.is_none() {
             return Err(PciifError::DevNotFound.into());
         }
+        // The request may write the Command register (an enable, bus mastering, MSI's INTx
+        // bit): the INTx handler's masking waits.
+        let _paused = self.intx.pause();
 
         // SAFETY: `inner.bound` is `true` and `inner` is locked for the whole use of `dev`
         // (see the module documentation).
@@ -1196,6 +1211,7 @@ impl Stub {
             intx::register(pdev, &seized.intx)
         };
         if pdev.is_enabled() {
+            let _paused = seized.intx.pause();
             pdev.disable_device();
         }
         registration
@@ -1328,6 +1344,9 @@ impl pci::Driver for Stub {
             .retain(|d| !core::ptr::eq::<Seized>(&**d, &**seized));
 
         let mut inner = seized.lock_inner();
+        // The reset, the restore and the disable write the Command register: the INTx
+        // handler's masking waits until the device is back as seized.
+        let paused = seized.intx.pause();
         // Before the claim (and the domain owner) goes: Xen unmaps the guest's pirqs.
         disable_guest_interrupts(pdev);
         if let Some(claim) = inner.claim.take() {
@@ -1359,6 +1378,7 @@ impl pci::Driver for Stub {
             pdev.clear_master();
         }
         inner.bound = false;
+        drop(paused);
         drop(inner);
 
         pdev.clear_dev_assigned();

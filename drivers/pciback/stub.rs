@@ -247,6 +247,9 @@ struct Inner {
     /// A secondary bus reset of the device's bus is running ([`Seized::reset_bus`]): the device
     /// is not claimed meanwhile.
     bus_resetting: bool,
+    /// A release found no function reset and resets the bus next, once its locks are dropped
+    /// ([`Seized::release`]): the device is not claimed meanwhile, as while the reset runs.
+    bus_reset_pending: bool,
 }
 
 /// A device seized by the `pciback` PCI driver.
@@ -390,7 +393,7 @@ impl Seized {
         if inner.claim.is_some() {
             return Err(ClaimError::Busy);
         }
-        if inner.bus_resetting {
+        if inner.bus_resetting || inner.bus_reset_pending {
             return Err(ClaimError::Resetting);
         }
         if let Some((when, outcome)) = inner.resets.refused() {
@@ -564,6 +567,9 @@ impl Seized {
                 .resets
                 .note(When::Release, function_outcome(&methods, &r));
             bus_reset = wants_bus_reset(&r);
+            // Until the bus reset below has run: another backend (this release may run at an
+            // unbind of this one, outside `xenwatch`) must not claim the device unreset.
+            inner.bus_reset_pending = bus_reset;
             if let Some(golden) = &inner.golden {
                 if let Err(e) = golden.restore(pdev) {
                     dev_warn!(dev, "cannot restore the seize-time state: {:?}\n", e);
@@ -591,6 +597,7 @@ impl Seized {
         // With no lock of the device held: the bus reset takes the device locks itself.
         if bus_reset {
             self.reset_bus(When::Release);
+            self.lock_inner().bus_reset_pending = false;
         }
     }
 
@@ -1281,6 +1288,7 @@ impl Stub {
                     explain_limit: RateLimit::new(),
                     resets: record,
                     bus_resetting: false,
+                    bus_reset_pending: false,
                 }),
                 fast <- new_spinlock_irq!(None),
                 created: Instant::now(),

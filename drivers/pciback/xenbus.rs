@@ -448,7 +448,9 @@ enum Exported {
 /// claimed or placed.
 fn export_index(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>, i: u32) -> Result<Exported> {
     let node = dev.nodename();
-    let value = Nil.read(node, cstr_key(&xs::dev_key(i))?)?;
+    let value = Nil
+        .read(node, cstr_key(&xs::dev_key(i))?)
+        .inspect_err(|e| dev.dev_fatal(*e, fmt!("reading dev-{i}")))?;
     let host = xs::parse_dev(&value).map_err(|e| {
         dev.dev_fatal(EINVAL, fmt!("parsing dev-{i}: {}", format_args!("{e}")));
         EINVAL
@@ -537,8 +539,11 @@ fn export_index(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>, i: u32) ->
             )
         });
     if let Err(e) = published {
-        if let Some(s) = shared.lock_topo().remove(guest) {
-            s.unclaim();
+        // Placed, so the guest may have used it already (requests are served by address, and
+        // its slot can be guessed): released as at a detach, reset and restored.
+        let removed = shared.lock_topo().remove(guest);
+        if let Some(s) = removed {
+            s.release();
         }
         dev.dev_fatal(e, fmt!("publishing vdev-{i}"));
         return Err(e);
@@ -866,7 +871,38 @@ fn update_devices(dev: &xenbus::Device<Core<'_>>, shared: &Arc<Shared>) -> Resul
                 dev.dev_fatal(EINVAL, fmt!("parsing vdev-{i}"));
                 return Err(EINVAL);
             };
-            let removed = shared.lock_topo().remove(guest);
+            // The device at `vdev-i` must still be `dev-i`'s: a `state-i` left at Closing by a
+            // detach the toolstack gave up on (libxl removes the keys only once the backend is
+            // Connected again) is seen again at the next reconfiguration, when another device
+            // may have taken the address (a freed slot of the virtual bus). Without `dev-i`, as
+            // C, by `vdev-i` alone.
+            let host = match Nil.read(node, cstr_key(&xs::dev_key(i))?) {
+                Ok(v) => Some(xs::parse_dev(&v).map_err(|_| {
+                    dev.dev_fatal(EINVAL, fmt!("parsing dev-{i}"));
+                    EINVAL
+                })?),
+                Err(e) if e == ENOENT => None,
+                Err(e) => {
+                    dev.dev_fatal(e, fmt!("reading dev-{i}"));
+                    return Err(e);
+                }
+            };
+            let removed = {
+                let mut topo = shared.lock_topo();
+                match (topo.find(guest).map(|s| s.bdf()), host) {
+                    (Some(placed), Some(host)) if placed != host => {
+                        dev_info!(
+                            dev.as_ref(),
+                            "dev-{i} ({}) is not at {} any more ({} is): not detached\n",
+                            format_args!("{host}"),
+                            format_args!("{guest}"),
+                            format_args!("{placed}")
+                        );
+                        None
+                    }
+                    _ => topo.remove(guest),
+                }
+            };
             if let Some(s) = removed {
                 dev_info!(
                     dev.as_ref(),

@@ -24,7 +24,10 @@ use kernel::{
 };
 
 use crate::{
-    common::bdf::BusAddr,
+    common::{
+        bdf::BusAddr,
+        xs, //
+    },
     ops::OpChannel, //
 };
 
@@ -79,6 +82,10 @@ impl PciOps for RootOps {
     }
 }
 
+/// The most root buses one connection creates: `root_num`'s bound ([`xs::ROOT_NUM_MAX`]).
+// CAST: 256 fits.
+const ROOTS_MAX: usize = xs::ROOT_NUM_MAX as usize;
+
 /// The root buses of a connection, each with operations holding a reference to its channel.
 pub(crate) struct Roots {
     buses: KVec<Pin<KBox<RootBus<'static, Ops>>>>,
@@ -113,6 +120,11 @@ impl Roots {
     ) -> Result<Scan> {
         if let Some(bus) = self.find(root) {
             return Ok(Scan::Rescanned(bus.rescan_devfns(devfns)));
+        }
+        // `root_num` is bounded at each read, but each reconfiguration may list new roots: a
+        // backend cycling through them would otherwise grow the guest's buses without end.
+        if self.buses.len() >= ROOTS_MAX {
+            return Err(ENOSPC);
         }
 
         let ops = RootOps {

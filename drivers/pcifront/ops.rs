@@ -259,7 +259,10 @@ impl OpChannel {
     /// is first watched for by spinning (at most twice this connection's recent round trip,
     /// [`roundtrip::SPIN_MAX_NS`] at most), then the poll is sliced, and a request the backend
     /// does not answer within [`roundtrip::OP_TIMEOUT_NS`] stays posted until it does: the
-    /// operations meanwhile post nothing and fail at once. Without an answer the operation
+    /// operations meanwhile post nothing, each waiting for that answer within its own deadline
+    /// and failing if it does not come (a backend gone for good costs every access its
+    /// deadline, which is why the buses are removed before a fatal error closes the
+    /// connection). Without an answer the operation
     /// fails with `XEN_PCI_ERR_dev_not_found`. After a spin that was
     /// preempted, posts may yield the CPU for a while ([`roundtrip::Spin`]; unless
     /// `yield_when_preempted` is off): the lock (and the PCI core's, which the caller may

@@ -135,7 +135,7 @@ impl xenbus::Driver for PcifrontDriver {
         state: XenbusState,
     ) -> OtherendAction {
         match state {
-            XenbusState::Connected => this.connect(dev),
+            XenbusState::Connected => this.connect(dev, XenbusState::Connected),
             XenbusState::Reconfiguring => this.detach_devices(dev),
             XenbusState::Reconfigured => this.attach_devices(dev),
             XenbusState::Closed if dev.state() == XenbusState::Closed => {}
@@ -354,10 +354,12 @@ fn scan_roots(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots: &mut Roots)
 }
 
 impl Front {
-    /// The backend is connected: adds the buses and switches to `Connected`.
+    /// The backend is connected: adds the buses and switches to `Connected`; or, with `next`
+    /// `Reconfiguring` (a backend `Connected` missed, the backend reconfiguring already), switches
+    /// to `Reconfiguring` with no bus yet, which the scan at `Reconfigured` adds.
     ///
     /// Only done once, from `Initialised`.
-    fn connect(self: Pin<&Self>, dev: &xenbus::Device<Core<'_>>) {
+    fn connect(self: Pin<&Self>, dev: &xenbus::Device<Core<'_>>, next: XenbusState) {
         if dev.state() != XenbusState::Initialised {
             return;
         }
@@ -384,27 +386,34 @@ impl Front {
 
         let mut roots = Roots::new(self.chan.get().clone());
 
-        if let Err(e) = scan_roots(dev, backend, &mut roots) {
-            drop(roots);
-            *link = Link::Closed;
-            dev.dev_fatal(e, fmt!("adding the exported PCI roots"));
-            return;
+        if next == XenbusState::Connected {
+            if let Err(e) = scan_roots(dev, backend, &mut roots) {
+                drop(roots);
+                *link = Link::Closed;
+                dev.dev_fatal(e, fmt!("adding the exported PCI roots"));
+                return;
+            }
         }
 
         *link = Link::Connected(roots);
         drop(link);
 
-        if let Err(e) = dev.switch_state(XenbusState::Connected) {
-            dev_err!(dev.as_ref(), "cannot switch to Connected: {:?}\n", e);
+        if let Err(e) = dev.switch_state(next) {
+            dev_err!(dev.as_ref(), "cannot switch to {:?}: {:?}\n", next, e);
         }
     }
 
     /// The backend asks for devices to be detached (`state-N` is `Closing`): removes them, then
     /// switches to `Reconfiguring`.
     fn detach_devices(self: Pin<&Self>, dev: &xenbus::Device<Core<'_>>) {
-        // A connection whose backend `Connected` was missed: connect first.
+        // A connection whose backend `Connected` was missed: as C, straight to `Reconfiguring`,
+        // with nothing to remove and no bus yet. Scanning and switching to `Connected` first
+        // would bind guest drivers to devices being detached, and a C backend, which follows
+        // the frontend back to `Connected`, would then ignore this reconfiguration: the detach
+        // would never reach it.
         if dev.state() == XenbusState::Initialised {
-            self.connect(dev);
+            self.connect(dev, XenbusState::Reconfiguring);
+            return;
         }
         if dev.state() != XenbusState::Connected {
             return;
@@ -447,7 +456,11 @@ impl Front {
             return;
         };
         if let Err(e) = dev.otherend().and_then(|backend| step(&backend, roots)) {
+            // The buses go now, while the backend still answers: after `dev_fatal` (Closing) it
+            // unmaps the page, and each access of their removal would wait out its deadline.
+            let old = core::mem::replace(&mut *link, Link::Closed);
             drop(link);
+            drop(old);
             dev.dev_fatal(e, what);
             return;
         }

@@ -37,8 +37,10 @@ use kernel::{
             Relaxed,
             Release, //
         },
+        new_mutex,
         new_raw_spinlock_irq,
         Arc,
+        Mutex,
         RawSpinLockIrq, //
     },
     workqueue::{
@@ -56,7 +58,8 @@ use crate::{
             AerStep,
             ChannelState,
             DriverOutcome,
-            ErsResult, //
+            ErsResult,
+            StepOrder, //
         },
         bdf::Bdf,
         pciif::{
@@ -81,6 +84,10 @@ pub(crate) struct AerJob {
     chan: RawSpinLockIrq<Option<Arc<OpChannel>>>,
     /// The work item is queued or running.
     queued: AtomicFlag,
+    /// Where each device's relayed recovery is: only steps in the PCI core's order reach its
+    /// driver. Locked by the job alone (one run at a time).
+    #[pin]
+    order: Mutex<StepOrder>,
     #[pin]
     work: Work<AerJob>,
 }
@@ -96,6 +103,7 @@ impl AerJob {
             try_pin_init!(AerJob {
                 chan <- new_raw_spinlock_irq!(None, "pcifront_aer_chan"),
                 queued: AtomicFlag::new(false),
+                order <- new_mutex!(StepOrder::new()),
                 work <- new_work!("pcifront::aer"),
             }),
             GFP_KERNEL,
@@ -145,7 +153,7 @@ impl WorkItem for AerJob {
         // job), and the connection holds one until then.
         let chan = this.chan.lock().clone();
         if let Some(chan) = chan {
-            serve(&chan);
+            serve(&chan, &mut this.order.lock());
         }
         this.queued.store(false, Release);
         // A request flagged while this ran found the job queued and did not queue it again.
@@ -168,7 +176,7 @@ fn read_request(chan: &OpChannel) -> Option<[u8; AER_OP_SIZE]> {
 }
 
 /// Serves the flagged request, if any.
-fn serve(chan: &OpChannel) {
+fn serve(chan: &OpChannel, order: &mut StepOrder) {
     let ring = chan.ring();
     let Ok(flags) = ring.atomic_u32(OFFSET_FLAGS) else {
         return;
@@ -182,7 +190,7 @@ fn serve(chan: &OpChannel) {
     };
     let op = AerOp::from_bytes(&request);
     let answer = match aer::decode_request(&op) {
-        Ok((step, addr)) => aer::frontend_answer(step, call_driver(chan, step, addr)),
+        Ok((step, addr)) => aer::frontend_answer(step, call_driver(chan, order, step, addr)),
         Err(e) => {
             pr_err!("AER request refused: {}\n", format_args!("{e}"));
             ErsResult::None
@@ -204,8 +212,8 @@ fn serve(chan: &OpChannel) {
 }
 
 /// Calls the handler for `step` of the driver bound to the guest device `addr`, if it is behind
-/// this connection.
-fn call_driver(chan: &OpChannel, step: AerStep, addr: Bdf) -> DriverOutcome {
+/// this connection and the step comes in order (`order`).
+fn call_driver(chan: &OpChannel, order: &mut StepOrder, step: AerStep, addr: Bdf) -> DriverOutcome {
     let Some(pdev) = pci::Device::get_by_slot(addr.domain().into(), addr.bus(), addr.devfn())
     else {
         pr_err!(
@@ -230,6 +238,16 @@ fn call_driver(chan: &OpChannel, step: AerStep, addr: Bdf) -> DriverOutcome {
             format_args!("{addr}")
         );
         return DriverOutcome::NoDevice;
+    }
+    // Checked once the device is known to be this connection's: an address the backend made
+    // up takes no place in `order`.
+    if !order.admit(addr, step) {
+        pr_err!(
+            "AER {}: {}: out of the recovery's order (the backend's error), not passed on\n",
+            format_args!("{step}"),
+            format_args!("{addr}")
+        );
+        return DriverOutcome::OutOfOrder;
     }
 
     let outcome = pdev.with_error_handlers(|handlers| {

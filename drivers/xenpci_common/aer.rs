@@ -298,6 +298,81 @@ pub(crate) enum DriverOutcome {
     Voted(ErsResult),
     /// The `resume` handler ran (it returns nothing).
     Resumed,
+    /// The step came out of the PCI core's order for the device ([`StepOrder`]): no handler was
+    /// called.
+    OutOfOrder,
+}
+
+/// How many devices of one connection may be in a recovery at once (see [`StepOrder`]).
+pub(crate) const RECOVERING_MAX: usize = 32;
+
+/// Where the relayed recovery of one device is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Detected,
+    MmioEnabled,
+    SlotReset,
+}
+
+/// Frontend: the order of the steps the backend relays, per device.
+///
+/// The PCI core calls a driver's error handlers in one order (`error_detected`, then
+/// `mmio_enabled` and `slot_reset` if it takes those steps, then `resume`; a recovery that
+/// fails ends without `resume`, and the next error starts again at `error_detected`), and
+/// drivers rely on it: a lone `resume` would make a network driver set up interrupts it already
+/// has. The backend is the frontend's peer, not the PCI core: a step it relays out of that
+/// order is not passed to the driver. Steps of several devices may interleave (dom0's recovery
+/// takes each step on every device below the port before the next step); at most
+/// [`RECOVERING_MAX`] devices are tracked, and an `error_detected` beyond them is refused.
+#[derive(Clone, Debug)]
+pub(crate) struct StepOrder {
+    devs: [Option<(Bdf, Phase)>; RECOVERING_MAX],
+}
+
+impl Default for StepOrder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StepOrder {
+    /// No device in a recovery.
+    pub(crate) const fn new() -> Self {
+        Self {
+            devs: [None; RECOVERING_MAX],
+        }
+    }
+
+    /// Whether `step` of the device `addr` comes in order; if it does, it is noted.
+    pub(crate) fn admit(&mut self, addr: Bdf, step: AerStep) -> bool {
+        let at = self
+            .devs
+            .iter()
+            .position(|d| matches!(d, Some((a, _)) if *a == addr));
+        let phase = at
+            .and_then(|i| self.devs.get(i).copied().flatten())
+            .map(|(_, p)| p);
+        let (slot, next) = match (step, at, phase) {
+            // A new recovery of the device (the last one may have failed, without `resume`).
+            (AerStep::ErrorDetected(_), Some(i), _) => (i, Some(Phase::Detected)),
+            (AerStep::ErrorDetected(_), None, _) => {
+                match self.devs.iter().position(Option::is_none) {
+                    Some(i) => (i, Some(Phase::Detected)),
+                    None => return false,
+                }
+            }
+            (AerStep::MmioEnabled, Some(i), Some(Phase::Detected)) => (i, Some(Phase::MmioEnabled)),
+            (AerStep::SlotReset, Some(i), Some(Phase::Detected | Phase::MmioEnabled)) => {
+                (i, Some(Phase::SlotReset))
+            }
+            (AerStep::Resume, Some(i), Some(_)) => (i, None),
+            _ => return false,
+        };
+        if let Some(d) = self.devs.get_mut(slot) {
+            *d = next.map(|p| (addr, p));
+        }
+        true
+    }
 }
 
 /// Frontend: the `aer_op.err` to answer, as C `pcifront`: `NONE` unless the driver has
@@ -440,6 +515,65 @@ mod tests {
 
     fn dev(domain: u16, bus: u8, slot: u8, func: u8) -> Bdf {
         Bdf::new(domain, bus, slot, func).unwrap()
+    }
+
+    #[test]
+    fn steps_pass_in_the_pci_cores_order_only() {
+        let (a, b) = (dev(0, 0, 1, 0), dev(0, 0, 2, 0));
+        let detected = AerStep::ErrorDetected(ChannelState::Normal);
+        let mut order = StepOrder::new();
+        // Nothing before `error_detected`.
+        for step in [AerStep::MmioEnabled, AerStep::SlotReset, AerStep::Resume] {
+            assert!(!order.admit(a, step), "{step:?} first");
+        }
+        // The whole recovery, two devices interleaved as dom0's recovery walks them.
+        for step in [
+            detected,
+            AerStep::MmioEnabled,
+            AerStep::SlotReset,
+            AerStep::Resume,
+        ] {
+            assert!(order.admit(a, step), "{step:?} of a");
+            assert!(order.admit(b, step), "{step:?} of b");
+        }
+        // Ended: nothing but a new `error_detected`.
+        assert!(!order.admit(a, AerStep::Resume));
+        assert!(!order.admit(a, AerStep::SlotReset));
+        // No step back, none twice.
+        assert!(order.admit(a, detected));
+        assert!(order.admit(a, AerStep::SlotReset));
+        assert!(!order.admit(a, AerStep::MmioEnabled));
+        assert!(!order.admit(a, AerStep::SlotReset));
+        // A failed recovery ends without `resume`: the next error starts again.
+        assert!(order.admit(a, AerStep::ErrorDetected(ChannelState::Frozen)));
+        assert!(order.admit(a, AerStep::MmioEnabled));
+        assert!(order.admit(a, AerStep::Resume));
+        // `resume` straight after `error_detected` (every driver voted recovered).
+        assert!(order.admit(b, detected));
+        assert!(order.admit(b, AerStep::Resume));
+        // Another device's recovery is not this one's.
+        assert!(order.admit(a, detected));
+        assert!(!order.admit(b, AerStep::MmioEnabled));
+    }
+
+    #[test]
+    fn step_order_tracks_a_bounded_number_of_devices() {
+        let detected = AerStep::ErrorDetected(ChannelState::Normal);
+        let mut order = StepOrder::new();
+        let devs: std::vec::Vec<Bdf> = (0..=RECOVERING_MAX as u8)
+            .map(|b| dev(0, b, 0, 0))
+            .collect();
+        for &d in &devs[..RECOVERING_MAX] {
+            assert!(order.admit(d, detected));
+        }
+        let last = devs[RECOVERING_MAX];
+        assert!(!order.admit(last, detected), "one device too many");
+        assert!(!order.admit(last, AerStep::Resume));
+        // A device in a recovery again takes its own slot; one that ends frees its slot.
+        assert!(order.admit(devs[0], detected));
+        assert!(order.admit(devs[0], AerStep::Resume));
+        assert!(order.admit(last, detected));
+        assert!(order.admit(last, AerStep::Resume));
     }
 
     #[test]

@@ -743,3 +743,48 @@ group_rust_rust_pt() { IRQ=1 PROTECT=1 BACKEND_ARGS=passthrough=1 GUEST_BDF=$BDF
 # when the node is offline (as the C backend does).
 group_rust_rust_close() { PROTECT=1 CLOSE_CHECK=kept passthrough_test rust rust manual; }
 group_rust_rust_close_offline() { ONLINE=0 CLOSE_CHECK=gone passthrough_test rust rust manual; }
+
+# ---- A backend Connected that the Rust frontend missed: libxl's detach
+# (state-N Closing, backend Reconfiguring) written before the guest's xenwatch
+# read the backend's state, so that the frontend, still Initialised, sees
+# Reconfiguring. dom0 plays the backend, under a device type no backend
+# driver serves, and goes from InitWait to Reconfiguring, never Connected,
+# with one device Closing. As C's, the frontend must switch straight to
+# Reconfiguring with no bus and no configuration access (nobody maps its
+# page: each access would wait out its deadline). It used to scan, switch to
+# Connected (which a C backend follows, then ignores the detach), and only
+# then to Reconfiguring.
+fe_state_is() { [ "$(timeout 10 xenstore-read "$1/state" 2>/dev/null)" = "$2" ]; }
+no_config_access() {
+	# The frontend logs its first unanswered access at KERN_ERR, on the console.
+	! grep -a "the PCI backend does not answer" "$GUEST_LOG" | sed 's/^/# guest: /' | grep .
+}
+group_rust_front_missed_connect() {
+	local did be fe
+	ktap_print_header
+	ktap_set_plan 3
+	rotate_guest_log
+	guest_cfg "xenpci.front=rust xenpci.loadonly=1" > /tmp/$GUEST.cfg
+	timeout 60 xl create -p /tmp/$GUEST.cfg || ktap_exit_fail_msg "xl create failed"
+	did=$(xl domid $GUEST) || ktap_exit_fail_msg "no guest"
+	be=/local/domain/0/backend/xenpci-test/$did/0
+	fe=/local/domain/$did/device/pci/0
+	xenstore-write "$be/frontend" "$fe" "$be/frontend-id" "$did" "$be/online" 1 "$be/state" 2 \
+		"$be/num_devs" 1 "$be/dev-0" "$BDF" "$be/vdev-0" 0000:00:00.00 "$be/state-0" 5 \
+		"$be/root_num" 1 "$be/root-0" 0000:00 &&
+		xenstore-write "$fe/backend" "$be" "$fe/backend-id" 0 "$fe/state" 1 &&
+		xenstore-chmod -r "$be" n0 "r$did" && xenstore-chmod -r "$fe" "n$did" r0 ||
+		ktap_exit_fail_msg "cannot write the nodes"
+	xl unpause $GUEST
+	ktap_test_result "the Rust frontend is Initialised behind a backend dom0 plays" \
+		wait_secs 120 fe_state_is "$fe" 3
+	timeout 10 xenstore-write "$be/state" 7
+	ktap_test_result "... and switches straight to Reconfiguring when the backend is Reconfiguring (its Connected missed)" \
+		wait_secs 60 fe_state_is "$fe" 7
+	# Time for an access to time out (2 s), had one been made.
+	nap 5
+	ktap_test_result "... with no configuration access meanwhile" no_config_access
+	timeout 60 xl destroy $GUEST
+	timeout 10 xenstore-rm "/local/domain/0/backend/xenpci-test/$did"
+	ktap_finished
+}

@@ -209,7 +209,10 @@ impl evtchn::Handler for Kick {
             }
             self.shared.kicked();
             // Acknowledged by the work item once the request is answered.
-            if workqueue::system().enqueue(self.shared.clone()).is_ok() {
+            if workqueue::system_percpu()
+                .enqueue(self.shared.clone())
+                .is_ok()
+            {
                 return IrqReturn::Handled;
             }
             self.shared.queued.store(false, Relaxed);
@@ -396,7 +399,7 @@ impl WorkItem for Shared {
         // hold this worker. The channel stays masked; the next run acknowledges it.
         if ops::op_pending(page) && !this.queued.xchg(true, Full) {
             this.kicked();
-            match workqueue::system().enqueue(this.clone()) {
+            match workqueue::system_percpu().enqueue(this.clone()) {
                 Ok(()) => return,
                 Err(_) => this.queued.store(false, Relaxed),
             }

@@ -139,7 +139,7 @@ impl AerJob {
         if !aer_requested(chan_ref) || self.queued.xchg(true, Full) {
             return;
         }
-        if workqueue::system().enqueue(self.clone()).is_err() {
+        if workqueue::system_percpu().enqueue(self.clone()).is_err() {
             self.queued.store(false, Relaxed);
         }
     }

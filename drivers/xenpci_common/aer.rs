@@ -318,12 +318,16 @@ enum Phase {
 ///
 /// The PCI core calls a driver's error handlers in one order (`error_detected`, then
 /// `mmio_enabled` and `slot_reset` if it takes those steps, then `resume`; a recovery that
-/// fails ends without `resume`, and the next error starts again at `error_detected`), and
+/// fails ends with an `error_detected` of a permanent failure instead, and the next error starts
+/// again at `error_detected`), and
 /// drivers rely on it: a lone `resume` would make a network driver set up interrupts it already
 /// has. The backend is the frontend's peer, not the PCI core: a step it relays out of that
 /// order is not passed to the driver. Steps of several devices may interleave (dom0's recovery
 /// takes each step on every device below the port before the next step); at most
-/// [`RECOVERING_MAX`] devices are tracked, and an `error_detected` beyond them is refused.
+/// [`RECOVERING_MAX`] devices are tracked between their `error_detected` and the end of their
+/// recovery, and an `error_detected` beyond them is refused (a permanent failure's needs no
+/// place). A device removed in the middle of its recovery keeps its place until the connection
+/// ends or its address is recovered again.
 #[derive(Clone, Debug)]
 pub(crate) struct StepOrder {
     devs: [Option<(Bdf, Phase)>; RECOVERING_MAX],
@@ -353,7 +357,11 @@ impl StepOrder {
             .and_then(|i| self.devs.get(i).copied().flatten())
             .map(|(_, p)| p);
         let (slot, next) = match (step, at, phase) {
-            // A new recovery of the device (the last one may have failed, without `resume`).
+            // The end of a failed recovery (`pcie_do_recovery()` tells every driver the device
+            // is lost, and calls nothing more): no later step is valid, the place is free.
+            (AerStep::ErrorDetected(ChannelState::PermFailure), Some(i), _) => (i, None),
+            (AerStep::ErrorDetected(ChannelState::PermFailure), None, _) => return true,
+            // A new recovery of the device.
             (AerStep::ErrorDetected(_), Some(i), _) => (i, Some(Phase::Detected)),
             (AerStep::ErrorDetected(_), None, _) => {
                 match self.devs.iter().position(Option::is_none) {
@@ -544,7 +552,13 @@ mod tests {
         assert!(order.admit(a, AerStep::SlotReset));
         assert!(!order.admit(a, AerStep::MmioEnabled));
         assert!(!order.admit(a, AerStep::SlotReset));
-        // A failed recovery ends without `resume`: the next error starts again.
+        // A failed recovery ends with a permanent failure, after which no step but a new
+        // `error_detected` is valid; the next error starts again.
+        assert!(order.admit(a, AerStep::ErrorDetected(ChannelState::Frozen)));
+        assert!(order.admit(a, AerStep::MmioEnabled));
+        assert!(order.admit(a, AerStep::ErrorDetected(ChannelState::PermFailure)));
+        assert!(!order.admit(a, AerStep::SlotReset));
+        assert!(!order.admit(a, AerStep::Resume));
         assert!(order.admit(a, AerStep::ErrorDetected(ChannelState::Frozen)));
         assert!(order.admit(a, AerStep::MmioEnabled));
         assert!(order.admit(a, AerStep::Resume));
@@ -569,6 +583,13 @@ mod tests {
         let last = devs[RECOVERING_MAX];
         assert!(!order.admit(last, detected), "one device too many");
         assert!(!order.admit(last, AerStep::Resume));
+        // A permanent failure needs no place, and frees the failed device's.
+        let lost = AerStep::ErrorDetected(ChannelState::PermFailure);
+        assert!(order.admit(last, lost));
+        assert!(order.admit(devs[1], lost));
+        assert!(order.admit(last, detected));
+        assert!(!order.admit(devs[1], detected), "full again");
+        assert!(order.admit(last, AerStep::Resume));
         // A device in a recovery again takes its own slot; one that ends frees its slot.
         assert!(order.admit(devs[0], detected));
         assert!(order.admit(devs[0], AerStep::Resume));

@@ -166,9 +166,22 @@ fn write_hw(
     .map_err(hw_error)
 }
 
+/// What a read of `pdev` would fail with because it is gone, without the read.
+fn check_connected(pdev: &pci::Device<Bound>) -> Result<(), HwError> {
+    if pdev.is_disconnected() {
+        Err(HwError::DeviceNotFound)
+    } else {
+        Ok(())
+    }
+}
+
 impl ConfigIo for Hw<'_> {
     fn read(&mut self, offset: u16, size: AccessSize) -> Result<u32, HwError> {
         read_hw(self.pdev, offset, size)
+    }
+
+    fn check_connected(&self) -> Result<(), HwError> {
+        check_connected(self.pdev)
     }
 
     fn write(&mut self, offset: u16, size: AccessSize, value: u32) -> Result<(), HwError> {
@@ -193,6 +206,10 @@ impl<'a> RawConfig<'a> {
 impl ConfigIo for RawConfig<'_> {
     fn read(&mut self, offset: u16, size: AccessSize) -> Result<u32, HwError> {
         read_hw(self.pdev, offset, size)
+    }
+
+    fn check_connected(&self) -> Result<(), HwError> {
+        check_connected(self.pdev)
     }
 
     fn write(&mut self, offset: u16, size: AccessSize, value: u32) -> Result<(), HwError> {

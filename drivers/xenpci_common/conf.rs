@@ -114,6 +114,11 @@ pub(crate) trait ConfigIo {
     /// `pci_write_config_{byte,word,dword}`; only the low `size` bytes of
     /// `value` are meaningful.
     fn write(&mut self, offset: u16, size: AccessSize, value: u32) -> Result<(), HwError>;
+    /// What a read would fail with because the PCI core knows the device is gone
+    /// (`pci_dev_is_disconnected()`: `HwError::DeviceNotFound`), without an access.
+    /// The engine asks it instead of reading when no bit of the hardware's value
+    /// would reach the guest.
+    fn check_connected(&self) -> Result<(), HwError>;
 }
 
 /// Device power state requested through the PM control register.

@@ -186,6 +186,11 @@ impl VirtualConfig {
 
     /// Guest read of `size` bytes at `offset`.
     ///
+    /// One hardware read of the same bytes, merged with the fields it overlaps, or none if
+    /// every byte of it is in a field whose value the backend keeps (the IDs, the BARs and the
+    /// ROM, the Interrupt Line): the hardware's value would be thrown away. Such a read still
+    /// fails on a device the PCI core knows is gone, as the hardware read would.
+    ///
     /// On error the guest gets the error and a value of 0 (the protocol layer
     /// fills that in).
     pub(crate) fn read<I: ConfigIo>(
@@ -195,9 +200,24 @@ impl VirtualConfig {
         size: AccessSize,
     ) -> Result<u32, PciifError> {
         let end = access_end(offset, size)?;
-        let hw = io.read(offset, size)? & size.value_mask();
+        let hits = self.hits(offset, end)?;
+        // The bits of the value the hardware gives: those of bytes no field covers, and the
+        // hardware bits of the fields.
+        let mut from_hw = size.value_mask();
+        for f in hits.iter().flatten() {
+            let f_end = f.end().ok_or(PciifError::OpFailed)?;
+            let (_, hw_bits) = self.field_bits(f);
+            let bytes = overlap_mask(offset, end, f.offset, f_end);
+            from_hw = (from_hw & !bytes) | (relocate(hw_bits, f.offset, offset) & bytes);
+        }
+        let hw = if from_hw == 0 {
+            io.check_connected()?;
+            0
+        } else {
+            io.read(offset, size)? & size.value_mask()
+        };
         let mut value = hw;
-        for f in self.hits(offset, end)?.iter().flatten() {
+        for f in hits.iter().flatten() {
             let f_end = f.end().ok_or(PciifError::OpFailed)?;
             let (virt, hw_bits) = self.field_bits(f);
             let virt = relocate(virt, f.offset, offset);

@@ -44,6 +44,8 @@ struct Fake {
     global_permissive: bool,
     fail_read: Option<(u16, HwError)>,
     fail_write: Option<(u16, HwError)>,
+    /// The PCI core knows the function is gone: every read fails.
+    gone: bool,
 }
 
 impl Fake {
@@ -61,6 +63,7 @@ impl Fake {
             global_permissive: false,
             fail_read: None,
             fail_write: None,
+            gone: false,
         }
     }
 
@@ -115,10 +118,19 @@ impl ConfigIo for Fake {
     fn read(&mut self, offset: u16, size: AccessSize) -> Result<u32, HwError> {
         Self::check(offset, size);
         self.reads += 1;
+        self.check_connected()?;
         if let Some(e) = Self::hits(self.fail_read, offset, size) {
             return Err(e);
         }
         Ok(self.get(offset, size))
+    }
+
+    fn check_connected(&self) -> Result<(), HwError> {
+        if self.gone {
+            Err(HwError::DeviceNotFound)
+        } else {
+            Ok(())
+        }
     }
 
     fn write(&mut self, offset: u16, size: AccessSize, value: u32) -> Result<(), HwError> {
@@ -656,11 +668,39 @@ fn dword_read_merges_several_fields() {
 #[test]
 fn read_does_a_single_hardware_access() {
     let (mut f, vc) = std_dev();
+    // The IDs, the six BARs and the ROM: every byte is the backend's.
+    let kept = |off: u16| off == VENDOR_ID || (BAR0..=BAR0 + 20).contains(&off) || off == 0x30;
     for off in (0..0x100).step_by(4) {
         f.reads = 0;
         rd(&vc, &mut f, off, Four);
-        assert_eq!(f.reads, 1, "offset {off:#x}");
+        let want = if kept(off) { 0 } else { 1 };
+        assert_eq!(f.reads, want, "offset {off:#x}");
     }
+}
+
+#[test]
+fn reads_of_kept_bytes_alone_do_not_reach_the_device() {
+    let (mut f, vc) = std_dev();
+    f.cfg[0..4].copy_from_slice(&[0xff; 4]);
+    f.cfg[0x3c] = 0xff;
+    for (off, size) in [
+        (VENDOR_ID, Two),
+        (DEVICE_ID, Two),
+        (DEVICE_ID + 1, One),
+        (INTERRUPT_LINE, One),
+        (BAR0 + 2, Two),
+    ] {
+        f.reads = 0;
+        rd(&vc, &mut f, off, size);
+        assert_eq!(f.reads, 0, "{off:#x}/{size:?}");
+    }
+    // What the device says is not what the guest sees: the kept values.
+    assert_eq!(rd(&vc, &mut f, VENDOR_ID, Four), 0x10ca_8086);
+    assert_eq!(rd(&vc, &mut f, INTERRUPT_LINE, One), 28);
+    // A byte of the device's own in the access: one read of all of it.
+    f.reads = 0;
+    assert_eq!(rd(&vc, &mut f, INTERRUPT_LINE, Two) & 0xff, 28);
+    assert_eq!(f.reads, 1);
 }
 
 #[test]
@@ -1918,11 +1958,21 @@ fn hardware_errors_map_like_the_c_driver() {
 #[test]
 fn emulated_read_still_reports_a_dead_device() {
     let (mut f, vc) = std_dev();
-    f.fail_read = Some((VENDOR_ID, HwError::DeviceNotFound));
-    assert_eq!(
-        vc.read(&mut f, VENDOR_ID, Two),
-        Err(PciifError::DevNotFound)
-    );
+    f.gone = true;
+    for (off, size) in [
+        (VENDOR_ID, Two),
+        (VENDOR_ID, Four),
+        (INTERRUPT_LINE, One),
+        (BAR0, Four),
+        (COMMAND, Two),
+        (0x08, Four),
+    ] {
+        assert_eq!(
+            vc.read(&mut f, off, size),
+            Err(PciifError::DevNotFound),
+            "{off:#x}/{size:?}"
+        );
+    }
 }
 
 #[test]

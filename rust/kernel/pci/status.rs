@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! What the PCI core knows about a device: header type, interrupt, enable and MSI state.
+//! What the PCI core knows about a device: header type, interrupt, enable, MSI and connection
+//! state.
 //!
 //! C header: [`include/linux/pci.h`](srctree/include/linux/pci.h)
 
@@ -127,6 +128,17 @@ impl Device {
         // SAFETY: By its type invariant `self.as_raw` is always a valid pointer to a
         // `struct pci_dev`.
         unsafe { bindings::pci_is_enabled(self.as_raw()) != 0 }
+    }
+
+    /// Returns whether the PCI core knows the device is gone (surprise removal, or a permanent
+    /// failure of error recovery): its configuration accessors then fail without an access.
+    ///
+    /// A snapshot: the state may change right after.
+    #[inline]
+    pub fn is_disconnected(&self) -> bool {
+        // SAFETY: By its type invariant `self.as_raw` is always a valid pointer to a
+        // `struct pci_dev`.
+        unsafe { bindings::pci_dev_is_disconnected(self.as_raw()) }
     }
 
     /// Returns whether MSI is enabled on the device.

@@ -18,6 +18,10 @@ def read_line(pair, n, rate, us, p50=1000, p99=3000, dom0=300):
             f'p99_us={p99} dom0_cpu_us_per_op={dom0} run=alt{n}')
 
 
+def readhw_line(pair, n, rate, dom0=300):
+    return read_line(pair, n, rate, 1, dom0=dom0).replace('op=readalt', 'op=readhwalt')
+
+
 def sysfs_line(pair, n, us):
     return f'# bench pair={pair} op=sysfsalt ops_per_s=1 us_per_op={us} p99_us=900 run=alt{n}'
 
@@ -62,6 +66,20 @@ class Alt(unittest.TestCase):
         ])
         # 1.5, 2 and 4: the median, not the mean (2.5) or the smallest.
         self.assertEqual(bench_table.alt_median(self.runs(path), 'rate'), (2.0, 3))
+
+    def test_reads_the_device_answers_apart_from_the_id_reads(self):
+        path = self.log('xen-1-bench-1.log', [
+            read_line('c/c', 1, 100, 1), readhw_line('c/c', 1, 80, dom0=400),
+            read_line('rust/rust', 2, 300, 1), readhw_line('rust/rust', 2, 120, dom0=300),
+            read_line('c/c', 3, 100, 1), readhw_line('c/c', 3, 80, dom0=200),
+        ])
+        runs = self.runs(path)
+        self.assertEqual(bench_table.alt_median(runs, 'rate'), (3.0, 1))
+        self.assertEqual(bench_table.alt_median(runs, 'hwrate'), (1.5, 1))
+        self.assertEqual(bench_table.alt_median(runs, 'hwdom0'), (1.0, 1))
+        self.assertIn('read rate, a register the device answers, >= 2x C pair: not met (1.50x',
+                      bench_table.goals(runs))
+        self.assertIn('1.50', bench_table.alt_hw_table(runs))
 
     def test_c_runs_only_or_unknown_values(self):
         path = self.log('xen-1-bench-1.log', [

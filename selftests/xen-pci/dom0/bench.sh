@@ -523,9 +523,12 @@ bench_two_test() {
 # sets each Rust run against the mean of the C runs on either side of it.
 # Each run's "# bench" lines: op=readalt (as the read runs above, dom0's floor
 # measured once, before the first; with the Rust frontend its own account,
-# op=readalt-frontend), op=sysfsalt (then the same reads of the
-# device's vendor file in sysfs, which never leave the guest: its floor) and
-# op=scanalt (the guest's bus scan of the device), all with run=altN.
+# op=readalt-frontend), op=scanalt (the guest's bus scan of the device),
+# op=readhwalt (then 4-byte reads of the Revision ID and Class Code at 0x08,
+# which every backend reads from the device: the ID dword is the backend's
+# own, which the Rust backend answers without the device), op=sysfsalt (then
+# the same reads of the device's vendor file in sysfs, which never leave the
+# guest: its floor), all with run=altN.
 bench_alt_test() {
 	local n=${BENCH_ALT:-7} i back idle k0 k1 t0 t1
 	ktap_print_header
@@ -578,31 +581,18 @@ alt_run() {
 	return $rc
 }
 
-# alt_read BACK I DID IDLE: the read run of alt_run's guest DID, timed as
-# bench_test times its read run, its bus scan and its sysfs floor.
+# alt_read BACK I DID IDLE: the read runs of alt_run's guest DID, each timed
+# as bench_test times its read run (alt_timed), its bus scan and its sysfs
+# floor.
 alt_read() {
-	local back=$1 i=$2 did=$3 idle=$4 secs=${BENCH_SECONDS:-10} tx g0 g1 k0 k1 t0 t1 slow out warm scan
-	next_key "$did" bench_read_ready 150 || return 1
-	tx=$NOW
-	g0=$(guest_cpu)
-	slow=$((${EPOCHREALTIME/./} - ${tx/./} > 3000000))
-	next_key "$did" bench_read_start 60 || return 1
-	k0=$TICKS t0=$NOW
-	[ "$slow" = 0 ] || { echo "# dom0 took over 3 s from the guest's ready: the CPU per read not measured"; k0= g0=; }
-	next_key "$did" bench_read_done $((secs + 60)) || return 1
-	k1=$TICKS t1=$NOW
-	g1=$(guest_cpu)
-	out=$(guest_count "$did" bench_read_result)
-	warm=$(guest_count "$did" bench_read_warmup)
-	echo "# guest: $out"
-	ran "$out" && consistent "$out" || return 1
-	bench_line "$back/$back" readalt "$out" "$warm" "$g0" "$g1" "$k0" "$k1" "$t0" "$t1" "$idle" "alt$i"
-	frontend_stats_line "$(guest_count "$did" bench_read_front)" "$back/$back" readalt | sed "s/\$/ run=alt$i/"
+	local back=$1 i=$2 did=$3 idle=$4 secs=${BENCH_SECONDS:-10} out warm scan
+	alt_timed "$back" "$i" "$did" "$idle" read readalt || return 1
 	scan=$(guest_count "$did" bench_scan)
 	case $scan in
 	scan_ms=*) echo "# bench pair=$back/$back op=scanalt run=alt$i $scan" ;;
 	*) echo "# no bus scan time from the guest: '$scan'" ;;
 	esac
+	alt_timed "$back" "$i" "$did" "$idle" readhw readhwalt || return 1
 	# The guest's floor: only its process's CPU time (dom0 reads neither its
 	# own nor the guest domain's in this window).
 	next_key "$did" bench_sysfs_done $((secs + 60)) || return 1
@@ -611,6 +601,28 @@ alt_read() {
 	ran "$out" && consistent "$out" || return 1
 	warm=$(guest_count "$did" bench_sysfs_warmup)
 	bench_line "$back/$back" sysfsalt "$out" "$warm" "" "" "" "" "" "" "$idle" "alt$i"
+}
+
+# alt_timed BACK I DID IDLE RUN OP: the guest's run RUN (its bench_RUN_*
+# keys), with the guest's and dom0's CPU time, as OP of run I.
+alt_timed() {
+	local back=$1 i=$2 did=$3 idle=$4 run=$5 op=$6 secs=${BENCH_SECONDS:-10} tx g0 g1 k0 k1 t0 t1 slow out warm
+	next_key "$did" "bench_${run}_ready" 150 || return 1
+	tx=$NOW
+	g0=$(guest_cpu)
+	slow=$((${EPOCHREALTIME/./} - ${tx/./} > 3000000))
+	next_key "$did" "bench_${run}_start" 60 || return 1
+	k0=$TICKS t0=$NOW
+	[ "$slow" = 0 ] || { echo "# dom0 took over 3 s from the guest's ready: the CPU per read not measured"; k0= g0=; }
+	next_key "$did" "bench_${run}_done" $((secs + 60)) || return 1
+	k1=$TICKS t1=$NOW
+	g1=$(guest_cpu)
+	out=$(guest_count "$did" "bench_${run}_result")
+	warm=$(guest_count "$did" "bench_${run}_warmup")
+	echo "# guest ($run): $out"
+	ran "$out" && consistent "$out" || return 1
+	bench_line "$back/$back" "$op" "$out" "$warm" "$g0" "$g1" "$k0" "$k1" "$t0" "$t1" "$idle" "alt$i"
+	frontend_stats_line "$(guest_count "$did" "bench_${run}_front")" "$back/$back" "$op" | sed "s/\$/ run=alt$i/"
 }
 
 group_bench_c() { bench_test c c; }

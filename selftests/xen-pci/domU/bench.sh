@@ -15,9 +15,11 @@
 # With xenpci.benchyield=1 (the Rust frontend) two more read runs, readn
 # with its yield_when_preempted off, readf with it on again.
 # With xenpci.benchreads=1 (make bench's bench-alt, dom0/bench.sh
-# bench_alt_test) the read run, then the same reads of the device's vendor
-# file (sysfs, 4 bytes at 0): a read that never leaves the guest, the floor
-# under every config read's time (the system call and sysfs).
+# bench_alt_test) the read run, then readhw, 4-byte reads of the Revision ID
+# and Class Code (0x08), a register no backend keeps (the device answers
+# each), then the same reads of the device's vendor file (sysfs, 4 bytes at
+# 0): a read that never leaves the guest, the floor under every config
+# read's time (the system call and sysfs).
 # With the Rust frontend, bench_OP_front: its statistics of the run
 # (front_stats), cleared just before it.
 # Before the runs, bench_scan: how long the frontend's bus scan took
@@ -100,12 +102,13 @@ domU_bench() {
 	# readq with its quiet_answers off and readr with it on again (the guest
 	# switches them; alternating, as a guest's rate drifts over its runs).
 	[ "$(cmdline_arg benchyield 0)" = 1 ] && ops="$ops readn readf readq readr readq readr readq readr"
-	[ "$(cmdline_arg benchreads 0)" = 1 ] && ops="read sysfs"
+	[ "$(cmdline_arg benchreads 0)" = 1 ] && ops="read readhw sysfs"
 	for op in $ops; do
 		bench_file=$GDEV/config bench_mode=${op%[bcnfqr]}
 		case $op in
 		read|readb|readc|readn|readf|readq|readr) set -- 0 4 ;;
 		write|writeb|writec) set -- 0x3c 1 ;;
+		readhw) set -- 0x08 4; bench_mode=read ;;
 		sysfs) set -- 0 4; bench_file=$GDEV/vendor bench_mode=read ;;
 		esac
 		case $op in

@@ -6,7 +6,7 @@
 
 Reads the "# bench pair=BACK/FRONT op=OP ..." lines (OP read, write, scan,
 scan4, read2, read-backend, write-backend, read2-backend, the same three
--frontend, or bench-alt's readalt, readalt-frontend, sysfsalt and scanalt) of
+-frontend, or bench-alt's readalt, readhwalt, their -frontend, sysfsalt and scanalt) of
 each LOG (by default the newest bench
 boot's log in $OUT/logs, OUT being out/ or out/$KCONFIG/) and prints, per
 log, one table per kind of op (config reads, writes of the virtual Interrupt
@@ -252,7 +252,7 @@ def frontend_table(runs):
             'spin budget µs', 'µs/turn']
     rows = []
     for p in PAIRS:
-        for op in ('read', 'write', 'read2', 'readalt'):
+        for op in ('read', 'write', 'read2', 'readalt', 'readhwalt'):
             f = op + '-frontend'
             if (p, f) not in runs:
                 continue
@@ -287,7 +287,7 @@ def gaps_table(runs):
     the runs of each pairing and op."""
     rows, bounds = [], None
     for p in PAIRS:
-        for op in ('read', 'write', 'read2', 'readalt'):
+        for op in ('read', 'write', 'read2', 'readalt', 'readhwalt'):
             f = op + '-frontend'
             sums = None
             for d in runs.get((p, f), []):

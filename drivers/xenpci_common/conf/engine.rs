@@ -3,8 +3,9 @@
 //! The read and write rules: merging fields into guest accesses and the
 //! per-kind handlers.
 //!
-//! A guest read starts from one hardware read of the access and overlays, byte
-//! by byte, every overlapping field's virtual bits. A guest write hands every
+//! A guest read starts from one hardware read of the access (none if every
+//! byte of it is in a field that takes no bit from the hardware) and overlays,
+//! byte by byte, every overlapping field's virtual bits. A guest write hands every
 //! overlapping field its current value with the guest's bytes merged in; the
 //! bytes no field covers reach the hardware only in permissive mode.
 //!

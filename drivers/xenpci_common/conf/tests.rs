@@ -669,7 +669,7 @@ fn dword_read_merges_several_fields() {
 fn read_does_a_single_hardware_access() {
     let (mut f, vc) = std_dev();
     // The IDs, the six BARs and the ROM: every byte is the backend's.
-    let kept = |off: u16| off == VENDOR_ID || (BAR0..=BAR0 + 20).contains(&off) || off == 0x30;
+    let kept = |off: u16| off == VENDOR_ID || (BAR0..=BAR0 + 20).contains(&off) || off == ROM_TYPE0;
     for off in (0..0x100).step_by(4) {
         f.reads = 0;
         rd(&vc, &mut f, off, Four);

@@ -365,29 +365,41 @@ def alt_ratios(runs):
     return out
 
 
-def alt_table(runs):
-    """bench-alt's runs in their order, and each Rust run against its neighbours."""
-    head = ['boot', 'run', 'pair', 'ops/s', 'x C', 'p50 µs', 'p99 µs', 'x C p50', 'dom0 CPU/op µs',
-            'x C', 'scan ms', 'x C', 'load ms', 'x C', 'µs/op', 'sysfs µs/op', 'past x C']
+def alt_rows(runs, row):
+    """One row per run of bench-alt, in order: row(boot name, n, pair name, run, x) for each,
+    x(key) being the run's ratio `key` to its neighbours ('' for a C run); rows that are None
+    are left out."""
     ratios = {(log, n): vals for log, n, vals in alt_ratios(runs)}
     rows = []
     for log, boot in alt_runs(runs).items():
         name = re.sub(r'^xen-|-bench-\d+\.log$', '', os.path.basename(log))
         for n in sorted(boot):
-            rd, sc = boot[n].get('read', {}), boot[n].get('scan', {})
             v = ratios.get((log, n), {})
 
-            def x(key):
+            def x(key, v=v):
                 r, c = v.get(key, (None, None))
                 return ratio(r, c) if key in v else ''
-            rows.append([name, str(n), NAMES.get(boot[n]['pair'], boot[n]['pair']),
-                         fmt(num(rd.get('ops_per_s'))), x('rate'), fmt(num(rd.get('p50_us'))),
-                         fmt(num(rd.get('p99_us'))), x('p99'), fmt(num(rd.get('dom0_cpu_us_per_op'))),
-                         x('dom0'), fmt(num(sc.get('scan_ms'))), x('scan'),
-                         fmt(num(sc.get('load_ms'))), x('load'),
-                         fmt(num(rd.get('us_per_op'))),
-                         fmt(num(boot[n].get('sysfs', {}).get('us_per_op'))), x('past')])
-    return rst_table(head, rows)
+            r = row(name, n, NAMES.get(boot[n]['pair'], boot[n]['pair']), boot[n], x)
+            if r is not None:
+                rows.append(r)
+    return rows
+
+
+def alt_table(runs):
+    """bench-alt's runs in their order, and each Rust run against its neighbours."""
+    head = ['boot', 'run', 'pair', 'ops/s', 'x C', 'p50 µs', 'p99 µs', 'x C p50', 'dom0 CPU/op µs',
+            'x C', 'scan ms', 'x C', 'load ms', 'x C', 'µs/op', 'sysfs µs/op', 'past x C']
+
+    def row(name, n, pair, run, x):
+        rd, sc = run.get('read', {}), run.get('scan', {})
+        return [name, str(n), pair,
+                fmt(num(rd.get('ops_per_s'))), x('rate'), fmt(num(rd.get('p50_us'))),
+                fmt(num(rd.get('p99_us'))), x('p99'), fmt(num(rd.get('dom0_cpu_us_per_op'))),
+                x('dom0'), fmt(num(sc.get('scan_ms'))), x('scan'),
+                fmt(num(sc.get('load_ms'))), x('load'),
+                fmt(num(rd.get('us_per_op'))),
+                fmt(num(run.get('sysfs', {}).get('us_per_op'))), x('past')]
+    return rst_table(head, alt_rows(runs, row))
 
 
 def alt_hw_table(runs):
@@ -395,23 +407,16 @@ def alt_hw_table(runs):
     if no run has them."""
     head = ['boot', 'run', 'pair', 'ops/s', 'x C', 'p50 µs', 'p99 µs', 'x C p50', 'dom0 CPU/op µs',
             'x C']
-    ratios = {(log, n): vals for log, n, vals in alt_ratios(runs)}
-    rows = []
-    for log, boot in alt_runs(runs).items():
-        name = re.sub(r'^xen-|-bench-\d+\.log$', '', os.path.basename(log))
-        for n in sorted(boot):
-            rd = boot[n].get('readhw')
-            if rd is None:
-                continue
-            v = ratios.get((log, n), {})
 
-            def x(key):
-                r, c = v.get(key, (None, None))
-                return ratio(r, c) if key in v else ''
-            rows.append([name, str(n), NAMES.get(boot[n]['pair'], boot[n]['pair']),
-                         fmt(num(rd.get('ops_per_s'))), x('hwrate'), fmt(num(rd.get('p50_us'))),
-                         fmt(num(rd.get('p99_us'))), x('hwp99'),
-                         fmt(num(rd.get('dom0_cpu_us_per_op'))), x('hwdom0')])
+    def row(name, n, pair, run, x):
+        rd = run.get('readhw')
+        if rd is None:
+            return None
+        return [name, str(n), pair,
+                fmt(num(rd.get('ops_per_s'))), x('hwrate'), fmt(num(rd.get('p50_us'))),
+                fmt(num(rd.get('p99_us'))), x('hwp99'),
+                fmt(num(rd.get('dom0_cpu_us_per_op'))), x('hwdom0')]
+    rows = alt_rows(runs, row)
     return rst_table(head, rows) if rows else None
 
 

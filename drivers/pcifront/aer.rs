@@ -22,6 +22,8 @@
 //! and the channel's own (to the job, through its event handler) form a cycle only while
 //! attached.
 
+use core::fmt;
+
 use kernel::{
     new_work,
     pci::{
@@ -42,6 +44,10 @@ use kernel::{
         Arc,
         Mutex,
         RawSpinLockIrq, //
+    },
+    time::{
+        Instant,
+        Monotonic, //
     },
     workqueue::{
         self,
@@ -70,6 +76,10 @@ use crate::{
             OFFSET_FLAGS,
             XEN_PCIB_ACTIVE, //
         },
+        ratelimit::{
+            RateLimit,
+            Verdict, //
+        },
     },
     ops::OpChannel,
 };
@@ -84,10 +94,9 @@ pub(crate) struct AerJob {
     chan: RawSpinLockIrq<Option<Arc<OpChannel>>>,
     /// The work item is queued or running.
     queued: AtomicFlag,
-    /// Where each device's relayed recovery is: only steps in the PCI core's order reach its
-    /// driver. Locked by the job alone (one run at a time).
+    /// Locked by the job alone (one run at a time).
     #[pin]
-    order: Mutex<StepOrder>,
+    state: Mutex<AerState>,
     #[pin]
     work: Work<AerJob>,
 }
@@ -103,7 +112,11 @@ impl AerJob {
             try_pin_init!(AerJob {
                 chan <- new_raw_spinlock_irq!(None, "pcifront_aer_chan"),
                 queued: AtomicFlag::new(false),
-                order <- new_mutex!(StepOrder::new()),
+                state <- new_mutex!(AerState {
+                    order: StepOrder::new(),
+                    refusals: RateLimit::new(),
+                    created: Instant::now(),
+                }),
                 work <- new_work!("pcifront::aer"),
             }),
             GFP_KERNEL,
@@ -153,11 +166,37 @@ impl WorkItem for AerJob {
         // job), and the connection holds one until then.
         let chan = this.chan.lock().clone();
         if let Some(chan) = chan {
-            serve(&chan, &mut this.order.lock());
+            serve(&chan, &mut this.state.lock());
         }
         this.queued.store(false, Release);
         // A request flagged while this ran found the job queued and did not queue it again.
         this.kick();
+    }
+}
+
+/// What the job keeps between its runs.
+struct AerState {
+    /// Where each device's relayed recovery is: only steps in the PCI core's order reach its
+    /// driver.
+    order: StepOrder,
+    /// The lines about requests refused or withdrawn: a backend's error, which a broken or
+    /// hostile backend may repeat as fast as the guest answers.
+    refusals: RateLimit,
+    /// The clock of `refusals`.
+    created: Instant<Monotonic>,
+}
+
+impl AerState {
+    /// Logs a refusal (at `KERN_ERR`) unless the rate limit drops it.
+    fn refused(&mut self, args: fmt::Arguments<'_>) {
+        let now_ms = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match self.refusals.check(now_ms) {
+            Verdict::Print { dropped: 0 } => pr_err!("{}\n", args),
+            Verdict::Print { dropped } => {
+                pr_err!("{} ({} such line(s) dropped before)\n", args, dropped)
+            }
+            Verdict::Drop => {}
+        }
     }
 }
 
@@ -176,7 +215,7 @@ fn read_request(chan: &OpChannel) -> Option<[u8; AER_OP_SIZE]> {
 }
 
 /// Serves the flagged request, if any.
-fn serve(chan: &OpChannel, order: &mut StepOrder) {
+fn serve(chan: &OpChannel, state: &mut AerState) {
     let ring = chan.ring();
     let Ok(flags) = ring.atomic_u32(OFFSET_FLAGS) else {
         return;
@@ -190,9 +229,9 @@ fn serve(chan: &OpChannel, order: &mut StepOrder) {
     };
     let op = AerOp::from_bytes(&request);
     let answer = match aer::decode_request(&op) {
-        Ok((step, addr)) => aer::frontend_answer(step, call_driver(chan, order, step, addr)),
+        Ok((step, addr)) => aer::frontend_answer(step, call_driver(chan, state, step, addr)),
         Err(e) => {
-            pr_err!("AER request refused: {}\n", format_args!("{e}"));
+            state.refused(format_args!("AER request refused: {e}"));
             ErsResult::None
         }
     };
@@ -201,7 +240,9 @@ fn serve(chan: &OpChannel, order: &mut StepOrder) {
     // another one meanwhile: answering it with this answer, or clearing its bit, would be wrong.
     // The next run serves it.
     if flags.load(Acquire) & XEN_PCIB_ACTIVE == 0 || read_request(chan) != Some(request) {
-        pr_warn!("AER request withdrawn by the backend before the answer\n");
+        state.refused(format_args!(
+            "AER request withdrawn by the backend before the answer"
+        ));
         return;
     }
     // Offsets inside the page: cannot fail.
@@ -212,15 +253,11 @@ fn serve(chan: &OpChannel, order: &mut StepOrder) {
 }
 
 /// Calls the handler for `step` of the driver bound to the guest device `addr`, if it is behind
-/// this connection and the step comes in order (`order`).
-fn call_driver(chan: &OpChannel, order: &mut StepOrder, step: AerStep, addr: Bdf) -> DriverOutcome {
+/// this connection and the step comes in order (`state.order`).
+fn call_driver(chan: &OpChannel, state: &mut AerState, step: AerStep, addr: Bdf) -> DriverOutcome {
     let Some(pdev) = pci::Device::get_by_slot(addr.domain().into(), addr.bus(), addr.devfn())
     else {
-        pr_err!(
-            "AER {}: no device {}\n",
-            format_args!("{step}"),
-            format_args!("{addr}")
-        );
+        state.refused(format_args!("AER {step}: no device {addr}"));
         return DriverOutcome::NoDevice;
     };
     // Only devices of this connection: the backend has no business with the others.
@@ -232,21 +269,17 @@ fn call_driver(chan: &OpChannel, order: &mut StepOrder, step: AerStep, addr: Bdf
     })
     .unwrap_or(false);
     if !ours {
-        pr_err!(
-            "AER {}: {} is not behind this frontend\n",
-            format_args!("{step}"),
-            format_args!("{addr}")
-        );
+        state.refused(format_args!(
+            "AER {step}: {addr} is not behind this frontend"
+        ));
         return DriverOutcome::NoDevice;
     }
     // Checked once the device is known to be this connection's: an address the backend made
     // up takes no place in `order`.
-    if !order.admit(addr, step) {
-        pr_err!(
-            "AER {}: {}: out of the recovery's order (the backend's error), not passed on\n",
-            format_args!("{step}"),
-            format_args!("{addr}")
-        );
+    if !state.order.admit(addr, step) {
+        state.refused(format_args!(
+            "AER {step}: {addr}: out of the recovery's order (the backend's error), not passed on"
+        ));
         return DriverOutcome::OutOfOrder;
     }
 

@@ -187,15 +187,34 @@ struct AerState {
 }
 
 impl AerState {
-    /// Logs a refusal (at `KERN_ERR`) unless the rate limit drops it.
-    fn refused(&mut self, args: fmt::Arguments<'_>) {
+    /// Whether the rate limit lets a line through, and how many it dropped before it.
+    fn allow(&mut self) -> Option<u32> {
         let now_ms = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
         match self.refusals.check(now_ms) {
-            Verdict::Print { dropped: 0 } => pr_err!("{}\n", args),
-            Verdict::Print { dropped } => {
-                pr_err!("{} ({} such line(s) dropped before)\n", args, dropped)
-            }
-            Verdict::Drop => {}
+            Verdict::Print { dropped } => Some(dropped),
+            Verdict::Drop => None,
+        }
+    }
+
+    /// Logs a request refused (at `KERN_ERR`) unless the rate limit drops the line.
+    fn refused(&mut self, args: fmt::Arguments<'_>) {
+        match self.allow() {
+            Some(0) => pr_err!("{}\n", args),
+            Some(n) => pr_err!("{} ({} AER line(s) dropped before: rate limit)\n", args, n),
+            None => {}
+        }
+    }
+
+    /// Logs a request the backend withdrew (at `KERN_WARNING`: the C backend does at its
+    /// timeout) unless the rate limit drops the line.
+    fn withdrawn(&mut self) {
+        match self.allow() {
+            Some(0) => pr_warn!("AER request withdrawn by the backend before the answer\n"),
+            Some(n) => pr_warn!(
+                "AER request withdrawn by the backend before the answer ({} AER line(s) dropped before: rate limit)\n",
+                n
+            ),
+            None => {}
         }
     }
 }
@@ -240,9 +259,7 @@ fn serve(chan: &OpChannel, state: &mut AerState) {
     // another one meanwhile: answering it with this answer, or clearing its bit, would be wrong.
     // The next run serves it.
     if flags.load(Acquire) & XEN_PCIB_ACTIVE == 0 || read_request(chan) != Some(request) {
-        state.refused(format_args!(
-            "AER request withdrawn by the backend before the answer"
-        ));
+        state.withdrawn();
         return;
     }
     // Offsets inside the page: cannot fail.
@@ -291,7 +308,7 @@ fn call_driver(chan: &OpChannel, state: &mut AerState, step: AerStep, addr: Bdf)
             return DriverOutcome::NoErrorDetected;
         }
         let vote = match step {
-            AerStep::ErrorDetected(state) => handlers.error_detected(match state {
+            AerStep::ErrorDetected(cs) => handlers.error_detected(match cs {
                 ChannelState::Normal => pci::ChannelState::Normal,
                 ChannelState::Frozen => pci::ChannelState::Frozen,
                 ChannelState::PermFailure => pci::ChannelState::PermFailure,

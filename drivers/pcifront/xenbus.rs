@@ -49,7 +49,10 @@ use crate::{
         Scan, //
     },
     common::{
-        bdf::BusAddr,
+        bdf::{
+            Bdf,
+            BusAddr, //
+        },
         pciif,
         scan::{
             self,
@@ -488,11 +491,28 @@ impl Front {
     }
 }
 
-/// Removes the devices whose `state-N` the toolstack set to `Closing`, found by their `vdev-N`.
-fn remove_closing_devices(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots: &Roots) -> Result {
+/// A device whose `state-N` the toolstack set to `Closing`.
+enum Detaching {
+    /// Exported at this address (its `vdev-N`).
+    At(Bdf),
+    /// Index `N` has no `vdev-N`: a device the backend refused, which has nothing to remove.
+    NeverExported(u32),
+}
+
+/// Reads which devices the toolstack is detaching (`num_devs`, `state-N`, and `vdev-N` where
+/// `state-N` is `Closing`) in `store`.
+///
+/// Read in one transaction (see [`remove_closing_devices`]): libxl renumbers the entries after
+/// each detach, and an entry moved between the reads of its `state-N` and its `vdev-N` would
+/// name another device, which would be removed from the guest in its place.
+fn detaching_devices(
+    dev: &xenbus::Device<Core<'_>>,
+    store: &impl Store,
+    backend: &CStr,
+) -> Result<KVec<Detaching>> {
     // Bounded before the loop as for the scan: each index costs a xenstore read or two on the
     // xenwatch thread.
-    let value = Nil.read(backend, xs::NUM_DEVS)?;
+    let value = store.read(backend, xs::NUM_DEVS)?;
     let num = scan::listed_count(Some(&value)).map_err(|why| {
         dev_err!(
             dev.as_ref(),
@@ -502,10 +522,11 @@ fn remove_closing_devices(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots:
         EINVAL
     })?;
 
+    let mut detaching = KVec::new();
     for i in 0..num {
         let key = xs::state_key(i);
-        let Ok(value) = Nil.read(backend, key.as_cstr().ok_or(EINVAL)?) else {
-            // Entries may be renumbered by the toolstack while we look.
+        let Ok(value) = store.read(backend, key.as_cstr().ok_or(EINVAL)?) else {
+            // No such entry (the toolstack may have removed it): nothing to detach.
             continue;
         };
         if xs::XenbusState::parse(&value) != Ok(xs::XenbusState::Closing) {
@@ -513,12 +534,12 @@ fn remove_closing_devices(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots:
         }
 
         let key = xs::vdev_key(i);
-        let value = match Nil.read(backend, key.as_cstr().ok_or(EINVAL)?) {
+        let value = match store.read(backend, key.as_cstr().ok_or(EINVAL)?) {
             Ok(value) => value,
             // A device the backend refused (it publishes no `vdev-N` for it) is detached: there
             // is nothing to remove. (C's frontend fails the whole connection here.)
             Err(e) if e == ENOENT => {
-                dev_info!(dev.as_ref(), "{} detached, never exported\n", key.as_str());
+                detaching.push(Detaching::NeverExported(i), GFP_KERNEL)?;
                 continue;
             }
             Err(e) => return Err(e),
@@ -532,18 +553,33 @@ fn remove_closing_devices(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots:
             );
             EINVAL
         })?;
+        detaching.push(Detaching::At(vdev), GFP_KERNEL)?;
+    }
 
-        match roots.remove_device(vdev.bus_addr(), vdev.devfn()) {
-            Ok(()) => dev_info!(
-                dev.as_ref(),
-                "removed {}\n",
-                format_args!("{}", vdev.vdev())
-            ),
-            Err(_) => dev_warn!(
-                dev.as_ref(),
-                "detached device {} not found\n",
-                format_args!("{}", vdev.vdev())
-            ),
+    Ok(detaching)
+}
+
+/// Removes the devices whose `state-N` the toolstack set to `Closing`, found by their `vdev-N`.
+fn remove_closing_devices(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots: &Roots) -> Result {
+    let detaching = xenstore::transaction(|tx| detaching_devices(dev, tx, backend))?;
+
+    for device in &detaching {
+        match *device {
+            Detaching::NeverExported(i) => {
+                dev_info!(dev.as_ref(), "vdev-{} detached, never exported\n", i);
+            }
+            Detaching::At(vdev) => match roots.remove_device(vdev.bus_addr(), vdev.devfn()) {
+                Ok(()) => dev_info!(
+                    dev.as_ref(),
+                    "removed {}\n",
+                    format_args!("{}", vdev.vdev())
+                ),
+                Err(_) => dev_warn!(
+                    dev.as_ref(),
+                    "detached device {} not found\n",
+                    format_args!("{}", vdev.vdev())
+                ),
+            },
         }
     }
 

@@ -502,9 +502,11 @@ enum Detaching {
 /// Reads which devices the toolstack is detaching (`num_devs`, `state-N`, and `vdev-N` where
 /// `state-N` is `Closing`) in `store`.
 ///
-/// Read in one transaction (see [`remove_closing_devices`]): libxl renumbers the entries after
-/// each detach, and an entry moved between the reads of its `state-N` and its `vdev-N` would
-/// name another device, which would be removed from the guest in its place.
+/// Read in one transaction (see [`remove_closing_devices`]): libxl renumbers the entries once a
+/// detach completes, so an overlapping detach can move an entry between the reads of its
+/// `state-N` and its `vdev-N`, whose address would then be another device's, removed from the
+/// guest in its place. At most 513 reads ([`scan::LISTED_MAX`] bounds `num_devs`), within
+/// `xenstored`'s default quota of nodes per transaction (1024).
 fn detaching_devices(
     dev: &xenbus::Device<Core<'_>>,
     store: &impl Store,
@@ -525,9 +527,11 @@ fn detaching_devices(
     let mut detaching = KVec::new();
     for i in 0..num {
         let key = xs::state_key(i);
-        let Ok(value) = store.read(backend, key.as_cstr().ok_or(EINVAL)?) else {
-            // No such entry (the toolstack may have removed it): nothing to detach.
-            continue;
+        let value = match store.read(backend, key.as_cstr().ok_or(EINVAL)?) {
+            Ok(value) => value,
+            // No such entry: nothing to detach.
+            Err(e) if e == ENOENT => continue,
+            Err(e) => return Err(e),
         };
         if xs::XenbusState::parse(&value) != Ok(xs::XenbusState::Closing) {
             continue;
@@ -566,7 +570,11 @@ fn remove_closing_devices(dev: &xenbus::Device<Core<'_>>, backend: &CStr, roots:
     for device in &detaching {
         match *device {
             Detaching::NeverExported(i) => {
-                dev_info!(dev.as_ref(), "vdev-{} detached, never exported\n", i);
+                dev_info!(
+                    dev.as_ref(),
+                    "{} detached, never exported\n",
+                    xs::vdev_key(i).as_str()
+                );
             }
             Detaching::At(vdev) => match roots.remove_device(vdev.bus_addr(), vdev.devfn()) {
                 Ok(()) => dev_info!(

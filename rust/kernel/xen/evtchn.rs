@@ -234,6 +234,40 @@ impl Irq {
         // SAFETY: By the type invariant the IRQ is bound to an event channel.
         unsafe { bindings::xen_poll_irq_timeout(self.as_c_int(), deadline) };
     }
+
+    /// Masks the channel until the returned guard is dropped.
+    ///
+    /// While masked, an event only sets the channel's pending flag, which [`Irq::poll`] waits
+    /// for and [`Irq::is_pending`] sees; it makes no upcall, and the handler does not run. An
+    /// event still pending when the channel is unmasked is delivered then: clear it first
+    /// ([`Irq::clear_pending`]) if it was consumed meanwhile. A handler already running on
+    /// another CPU when the mask is taken is not waited for; an event that reaches it
+    /// meanwhile is replayed, once, at the unmask. Masks nest with the IRQ's other disables
+    /// (`disable_irq()`, suspend): the channel is unmasked when the last is undone.
+    ///
+    /// The event channel chips mask the port at once (they implement `irq_disable`), so the
+    /// mask holds from the return of this call. It may be taken in atomic context, with
+    /// interrupts disabled: the chips have no bus lock, only raw spinlocks.
+    pub fn mask(&self) -> Masked<'_> {
+        // SAFETY: By the type invariant the IRQ is bound to an event channel, and stays bound
+        // while the guard, which borrows `self`, exists; the guard's drop balances the call.
+        unsafe { bindings::disable_irq_nosync(self.0) };
+        Masked(self)
+    }
+}
+
+/// An event channel masked by [`Irq::mask`], unmasked when this guard is dropped.
+///
+/// Forgetting the guard leaves the channel masked: its handler never runs again.
+#[must_use = "the channel is unmasked at once if the guard is not kept"]
+pub struct Masked<'a>(&'a Irq);
+
+impl Drop for Masked<'_> {
+    fn drop(&mut self) {
+        // SAFETY: The IRQ is bound (the guard borrows the `Irq`, whose invariant guarantees it
+        // for the borrow), and was disabled by the `Irq::mask` that made this guard, once.
+        unsafe { bindings::enable_irq(self.0 .0) };
+    }
 }
 
 /// Returns the Xen system time of the calling vCPU: nanoseconds since the hypervisor booted.
@@ -634,24 +668,22 @@ mod tests {
         seen.events.load(Relaxed)
     }
 
-    /// Two ports of this domain connected to each other, each bound to a handler through
-    /// `Registration` (one in each EOI mode): a notify at one end runs the handler of the other,
-    /// once per notify (the late-EOI end acknowledges each event, which unmasks the channel).
-    #[test]
-    fn loopback_channel() -> Result {
-        let (seen_a, handler_a) = counter(EoiMode::Late)?;
-        let (seen_b, handler_b) = counter(EoiMode::Auto)?;
+    /// One end of [`loopback`]: what its handler saw, and its binding.
+    type End = (Arc<Seen>, Pin<KBox<Registration<Counter>>>);
 
+    /// Two ports of this domain connected to each other, `a` (in `mode_a`) and `b` (in
+    /// [`EoiMode::Auto`]), each bound to a [`Counter`] under the given name.
+    fn loopback(
+        mode_a: EoiMode,
+        name_a: &'static CStr,
+        name_b: &'static CStr,
+    ) -> Result<(End, End)> {
+        let (seen_a, handler_a) = counter(mode_a)?;
+        let (seen_b, handler_b) = counter(EoiMode::Auto)?;
         let port_a = TestPort::alloc_unbound()?;
         let raw_a = port_a.0;
         let a = KBox::pin_init(
-            Registration::new_owned(
-                port_a,
-                EoiMode::Late,
-                Flags::TRIGGER_NONE,
-                c"rust_xen_evtchn_a",
-                Ok(handler_a),
-            ),
+            Registration::new_owned(port_a, mode_a, Flags::TRIGGER_NONE, name_a, Ok(handler_a)),
             GFP_KERNEL,
         )?;
         let port_b = TestPort::connect(raw_a)?;
@@ -660,11 +692,21 @@ mod tests {
                 port_b,
                 EoiMode::Auto,
                 Flags::TRIGGER_NONE,
-                c"rust_xen_evtchn_b",
+                name_b,
                 Ok(handler_b),
             ),
             GFP_KERNEL,
         )?;
+        Ok(((seen_a, a), (seen_b, b)))
+    }
+
+    /// Two ports of this domain connected to each other, each bound to a handler through
+    /// `Registration` (one in each EOI mode): a notify at one end runs the handler of the other,
+    /// once per notify (the late-EOI end acknowledges each event, which unmasks the channel).
+    #[test]
+    fn loopback_channel() -> Result {
+        let ((seen_a, a), (seen_b, b)) =
+            loopback(EoiMode::Late, c"rust_xen_evtchn_a", c"rust_xen_evtchn_b")?;
         assert_ne!(a.irq().number(), b.irq().number());
 
         // Nothing was signalled yet: `a` has no event. Xen sets the connecting port `b` pending
@@ -701,6 +743,56 @@ mod tests {
         assert_eq!(unsafe { bindings::xen_pirq_from_irq(a.irq().number()) }, 0);
 
         // Unbinding closes both ports.
+        drop(b);
+        drop(a);
+        Ok(())
+    }
+
+    /// A masked channel takes events without running its handler: they stay pending (seen by
+    /// `is_pending`), a pending event cleared before the unmask is never handled, one left
+    /// pending is handled at the unmask, and masks nest.
+    #[test]
+    fn masked_channel() -> Result {
+        let ((seen_a, a), (_, b)) =
+            loopback(EoiMode::Auto, c"rust_xen_evtchn_ma", c"rust_xen_evtchn_mb")?;
+        fsleep(Delta::from_millis(20));
+        assert_eq!(seen_a.events.load(Relaxed), 0);
+
+        // Taken off the channel while masked: never handled.
+        let masked = a.irq().mask();
+        b.irq().notify();
+        fsleep(Delta::from_millis(20));
+        assert_eq!(seen_a.events.load(Relaxed), 0);
+        assert!(a.irq().is_pending());
+        // The poll sees a masked port's event: it returns at once, not at its timeout.
+        #[cfg(CONFIG_X86)]
+        {
+            let start = crate::time::Instant::<crate::time::Monotonic>::now();
+            a.irq().poll(Delta::from_secs(2));
+            assert!(start.elapsed() < Delta::from_secs(1));
+            assert_eq!(seen_a.events.load(Relaxed), 0);
+        }
+        a.irq().clear_pending();
+        assert!(!a.irq().is_pending());
+        drop(masked);
+        fsleep(Delta::from_millis(20));
+        assert_eq!(seen_a.events.load(Relaxed), 0);
+
+        // Left pending: handled once unmasked, by the outer of two masks.
+        let outer = a.irq().mask();
+        let inner = a.irq().mask();
+        b.irq().notify();
+        drop(inner);
+        fsleep(Delta::from_millis(20));
+        assert_eq!(seen_a.events.load(Relaxed), 0);
+        assert!(a.irq().is_pending());
+        drop(outer);
+        assert_eq!(wait_events(&seen_a, 1), 1);
+
+        // Unmasked again: events are handled as they come.
+        b.irq().notify();
+        assert_eq!(wait_events(&seen_a, 2), 2);
+
         drop(b);
         drop(a);
         Ok(())

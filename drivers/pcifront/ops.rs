@@ -7,8 +7,10 @@
 //! space's accesses through sysfs, for one), so a round
 //! trip never sleeps: it fills the request in the shared page, sets `_XEN_PCIF_active`, signals
 //! the backend and then polls the event channel (a hypercall that blocks the vCPU, not a sleep)
-//! until the backend clears the bit again, within a deadline. The rules of that wait are pure
-//! code, tested on the host: [`roundtrip`].
+//! until the backend clears the bit again, within a deadline. The event channel is masked for
+//! the round trip, so that the answer's signal, taken off the channel after the answer, costs
+//! no upcall into [`Events`]. The rules of that wait are pure code, tested on the host:
+//! [`roundtrip`].
 
 use kernel::{
     device::Core,
@@ -68,8 +70,10 @@ use crate::{
 ///
 /// The backend signals the channel after each answer the frontend was not watching for (all of
 /// them, unless both ends offered `feature-quiet-answers`), and when it posts an AER request.
-/// The answers are collected by polling in [`OpChannel::round_trip`]; the handler counts the
-/// event and kicks the AER job, which only runs when a request is flagged.
+/// The answers are collected by polling in [`OpChannel::round_trip`], with the channel masked,
+/// and their signals cleared then: the handler takes the signals that come later, and the AER
+/// requests posted between round trips. It counts the event and kicks the AER job, which only
+/// runs when a request is flagged.
 pub(crate) struct Events {
     aer: Arc<AerJob>,
     /// Events taken, for the statistics file.
@@ -277,6 +281,12 @@ impl OpChannel {
         let Ok(flags) = self.ring.atomic_u32(pciif::OFFSET_FLAGS) else {
             return;
         };
+        // Masked while the lock is held: the answers' signals are taken off the channel
+        // (`roundtrip`), not handled, and make no upcall. Dropped before `slot` (on the early
+        // returns too, declared after it). This takes the IRQ descriptor's lock inside the
+        // slot's; no configuration access is made under a descriptor's lock in a PV guest
+        // (its MSI chip masks nothing through config space), so the order has no reverse.
+        let masked = self.events.irq().mask();
         let may_watch = slot.quiet_offered && crate::quiet_answers();
         // The poll below may consume the event of an AER request: look for one afterwards.
         let _kick = KickAer(&self.events.handler().aer);
@@ -340,6 +350,7 @@ impl OpChannel {
         if let Some(late) = undo {
             self.undo_late(&mut slot, flags, may_watch, &late);
         }
+        drop(masked);
         drop(slot);
 
         (op.err, op.value) = match (err, value) {
@@ -453,10 +464,10 @@ impl roundtrip::Channel for Page<'_> {
         self.irq.notify();
     }
 
-    fn stop_watching(&mut self) {
+    fn stop_watching(&mut self) -> bool {
         // An atomic step on the word the backend clears `_XEN_PCIF_active` in: whichever comes
         // second sees the first (`roundtrip`'s module documentation).
-        self.flags.fetch_and(!pciif::XEN_PCIF_WATCHING, Full);
+        self.flags.fetch_and(!pciif::XEN_PCIF_WATCHING, Full) & pciif::XEN_PCIF_ACTIVE != 0
     }
 
     fn active(&mut self) -> bool {
@@ -489,6 +500,10 @@ impl roundtrip::Channel for Page<'_> {
 
     fn clear_pending(&mut self) {
         self.irq.clear_pending();
+    }
+
+    fn pending(&mut self) -> bool {
+        self.irq.is_pending()
     }
 
     fn poll(&mut self, ns: u64) {

@@ -3020,6 +3020,15 @@ struct Chan<'a, 'b> {
     spun: u64,
     turns: u64,
     longest_turn: u64,
+    /// After the answer: whether its signal was looked for, the pauses of the wait for it, and
+    /// the clears of the flag then.
+    signal_phase: bool,
+    signal_spun: u64,
+    signal_cleared: u64,
+    /// Whether the backend signalled its last answer, and whether the last look at the flag
+    /// found it set.
+    answer_signalled: bool,
+    saw_pending: bool,
     yields: u32,
     longest_yield: u64,
     polls: u32,
@@ -3064,24 +3073,28 @@ impl Channel for Chan<'_, '_> {
         self.watched += u32::from(watching);
     }
 
-    fn stop_watching(&mut self) {
+    fn stop_watching(&mut self) -> bool {
         assert!(self.watching, "stopped watching without watching");
         // The backend may answer just before the step that stops the watch (unsignalled, the
         // bit still set): the frontend must see it without polling.
         if self.active && !self.b.is_empty() && self.b.u8() % 4 == 0 {
             self.err = -i32::from(self.b.u8());
             self.active = false;
+            self.answer_signalled = false;
         }
         self.watching = false;
+        self.active
     }
 
     fn active(&mut self) -> bool {
         if self.active && !self.b.is_empty() {
             match self.b.u8() % 4 {
                 0 => {
-                    // The backend answers (0, a XEN_PCI_ERR_* or an errno).
+                    // The backend answers (0, a XEN_PCI_ERR_* or an errno), signalling it
+                    // unless asked not to.
                     self.err = -i32::from(self.b.u8());
                     self.active = false;
+                    self.answer_signalled = !self.watching;
                 }
                 1 => self.active = false, // cleared without an answer
                 _ => {}
@@ -3117,8 +3130,30 @@ impl Channel for Chan<'_, '_> {
     }
 
     fn clear_pending(&mut self) {
+        if self.signal_phase {
+            assert!(self.saw_pending, "cleared a flag not seen set");
+            self.signal_cleared += 1;
+            return;
+        }
         self.pending_cleared = true;
         self.checked_after_clear = false;
+    }
+
+    fn pending(&mut self) -> bool {
+        // Only ever looked at after an answer, to take its signal.
+        assert!(
+            !self.active && self.err != ERR_UNANSWERED,
+            "looked for an answer's signal without an answer"
+        );
+        self.signal_phase = true;
+        // Set at any look if the answer was signalled (by a later one at the latest, when the
+        // bytes run out), or by some earlier event.
+        self.saw_pending = if self.b.is_empty() {
+            self.answer_signalled
+        } else {
+            self.b.u8() % 2 == 0
+        };
+        self.saw_pending
     }
 
     fn poll(&mut self, ns: u64) {
@@ -3153,6 +3188,10 @@ impl Channel for Chan<'_, '_> {
             u64::from(self.b.u8()) + 1
         };
         self.now += turn;
+        if self.signal_phase {
+            self.signal_spun += turn;
+            return;
+        }
         self.spun += turn;
         self.turns += 1;
         self.longest_turn = self.longest_turn.max(turn);
@@ -3207,6 +3246,11 @@ fn new_chan<'a, 'b>(
         spun: 0,
         turns: 0,
         longest_turn: 0,
+        signal_phase: false,
+        signal_spun: 0,
+        signal_cleared: 0,
+        answer_signalled: false,
+        saw_pending: false,
         yields: 0,
         longest_yield: 0,
         polls: 0,
@@ -3294,7 +3338,29 @@ fn round_trip(b: &mut Bytes<'_>) {
         left_posted && out != roundtrip::Outcome::Busy,
         "{out:?}"
     );
-    let elapsed = c.now - c.start.expect("clock read");
+    // The signal's wait after an answer, at most its bound and the turn that crosses it, is
+    // not the round trip's: it comes after the answer, which a spin that ends at the deadline
+    // may already overrun.
+    assert_eq!(
+        (counts.signals_taken, c.signal_phase),
+        (c.signal_cleared, answered),
+        "the signal of an answer is looked for, and taken if it came: {counts:?}"
+    );
+    assert!(counts.signals_taken + counts.signals_late <= u64::from(answered));
+    if answered && c.answer_signalled {
+        // A signalled answer's signal is taken, or waited for and counted late.
+        assert_eq!(counts.signals_taken + counts.signals_late, 1, "{counts:?}");
+    } else {
+        // An unsignalled one's is not waited for (one set for another reason is taken).
+        assert_eq!((counts.signals_late, c.signal_spun), (0, 0), "{counts:?}");
+    }
+    assert!(
+        // A turn is 1000 ns at most (see `relax`).
+        c.signal_spun <= spin.signal_wait_ns() + 1_000,
+        "waited {} ns for a signal",
+        c.signal_spun
+    );
+    let elapsed = c.now - c.start.expect("clock read") - c.signal_spun;
     if out == roundtrip::Outcome::Busy {
         // Still posted at the deadline: nothing written or posted.
         assert!(found && c.active, "busy without a request still posted");
@@ -3406,7 +3472,7 @@ fn round_trip(b: &mut Bytes<'_>) {
     if answered {
         // At most a turn away from the round trip's own time; exactly it when no spin paused
         // (the end is then a look at the clock).
-        let own = c.now - own_start;
+        let own = c.now - c.signal_spun - own_start;
         assert!(
             own <= counts.answered_ns + c.longest_turn,
             "answered in {} of {own} ns",

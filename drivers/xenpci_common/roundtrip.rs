@@ -13,7 +13,8 @@
 //!   same deadline); after that the operation has no answer.
 //! - **The wait is polled in slices** of at most [`POLL_SLICE_NS`], re-checking the bit after
 //!   each: the event that wakes the poll can be consumed by the port's handler on another vCPU
-//!   before this one polls, and the poll then only returns at its timeout (with interrupts off).
+//!   before this one polls (one that was running when the glue masked the channel), and the
+//!   poll then only returns at its timeout (with interrupts off).
 //! - **A request is never withdrawn.** After [`OP_TIMEOUT_NS`] the operation has timed out,
 //!   but the request stays posted (the bit set) until the backend clears it: the backend may
 //!   still be serving it, and would then read the next request's fields half written, or take
@@ -63,6 +64,20 @@
 //!   out, a poll) reads the clock at its end, and so does every round trip of a trial of the
 //!   yield rule, which compares round trips' times: a preemption in the last turn would escape
 //!   the estimate.
+//! - **An answer's signal is taken off the channel before the handler sees it.** The glue
+//!   masks the event channel for the whole round trip (the poll still waits for its pending
+//!   flag); an answer the backend signals would otherwise cost this domain an upcall into the
+//!   channel's handler as soon as the channel is unmasked, which under Xen is a trip through
+//!   the hypervisor each way (about as long as the round trip's own wait, under QEMU's TCG).
+//!   After an answer the channel's pending flag is cleared if the signal came; for an answer
+//!   the backend signals (every answer to a post that did not set `_XEN_PCIF_watching`) and
+//!   the spin saw before its signal, the signal is first waited for, by spinning for at most
+//!   [`Spin::signal_wait_ns`] (the backend sends it right after clearing the bit), which reads
+//!   the clock only once the first look found no signal. A signal
+//!   later than that, or an AER request's, reaches the handler when the channel is unmasked
+//!   (the glue looks for an AER request after each round trip in any case). The C frontend
+//!   clears the flag after each poll, with the channel unmasked: the upcall still comes, and
+//!   finds nothing to do.
 //! - **What each round trip did is counted** ([`Counts`]): how it ended, whether it was
 //!   answered before any poll, its polls, yields and time, the spin's turns (each ending at a
 //!   look at the clock) and their time; the kernel shows them in debugfs.
@@ -82,6 +97,10 @@ pub(crate) const POLL_SLICE_NS: u64 = 1_000_000;
 
 /// The longest spin before the first poll, in nanoseconds.
 pub(crate) const SPIN_MAX_NS: u64 = 2_000_000;
+
+/// The longest wait for an answer's signal after the answer, in nanoseconds ([`take_signal`]):
+/// the backend sends it right after clearing the bit, however long the answer took.
+pub(crate) const SIGNAL_WAIT_MAX_NS: u64 = 50_000;
 
 /// The shortest gap in a spin that counts as a preemption, in nanoseconds: longer than the
 /// hypervisor's own interrupt handling takes, on hardware where a round trip is a few
@@ -125,6 +144,14 @@ impl Spin {
     /// eighth of the typical round trip, [`PREEMPTED_GAP_MIN_NS`] at least.
     pub(crate) fn preempted_gap_ns(&self) -> u64 {
         (self.avg_ns / 8).max(PREEMPTED_GAP_MIN_NS)
+    }
+
+    /// How long an answer's signal is waited for after the answer, in nanoseconds (see
+    /// [`take_signal`]): as long as the shortest gap that counts as a preemption, so that the
+    /// wait is short against the round trip, and long against the backend's one notification;
+    /// [`SIGNAL_WAIT_MAX_NS`] at most.
+    pub(crate) fn signal_wait_ns(&self) -> u64 {
+        self.preempted_gap_ns().min(SIGNAL_WAIT_MAX_NS)
     }
 
     /// Whether the next post yields the CPU.
@@ -205,6 +232,13 @@ pub(crate) struct Counts {
     /// the hypervisor where it emulates the guest's TSC).
     pub(crate) spin_turns: u64,
     pub(crate) spin_ns: u64,
+    /// Answers' signals cleared before the handler saw them ([`take_signal`]).
+    pub(crate) signals_taken: u64,
+    /// Answers the backend signals whose signal had not come within the wait for it: the
+    /// handler takes them (or the next round trip).
+    pub(crate) signals_late: u64,
+    /// The time of those waits, in nanoseconds (not in the round trips' time).
+    pub(crate) signal_wait_ns: u64,
 }
 
 /// How many buckets [`Counts::gaps`] has: under 32 µs, under 64, ... under 2048, and 2048 µs or
@@ -239,6 +273,9 @@ impl Counts {
             trials_spin: 0,
             spin_turns: 0,
             spin_ns: 0,
+            signals_taken: 0,
+            signals_late: 0,
+            signal_wait_ns: 0,
         }
     }
 }
@@ -291,6 +328,9 @@ impl core::fmt::Display for Report {
         writeln!(f, "trials_spin {}", c.trials_spin)?;
         writeln!(f, "spin_turns {}", c.spin_turns)?;
         writeln!(f, "spin_us {}", c.spin_ns / 1_000)?;
+        writeln!(f, "signals_taken {}", c.signals_taken)?;
+        writeln!(f, "signals_late {}", c.signals_late)?;
+        writeln!(f, "signal_wait_us {}", c.signal_wait_ns / 1_000)?;
         writeln!(f, "spin_budget_us {}", self.spin.budget_ns() / 1_000)?;
         let (rule, left) = self.spin.rule().state();
         writeln!(f, "yield_rule {rule}")?;
@@ -312,7 +352,9 @@ pub(crate) trait Channel {
     fn set_active_and_notify(&mut self, watching: bool);
     /// Clears `_XEN_PCIF_watching` in one atomic step on the flags word, ordered before the
     /// loads of `_XEN_PCIF_active` after it: from then on the backend signals its answer.
-    fn stop_watching(&mut self);
+    /// Returns whether `_XEN_PCIF_active` was still set in that step: the answer, still to
+    /// come, is then signalled.
+    fn stop_watching(&mut self) -> bool;
     /// Whether `_XEN_PCIF_active` is set (a load that orders the answer's reads after it).
     fn active(&mut self) -> bool;
     /// Signals the backend again, for a request still posted.
@@ -325,6 +367,8 @@ pub(crate) trait Channel {
     fn err(&mut self) -> i32;
     /// Clears the event channel's pending flag.
     fn clear_pending(&mut self);
+    /// Whether the event channel's pending flag is set (an event came since it was cleared).
+    fn pending(&mut self) -> bool;
     /// Waits for the event channel for at most `ns` nanoseconds; may return early.
     fn poll(&mut self, ns: u64);
     /// One turn of a busy wait (the CPU's pause hint).
@@ -383,6 +427,7 @@ pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin, counts: &mut 
     let mut wait = Wait {
         longest_gap: 0,
         seen_at: None,
+        signalled: true,
     };
     let polls = counts.polls;
     let yields = counts.yields;
@@ -414,6 +459,8 @@ pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin, counts: &mut 
             }
             counts.answered_ns = counts.answered_ns.saturating_add(ns);
             counts.longest_ns = counts.longest_ns.max(ns);
+            // After the round trip's time: what the backend took, not this wait.
+            take_signal(chan, spin, wait.signalled, end, counts);
         }
         Outcome::TimedOut => {
             counts.timed_out += 1;
@@ -423,6 +470,44 @@ pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin, counts: &mut 
         Outcome::Busy | Outcome::NotSent => {}
     }
     outcome
+}
+
+/// Takes the signal of an answer off `chan` (see the module documentation): clears the pending
+/// flag if it is set, after waiting for it for at most [`Spin::signal_wait_ns`] from `end` (the
+/// answer, as the round trip counted it: no clock read before the first look) if the backend
+/// signals this answer (`signalled`) and it has not come yet. Counts what it did.
+fn take_signal(
+    chan: &mut impl Channel,
+    spin: &Spin,
+    signalled: bool,
+    end: u64,
+    counts: &mut Counts,
+) {
+    let mut pending = chan.pending();
+    if !pending && signalled {
+        let most = spin.signal_wait_ns();
+        let mut now = end;
+        loop {
+            chan.relax();
+            pending = chan.pending();
+            if pending {
+                break;
+            }
+            now = chan.now_ns();
+            if now.saturating_sub(end) >= most {
+                break;
+            }
+        }
+        counts.signal_wait_ns = counts
+            .signal_wait_ns
+            .saturating_add(now.saturating_sub(end));
+    }
+    if pending {
+        chan.clear_pending();
+        counts.signals_taken += 1;
+    } else if signalled {
+        counts.signals_late += 1;
+    }
 }
 
 /// Polls `chan` in slices until its bit is clear (`true`) or [`OP_TIMEOUT_NS`] after `start`
@@ -454,6 +539,8 @@ struct Wait {
     /// When the last post's spin saw its bit clear, as [`Spun::seen_by`] (None if the bit was
     /// still set when the spin ended, or clear before its first look at the clock).
     seen_at: Option<u64>,
+    /// Whether the last post did not set `_XEN_PCIF_watching`: its answer is signalled.
+    signalled: bool,
 }
 
 /// How a spin ended.
@@ -519,6 +606,7 @@ fn post_and_wait(
         // deadline; the bit is cleared after it all the same).
         let watching = spin_ns > 0 && chan.may_watch();
         chan.set_active_and_notify(watching);
+        wait.signalled = !watching;
         counts.reposts += u64::from(post > 0);
         counts.watched += u64::from(watching);
         if spin.yields() && chan.may_yield() {
@@ -536,10 +624,10 @@ fn post_and_wait(
             wait.longest_gap = wait.longest_gap.max(spun.longest_gap);
             wait.seen_at = spun.seen_by;
         }
-        if watching {
+        if watching && chan.stop_watching() {
             // Before any poll, and whether or not the spin saw the answer: the bit is only
-            // ever set during a spin.
-            chan.stop_watching();
+            // ever set during a spin. An answer after it is signalled.
+            wait.signalled = true;
         }
 
         if !poll_while_active(chan, start, counts) {
@@ -620,6 +708,15 @@ mod tests {
         /// The events the backend signalled, and whether the channel is pending.
         events: u32,
         pending: bool,
+        /// How long after clearing the bit a [`Backend::Signals`] signal sets the flag, and
+        /// when the one sent will.
+        signal_lag: u64,
+        signal_due: Option<u64>,
+        /// Clears of the flag after an answer, and the turns of the wait for its signal.
+        signals_cleared: u32,
+        signal_turns: u64,
+        /// Time that passes right after the step that stops the watch.
+        after_stop_ns: u64,
         /// Reads of the clock.
         clock_reads: u64,
         /// Signals of a request still posted.
@@ -653,6 +750,11 @@ mod tests {
                 watching: false,
                 events: 0,
                 pending: false,
+                signal_lag: 0,
+                signal_due: None,
+                signals_cleared: 0,
+                signal_turns: 0,
+                after_stop_ns: 0,
                 clock_reads: 0,
                 notifies: 0,
                 earlier: 0,
@@ -709,10 +811,21 @@ mod tests {
                         self.active = false;
                         if !self.watching {
                             self.events += 1;
-                            self.pending = true;
+                            self.signal_due = Some(self.posted_at + delay + self.signal_lag);
+                            self.deliver();
                         }
                     }
                 }
+            }
+        }
+    }
+
+    impl Fake {
+        /// Sets the flag if the signal sent is due.
+        fn deliver(&mut self) {
+            if self.signal_due.is_some_and(|at| self.now >= at) {
+                self.signal_due = None;
+                self.pending = true;
             }
         }
     }
@@ -734,12 +847,15 @@ mod tests {
             self.step();
             self.active
         }
-        fn stop_watching(&mut self) {
+        fn stop_watching(&mut self) -> bool {
             // The atomic step comes a nanosecond after the spin's last look: an answer due then
             // is published while the bit is still set, unsignalled.
             self.now += 1;
             self.step();
             self.watching = false;
+            let active = self.active;
+            self.now += self.after_stop_ns;
+            active
         }
         fn notify(&mut self) {
             assert!(self.active, "signalled again without a request posted");
@@ -753,7 +869,12 @@ mod tests {
             self.err
         }
         fn clear_pending(&mut self) {
+            self.signals_cleared += u32::from(!self.active && self.pending);
             self.pending = false;
+        }
+        fn pending(&mut self) -> bool {
+            self.deliver();
+            self.pending
         }
         fn poll(&mut self, ns: u64) {
             assert!(!self.watching, "polled while asking for no event");
@@ -767,6 +888,10 @@ mod tests {
                     self.now = self.now.max(at);
                     self.step();
                 }
+                if let Some(due) = self.signal_due.filter(|&due| due < self.now + ns) {
+                    self.now = self.now.max(due);
+                    self.deliver();
+                }
                 if self.pending {
                     return;
                 }
@@ -774,8 +899,13 @@ mod tests {
             self.now += ns;
         }
         fn relax(&mut self) {
-            self.turns += 1;
             self.now += TURN_NS;
+            if !self.active && self.err != ERR_UNANSWERED {
+                // After the answer: the wait for its signal.
+                self.signal_turns += 1;
+                return;
+            }
+            self.turns += 1;
             if self.turns == self.preempt_at {
                 self.now += self.preempt_ns;
             }
@@ -877,6 +1007,111 @@ mod tests {
     fn an_answer_seen_spinning_is_not_signalled() {
         let (f, counts) = signalled(&mut learnt(400_000), 300_000, true);
         assert_eq!((f.events, f.polls, counts.watched), (0, 0, 1));
+        // Nor is its signal waited for.
+        assert_eq!(
+            (f.signal_turns, counts.signals_taken, counts.signals_late),
+            (0, 0, 0)
+        );
+    }
+
+    /// A round trip of a spin that learnt 400 µs round trips against [`Backend::Signals`]
+    /// answering after 300 µs, its post not watched, its signal `lag` after the bit clears.
+    fn signalled_late(lag: u64) -> (Fake, Spin, Counts) {
+        let mut f = Fake::new(Backend::Signals {
+            delay: 300_000,
+            err: 0,
+        });
+        f.may_watch = false;
+        f.signal_lag = lag;
+        let mut spin = learnt(400_000);
+        let mut counts = Counts::new();
+        assert_eq!(
+            super::round_trip(&mut f, &mut spin, &mut counts),
+            Outcome::Answered
+        );
+        (f, spin, counts)
+    }
+
+    #[test]
+    fn the_signal_of_an_answer_seen_spinning_is_waited_for_and_taken() {
+        let (f, spin, counts) = signalled_late(10_000);
+        assert!(spin.signal_wait_ns() > 10_000 + TURN_NS);
+        assert_eq!((f.polls, f.events, f.signals_cleared), (0, 1, 1));
+        assert!(!f.pending && f.signal_due.is_none(), "left pending");
+        assert_eq!((counts.signals_taken, counts.signals_late), (1, 0));
+        // Taken at the first look after it came (the spin saw the answer up to a turn late).
+        assert!(
+            (1..=10_000 / TURN_NS + 1).contains(&f.signal_turns),
+            "{} turns",
+            f.signal_turns
+        );
+        // The clock read after each look of the wait that found no signal, not before the
+        // first.
+        assert_eq!(f.clock_reads, 2 + f.turns + f.signal_turns - 1);
+        // The wait is not the round trip's: the spin learns the backend's time.
+        assert!(
+            counts.answered_ns <= 300_000 + TURN_NS,
+            "{}",
+            counts.answered_ns
+        );
+    }
+
+    #[test]
+    fn a_signal_there_at_the_first_look_costs_no_clock_read() {
+        let (f, _, counts) = signalled_late(0);
+        assert_eq!((f.polls, f.signals_cleared, f.signal_turns), (0, 1, 0));
+        assert_eq!((counts.signals_taken, counts.signal_wait_ns), (1, 0));
+        // As for an unsignalled answer the spin saw: the start, after the post, each look.
+        assert_eq!(f.clock_reads, 2 + f.turns);
+    }
+
+    #[test]
+    fn an_answer_just_after_the_watch_stopped_is_signalled_and_its_signal_taken() {
+        // Budget 200 µs; the answer comes 1 µs after the watch stopped (as the backend clears
+        // the bit after the frontend's atomic step), seen at the first look after it, before
+        // its signal: the backend signals it, so it is waited for.
+        let mut spin = learnt(100_000);
+        let budget = spin.budget_ns();
+        let mut f = Fake::new(Backend::Signals {
+            delay: budget + 1_000,
+            err: 0,
+        });
+        f.after_stop_ns = 2_000;
+        f.signal_lag = 5_000;
+        let mut counts = Counts::new();
+        assert_eq!(
+            super::round_trip(&mut f, &mut spin, &mut counts),
+            Outcome::Answered
+        );
+        assert_eq!((f.polls, f.events, counts.watched), (0, 1, 1));
+        assert_eq!((counts.signals_taken, counts.signals_late), (1, 0));
+        assert!(!f.pending && f.signal_due.is_none(), "left pending");
+    }
+
+    #[test]
+    fn a_signal_later_than_the_wait_is_left_to_the_handler() {
+        let (f, spin, counts) = signalled_late(200_000);
+        assert!(spin.signal_wait_ns() < 200_000);
+        assert_eq!((f.polls, f.signals_cleared), (0, 0));
+        assert!(f.signal_due.is_some(), "the signal is still to come");
+        assert_eq!((counts.signals_taken, counts.signals_late), (0, 1));
+        // The wait ends at the first look past its bound.
+        let waited = f.signal_turns * TURN_NS;
+        assert!(
+            waited >= spin.signal_wait_ns() && waited <= spin.signal_wait_ns() + TURN_NS,
+            "waited {waited} ns"
+        );
+    }
+
+    #[test]
+    fn the_signal_that_woke_the_poll_is_taken_at_once() {
+        let (f, counts) = signalled(&mut learnt(100_000), 700_000, true);
+        assert_eq!((f.events, f.polls, f.signals_cleared), (1, 1, 1));
+        assert!(!f.pending);
+        assert_eq!(
+            (f.signal_turns, counts.signals_taken, counts.signals_late),
+            (0, 1, 0)
+        );
     }
 
     #[test]
@@ -1449,6 +1684,9 @@ mod tests {
         counts.trials_spin = 1;
         counts.spin_turns = 11;
         counts.spin_ns = 2_345_678;
+        counts.signals_taken = 14;
+        counts.signals_late = 15;
+        counts.signal_wait_ns = 16_789;
         let mut spin = learnt(300_000);
         spin.note(300_000, true, false);
         let text = std::format!(
@@ -1465,7 +1703,7 @@ mod tests {
             "answered 4\nanswered_spinning 3\npreempted_spins 2\npolls 9\nyields 7\n\
              reposts 1\nwatched 8\nquiet_answers_offered 1\nevents 3\ntimed_out 5\nearlier_posted 13\nbusy 12\nunanswered 6\nmean_us 1000\nlongest_us 2500\n\
              preempted_gaps_us 32:1,64:0,128:2,256:0,512:0,1024:0,2048:0,inf:3\n\
-             trials_yield 2\ntrials_spin 1\nspin_turns 11\nspin_us 2345\nspin_budget_us 600\n\
+             trials_yield 2\ntrials_spin 1\nspin_turns 11\nspin_us 2345\nsignals_taken 14\nsignals_late 15\nsignal_wait_us 16\nspin_budget_us 600\n\
              yield_rule trial\nyield_rule_left 32\n"
         );
         // Nothing answered: a mean of 0, not a division by zero.

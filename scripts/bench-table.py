@@ -246,9 +246,10 @@ def backend_table(runs):
 def frontend_table(runs):
     """The Rust frontend's own account per pairing and op, from its debugfs statistics: how
     its round trips waited (answered in the spin or after polls, preempted spins, yields, what
-    one turn of the spin cost)."""
+    one turn of the spin cost) and the answers' signals its handler took or the round trip took
+    off the channel (logs since 4 December, late night)."""
     head = ['pair', 'op', 'round trips', 'in spin %', 'polls/trip', 'watched/trip',
-            'events/trip', 'preempted spins', 'yields/trip', 'trials won yield/spin', 'mean µs',
+            'events/trip', 'signals taken/trip', 'preempted spins', 'yields/trip', 'trials won yield/spin', 'mean µs',
             'spin budget µs', 'µs/turn']
     rows = []
     for p in PAIRS:
@@ -273,7 +274,8 @@ def frontend_table(runs):
 
             rows.append([NAMES.get(p, p), 'read2 (per guest)' if op == 'read2' else op, fmt(n),
                          per('answered_spinning', 100, 0), per('polls'), per('watched'),
-                         per('events'), fmt(value(runs, p, f, 'preempted_spins')), per('yields'),
+                         per('events'), per('signals_taken'),
+                         fmt(value(runs, p, f, 'preempted_spins')), per('yields'),
                          f"{fmt(value(runs, p, f, 'trials_yield'))}/"
                          f"{fmt(value(runs, p, f, 'trials_spin'))}",
                          fmt(value(runs, p, f, 'mean_us')),

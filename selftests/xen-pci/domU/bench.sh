@@ -161,5 +161,6 @@ domU_scan_only() {
 	# The frontends log their scan as they end it.
 	nap 2
 	scan=$(bench_scan)
-	xenstore-write "$XS/bench_scan" "${scan:-none} devices=$(pci_count)"
+	stats=$(front_stats)
+	xenstore-write "$XS/bench_scan" "${scan:-none}${stats:+ $stats} devices=$(pci_count)"
 }

@@ -73,7 +73,8 @@
 //!   the backend signals (every answer to a post that did not set `_XEN_PCIF_watching`) and
 //!   the spin saw before its signal, the signal is first waited for, by spinning for at most
 //!   [`Spin::signal_wait_ns`] (the backend sends it right after clearing the bit), which reads
-//!   the clock only once the first look found no signal. A signal
+//!   the clock only once the first look found no signal, and counts from the answer as the
+//!   round trip counted it, or from that first read if the estimate is ahead of it. A signal
 //!   later than that, or an AER request's, reaches the handler when the channel is unmasked
 //!   (the glue looks for an AER request after each round trip in any case). The C frontend
 //!   clears the flag after each poll, with the channel unmasked: the upcall still comes, and
@@ -237,7 +238,10 @@ pub(crate) struct Counts {
     /// Answers the backend signals whose signal had not come within the wait for it: the
     /// handler takes them (or the next round trip).
     pub(crate) signals_late: u64,
-    /// The time of those waits, in nanoseconds (not in the round trips' time).
+    /// Answers whose signal was waited for (the backend signals them, and the first look
+    /// found no signal), and the time of those waits, in nanoseconds (not in the round trips'
+    /// time; from the first clock read of a wait, which a signal found before it makes 0).
+    pub(crate) signals_waited: u64,
     pub(crate) signal_wait_ns: u64,
 }
 
@@ -275,6 +279,7 @@ impl Counts {
             spin_ns: 0,
             signals_taken: 0,
             signals_late: 0,
+            signals_waited: 0,
             signal_wait_ns: 0,
         }
     }
@@ -330,6 +335,7 @@ impl core::fmt::Display for Report {
         writeln!(f, "spin_us {}", c.spin_ns / 1_000)?;
         writeln!(f, "signals_taken {}", c.signals_taken)?;
         writeln!(f, "signals_late {}", c.signals_late)?;
+        writeln!(f, "signals_waited {}", c.signals_waited)?;
         writeln!(f, "signal_wait_us {}", c.signal_wait_ns / 1_000)?;
         writeln!(f, "spin_budget_us {}", self.spin.budget_ns() / 1_000)?;
         let (rule, left) = self.spin.rule().state();
@@ -485,7 +491,12 @@ fn take_signal(
 ) {
     let mut pending = chan.pending();
     if !pending && signalled {
+        counts.signals_waited += 1;
         let most = spin.signal_wait_ns();
+        // The wait counts from `end`, or from the first clock read if `end` is ahead of it: an
+        // answer the spin saw is counted to the end of the turn that saw it, estimated (see
+        // `Spun::seen_by`), a whole preemption ahead if that turn was preempted.
+        let mut from = None;
         let mut now = end;
         loop {
             chan.relax();
@@ -494,13 +505,13 @@ fn take_signal(
                 break;
             }
             now = chan.now_ns();
-            if now.saturating_sub(end) >= most {
+            if now.saturating_sub(*from.get_or_insert(end.min(now))) >= most {
                 break;
             }
         }
-        counts.signal_wait_ns = counts
-            .signal_wait_ns
-            .saturating_add(now.saturating_sub(end));
+        // A signal found before any clock read counts nothing (a turn).
+        let waited = from.map_or(0, |from| now.saturating_sub(from));
+        counts.signal_wait_ns = counts.signal_wait_ns.saturating_add(waited);
     }
     if pending {
         chan.clear_pending();
@@ -1086,6 +1097,48 @@ mod tests {
         assert_eq!((f.polls, f.events, counts.watched), (0, 1, 1));
         assert_eq!((counts.signals_taken, counts.signals_late), (1, 0));
         assert!(!f.pending && f.signal_due.is_none(), "left pending");
+    }
+
+    #[test]
+    fn the_wait_for_a_signal_is_bounded_after_a_preempted_last_turn() {
+        // The spin's turn before its last look is preempted for 60 µs, and the answer (at
+        // 300 µs) is seen in the turn after that look, which the round trip counts as long as
+        // the one before: to an estimated end 60 µs ahead of the clock. The signal comes 200 µs
+        // after the answer, later than the wait.
+        let mut f = Fake::new(Backend::Signals {
+            delay: 300_000,
+            err: 0,
+        });
+        f.may_watch = false;
+        f.signal_lag = 200_000;
+        f.preempt_at = 2_399;
+        f.preempt_ns = 60_000;
+        let mut spin = learnt(400_000);
+        let mut counts = Counts::new();
+        assert_eq!(
+            super::round_trip(&mut f, &mut spin, &mut counts),
+            Outcome::Answered
+        );
+        assert_eq!(
+            (counts.preempted, counts.signals_late),
+            (1, 1),
+            "{counts:?}"
+        );
+        assert!(counts.answered_ns >= 350_000, "{counts:?}");
+        // Bounded from the first clock read (after the first look's turn), not from the
+        // estimate.
+        let most = spin.signal_wait_ns();
+        let waited = f.signal_turns * TURN_NS;
+        assert!(
+            waited <= most + 2 * TURN_NS,
+            "waited {waited} ns for at most {most}"
+        );
+        assert!(
+            (most..=most + TURN_NS).contains(&counts.signal_wait_ns),
+            "{}",
+            counts.signal_wait_ns
+        );
+        assert_eq!(counts.signals_waited, 1);
     }
 
     #[test]
@@ -1686,6 +1739,7 @@ mod tests {
         counts.spin_ns = 2_345_678;
         counts.signals_taken = 14;
         counts.signals_late = 15;
+        counts.signals_waited = 17;
         counts.signal_wait_ns = 16_789;
         let mut spin = learnt(300_000);
         spin.note(300_000, true, false);
@@ -1703,7 +1757,7 @@ mod tests {
             "answered 4\nanswered_spinning 3\npreempted_spins 2\npolls 9\nyields 7\n\
              reposts 1\nwatched 8\nquiet_answers_offered 1\nevents 3\ntimed_out 5\nearlier_posted 13\nbusy 12\nunanswered 6\nmean_us 1000\nlongest_us 2500\n\
              preempted_gaps_us 32:1,64:0,128:2,256:0,512:0,1024:0,2048:0,inf:3\n\
-             trials_yield 2\ntrials_spin 1\nspin_turns 11\nspin_us 2345\nsignals_taken 14\nsignals_late 15\nsignal_wait_us 16\nspin_budget_us 600\n\
+             trials_yield 2\ntrials_spin 1\nspin_turns 11\nspin_us 2345\nsignals_taken 14\nsignals_late 15\nsignals_waited 17\nsignal_wait_us 16\nspin_budget_us 600\n\
              yield_rule trial\nyield_rule_left 32\n"
         );
         // Nothing answered: a mean of 0, not a division by zero.

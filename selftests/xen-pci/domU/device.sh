@@ -147,8 +147,10 @@ front_stats_count() {
 # half of the round trips had one; with the C backend no post watched, every
 # answer is signalled, and each answer's signal was either taken off the
 # channel by its round trip or counted late (signals_taken + signals_late =
-# answered), most of them taken. (That the channel is masked meanwhile, so
-# that a taken signal makes no upcall, is KUnit's rust_xen_evtchn.masked_channel.)
+# answered), most of them taken. (Not that the frontend masks the channel
+# meanwhile, so that a taken signal makes no upcall: KUnit's
+# rust_xen_evtchn.masked_channel checks that Irq::mask masks, make bench what
+# the frontend's mask saves.)
 quiet_as_offered() {
 	local back offered
 	back=$(cmdline_arg back '')

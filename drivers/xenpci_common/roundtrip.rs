@@ -73,8 +73,7 @@
 //!   the backend signals (every answer to a post that did not set `_XEN_PCIF_watching`) and
 //!   the spin saw before its signal, the signal is first waited for, by spinning for at most
 //!   [`Spin::signal_wait_ns`] (the backend sends it right after clearing the bit), which reads
-//!   the clock only once the first look found no signal, and counts from the answer as the
-//!   round trip counted it, or from that first read if the estimate is ahead of it. A signal
+//!   the clock only once the first look found no signal, and counts from that first read. A signal
 //!   later than that, or an AER request's, reaches the handler when the channel is unmasked
 //!   (the glue looks for an AER request after each round trip in any case). The C frontend
 //!   clears the flag after each poll, with the channel unmasked: the upcall still comes, and
@@ -239,9 +238,10 @@ pub(crate) struct Counts {
     /// handler takes them (or the next round trip).
     pub(crate) signals_late: u64,
     /// Answers whose signal was waited for (the backend signals them, and the first look
-    /// found no signal), and the time of those waits, in nanoseconds (not in the round trips'
-    /// time; from the first clock read of a wait, which a signal found before it makes 0).
+    /// found no signal).
     pub(crate) signals_waited: u64,
+    /// The time of those waits, in nanoseconds (not in the round trips' time), each from its
+    /// first clock read (a signal found before it counts 0: the turn before is not counted).
     pub(crate) signal_wait_ns: u64,
 }
 
@@ -466,7 +466,7 @@ pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin, counts: &mut 
             counts.answered_ns = counts.answered_ns.saturating_add(ns);
             counts.longest_ns = counts.longest_ns.max(ns);
             // After the round trip's time: what the backend took, not this wait.
-            take_signal(chan, spin, wait.signalled, end, counts);
+            take_signal(chan, spin, wait.signalled, counts);
         }
         Outcome::TimedOut => {
             counts.timed_out += 1;
@@ -479,25 +479,21 @@ pub(crate) fn round_trip(chan: &mut impl Channel, spin: &mut Spin, counts: &mut 
 }
 
 /// Takes the signal of an answer off `chan` (see the module documentation): clears the pending
-/// flag if it is set, after waiting for it for at most [`Spin::signal_wait_ns`] from `end` (the
-/// answer, as the round trip counted it: no clock read before the first look) if the backend
-/// signals this answer (`signalled`) and it has not come yet. Counts what it did.
-fn take_signal(
-    chan: &mut impl Channel,
-    spin: &Spin,
-    signalled: bool,
-    end: u64,
-    counts: &mut Counts,
-) {
+/// flag if it is set, after waiting for it if the backend signals this answer (`signalled`)
+/// and it has not come yet: a look, then looks each followed by a clock read, until the
+/// signal or [`Spin::signal_wait_ns`] after the first read (no clock read before the first
+/// look). Counts what it did.
+fn take_signal(chan: &mut impl Channel, spin: &Spin, signalled: bool, counts: &mut Counts) {
     let mut pending = chan.pending();
     if !pending && signalled {
         counts.signals_waited += 1;
         let most = spin.signal_wait_ns();
-        // The wait counts from `end`, or from the first clock read if `end` is ahead of it: an
-        // answer the spin saw is counted to the end of the turn that saw it, estimated (see
-        // `Spun::seen_by`), a whole preemption ahead if that turn was preempted.
+        // Counted from the wait's first clock read, not from the round trip's end: an answer
+        // the spin saw is counted to the end of the turn that saw it, an estimate (see
+        // `Spun::seen_by`) a whole preemption away from the clock if a turn near it was
+        // preempted.
         let mut from = None;
-        let mut now = end;
+        let mut now = 0;
         loop {
             chan.relax();
             pending = chan.pending();
@@ -505,11 +501,11 @@ fn take_signal(
                 break;
             }
             now = chan.now_ns();
-            if now.saturating_sub(*from.get_or_insert(end.min(now))) >= most {
+            if now.saturating_sub(*from.get_or_insert(now)) >= most {
                 break;
             }
         }
-        // A signal found before any clock read counts nothing (a turn).
+        // A signal found before any clock read counts nothing (its turn).
         let waited = from.map_or(0, |from| now.saturating_sub(from));
         counts.signal_wait_ns = counts.signal_wait_ns.saturating_add(waited);
     }
@@ -1148,12 +1144,19 @@ mod tests {
         assert_eq!((f.polls, f.signals_cleared), (0, 0));
         assert!(f.signal_due.is_some(), "the signal is still to come");
         assert_eq!((counts.signals_taken, counts.signals_late), (0, 1));
-        // The wait ends at the first look past its bound.
-        let waited = f.signal_turns * TURN_NS;
+        // The wait ends at the first clock read past its bound, counted from its first read
+        // (after its first turn).
+        let (waited, most) = (f.signal_turns * TURN_NS, spin.signal_wait_ns());
         assert!(
-            waited >= spin.signal_wait_ns() && waited <= spin.signal_wait_ns() + TURN_NS,
+            waited > most && waited <= most + 2 * TURN_NS,
             "waited {waited} ns"
         );
+        assert!(
+            (most..=most + TURN_NS).contains(&counts.signal_wait_ns),
+            "{}",
+            counts.signal_wait_ns
+        );
+        assert_eq!(counts.signals_waited, 1);
     }
 
     #[test]

@@ -91,7 +91,7 @@ guest_plan() {
 		n=10
 		[ "$3" = 1 ] && n=$((n + 5))	# the other frontend refused; INTx and MSI, each with the unload
 		[ "$4" = 1 ] && n=$((n + 3))	# protected writes and two read-backs
-		[ "$2" = rust ] && n=$((n + 2))	# the frontend's statistics; its quiet answers
+		[ "$2" = rust ] && n=$((n + 3))	# the frontend's statistics; its quiet answers; no upcall
 		[ "$2" = rust ] && [ "$5" != 1 ] && [ "${6:-0}" = 0 ] && n=$((n + 1))	# unbind
 		;;
 	2)

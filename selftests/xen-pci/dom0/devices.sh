@@ -426,8 +426,10 @@ devices_test() {
 	declare -gA HOST_OF=()
 	set -- $DEVS
 	for b in $list; do HOST_OF[${b%%/*}]=$1; shift; done
+	# Two vCPUs: the guest's NVMe driver gives each an I/O queue with its
+	# own MSI-X vector (domU_multi_tests checks both).
 	{
-		guest_cfg "xenpci.front=$front xenpci.multi=1 xenpci.aer=$(devices_aer "$back" "$front" "$mode" && echo "$back" || echo 0) xenpci.hotplug=$([ "$mode" = vbus ] && [ "$back/$front" != c/c ] && echo $HOTPLUG_CYCLES || echo 0) xenpci.expect=$(echo $list | tr ' ' '+') xenpci.roots=$(echo $(expected_roots "$mode") | tr ' ' '+')" 256
+		guest_cfg "xenpci.front=$front xenpci.multi=1 xenpci.aer=$(devices_aer "$back" "$front" "$mode" && echo "$back" || echo 0) xenpci.hotplug=$([ "$mode" = vbus ] && [ "$back/$front" != c/c ] && echo $HOTPLUG_CYCLES || echo 0) xenpci.expect=$(echo $list | tr ' ' '+') xenpci.roots=$(echo $(expected_roots "$mode") | tr ' ' '+')" 256 2
 		echo "pci = [ $(for b in $DEVS; do printf "'%s', " "$b"; done) ]"
 	} > /tmp/$GUEST.cfg
 	ktap_check "xl create with every lab device in pci=[...]" timeout 120 xl create /tmp/$GUEST.cfg

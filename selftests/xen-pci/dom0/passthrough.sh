@@ -68,7 +68,7 @@ rotate_guest_log() {
 GUEST_TSC=$(cmdline_arg guest_tsc)
 
 # The xl config of the test guest: $1 is added to its kernel command line, $2
-# is its memory in MiB (default 192).
+# is its memory in MiB (default 192), $3 its vCPUs (default 1).
 guest_cfg() {
 	cat <<CFG
 name = "$GUEST"
@@ -77,7 +77,7 @@ kernel = "/xenpci/vmlinuz-domU"
 ramdisk = "/xenpci/domU.cpio"
 extra = "console=hvc0 loglevel=6 kunit.enable=0 $1"
 memory = ${2:-192}
-vcpus = 1
+vcpus = ${3:-1}
 on_poweroff = "destroy"
 on_crash = "destroy"
 CFG

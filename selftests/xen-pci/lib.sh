@@ -104,8 +104,10 @@ guest_plan() {
 }
 
 # The number of results of the guest's checks of the lab devices
-# (domU/devices.sh, domU_multi_tests), for dom0's plan (dom0/devices.sh).
-multi_plan() { echo 12; }
+# (domU/devices.sh, domU_multi_tests), for dom0's plan (dom0/devices.sh):
+#   multi_plan FRONT
+# (with the Rust frontend, one more: its upcalls).
+multi_plan() { if [ "$1" = rust ]; then echo 13; else echo 12; fi; }
 # ... of its PCIe AER checks (domU_aer_tests, phase 2 of the virtual-bus groups)
 guest_aer_plan() { echo 4; }
 # ... and of its hot-attach checks (domU_hotplug_tests, phase 3) for $1 cycles.

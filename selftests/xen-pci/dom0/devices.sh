@@ -399,7 +399,7 @@ devices_aer() { [ "$3" = vbus ] && { [ "$1/$2" != c/c ] || [ "${C_AER:-0}" = 1 ]
 # The number of results of devices_test: declared before the first one.
 devices_plan() {
 	local back=$1 front=$2 n=8
-	n=$((n + 1 + $(multi_plan)))		# the guest's results
+	n=$((n + 1 + $(multi_plan "$front")))		# the guest's results
 	[ "$3" = pt ] && n=$((n + 1))		# the backend's roots
 	[ "$back/$front" != c/c ] && n=$((n + 1))	# the view compared
 	devices_aer "$back" "$front" "$3" && n=$((n + $(aer_plan "$back")))	# PCIe AER
@@ -441,7 +441,7 @@ devices_test() {
 	view=/tmp/view-$mode-$back-$front
 	ktap_check "dom0 got the guest's view of all $(echo $DEVS | wc -w) devices and read the hardware's" \
 		take_view "$did" "$view"
-	guest_phase1 "$did" 90 "guest reported its device checks" "$(multi_plan)"
+	guest_phase1 "$did" 90 "guest reported its device checks" "$(multi_plan "$front")"
 	[ "$back/$front" != c/c ] &&
 		ktap_check "the guest's view is the C pair's, byte for byte" same_view "$view" "/tmp/view-$mode-c-c"
 	devices_aer "$back" "$front" "$mode" && AER_BACK=$back aer_tests "$did"

@@ -193,11 +193,12 @@ upcalls_and_irqs() {
 # channel makes one per round trip, whose pending flag the frontend has
 # already cleared (behind the Rust backend, whose answers to a spinning
 # round trip come unsignalled, the check would pass without the mask).
+# Reads $1 (default the device's config space), on CPU $2 if given.
 answers_make_no_upcall() {
-	local before after answered upcalls irqs
+	local config=${1:-$GDEV/config} cpu=${2:-} before after answered upcalls irqs
 	echo 0 > "$FRONT_STATS" || return 1
 	before=$(upcalls_and_irqs) || { echo "# no interrupt total in /proc/stat"; return 1; }
-	cfgbench "$GDEV/config" 1 0 > /dev/null || return 1
+	${cpu:+taskset -c "$cpu"} cfgbench "$config" 1 0 > /dev/null || return 1
 	after=$(upcalls_and_irqs) || return 1
 	answered=$(front_stat answered)
 	set -- $before $after

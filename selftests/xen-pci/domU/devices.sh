@@ -217,6 +217,26 @@ domU_multi_tests() {
 	ktap_check "the NVMe I/O queues' MSI-X vectors count direct I/O on each CPU" nvme_queues_counted
 	ktap_check "e1000e loads and binds the NIC" nic_bound
 	ktap_check "the NIC has MSI-X on" msix_on "$NIC" 1
+	# The frontend's masked event channel with the round trips on a CPU other
+	# than the one the channel is bound to (with one CPU, that one): the
+	# signals taken there make no upcall either (cback-rustfront-devices:
+	# every answer signalled).
+	if [ "$FRONT" = rust ]; then
+		ktap_check "answers make the guest no upcall, the round trips on a CPU other than its event channel's" \
+			answers_elsewhere_make_no_upcall
+	fi
+}
+
+# answers_make_no_upcall with the reads of the NVMe drive's config space on
+# the first CPU that is not the frontend's event channel's.
+answers_elsewhere_make_no_upcall() {
+	local irq bound cpu=0
+	irq=$(awk '$NF == "pcifront" { sub(":", "", $1); print $1 }' /proc/interrupts)
+	bound=$(cat "/proc/irq/$irq/effective_affinity_list" 2>/dev/null)
+	[ -n "$irq" ] && [ -n "$bound" ] || { echo "# no IRQ named pcifront, or no affinity for it"; return 1; }
+	[ "$bound" = 0 ] && [ "$(nproc)" -gt 1 ] && cpu=1
+	echo "# pcifront's event channel: IRQ $irq, bound to CPU $bound; reads on CPU $cpu"
+	answers_make_no_upcall "/sys/bus/pci/devices/$NVME/config" "$cpu"
 }
 
 # ---- PCIe AER (xenpci.aer=rust or c, the backend; phase 2): dom0 injects errors into the NIC and

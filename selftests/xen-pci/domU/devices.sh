@@ -233,9 +233,12 @@ answers_elsewhere_make_no_upcall() {
 	local irq bound cpu=0
 	irq=$(awk '$NF == "pcifront" { sub(":", "", $1); print $1 }' /proc/interrupts)
 	bound=$(cat "/proc/irq/$irq/effective_affinity_list" 2>/dev/null)
-	[ -n "$irq" ] && [ -n "$bound" ] || { echo "# no IRQ named pcifront, or no affinity for it"; return 1; }
+	case $bound in
+	"" | *[!0-9]*) echo "# IRQ ${irq:-none} (pcifront) is not bound to one CPU: '$bound'"; return 1 ;;
+	esac
 	[ "$bound" = 0 ] && [ "$(nproc)" -gt 1 ] && cpu=1
 	echo "# pcifront's event channel: IRQ $irq, bound to CPU $bound; reads on CPU $cpu"
+	[ "$(nproc)" = 1 ] || [ "$cpu" != "$bound" ] || return 1
 	answers_make_no_upcall "/sys/bus/pci/devices/$NVME/config" "$cpu"
 }
 
